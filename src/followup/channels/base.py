@@ -1,0 +1,57 @@
+"""The channel protocol: one method to hand a message to the outside world.
+
+A channel raises `TransientChannelError` when trying again later may work (connection refused,
+4xx SMTP reply) and `PermanentChannelError` when it never will (address rejected). A channel
+that takes an idempotency key declares `idempotent = True`; the dispatcher may then retry a send
+whose fate is unknown. A channel without one calls `handoff()` at the last moment before the
+provider could have accepted the message, so that the dispatcher can record the point after
+which a crash leaves the message's fate unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from followup.channels.schemas import MessageContent
+
+
+class ChannelError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TransientChannelError(ChannelError):
+    pass
+
+
+class PermanentChannelError(ChannelError):
+    pass
+
+
+class DeliveryUnknownError(ChannelError):
+    """The provider may or may not have accepted the message; it must not be sent again blindly."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message_id: int
+    idempotency_key: str
+    customer_id: int
+    address: str | None
+    content: MessageContent
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_ref: str
+
+
+class Channel(Protocol):
+    name: str
+    idempotent: bool
+    needs_address: bool
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt: ...

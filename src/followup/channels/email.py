@@ -1,0 +1,138 @@
+"""The email channel: SMTP, with the narrowest window of unknown fate the protocol allows.
+
+SMTP has no idempotency key. Everything up to the DATA command can fail and be retried safely;
+once the message body is on the wire the server may accept it even if we never hear the reply.
+So the dispatcher's `handoff()` is called after the server answers 354 to DATA and before the
+body is sent: a crash before it means "not sent, retry"; a crash after it means "unknown".
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid
+from urllib.parse import unquote, urlparse
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from followup.channels.base import (
+    Delivery,
+    DeliveryUnknownError,
+    PermanentChannelError,
+    Receipt,
+    TransientChannelError,
+)
+
+_UNSUBSCRIBE_LABEL = {"zh-CN": "退订", "en": "Unsubscribe"}
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+_templates = Environment(loader=PackageLoader("followup.channels", "templates"),
+                         autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+
+
+def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
+    content = delivery.content
+    label = _UNSUBSCRIBE_LABEL.get(content.locale, "Unsubscribe")
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = delivery.address or ""
+    message["Subject"] = content.subject
+    message["Date"] = formatdate(localtime=False)
+    domain = sender.rpartition("@")[2] or "followup.local"
+    message["Message-ID"] = make_msgid(idstring=delivery.idempotency_key, domain=domain)
+    if content.unsubscribe_url:
+        # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
+        message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(_templates.get_template("email.txt").render(c=content, unsubscribe_label=label))
+    message.add_alternative(_templates.get_template("email.html").render(c=content, unsubscribe_label=label),
+                            subtype="html")
+    return message
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    data = _LEADING_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", data))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class SmtpChannel:
+    name = "email"
+    idempotent = False
+    needs_address = True
+
+    def __init__(self, url: str, *, sender: str, timeout: float = 30.0) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps", "smtp+starttls") or not parsed.hostname:
+            raise ValueError("FOLLOWUP_SMTP_URL must look like smtp://host:port, smtps://host:port "
+                             "or smtp+starttls://host:port")
+        self.scheme = parsed.scheme
+        self.host = parsed.hostname
+        self.port = parsed.port or (465 if parsed.scheme == "smtps" else 25)
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else None
+        self.sender = sender
+        self.timeout = timeout
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.scheme == "smtps":
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                    context=ssl.create_default_context())
+        client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        client.ehlo()
+        if self.scheme == "smtp+starttls":
+            client.starttls(context=ssl.create_default_context())
+            client.ehlo()
+        return client
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
+        if not delivery.address:
+            raise PermanentChannelError("no email address")
+        message = build_email(delivery, sender=self.sender)
+        body = _dot_stuffed(message.as_bytes(policy=SMTP_POLICY))
+        handed_over = False
+        try:
+            client = self._connect()
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientChannelError(f"cannot reach the mail server: {exc}") from exc
+        try:
+            if self.username and self.password:
+                client.login(self.username, self.password)
+            _expect(client.mail(self.sender), "MAIL FROM")
+            _expect(client.rcpt(delivery.address), "RCPT TO")
+            _expect(client.docmd("DATA"), "DATA", ok=354)
+            handoff()
+            handed_over = True
+            client.send(body)
+            code, reply = client.getreply()
+            if code != 250:
+                _raise_for(code, reply, "message body")
+            return Receipt(provider_ref=str(message["Message-ID"]))
+        except (OSError, smtplib.SMTPException) as exc:
+            if handed_over:
+                raise DeliveryUnknownError(f"connection lost after the message was handed over: {exc}") from exc
+            raise TransientChannelError(f"mail server conversation failed: {exc}") from exc
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+
+
+def _expect(result: tuple[int, bytes], step: str, *, ok: int = 250) -> None:
+    code, reply = result
+    if code != ok and not (ok == 250 and code == 251):
+        _raise_for(code, reply, step)
+
+
+def _raise_for(code: int, reply: bytes, step: str) -> None:
+    text = f"{step} refused: {code} {reply.decode(errors='replace')}"
+    if 500 <= code < 600:
+        raise PermanentChannelError(text)
+    raise TransientChannelError(text)

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from followup.channels import service
+from followup.channels.schemas import InboxItemOut
+from followup.customers import service as customers
+from followup.kernel.http import Keys, ReadSession
+from followup.kernel.pagination import Limit
+from followup.staff.auth import ApiActor
+
+router = APIRouter(tags=["inbox"])
+
+
+@router.get("/customers/{customer_id}/inbox", response_model=list[InboxItemOut])
+def list_inbox(customer_id: Annotated[str, Path(min_length=1, max_length=128)], session: ReadSession,
+               actor: ApiActor, keys: Keys, limit: Limit = 50) -> list[InboxItemOut]:
+    customer = customers.access_customer(session, customer_id)
+    return service.list_inbox(session, customer.id, keys=keys, limit=limit)

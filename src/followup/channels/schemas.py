@@ -1,0 +1,34 @@
+"""The content of a message, channel-neutral; each channel renders it its own way."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class RatingLink(BaseModel):
+    score: int
+    url: str
+
+
+class MessageContent(BaseModel):
+    locale: str
+    subject: str
+    greeting: str
+    body: str
+    question: str | None = None
+    scale_low_label: str | None = None
+    scale_high_label: str | None = None
+    rating_links: list[RatingLink] = []
+    link: str
+    link_label: str
+    unsubscribe_url: str | None = None
+    footer: str = ""
+
+
+class InboxItemOut(BaseModel):
+    id: int
+    title: str
+    body: str
+    link: str
+    created_at: str
+    read: bool

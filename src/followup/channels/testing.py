@@ -1,0 +1,33 @@
+"""Channels for tests and the demo: real objects honouring the protocol, no patching needed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from followup.channels.base import Delivery, PermanentChannelError, Receipt, TransientChannelError
+
+
+class RecordingChannel:
+    """Accepts everything and remembers it. `fail_next` scripts failures: "transient" or "permanent"."""
+
+    needs_address = False
+
+    def __init__(self, name: str, *, idempotent: bool = True) -> None:
+        self.name = name
+        self.idempotent = idempotent
+        self.sent: list[Delivery] = []
+        self.fail_next: list[str] = []
+        self._lock = threading.Lock()
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
+        with self._lock:
+            failure = self.fail_next.pop(0) if self.fail_next else None
+        if failure == "transient":
+            raise TransientChannelError("scripted transient failure")
+        if failure == "permanent":
+            raise PermanentChannelError("scripted permanent failure")
+        handoff()
+        with self._lock:
+            self.sent.append(delivery)
+        return Receipt(provider_ref=f"{self.name}:{delivery.idempotency_key}")

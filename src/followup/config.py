@@ -1,0 +1,71 @@
+"""One typed settings object, read from the environment (prefix FOLLOWUP_) or a .env file.
+
+Every field is listed in `.env.example` with the same comment. Nothing connects at import.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cached_property
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOLLOWUP_", env_file=".env", extra="ignore")
+
+    # Where state lives. Default: a SQLite file under ./var. PostgreSQL:
+    # postgresql+psycopg://USER@HOST:5432/DB
+    database_url: str = "sqlite:///./var/followup.db"
+    # Base of every link put into a message (survey pages, unsubscribe); must be what customers reach.
+    public_url: str = "http://127.0.0.1:8000"
+    # Outgoing mail server: smtp://[user:password@]host:port, or smtps:// for implicit TLS.
+    smtp_url: str = "smtp://127.0.0.1:2525"
+    # The From: address of follow-up emails.
+    smtp_from: str = "followup@localhost"
+    # Base64 of 32 random bytes wrapping every customer's data key. Required on PostgreSQL; on SQLite
+    # a key file is created beside the database when unset. Losing it loses all personal data.
+    master_key: SecretStr | None = None
+    # Quiet hours in the customer's own time zone, HH:MM; sends falling inside wait for the end.
+    quiet_hours_start: str = "21:00"
+    quiet_hours_end: str = "08:00"
+    # Fatigue budget across all strategies and channels: at most N follow-ups per customer per D days.
+    fatigue_max_followups: int = Field(default=1, ge=1)
+    fatigue_window_days: int = Field(default=14, ge=1)
+    # Seconds a worker may hold a claimed message before another worker treats it as abandoned.
+    worker_lease_seconds: int = Field(default=60, ge=1)
+    # Seconds an idle worker sleeps between polls.
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    # Attempts per message before a transient failure becomes permanent.
+    send_max_attempts: int = Field(default=5, ge=1)
+    # First retry delay in seconds; doubles per attempt (with jitter), capped at one hour.
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    # Version of the privacy notice customers consented under, recorded in the consent ledger.
+    privacy_notice_version: str = "2026-11-01"
+    # Logging: level name and format ("console" for people, "json" for collectors).
+    log_level: str = "INFO"
+    log_format: str = "console"
+
+    @field_validator("quiet_hours_start", "quiet_hours_end")
+    @classmethod
+    def _check_hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("quiet hours must be HH:MM, e.g. 21:00")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @cached_property
+    def quiet_hours(self) -> tuple[dt.time, dt.time]:
+        return (dt.time.fromisoformat(self.quiet_hours_start), dt.time.fromisoformat(self.quiet_hours_end))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from followup.customers.models import Customer, CustomerKey
+from followup.kernel.db import chunked, insert_ignoring_conflicts
+
+
+class CustomerRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def by_external_id(self, external_id: str) -> Customer | None:
+        return self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
+
+    def by_ids(self, ids: Iterable[int]) -> list[Customer]:
+        out: list[Customer] = []
+        for chunk in chunked(list(ids)):
+            out.extend(self.session.scalars(select(Customer).where(Customer.id.in_(chunk))))
+        return out
+
+    def external_ids(self, ids: Iterable[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for chunk in chunked(list(ids)):
+            out.update(self.session.execute(
+                select(Customer.id, Customer.external_id).where(Customer.id.in_(chunk))).tuples().all())
+        return out
+
+    def ids_for(self, external_ids: Iterable[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in chunked(list(external_ids)):
+            out.update(self.session.execute(
+                select(Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))).tuples().all())
+        return out
+
+    def insert_bare(self, external_ids: Iterable[str], *, locale: str, time_zone: str,
+                    now: dt.datetime) -> None:
+        rows = [{"external_id": eid, "locale": locale, "time_zone": time_zone, "attributes": {},
+                 "event_count": 0, "created_at": now, "updated_at": now} for eid in external_ids]
+        if rows:
+            statement = insert_ignoring_conflicts(self._dialect, Customer.__table__, index_elements=["external_id"])
+            self.session.execute(statement, rows)
+
+    def add_activity(self, activity: Mapping[int, tuple[int, dt.datetime]]) -> None:
+        """Bump event counts and last-event times in one executemany."""
+        if not activity:
+            return
+        table = Customer.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("cid"))
+            .values(
+                event_count=table.c.event_count + bindparam("n"),
+                last_event_at=bindparam("last_at"),
+            )
+        )
+        # Only move last_event_at forward: events may arrive out of order.
+        current = self._last_event_times(list(activity))
+        params = []
+        for cid, (count, last_at) in activity.items():
+            previous = current.get(cid)
+            if previous is not None:
+                last_at = max(previous, last_at)
+            params.append({"cid": cid, "n": count, "last_at": last_at})
+        self.session.connection().execute(statement, params)
+
+    def _last_event_times(self, ids: list[int]) -> dict[int, dt.datetime | None]:
+        out: dict[int, dt.datetime | None] = {}
+        table = Customer.__table__
+        for chunk in chunked(ids):
+            out.update(self.session.execute(
+                select(table.c.id, table.c.last_event_at).where(table.c.id.in_(chunk))).tuples().all())
+        return out
+
+    def get_key(self, customer_id: int) -> CustomerKey | None:
+        return self.session.get(CustomerKey, customer_id)
+
+    def add(self, row: Customer | CustomerKey) -> None:
+        self.session.add(row)

@@ -1,0 +1,222 @@
+"""Customers, their sealed contact points and their data keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy.orm import Session
+
+from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
+from followup.customers.models import Customer, CustomerKey
+from followup.customers.repository import CustomerRepository
+from followup.customers.schemas import CustomerOut, CustomerSnapshot, CustomerUpsert
+from followup.kernel.actors import Actor
+from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
+from followup.kernel.errors import InvalidInput, NotFound
+from followup.privacy import service as privacy
+
+DEFAULT_LOCALE = "zh-CN"
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
+_DEK_CACHE = "followup.customer_deks"
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+
+
+def _key_context(customer_id: int) -> bytes:
+    return f"customer:{customer_id}".encode()
+
+
+def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime,
+              create: bool) -> bytes | None:
+    """The customer's unwrapped data key, cached for the life of the session's transaction."""
+    cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
+    if customer_id in cache:
+        return cache[customer_id]
+    repo = CustomerRepository(session)
+    row = repo.get_key(customer_id)
+    if row is None:
+        if not create:
+            return None
+        data_key = new_data_key()
+        repo.add(CustomerKey(customer_id=customer_id, wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
+                             created_at=now))
+        session.flush()
+    else:
+        data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
+    cache[customer_id] = data_key
+    return data_key
+
+
+def seal_for_customer(session: Session, customer_id: int, plaintext: bytes, *, keys: KeyProvider,
+                      now: dt.datetime, purpose: str) -> bytes:
+    data_key = _data_key(session, customer_id, keys=keys, now=now, create=True)
+    assert data_key is not None  # noqa: S101 - create=True always returns a key
+    return seal(data_key, plaintext, aad=purpose.encode())
+
+
+def open_for_customer(session: Session, customer_id: int, sealed: bytes, *, keys: KeyProvider,
+                      purpose: str) -> bytes | None:
+    """The plaintext, or None when the customer's key was destroyed (erased customer)."""
+    data_key = _data_key(session, customer_id, keys=keys, now=dt.datetime.now(dt.UTC), create=False)
+    if data_key is None:
+        return None
+    return open_sealed(data_key, sealed, aad=purpose.encode())
+
+
+def get_customer(session: Session, external_id: str) -> Customer | None:
+    return CustomerRepository(session).by_external_id(external_id)
+
+
+def access_customer(session: Session, external_id: str) -> Customer:
+    customer = get_customer(session, external_id)
+    if customer is None:
+        raise CustomerNotFound(f"No customer with id '{external_id}'.", field="customer_id")
+    return customer
+
+
+def upsert_customer(session: Session, external_id: str, data: CustomerUpsert, *, keys: KeyProvider,
+                    actor: Actor, now: dt.datetime, notice_version: str) -> Customer:
+    if not external_id or len(external_id) > 128:
+        raise InvalidInput("customer_id must be 1 to 128 characters.", field="customer_id")
+    repo = CustomerRepository(session)
+    customer = repo.by_external_id(external_id)
+    created = customer is None
+    if customer is None:
+        customer = Customer(external_id=external_id, locale=data.locale or DEFAULT_LOCALE,
+                            time_zone=data.time_zone or DEFAULT_TIME_ZONE, attributes={}, event_count=0,
+                            created_at=now, updated_at=now)
+        repo.add(customer)
+        session.flush()
+    given = data.model_fields_set
+    if data.locale is not None:
+        customer.locale = data.locale
+    if data.time_zone is not None:
+        customer.time_zone = data.time_zone
+    if data.attributes is not None:
+        customer.attributes = dict(data.attributes)
+    changed_contacts: dict[str, bool] = {}
+    if "email" in given:
+        changed_contacts["email"] = _set_email(session, customer, data.email, keys=keys, now=now)
+    if "phone" in given:
+        changed_contacts["phone"] = _set_phone(session, customer, data.phone, keys=keys, now=now)
+    customer.updated_at = now
+    session.flush()
+    if any(changed_contacts.values()) or created:
+        privacy.record_audit(session, actor=actor, subject_type="customer", subject_id=external_id,
+                             event="customer.created" if created else "customer.contacts_changed", now=now,
+                             new={name: "set" for name, changed in changed_contacts.items() if changed})
+    if data.consents:
+        privacy.record_consents(session, customer.id, data.consents, subject_id=external_id, source="api",
+                                notice_version=notice_version, actor=actor, now=now)
+    return customer
+
+
+def _set_email(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider,
+               now: dt.datetime) -> bool:
+    if value is None:
+        changed = customer.email_sealed is not None
+        customer.email_sealed, customer.email_index = None, None
+        return changed
+    try:
+        email = normalize_email(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="email") from exc
+    index = keys.blind_index("email", email)
+    if index == customer.email_index:
+        return False
+    customer.email_sealed = seal_for_customer(session, customer.id, email.encode(), keys=keys, now=now,
+                                              purpose="email")
+    customer.email_index = index
+    return True
+
+
+def _set_phone(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider,
+               now: dt.datetime) -> bool:
+    if value is None:
+        changed = customer.phone_sealed is not None
+        customer.phone_sealed, customer.phone_index = None, None
+        return changed
+    try:
+        phone = normalize_phone(value, locale=customer.locale)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="phone") from exc
+    index = keys.blind_index("phone", phone)
+    if index == customer.phone_index:
+        return False
+    customer.phone_sealed = seal_for_customer(session, customer.id, phone.encode(), keys=keys, now=now,
+                                              purpose="phone")
+    customer.phone_index = index
+    return True
+
+
+def contact_address(session: Session, customer: Customer, channel: str, *, keys: KeyProvider) -> str | None:
+    """The clear address for a channel that needs one, read at send time only."""
+    sealed = {"email": customer.email_sealed, "sms": customer.phone_sealed,
+              "phone": customer.phone_sealed}.get(channel)
+    if sealed is None:
+        return None
+    plain = open_for_customer(session, customer.id, sealed, keys=keys, purpose="email" if channel == "email" else "phone")
+    return None if plain is None else plain.decode()
+
+
+def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider) -> CustomerOut:
+    email = contact_address(session, customer, "email", keys=keys)
+    phone = contact_address(session, customer, "sms", keys=keys)
+    return CustomerOut(
+        customer_id=customer.external_id,
+        email=mask_email(email) if email else None,
+        phone=mask_phone(phone) if phone else None,
+        locale=customer.locale,
+        time_zone=customer.time_zone,
+        attributes=customer.attributes or {},
+        consents=privacy.get_consents(session, customer.id),
+        event_count=customer.event_count,
+        last_event_at=customer.last_event_at,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+def find_by_email(session: Session, email: str, *, keys: KeyProvider) -> Customer | None:
+    from sqlalchemy import select  # noqa: PLC0415
+
+    index = keys.blind_index("email", normalize_email(email))
+    return session.scalars(select(Customer).where(Customer.email_index == index)).first()
+
+
+def ensure_customers(session: Session, external_ids: Iterable[str], *, now: dt.datetime) -> dict[str, int]:
+    """Internal ids for these customers, creating bare ones (no contact points) for unknown ids."""
+    wanted = list(dict.fromkeys(external_ids))
+    repo = CustomerRepository(session)
+    known = repo.ids_for(wanted)
+    missing = [eid for eid in wanted if eid not in known]
+    if missing:
+        repo.insert_bare(missing, locale=DEFAULT_LOCALE, time_zone=DEFAULT_TIME_ZONE, now=now)
+        known.update(repo.ids_for(missing))
+    return known
+
+
+def record_activity(session: Session, activity: Mapping[int, tuple[int, dt.datetime]]) -> None:
+    CustomerRepository(session).add_activity(activity)
+
+
+def snapshots(session: Session, customer_ids: Iterable[int]) -> dict[int, CustomerSnapshot]:
+    return {
+        row.id: CustomerSnapshot(
+            id=row.id, external_id=row.external_id, locale=row.locale, time_zone=row.time_zone,
+            attributes=row.attributes or {}, has_email=row.email_sealed is not None,
+            has_phone=row.phone_sealed is not None, event_count=row.event_count,
+        )
+        for row in CustomerRepository(session).by_ids(customer_ids)
+    }
+
+
+def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:
+    return CustomerRepository(session).external_ids(customer_ids)
+
+
+def get_by_id(session: Session, customer_id: int) -> Customer | None:
+    return session.get(Customer, customer_id)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, StrictInt, field_validator
+
+from followup.kernel.schemas import Schema
+
+MAX_BATCH = 10_000
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("occurred_at needs a UTC offset")
+        return value.astimezone(dt.UTC)
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("occurred_at must be an RFC 3339 time with an offset, e.g. 2026-11-23T10:15:00+08:00")
+    text = value.replace("z", "Z").replace("Z", "+00:00")
+    if "." in text:  # Python's parser takes at most six fractional digits.
+        head, _, tail = text.partition(".")
+        digits = re.match(r"\d+", tail)
+        frac = digits.group(0) if digits else ""
+        text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac):]}"
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+RFC3339 = Annotated[dt.datetime, BeforeValidator(_rfc3339)]
+
+
+class EventIn(Schema):
+    event_id: str = Field(min_length=1, max_length=128)
+    type: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)
+    customer_id: str = Field(min_length=1, max_length=128)
+    occurred_at: RFC3339
+    amount: StrictInt | None = Field(default=None, ge=-(10**15), le=10**15)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    attributes: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("attributes")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(repr(value)) > 8000:
+            raise ValueError("attributes must stay under 8 kB")
+        return value
+
+
+class EventBatch(Schema):
+    events: list[Any] = Field(max_length=MAX_BATCH)
+
+
+class Rejection(Schema):
+    index: int
+    event_id: str | None
+    code: str
+    message: str
+
+
+class IngestResult(Schema):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]

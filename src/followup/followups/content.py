@@ -1,0 +1,52 @@
+"""What a follow-up message says, in the customer's locale. Channel-neutral."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from followup.channels.schemas import MessageContent, RatingLink
+from followup.surveys.schemas import RATING_SCALES, LocalizedText, first_rating_question
+
+_TEXT = {
+    "zh-CN": {
+        "invite": "邀请您评价：{title}",
+        "remind": "提醒：{title}",
+        "greeting": "您好，",
+        "body": "感谢您使用我们的钱包。您的反馈能帮助我们做得更好，点击下方的分数即可完成评价。",
+        "link_label": "打开问卷",
+        "footer": "此链接 {days} 天内有效，仅可使用一次。如不想再收到此类邮件，可随时退订。",
+        "low": {"nps": "完全不可能", "csat": "非常不满意", "ces": "非常困难"},
+        "high": {"nps": "非常可能", "csat": "非常满意", "ces": "非常容易"},
+    },
+    "en": {
+        "invite": "How did we do? {title}",
+        "remind": "Reminder: {title}",
+        "greeting": "Hello,",
+        "body": "Thank you for using our wallet. Your feedback helps us improve: one click on a score is all it takes.",
+        "link_label": "Open the survey",
+        "footer": "This link works once and for {days} days. You can unsubscribe from these emails at any time.",
+        "low": {"nps": "Not at all likely", "csat": "Very dissatisfied", "ces": "Very difficult"},
+        "high": {"nps": "Extremely likely", "csat": "Very satisfied", "ces": "Very easy"},
+    },
+}
+
+
+def render_message(*, step: str, locale: str, title: LocalizedText, questions: list[Any], survey_url: str,
+                   unsubscribe_url: str | None, valid_days: int) -> MessageContent:
+    text = _TEXT.get(locale, _TEXT["en"])
+    rating = first_rating_question(questions)
+    low, high = RATING_SCALES[rating.type]
+    return MessageContent(
+        locale=locale,
+        subject=text["invite" if step == "invite" else "remind"].format(title=title.get(locale)),
+        greeting=text["greeting"],
+        body=text["body"],
+        question=rating.prompt.get(locale),
+        scale_low_label=text["low"][rating.type],
+        scale_high_label=text["high"][rating.type],
+        rating_links=[RatingLink(score=score, url=f"{survey_url}?score={score}") for score in range(low, high + 1)],
+        link=survey_url,
+        link_label=text["link_label"],
+        unsubscribe_url=unsubscribe_url,
+        footer=text["footer"].format(days=max(valid_days, 1)),
+    )

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from followup.followups.models import Followup, FollowupHistory
+from followup.kernel.db import chunked, insert_ignoring_conflicts
+
+
+class FollowupRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> dict[tuple[int, int | None], int]:
+        """Insert follow-ups, skipping any (strategy, event) pair that already has one.
+
+        Returns (strategy_id, event_id) → new follow-up id for the rows actually inserted.
+        """
+        if not rows:
+            return {}
+        dialect = self.session.get_bind().dialect.name
+        statement = insert_ignoring_conflicts(dialect, Followup.__table__,
+                                              index_elements=["strategy_id", "event_id"])
+        table = Followup.__table__
+        statement = statement.returning(table.c.id, table.c.strategy_id, table.c.event_id)
+        result = self.session.execute(statement, rows)
+        return {(strategy_id, event_id): fid for fid, strategy_id, event_id in result}
+
+    def add_history(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.session.execute(insert(FollowupHistory.__table__), rows)
+
+    def record(self, followup_id: int, *, at: dt.datetime, action: str, reason: str | None = None,
+               detail: str | None = None) -> None:
+        self.session.add(FollowupHistory(followup_id=followup_id, at=at, action=action, reason=reason, detail=detail))
+
+    def get(self, followup_id: int, *, lock: bool = False) -> Followup | None:
+        query = select(Followup).where(Followup.id == followup_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
+    def claim_due(self, now: dt.datetime, limit: int) -> list[Followup]:
+        """Due timers, locked against other workers (SKIP LOCKED on PostgreSQL; SQLite's writer
+        lock, taken by BEGIN IMMEDIATE, does the same job there)."""
+        return list(self.session.scalars(
+            select(Followup)
+            .where(Followup.due_at <= now, Followup.next_step.is_not(None))
+            .order_by(Followup.due_at, Followup.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ))
+
+    def history(self, followup_ids: Iterable[int]) -> dict[int, list[FollowupHistory]]:
+        out: dict[int, list[FollowupHistory]] = {}
+        for chunk in chunked(list(followup_ids)):
+            for row in self.session.scalars(
+                select(FollowupHistory).where(FollowupHistory.followup_id.in_(chunk)).order_by(FollowupHistory.id)
+            ):
+                out.setdefault(row.followup_id, []).append(row)
+        return out
+
+    def list_followups(self, *, customer_id: int | None, strategy_id: int | None, status: str | None,
+                       limit: int, offset: int) -> tuple[list[Followup], int]:
+        query = select(Followup)
+        if customer_id is not None:
+            query = query.where(Followup.customer_id == customer_id)
+        if strategy_id is not None:
+            query = query.where(Followup.strategy_id == strategy_id)
+        if status is not None:
+            query = query.where(Followup.status == status)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(Followup.id.desc()).limit(limit).offset(offset))
+        return list(rows), total
+
+    def in_period(self, *, strategy_id: int | None, since: dt.datetime | None,
+                  until: dt.datetime | None) -> list[Followup]:
+        query = select(Followup).where(Followup.invited_at.is_not(None))
+        if strategy_id is not None:
+            query = query.where(Followup.strategy_id == strategy_id)
+        if since is not None:
+            query = query.where(Followup.invited_at >= since)
+        if until is not None:
+            query = query.where(Followup.invited_at < until)
+        return list(self.session.scalars(query))

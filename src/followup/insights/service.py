@@ -1,0 +1,49 @@
+"""Insight over follow-ups: the metrics summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from sqlalchemy.orm import Session
+
+from followup.customers import service as customers
+from followup.followups import service as followups
+from followup.insights.metrics import csat, nps, rate
+from followup.insights.schemas import GroupBy, MetricsGroup, MetricsSummary
+from followup.strategies import service as strategies
+from followup.surveys import service as surveys
+
+
+def _group(key: str | None, rows: list[tuple[bool, int | None, int | None]]) -> MetricsGroup:
+    nps_scores = [n for _, n, _ in rows if n is not None]
+    csat_scores = [c for _, _, c in rows if c is not None]
+    responded = sum(1 for answered, _, _ in rows if answered)
+    return MetricsGroup(key=key, invited=len(rows), responded=responded, response_rate=rate(responded, len(rows)),
+                        nps=nps(nps_scores), nps_count=len(nps_scores), csat=csat(csat_scores),
+                        csat_count=len(csat_scores))
+
+
+def metrics_summary(session: Session, *, strategy_key: str | None, since: dt.datetime | None,
+                    until: dt.datetime | None, group_by: GroupBy | None) -> MetricsSummary:
+    """Follow-ups invited in [since, until): how many answered, with NPS and CSAT, per group."""
+    strategy_id = strategies.access_strategy(session, strategy_key).id if strategy_key else None
+    invited = followups.invited_in_period(session, strategy_id=strategy_id, since=since, until=until)
+    scores = surveys.scores_for_followups(session, [f.id for f in invited])
+    locale_of: dict[int, str] = {}
+    if group_by == "locale":
+        locale_of = {cid: snap.locale for cid, snap in customers.snapshots(session, {f.customer_id for f in invited}).items()}
+    rows_by_key: dict[str | None, list[tuple[bool, int | None, int | None]]] = defaultdict(list)
+    all_rows = []
+    for followup in invited:
+        score = scores.get(followup.id)
+        row = (score is not None, score[0] if score else None, score[1] if score else None)
+        all_rows.append(row)
+        if group_by == "channel":
+            rows_by_key[followup.channel].append(row)
+        elif group_by == "event_type":
+            rows_by_key[followup.event_type].append(row)
+        elif group_by == "locale":
+            rows_by_key[locale_of.get(followup.customer_id)].append(row)
+    groups = [_group(key, rows) for key, rows in sorted(rows_by_key.items(), key=lambda kv: str(kv[0]))]
+    return MetricsSummary(strategy=strategy_key, group_by=group_by, total=_group(None, all_rows), groups=groups)

@@ -1,0 +1,72 @@
+"""What every HTTP boundary needs: the runtime's sessions, clock and keys as dependencies, and
+the security headers of every response.
+
+Endpoints commit through `WriteSession`: its scope ends when the endpoint returns, before the
+response is sent, so a failed commit can never be answered with a success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from followup.config import Settings
+from followup.kernel.crypto import KeyProvider
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+# Pages carry tokens in their URLs: nothing external is loaded, nothing is cached, nothing framed.
+PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def runtime_of(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with runtime_of(request).session() as session:
+        yield session
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with runtime_of(request).read_session() as session:
+        yield session
+
+
+def _now(request: Request) -> dt.datetime:
+    now: dt.datetime = runtime_of(request).clock.now()
+    return now
+
+
+def _keys(request: Request) -> KeyProvider:
+    keys: KeyProvider = runtime_of(request).keys
+    return keys
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = runtime_of(request).settings
+    return settings
+
+
+def _channel_names(request: Request) -> frozenset[str]:
+    return frozenset(runtime_of(request).channels)
+
+
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+Now = Annotated[dt.datetime, Depends(_now)]
+Keys = Annotated[KeyProvider, Depends(_keys)]
+AppSettings = Annotated[Settings, Depends(_settings)]
+ChannelNames = Annotated[frozenset[str], Depends(_channel_names)]

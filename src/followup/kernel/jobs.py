@@ -1,0 +1,64 @@
+"""The outbox: work that must happen only if the current transaction commits.
+
+A job is a row written in the caller's transaction. The worker claims due jobs, runs the handler
+registered for the job's kind in its own transaction, and deletes the row on success. A handler
+that raises is retried with backoff; handlers must therefore be idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import String, Text, delete, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
+
+JobHandler = Callable[[Session, Mapping[str, Any], dt.datetime], None]
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+def enqueue(session: Session, kind: str, payload: Mapping[str, Any], *, now: dt.datetime,
+            due_at: dt.datetime | None = None) -> None:
+    session.add(Job(kind=kind, payload=dict(payload), due_at=due_at or now, attempts=0))
+
+
+def claim_due(session: Session, *, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Job]:
+    """Lease due jobs to this worker. The caller commits right after, then runs each job."""
+    ready = (
+        select(Job.id)
+        .where(Job.due_at <= now, (Job.lease_until.is_(None)) | (Job.lease_until < now))
+        .order_by(Job.due_at, Job.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(ready))
+    if not ids:
+        return []
+    session.execute(
+        update(Job).where(Job.id.in_(ids)).values(lease_until=now + lease, attempts=Job.attempts + 1)
+    )
+    return list(session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.id)))
+
+
+def complete(session: Session, job_id: int) -> None:
+    session.execute(delete(Job).where(Job.id == job_id))
+
+
+def fail(session: Session, job_id: int, *, error: str, retry_at: dt.datetime) -> None:
+    session.execute(
+        update(Job).where(Job.id == job_id).values(lease_until=None, due_at=retry_at, last_error=error[:2000])
+    )

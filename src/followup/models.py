@@ -1,0 +1,27 @@
+"""Every table, imported in one place so Alembic and the tests see the whole schema."""
+
+from __future__ import annotations
+
+from followup.cases.models import Case
+from followup.channels.models import InboxItem
+from followup.customers.models import Customer, CustomerKey
+from followup.dispatch.models import Message
+from followup.events.models import Event
+from followup.followups.models import Followup, FollowupHistory
+from followup.kernel.db import Base
+from followup.kernel.jobs import Job
+from followup.policy.models import ContactReservation
+from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.rewards.models import RewardAccount, RewardEntry
+from followup.staff.models import ApiKey, StaffMember
+from followup.strategies.models import Strategy
+from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
+
+metadata = Base.metadata
+
+__all__ = [
+    "ApiKey", "AuditEntry", "Case", "Consent", "ConsentRecord", "ContactReservation", "Customer", "CustomerKey",
+    "Event", "Followup", "FollowupHistory", "InboxItem", "Invitation", "Job", "Message", "Response",
+    "RewardAccount", "RewardEntry", "StaffMember", "Strategy", "Survey", "SurveyVersion", "UnsubscribeLink",
+    "metadata",
+]

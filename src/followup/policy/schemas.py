@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+RefusalReason = Literal[
+    "no_consent", "unreachable", "fatigue", "duplicate", "open_security_case",
+    "holdout", "not_sampled",
+]
+DeferralReason = Literal["quiet_hours"]
+
+
+@dataclass(frozen=True)
+class PlanningRequest:
+    customer_id: int
+    strategy_id: int
+    channels: tuple[str, ...]
+    recontact_days: int
+    send_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str | None = None
+    channel: str | None = None
+    send_at: dt.datetime | None = None
+    deferred: str | None = None

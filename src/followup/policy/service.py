@@ -1,0 +1,135 @@
+"""The contact policy: one gate, asked when planning and again right before sending.
+
+Planning checks, in order: an open security case, a channel that is both reachable and consented,
+the strategy's recontact window (`duplicate`), and the fatigue budget across all strategies and
+channels. Quiet hours never refuse; they defer to the first minute after the window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session
+
+from followup.cases import service as cases
+from followup.config import Settings
+from followup.customers import service as customers
+from followup.customers.schemas import CustomerSnapshot
+from followup.policy.quiet_hours import quiet_until
+from followup.policy.repository import ContactLedger
+from followup.policy.schemas import Decision, PlanningRequest
+from followup.privacy import service as privacy
+
+PURPOSE = "feedback"
+# Channels that need a stored address; the in-app inbox reaches every customer of the wallet.
+_ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
+
+
+def reachable(snapshot: CustomerSnapshot, channel: str) -> bool:
+    needed = _ADDRESS_OF.get(channel)
+    if needed == "email":
+        return snapshot.has_email
+    if needed == "phone":
+        return snapshot.has_phone
+    return channel in ("inapp",)
+
+
+def choose_channel(snapshot: CustomerSnapshot, consents: Mapping[str, bool],
+                   channels: Sequence[str]) -> tuple[str | None, str | None]:
+    """The first channel both reachable and consented, else the reason none is."""
+    any_reachable = False
+    for channel in channels:
+        if not reachable(snapshot, channel):
+            continue
+        any_reachable = True
+        if consents.get(channel) is True:
+            return channel, None
+    return None, ("no_consent" if any_reachable else "unreachable")
+
+
+def defer_for_quiet_hours(at: dt.datetime, *, time_zone: str, settings: Settings) -> dt.datetime | None:
+    start, end = settings.quiet_hours
+    return quiet_until(at, time_zone=time_zone, start=start, end=end)
+
+
+def check_planning(session: Session, requests: Sequence[PlanningRequest], *, now: dt.datetime,
+                   settings: Settings) -> list[Decision]:
+    """Decide a batch at once: bulk reads, then an in-memory pass that also counts the batch's own
+    allowed plans, so two strategies firing in one batch cannot both spend the last of a budget."""
+    if not requests:
+        return []
+    ids = {request.customer_id for request in requests}
+    snapshot_of = customers.snapshots(session, ids)
+    consent_of = privacy.consents_for(session, ids, purpose=PURPOSE)
+    blocked = cases.customers_with_open_security_case(session, ids)
+    window = dt.timedelta(days=settings.fatigue_window_days)
+    longest = max([window] + [dt.timedelta(days=r.recontact_days) for r in requests])
+    reserved: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
+    for row in ContactLedger(session).active_since(ids, now - longest):
+        reserved[row.customer_id].append((row.strategy_id, row.reserved_at))
+
+    decisions: list[Decision] = []
+    for request in requests:
+        snapshot = snapshot_of[request.customer_id]
+        if request.customer_id in blocked:
+            decisions.append(Decision(allowed=False, reason="open_security_case"))
+            continue
+        channel, refusal = choose_channel(snapshot, consent_of.get(request.customer_id, {}), request.channels)
+        if channel is None:
+            decisions.append(Decision(allowed=False, reason=refusal))
+            continue
+        history = reserved[request.customer_id]
+        recontact_since = now - dt.timedelta(days=request.recontact_days)
+        if any(strategy_id == request.strategy_id and at >= recontact_since
+               for strategy_id, at in history):
+            decisions.append(Decision(allowed=False, reason="duplicate"))
+            continue
+        if sum(1 for _, at in history if at >= now - window) >= settings.fatigue_max_followups:
+            decisions.append(Decision(allowed=False, reason="fatigue"))
+            continue
+        history.append((request.strategy_id, now))
+        release = defer_for_quiet_hours(request.send_at, time_zone=snapshot.time_zone, settings=settings)
+        decisions.append(Decision(allowed=True, channel=channel, send_at=release or request.send_at,
+                                  deferred="quiet_hours" if release else None))
+    return decisions
+
+
+def reserve_contacts(session: Session, rows: Sequence[tuple[int, int, int]], *, now: dt.datetime) -> None:
+    """Spend budget for planned follow-ups: (customer_id, strategy_id, followup_id)."""
+    ContactLedger(session).reserve([
+        {"customer_id": customer_id, "strategy_id": strategy_id, "followup_id": followup_id, "reserved_at": now}
+        for customer_id, strategy_id, followup_id in rows
+    ])
+
+
+def release_contact(session: Session, followup_id: int, *, now: dt.datetime) -> None:
+    """Give the budget back: the follow-up was refused before anything reached the customer."""
+    ContactLedger(session).release(followup_id, now)
+
+
+def record_contact(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
+    ContactLedger(session).mark_contacted(followup_id, channel, now)
+
+
+def check_channel(session: Session, customer_id: int, channels: Sequence[str], *, now: dt.datetime,
+                  settings: Settings) -> Decision:
+    """The send-time gate for one customer: security case, channel, quiet hours.
+
+    Consent may have been withdrawn since planning, so it is read again here, right before a send.
+    The fatigue budget was spent at planning and is not counted twice.
+    """
+    snapshot = customers.snapshots(session, [customer_id]).get(customer_id)
+    if snapshot is None:
+        return Decision(allowed=False, reason="unreachable")
+    if cases.customers_with_open_security_case(session, [customer_id]):
+        return Decision(allowed=False, reason="open_security_case")
+    consents = privacy.consents_for(session, [customer_id], purpose=PURPOSE).get(customer_id, {})
+    channel, refusal = choose_channel(snapshot, consents, channels)
+    if channel is None:
+        return Decision(allowed=False, reason=refusal)
+    release = defer_for_quiet_hours(now, time_zone=snapshot.time_zone, settings=settings)
+    if release is not None:
+        return Decision(allowed=True, channel=channel, send_at=release, deferred="quiet_hours")
+    return Decision(allowed=True, channel=channel, send_at=now)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+
+
+class PrivacyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def consents_for(self, customer_ids: Iterable[int], purpose: str) -> dict[int, dict[str, bool]]:
+        ids = list(customer_ids)
+        result: dict[int, dict[str, bool]] = {cid: {} for cid in ids}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            rows = self.session.execute(
+                select(Consent.customer_id, Consent.channel, Consent.granted).where(
+                    Consent.customer_id.in_(chunk), Consent.purpose == purpose
+                )
+            )
+            for customer_id, channel, granted in rows:
+                result[customer_id][channel] = granted
+        return result
+
+    def all_consents(self, customer_id: int) -> list[Consent]:
+        return list(self.session.scalars(
+            select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose, Consent.channel)
+        ))
+
+    def get_consent(self, customer_id: int, purpose: str, channel: str) -> Consent | None:
+        return self.session.get(Consent, (customer_id, purpose, channel))
+
+    def add(self, row: Consent | ConsentRecord | AuditEntry | UnsubscribeLink) -> None:
+        self.session.add(row)
+
+    def ledger(self, customer_id: int) -> list[ConsentRecord]:
+        return list(self.session.scalars(
+            select(ConsentRecord).where(ConsentRecord.customer_id == customer_id).order_by(ConsentRecord.id)
+        ))
+
+    def audit_for(self, subject_type: str, subject_id: str) -> list[AuditEntry]:
+        return list(self.session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == subject_id)
+            .order_by(AuditEntry.id)
+        ))
+
+    def unsubscribe_link(self, token_hash: str) -> UnsubscribeLink | None:
+        return self.session.scalars(
+            select(UnsubscribeLink).where(UnsubscribeLink.token_hash == token_hash)
+        ).one_or_none()
+
+    def mark_unsubscribe_used(self, link_id: int, now: dt.datetime) -> bool:
+        result = self.session.execute(
+            update(UnsubscribeLink)
+            .where(UnsubscribeLink.id == link_id, UnsubscribeLink.used_at.is_(None))
+            .values(used_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]

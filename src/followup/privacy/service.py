@@ -1,0 +1,111 @@
+"""Consent per purpose and channel, the audit log, and one-click unsubscribe links."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from followup.kernel.actors import Actor
+from followup.kernel.crypto import hash_token, new_token
+from followup.kernel.errors import NotFound
+from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.repository import PrivacyRepository
+
+
+class UnsubscribeLinkInvalid(NotFound):
+    code = "unsubscribe_link_invalid"
+
+
+def record_audit(session: Session, *, actor: Actor, subject_type: str, subject_id: str, event: str,
+                 now: dt.datetime, old: Mapping[str, Any] | None = None,
+                 new: Mapping[str, Any] | None = None) -> None:
+    PrivacyRepository(session).add(AuditEntry(
+        at=now, actor=str(actor), subject_type=subject_type, subject_id=subject_id, event=event,
+        old=dict(old) if old is not None else None, new=dict(new) if new is not None else None,
+    ))
+
+
+def record_consents(session: Session, customer_id: int, changes: Mapping[str, Mapping[str, bool]], *,
+                    subject_id: str, source: str, notice_version: str, actor: Actor,
+                    now: dt.datetime) -> int:
+    """Apply consent changes; only real changes reach the ledger and the audit log.
+
+    Returns the number of changes recorded.
+    """
+    repo = PrivacyRepository(session)
+    recorded = 0
+    for purpose, by_channel in changes.items():
+        for channel, granted in by_channel.items():
+            current = repo.get_consent(customer_id, purpose, channel)
+            if current is not None and current.granted == granted:
+                continue
+            old = None if current is None else current.granted
+            if current is None:
+                repo.add(Consent(customer_id=customer_id, purpose=purpose, channel=channel,
+                                 granted=granted, updated_at=now))
+            else:
+                current.granted = granted
+                current.updated_at = now
+            repo.add(ConsentRecord(customer_id=customer_id, purpose=purpose, channel=channel,
+                                   granted=granted, source=source, notice_version=notice_version,
+                                   actor=str(actor), recorded_at=now))
+            record_audit(session, actor=actor, subject_type="customer", subject_id=subject_id,
+                         event="consent.granted" if granted else "consent.withdrawn", now=now,
+                         old={"purpose": purpose, "channel": channel, "granted": old},
+                         new={"purpose": purpose, "channel": channel, "granted": granted, "source": source})
+            recorded += 1
+    session.flush()
+    return recorded
+
+
+def get_consents(session: Session, customer_id: int) -> dict[str, dict[str, bool]]:
+    result: dict[str, dict[str, bool]] = {}
+    for row in PrivacyRepository(session).all_consents(customer_id):
+        result.setdefault(row.purpose, {})[row.channel] = row.granted
+    return result
+
+
+def consents_for(session: Session, customer_ids: Iterable[int], *, purpose: str) -> dict[int, dict[str, bool]]:
+    """Bulk read for the contact policy: customer → channel → granted (absent means never asked)."""
+    return PrivacyRepository(session).consents_for(customer_ids, purpose)
+
+
+def list_consent_ledger(session: Session, customer_id: int) -> list[ConsentRecord]:
+    return PrivacyRepository(session).ledger(customer_id)
+
+
+def list_audit(session: Session, *, subject_type: str, subject_id: str) -> list[AuditEntry]:
+    return PrivacyRepository(session).audit_for(subject_type, subject_id)
+
+
+def create_unsubscribe_link(session: Session, customer_id: int, *, purpose: str, channel: str,
+                            now: dt.datetime) -> str:
+    token = new_token()
+    PrivacyRepository(session).add(UnsubscribeLink(
+        token_hash=hash_token(token), customer_id=customer_id, purpose=purpose, channel=channel,
+        created_at=now,
+    ))
+    return token
+
+
+def access_unsubscribe_link(session: Session, token: str) -> UnsubscribeLink:
+    link = PrivacyRepository(session).unsubscribe_link(hash_token(token))
+    if link is None:
+        raise UnsubscribeLinkInvalid("This unsubscribe link is not valid.")
+    return link
+
+
+def unsubscribe(session: Session, token: str, *, subject_id_of: Mapping[int, str] | None = None,
+                notice_version: str, now: dt.datetime) -> UnsubscribeLink:
+    """Withdraw the consent the link stands for. Using a link twice changes nothing more."""
+    link = access_unsubscribe_link(session, token)
+    repo = PrivacyRepository(session)
+    if repo.mark_unsubscribe_used(link.id, now):
+        subject_id = (subject_id_of or {}).get(link.customer_id, str(link.customer_id))
+        record_consents(session, link.customer_id, {link.purpose: {link.channel: False}},
+                        subject_id=subject_id, source="unsubscribe_link", notice_version=notice_version,
+                        actor=Actor(kind="customer", id=subject_id), now=now)
+    return link

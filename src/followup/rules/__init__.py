@@ -1,0 +1,5 @@
+"""The rule tree (pure)."""
+
+from followup.rules.tree import AllOf, AnyOf, Condition, NotOf, Rule, RuleNode, compile_rule, evaluate
+
+__all__ = ["AllOf", "AnyOf", "Condition", "NotOf", "Rule", "RuleNode", "compile_rule", "evaluate"]

@@ -1,0 +1,222 @@
+"""The audience rule tree: `all` / `any` / `not` / condition, as pydantic models.
+
+Pure: no database, no I/O. A tree is validated once, then compiled into a Python predicate over
+a context of the shape {"event": {...}, "customer": {...}}. Field paths are dotted
+(`event.amount`, `customer.attributes.tier`).
+
+Semantics a reader might otherwise guess at:
+- a missing field satisfies only `ne`, `not_in` and `exists: false`;
+- comparisons between incomparable types (a number against a string) are false, never an error;
+- `contains` works on strings (substring) and lists (membership).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+Scalar = str | int | float | bool
+Operator = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists"]
+ROOTS = ("event", "customer")
+MAX_DEPTH = 12
+_FIELD = re.compile(r"^(event|customer)(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+_MISSING = object()
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Condition(_Node):
+    field: str = Field(description="dotted path under event. or customer.", examples=["event.amount"])
+    op: Operator
+    value: Scalar | list[Scalar] | None = None
+
+    @field_validator("field")
+    @classmethod
+    def _check_field(cls, value: str) -> str:
+        if not _FIELD.match(value):
+            raise ValueError("field must be a dotted path starting with event. or customer., "
+                             "e.g. event.amount or customer.attributes.tier")
+        return value
+
+    @model_validator(mode="after")
+    def _check_value(self) -> Condition:
+        if self.op in ("in", "not_in"):
+            if not isinstance(self.value, list) or not self.value:
+                raise ValueError(f"'{self.op}' needs a non-empty list as value")
+        elif self.op == "exists":
+            if not isinstance(self.value, bool):
+                raise ValueError("'exists' needs true or false as value")
+        elif self.value is None or isinstance(self.value, list):
+            if not (self.op == "contains" and self.value is not None):
+                raise ValueError(f"'{self.op}' needs a single value (string, number or boolean)")
+        if self.op in ("gt", "gte", "lt", "lte") and isinstance(self.value, bool):
+            raise ValueError(f"'{self.op}' compares numbers or strings, not booleans")
+        return self
+
+
+class AllOf(_Node):
+    all: list[RuleNode] = Field(min_length=1)
+
+
+class AnyOf(_Node):
+    any: list[RuleNode] = Field(min_length=1)
+
+
+class NotOf(_Node):
+    not_: RuleNode = Field(alias="not")
+
+
+def _node_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for key in ("all", "any", "not"):
+            if key in value:
+                return key
+        return "condition"
+    if isinstance(value, AllOf):
+        return "all"
+    if isinstance(value, AnyOf):
+        return "any"
+    if isinstance(value, NotOf):
+        return "not"
+    if isinstance(value, Condition):
+        return "condition"
+    return None
+
+
+RuleNode = Annotated[
+    Annotated[AllOf, Tag("all")]
+    | Annotated[AnyOf, Tag("any")]
+    | Annotated[NotOf, Tag("not")]
+    | Annotated[Condition, Tag("condition")],
+    Discriminator(_node_kind),
+]
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+NotOf.model_rebuild()
+
+
+class Rule(BaseModel):
+    """Wrapper that validates a whole tree and checks its depth."""
+
+    root: RuleNode
+
+    @model_validator(mode="after")
+    def _check_depth(self) -> Rule:
+        if depth(self.root) > MAX_DEPTH:
+            raise ValueError(f"the rule tree is nested deeper than {MAX_DEPTH} levels")
+        return self
+
+
+def depth(node: AllOf | AnyOf | NotOf | Condition) -> int:
+    if isinstance(node, AllOf):
+        return 1 + max(depth(child) for child in node.all)
+    if isinstance(node, AnyOf):
+        return 1 + max(depth(child) for child in node.any)
+    if isinstance(node, NotOf):
+        return 1 + depth(node.not_)
+    return 1
+
+
+def resolve(context: Mapping[str, Any], path: str) -> Any:
+    current: Any = context
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if isinstance(actual, bool) or isinstance(expected, bool):
+        if not (isinstance(actual, bool) and isinstance(expected, bool)):
+            return False
+    numeric = (int, float)
+    if isinstance(actual, numeric) and isinstance(expected, numeric):
+        pass
+    elif not (isinstance(actual, str) and isinstance(expected, str)):
+        return False
+    if op == "gt":
+        return bool(actual > expected)
+    if op == "gte":
+        return bool(actual >= expected)
+    if op == "lt":
+        return bool(actual < expected)
+    return bool(actual <= expected)
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    # True == 1 in Python; a rule author means them as different things.
+    if isinstance(actual, bool) != isinstance(expected, bool):
+        return False
+    return bool(actual == expected)
+
+
+def evaluate_condition(condition: Condition, context: Mapping[str, Any]) -> bool:
+    actual = resolve(context, condition.field)
+    op, expected = condition.op, condition.value
+    if op == "exists":
+        return (actual is not _MISSING and actual is not None) == expected
+    if actual is _MISSING or actual is None:
+        return op in ("ne", "not_in")
+    if op == "eq":
+        return _equal(actual, expected)
+    if op == "ne":
+        return not _equal(actual, expected)
+    if op == "in":
+        return any(_equal(actual, item) for item in expected)  # type: ignore[union-attr]
+    if op == "not_in":
+        return not any(_equal(actual, item) for item in expected)  # type: ignore[union-attr]
+    if op == "contains":
+        if isinstance(actual, str):
+            return isinstance(expected, str) and expected in actual
+        if isinstance(actual, list):
+            if isinstance(expected, list):
+                return all(any(_equal(a, e) for a in actual) for e in expected)
+            return any(_equal(item, expected) for item in actual)
+        return False
+    return _compare(op, actual, expected)
+
+
+def evaluate(node: AllOf | AnyOf | NotOf | Condition, context: Mapping[str, Any]) -> bool:
+    if isinstance(node, AllOf):
+        return all(evaluate(child, context) for child in node.all)
+    if isinstance(node, AnyOf):
+        return any(evaluate(child, context) for child in node.any)
+    if isinstance(node, NotOf):
+        return not evaluate(node.not_, context)
+    return evaluate_condition(node, context)
+
+
+def compile_rule(node: AllOf | AnyOf | NotOf | Condition | None) -> Predicate:
+    """Turn a tree into a closure once, so the hot path does no isinstance dispatch per node."""
+    if node is None:
+        return lambda _context: True
+    if isinstance(node, AllOf):
+        children = [compile_rule(child) for child in node.all]
+        return lambda context: all(child(context) for child in children)
+    if isinstance(node, AnyOf):
+        children = [compile_rule(child) for child in node.any]
+        return lambda context: any(child(context) for child in children)
+    if isinstance(node, NotOf):
+        inner = compile_rule(node.not_)
+        return lambda context: not inner(context)
+    condition = node
+    return lambda context: evaluate_condition(condition, context)
+
+
+def fields_used(node: AllOf | AnyOf | NotOf | Condition) -> set[str]:
+    if isinstance(node, AllOf):
+        return set().union(*(fields_used(child) for child in node.all))
+    if isinstance(node, AnyOf):
+        return set().union(*(fields_used(child) for child in node.any))
+    if isinstance(node, NotOf):
+        return fields_used(node.not_)
+    return {node.field}

@@ -1,0 +1,103 @@
+"""The runtime: built once per process from settings, handed to the app, the worker and the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from followup.channels.base import Channel
+from followup.config import Settings
+from followup.kernel.crypto import KeyProvider, LocalKeyProvider, generate_master_key_text, parse_master_key
+from followup.kernel.db import READ_ONLY, make_engine
+from followup.kernel.errors import ConfigurationError
+from followup.kernel.logging import get_logger
+from followup.kernel.time import Clock, SystemClock
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    keys: KeyProvider
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}),
+                                    expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A writing unit of work: commits when the block ends cleanly, rolls back otherwise."""
+        with self._writer() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        with self._reader() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def load_key_provider(settings: Settings) -> KeyProvider:
+    """The master key from settings; on SQLite without one, a key file beside the database."""
+    if settings.master_key is not None:
+        return LocalKeyProvider(parse_master_key(settings.master_key.get_secret_value()))
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        raise ConfigurationError(
+            "FOLLOWUP_MASTER_KEY is required when the database is not a SQLite file; generate one with "
+            "`followup keys generate` and keep it in your secret store"
+        )
+    key_file = path.with_name(path.name + ".key")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate_master_key_text() + "\n")
+        log.warning("master_key_file_created", path=str(key_file),
+                    advice="set FOLLOWUP_MASTER_KEY from a secret store for production; "
+                           "losing this file makes all personal data unreadable")
+    return LocalKeyProvider(parse_master_key(key_file.read_text()))
+
+
+def build_runtime(settings: Settings, *, clock: Clock | None = None,
+                  channels: Mapping[str, Channel] | None = None) -> Runtime:
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(),
+                      keys=load_key_provider(settings))
+    if channels is None:
+        from followup.channels.registry import default_channels  # noqa: PLC0415 - channels need the runtime
+
+        channels = default_channels(runtime)
+    runtime.channels = channels
+    return runtime

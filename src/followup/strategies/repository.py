@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from followup.strategies.models import Strategy
+
+
+class StrategyRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_key(self, key: str) -> Strategy | None:
+        return self.session.scalars(select(Strategy).where(Strategy.key == key)).one_or_none()
+
+    def active_by_kind(self, kind: str) -> list[Strategy]:
+        return list(self.session.scalars(
+            select(Strategy).where(Strategy.kind == kind, Strategy.status == "active").order_by(Strategy.id)
+        ))
+
+    def list_strategies(self, *, limit: int, offset: int) -> tuple[list[Strategy], int]:
+        total = self.session.scalar(select(func.count()).select_from(Strategy)) or 0
+        return list(self.session.scalars(select(Strategy).order_by(Strategy.id).limit(limit).offset(offset))), total
+
+    def keys(self, ids: set[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        return dict(self.session.execute(select(Strategy.id, Strategy.key).where(Strategy.id.in_(ids))).tuples().all())
+
+    def add(self, strategy: Strategy) -> None:
+        self.session.add(strategy)

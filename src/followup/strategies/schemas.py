@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from followup.kernel.durations import Duration
+from followup.kernel.schemas import Schema
+from followup.privacy.enums import ChannelName
+from followup.rules.tree import MAX_DEPTH, RuleNode, depth
+
+StrategyKind = Literal["event", "periodic", "proactive"]
+EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)]
+Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
+class Trigger(Schema):
+    event_types: list[EventType] = Field(min_length=1, max_length=50)
+
+
+class RewardSpec(Schema):
+    points: int = Field(ge=1, le=1_000_000)
+
+
+class StrategyCreate(Schema):
+    key: Key
+    name: str | None = Field(default=None, max_length=200)
+    kind: StrategyKind
+    status: Literal["active", "paused"] = "active"
+    trigger: Trigger | None = None
+    audience: RuleNode | None = None
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
+    delay: Duration = dt.timedelta(0)
+    channels: list[ChannelName] = Field(min_length=1, max_length=6)
+    survey: Key
+    reward: RewardSpec | None = None
+    remind_after: Duration | None = None
+    expire_after: Duration = dt.timedelta(days=7)
+    recontact_days: int = Field(default=30, ge=0, le=3650)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, channels: list[str]) -> list[str]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("each channel may appear once; the order is the order of preference")
+        return channels
+
+    @field_validator("audience")
+    @classmethod
+    def _depth(cls, audience: RuleNode | None) -> RuleNode | None:
+        if audience is not None and depth(audience) > MAX_DEPTH:
+            raise ValueError(f"the audience rule is nested deeper than {MAX_DEPTH} levels")
+        return audience
+
+    @model_validator(mode="after")
+    def _check(self) -> StrategyCreate:
+        if self.kind == "event" and self.trigger is None:
+            raise ValueError("an event strategy needs a trigger with event_types")
+        if self.delay < dt.timedelta(0) or self.delay > dt.timedelta(days=30):
+            raise ValueError("delay must be between PT0S and P30D")
+        if self.expire_after < dt.timedelta(hours=1) or self.expire_after > dt.timedelta(days=90):
+            raise ValueError("expire_after must be between PT1H and P90D")
+        if self.remind_after is not None and not dt.timedelta(minutes=10) <= self.remind_after < self.expire_after:
+            raise ValueError("remind_after must be at least PT10M and shorter than expire_after")
+        return self
+
+
+class StrategyOut(StrategyCreate):
+    id: int
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class StrategyUpdate(Schema):
+    status: Literal["active", "paused"]

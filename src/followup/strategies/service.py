@@ -1,0 +1,195 @@
+"""Strategies: when to follow up, with whom, and the event-driven planner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from followup.config import Settings
+from followup.customers import service as customers
+from followup.followups import service as followups
+from followup.followups.schemas import PlanItem, PlanStats
+from followup.kernel.actors import Actor
+from followup.kernel.errors import Conflict, InvalidInput, NotFound
+from followup.privacy import service as privacy
+from followup.rules.tree import Predicate, compile_rule
+from followup.strategies.models import Strategy
+from followup.strategies.repository import StrategyRepository
+from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
+from followup.surveys import service as surveys
+
+
+class StrategyNotFound(NotFound):
+    code = "strategy_not_found"
+
+
+class StrategyExists(Conflict):
+    code = "strategy_exists"
+
+
+@dataclass(frozen=True)
+class EventFact:
+    """What the planner needs of a newly stored event."""
+
+    id: int
+    event_id: str
+    type: str
+    customer_id: int
+    occurred_at: dt.datetime
+    amount: int | None
+    currency: str | None
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CompiledStrategy:
+    row: Strategy
+    spec: StrategyCreate
+    predicate: Predicate
+    event_types: frozenset[str]
+    survey_version_id: int
+
+
+def bucket(salt: str, strategy_key: str, customer_external_id: str) -> float:
+    """A sticky number in [0, 1) per customer and strategy: the same customer always lands in the
+    same place, so sampling and holdout never flip between events."""
+    digest = hashlib.sha256(f"{salt}|{strategy_key}|{customer_external_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def in_holdout(spec: StrategyCreate, customer_external_id: str) -> bool:
+    return bucket("holdout", spec.key, customer_external_id) * 100 < spec.holdout_percent
+
+
+def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
+    return bucket("sample", spec.key, customer_external_id) < spec.sample_rate
+
+
+def create_strategy(session: Session, data: StrategyCreate, *, available_channels: Collection[str],
+                    actor: Actor, now: dt.datetime) -> Strategy:
+    if data.kind != "event":
+        raise InvalidInput(f"'{data.kind}' strategies are not available yet; use kind 'event'.",
+                           code="kind_not_supported", field="kind")
+    missing = [channel for channel in data.channels if channel not in available_channels]
+    if missing:
+        raise InvalidInput(f"channel '{missing[0]}' is not configured here; available: "
+                           f"{', '.join(sorted(available_channels))}.", code="channel_not_available", field="channels")
+    repo = StrategyRepository(session)
+    if repo.by_key(data.key) is not None:
+        raise StrategyExists(f"A strategy with key '{data.key}' already exists.", field="key")
+    survey = surveys.get_survey(session, data.survey)
+    if survey is None:
+        raise InvalidInput(f"No survey with key '{data.survey}'; create the survey first.",
+                           code="survey_not_found", field="survey")
+    strategy = Strategy(key=data.key, kind=data.kind, status=data.status, survey_id=survey.id,
+                        definition=data.model_dump(mode="json", by_alias=True), version=1,
+                        created_at=now, updated_at=now)
+    repo.add(strategy)
+    session.flush()
+    privacy.record_audit(session, actor=actor, subject_type="strategy", subject_id=data.key,
+                         event="strategy.created", now=now, new={"status": data.status})
+    return strategy
+
+
+def access_strategy(session: Session, key: str) -> Strategy:
+    strategy = StrategyRepository(session).by_key(key)
+    if strategy is None:
+        raise StrategyNotFound(f"No strategy with key '{key}'.", field="strategy")
+    return strategy
+
+
+def update_strategy(session: Session, strategy: Strategy, data: StrategyUpdate, *, actor: Actor,
+                    now: dt.datetime) -> Strategy:
+    old = strategy.status
+    if data.status != old:
+        strategy.status = data.status
+        strategy.definition = {**strategy.definition, "status": data.status}
+        strategy.version += 1
+        strategy.updated_at = now
+        privacy.record_audit(session, actor=actor, subject_type="strategy", subject_id=strategy.key,
+                             event="strategy.status_changed", now=now, old={"status": old},
+                             new={"status": data.status})
+    session.flush()
+    return strategy
+
+
+def describe_strategy(strategy: Strategy) -> StrategyOut:
+    return StrategyOut.model_validate({**strategy.definition, "id": strategy.id, "version": strategy.version,
+                                       "created_at": strategy.created_at, "updated_at": strategy.updated_at})
+
+
+def list_strategies(session: Session, *, limit: int, offset: int) -> tuple[list[StrategyOut], int]:
+    rows, total = StrategyRepository(session).list_strategies(limit=limit, offset=offset)
+    return [describe_strategy(row) for row in rows], total
+
+
+def strategy_keys(session: Session, ids: set[int]) -> dict[int, str]:
+    return StrategyRepository(session).keys(ids)
+
+
+def _compile_active(session: Session) -> list[CompiledStrategy]:
+    compiled = []
+    for row in StrategyRepository(session).active_by_kind("event"):
+        spec = StrategyCreate.model_validate(row.definition)
+        survey = surveys.get_survey(session, spec.survey)
+        if survey is None:
+            continue
+        compiled.append(CompiledStrategy(
+            row=row, spec=spec, predicate=compile_rule(spec.audience),
+            event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
+            survey_version_id=surveys.current_version(session, survey).id,
+        ))
+    return compiled
+
+
+def plan_followups_for_events(session: Session, events: Sequence[EventFact], *, now: dt.datetime,
+                              settings: Settings) -> PlanStats:
+    """Evaluate every active event strategy against a batch of new events and plan follow-ups."""
+    strategies = _compile_active(session)
+    if not strategies or not events:
+        return PlanStats()
+    by_type: dict[str, list[CompiledStrategy]] = {}
+    for strategy in strategies:
+        for event_type in strategy.event_types:
+            by_type.setdefault(event_type, []).append(strategy)
+    triggered = [event for event in events if event.type in by_type]
+    if not triggered:
+        return PlanStats()
+    snapshot_of = customers.snapshots(session, {event.customer_id for event in triggered})
+    customer_context = {
+        cid: {"id": snap.external_id, "locale": snap.locale, "time_zone": snap.time_zone,
+              "attributes": snap.attributes, "event_count": snap.event_count,
+              "has_email": snap.has_email, "has_phone": snap.has_phone}
+        for cid, snap in snapshot_of.items()
+    }
+    items: list[PlanItem] = []
+    for event in triggered:
+        context = {
+            "event": {"type": event.type, "event_id": event.event_id, "amount": event.amount,
+                      "currency": event.currency, "attributes": event.attributes},
+            "customer": customer_context[event.customer_id],
+        }
+        external_id = snapshot_of[event.customer_id].external_id
+        for strategy in by_type[event.type]:
+            if not strategy.predicate(context):
+                continue
+            spec = strategy.spec
+            preset = None
+            if in_holdout(spec, external_id):
+                preset = "holdout"
+            elif not is_sampled(spec, external_id):
+                preset = "not_sampled"
+            items.append(PlanItem(
+                strategy_id=strategy.row.id, strategy_key=spec.key, customer_id=event.customer_id,
+                event_id=event.id, event_type=event.type, event_ref=event.event_id, send_at=max(now, event.occurred_at + spec.delay),
+                channels=tuple(spec.channels), recontact_days=spec.recontact_days,
+                survey_version_id=strategy.survey_version_id,
+                reward_points=spec.reward.points if spec.reward else 0,
+                remind_after=spec.remind_after, expire_after=spec.expire_after, preset_reason=preset,
+            ))
+    return followups.plan_followups(session, items, now=now, settings=settings)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AwareDatetime
+from fastapi import APIRouter, Path, Query
+
+from followup.customers import service as customers
+from followup.kernel.http import Keys, Now, ReadSession, WriteSession
+from followup.kernel.pagination import Limit, Offset
+from followup.kernel.schemas import Page
+from followup.staff.auth import ApiActor
+from followup.surveys import service
+from followup.surveys.schemas import ResponseOut, SurveyCreate, SurveyOut
+
+router = APIRouter(tags=["surveys"])
+
+
+@router.post("/surveys", response_model=SurveyOut, status_code=201)
+def create_survey(body: SurveyCreate, session: WriteSession, actor: ApiActor, now: Now) -> SurveyOut:
+    return service.describe_survey(session, service.create_survey(session, body, now=now))
+
+
+@router.get("/surveys", response_model=Page[SurveyOut])
+def list_surveys(session: ReadSession, actor: ApiActor, limit: Limit = 50, offset: Offset = 0) -> Page[SurveyOut]:
+    items, total = service.list_surveys(session, limit=limit, offset=offset)
+    return Page[SurveyOut](items=items, total=total)
+
+
+@router.get("/surveys/{key}", response_model=SurveyOut)
+def get_survey(key: Annotated[str, Path(max_length=64)], session: ReadSession, actor: ApiActor) -> SurveyOut:
+    return service.describe_survey(session, service.access_survey(session, key))
+
+
+@router.get("/responses", response_model=Page[ResponseOut])
+def list_responses(session: ReadSession, actor: ApiActor, keys: Keys,
+                   customer_id: Annotated[str | None, Query(max_length=128)] = None,
+                   survey: Annotated[str | None, Query(max_length=64)] = None,
+                   since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+                   until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+                   limit: Limit = 50, offset: Offset = 0) -> Page[ResponseOut]:
+    internal = customers.access_customer(session, customer_id).id if customer_id else None
+    items, total = service.list_responses(session, customer_id=internal, survey_key=survey, since=since,
+                                          until=until, limit=limit, offset=offset, keys=keys)
+    return Page[ResponseOut](items=items, total=total)

@@ -1,0 +1,186 @@
+"""The survey question schema, defined once.
+
+The same models validate the API body, the JSON stored per survey version, the hosted page's
+form and the answers posted to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from followup.kernel.schemas import Schema
+
+Locale = Literal["zh-CN", "en"]
+LOCALES: tuple[str, ...] = ("zh-CN", "en")
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="lower-case letters, digits, - and _")]
+
+
+class LocalizedText(Schema):
+    """Text per locale; at least one is required and the other falls back to it."""
+
+    zh_CN: str | None = Field(default=None, alias="zh-CN", max_length=500)
+    en: str | None = Field(default=None, max_length=500)
+
+    model_config = {"populate_by_name": True, "extra": "forbid"}
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> LocalizedText:
+        if not (self.zh_CN or self.en):
+            raise ValueError("give the text in at least one locale: zh-CN or en")
+        return self
+
+    def get(self, locale: str) -> str:
+        preferred = self.zh_CN if locale == "zh-CN" else self.en
+        return preferred or self.en or self.zh_CN or ""
+
+
+class _QuestionBase(Schema):
+    id: Slug
+    prompt: LocalizedText
+    required: bool = True
+
+
+class NpsQuestion(_QuestionBase):
+    type: Literal["nps"]
+
+
+class CsatQuestion(_QuestionBase):
+    type: Literal["csat"]
+
+
+class CesQuestion(_QuestionBase):
+    type: Literal["ces"]
+
+
+class ChoiceOption(Schema):
+    id: Slug
+    label: LocalizedText
+
+
+class ChoiceQuestion(_QuestionBase):
+    type: Literal["choice"]
+    options: list[ChoiceOption] = Field(min_length=2, max_length=20)
+    multiple: bool = False
+
+    @field_validator("options")
+    @classmethod
+    def _unique_options(cls, options: list[ChoiceOption]) -> list[ChoiceOption]:
+        if len({option.id for option in options}) != len(options):
+            raise ValueError("option ids must be unique within a question")
+        return options
+
+
+class TextQuestion(_QuestionBase):
+    type: Literal["text"]
+    max_length: int = Field(default=1000, ge=1, le=5000)
+
+
+Question = Annotated[
+    NpsQuestion | CsatQuestion | CesQuestion | ChoiceQuestion | TextQuestion, Field(discriminator="type")
+]
+RATING_SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+
+
+class SurveyCreate(Schema):
+    key: Slug
+    title: LocalizedText
+    questions: list[Question] = Field(min_length=1, max_length=20)
+
+    @field_validator("questions")
+    @classmethod
+    def _check_questions(cls, questions: list[Any]) -> list[Any]:
+        ids = [question.id for question in questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("question ids must be unique within a survey")
+        if not any(question.type in RATING_SCALES for question in questions):
+            raise ValueError("a survey needs at least one rating question (nps, csat or ces): "
+                             "the first one is what the one-click links answer")
+        return questions
+
+
+class SurveyOut(Schema):
+    id: int
+    key: str
+    version: int
+    title: LocalizedText
+    questions: list[Question]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ResponseOut(Schema):
+    id: int
+    followup_id: int
+    customer_id: str
+    survey: str
+    survey_version: int
+    channel: str
+    answers: dict[str, Any]
+    nps: int | None
+    csat: int | None
+    ces: int | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+def _as_int(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"-?\d{1,3}", raw.strip()):
+        return int(raw.strip())
+    return None
+
+
+def first_rating_question(questions: list[Any]) -> Any:
+    return next(question for question in questions if question.type in RATING_SCALES)
+
+
+def check_answers(questions: list[Any], answers: dict[str, Any], *, only: set[str] | None = None,
+                  enforce_required: bool = True) -> dict[str, Any]:
+    """Validate posted answers against the questions; return them typed (int for ratings).
+
+    `only` limits which questions may be answered in this step. Raises ValueError with a sentence
+    naming the question when an answer is missing or out of range.
+    """
+    by_id = {question.id: question for question in questions}
+    allowed = set(by_id) if only is None else only
+    unknown = set(answers) - allowed
+    if unknown:
+        raise ValueError(f"unknown question: {sorted(unknown)[0]}")
+    clean: dict[str, Any] = {}
+    for qid in allowed:
+        question = by_id[qid]
+        raw = answers.get(qid)
+        if raw is None or raw == "" or raw == []:
+            if question.required and enforce_required:
+                raise ValueError(f"question '{qid}' needs an answer")
+            continue
+        if question.type in RATING_SCALES:
+            low, high = RATING_SCALES[question.type]
+            value = _as_int(raw)
+            if value is None or not low <= value <= high:
+                raise ValueError(f"question '{qid}' takes a whole number from {low} to {high}")
+            clean[qid] = value
+        elif question.type == "choice":
+            values = raw if isinstance(raw, list) else [raw]
+            options = {option.id for option in question.options}
+            if not all(isinstance(v, str) and v in options for v in values):
+                raise ValueError(f"question '{qid}' takes one of: {', '.join(sorted(options))}")
+            if not question.multiple and len(values) > 1:
+                raise ValueError(f"question '{qid}' takes a single choice")
+            clean[qid] = values if question.multiple else values[0]
+        else:
+            if not isinstance(raw, str):
+                raise ValueError(f"question '{qid}' takes text")
+            text = raw.strip()
+            if len(text) > question.max_length:
+                raise ValueError(f"question '{qid}' takes at most {question.max_length} characters")
+            if text:
+                clean[qid] = text
+    return clean

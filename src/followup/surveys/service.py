@@ -1,0 +1,242 @@
+"""Surveys and their versions, invitation tokens, and the storage of responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+from sqlalchemy.orm import Session
+
+from followup.customers import service as customers
+from followup.kernel.crypto import KeyProvider, hash_token, new_token
+from followup.kernel.errors import Conflict, InvalidInput, NotFound
+from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
+from followup.surveys.repository import SurveyRepository
+from followup.surveys.schemas import (
+    RATING_SCALES,
+    LocalizedText,
+    Question,
+    ResponseOut,
+    SurveyCreate,
+    SurveyOut,
+    check_answers,
+    first_rating_question,
+)
+
+_QUESTIONS = TypeAdapter(list[Question])
+_TEXT_PURPOSE = "response-text"
+
+
+class SurveyNotFound(NotFound):
+    code = "survey_not_found"
+
+
+class SurveyExists(Conflict):
+    code = "survey_exists"
+
+
+class InvitationInvalid(NotFound):
+    """Unknown, used and expired tokens are indistinguishable on purpose: a probe learns nothing."""
+
+    code = "invitation_invalid"
+
+
+class AnswerInvalid(InvalidInput):
+    code = "answer_invalid"
+
+
+InvitationState = Literal["rating", "details"]
+
+
+@dataclass(frozen=True)
+class OpenInvitation:
+    invitation: Invitation
+    state: InvitationState
+    version: SurveyVersion
+    questions: list[Any]
+    title: LocalizedText
+
+
+def questions_of(version: SurveyVersion) -> list[Any]:
+    return _QUESTIONS.validate_python(version.questions)
+
+
+def create_survey(session: Session, data: SurveyCreate, *, now: dt.datetime) -> Survey:
+    repo = SurveyRepository(session)
+    if repo.by_key(data.key) is not None:
+        raise SurveyExists(f"A survey with key '{data.key}' already exists.", field="key")
+    title = data.title.model_dump(by_alias=True, exclude_none=True)
+    survey = Survey(key=data.key, title=title, current_version=1, created_at=now, updated_at=now)
+    repo.add(survey)
+    session.flush()
+    repo.add(SurveyVersion(survey_id=survey.id, version=1, title=title,
+                           questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
+                           created_at=now))
+    session.flush()
+    return survey
+
+
+def get_survey(session: Session, key: str) -> Survey | None:
+    return SurveyRepository(session).by_key(key)
+
+
+def access_survey(session: Session, key: str) -> Survey:
+    survey = SurveyRepository(session).by_key(key)
+    if survey is None:
+        raise SurveyNotFound(f"No survey with key '{key}'. Create it with POST /api/v1/surveys first.",
+                             field="survey")
+    return survey
+
+
+def current_version(session: Session, survey: Survey) -> SurveyVersion:
+    return SurveyRepository(session).current_version(survey)
+
+
+def get_version(session: Session, version_id: int) -> SurveyVersion | None:
+    return SurveyRepository(session).version(version_id)
+
+
+def describe_survey(session: Session, survey: Survey) -> SurveyOut:
+    version = current_version(session, survey)
+    return SurveyOut(id=survey.id, key=survey.key, version=version.version,
+                     title=LocalizedText.model_validate(version.title), questions=questions_of(version),
+                     created_at=survey.created_at, updated_at=survey.updated_at)
+
+
+def list_surveys(session: Session, *, limit: int, offset: int) -> tuple[list[SurveyOut], int]:
+    rows, total = SurveyRepository(session).list_surveys(limit=limit, offset=offset)
+    return [describe_survey(session, row) for row in rows], total
+
+
+def create_invitation(session: Session, *, followup_id: int, customer_id: int, survey_version_id: int,
+                      channel: str, expires_at: dt.datetime, now: dt.datetime) -> str:
+    """A fresh 256-bit token for a link; only its hash is stored, so the caller must use it now."""
+    token = new_token()
+    SurveyRepository(session).add(Invitation(
+        token_hash=hash_token(token), followup_id=followup_id, customer_id=customer_id,
+        survey_version_id=survey_version_id, channel=channel, created_at=now, expires_at=expires_at,
+    ))
+    return token
+
+
+def open_invitation(session: Session, token: str, *, now: dt.datetime) -> OpenInvitation:
+    """The invitation behind a token and what the page should ask, or InvitationInvalid."""
+    repo = SurveyRepository(session)
+    invitation = repo.invitation_by_hash(hash_token(token)) if 16 <= len(token) <= 128 else None
+    if invitation is None or invitation.expires_at <= now or invitation.completed_at is not None:
+        raise InvitationInvalid("This link is not valid any more.")
+    version = repo.version(invitation.survey_version_id)
+    if version is None:
+        raise InvitationInvalid("This link is not valid any more.")
+    return OpenInvitation(invitation=invitation, state="details" if invitation.used_at else "rating",
+                          version=version, questions=questions_of(version),
+                          title=LocalizedText.model_validate(version.title))
+
+
+def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str, Any], now: dt.datetime) -> Response:
+    """Record the one-click rating. Exactly one of any number of concurrent callers succeeds."""
+    rating_question = first_rating_question(opened.questions)
+    try:
+        clean = check_answers(opened.questions, answers, only={rating_question.id})
+    except ValueError as exc:
+        raise AnswerInvalid(str(exc), field=rating_question.id) from exc
+    repo = SurveyRepository(session)
+    if opened.state != "rating" or not repo.mark_used(opened.invitation, now):
+        raise InvitationInvalid("This link is not valid any more.")
+    response = Response(followup_id=opened.invitation.followup_id, invitation_id=opened.invitation.id,
+                        customer_id=opened.invitation.customer_id, survey_version_id=opened.version.id,
+                        channel=opened.invitation.channel, ratings={}, created_at=now)
+    _apply_answers(response, opened.questions, clean)
+    repo.add(response)
+    session.flush()
+    return response
+
+
+def record_details(session: Session, opened: OpenInvitation, *, answers: dict[str, Any], keys: KeyProvider,
+                   now: dt.datetime) -> tuple[Response, dict[str, str]]:
+    """Record the optional questions after the rating. Returns the response and its new free text."""
+    rating_question = first_rating_question(opened.questions)
+    others = {question.id for question in opened.questions if question.id != rating_question.id}
+    try:
+        clean = check_answers(opened.questions, answers, only=others)
+    except ValueError as exc:
+        raise AnswerInvalid(str(exc)) from exc
+    repo = SurveyRepository(session)
+    response = repo.response_for_followup(opened.invitation.followup_id)
+    if opened.state != "details" or response is None or not repo.mark_completed(opened.invitation, now):
+        raise InvitationInvalid("This link is not valid any more.")
+    texts = _apply_answers(response, opened.questions, clean)
+    if texts:
+        response.texts_sealed = customers.seal_for_customer(
+            session, response.customer_id, json.dumps(texts, ensure_ascii=False).encode(), keys=keys, now=now,
+            purpose=_TEXT_PURPOSE)
+    response.completed_at = now
+    session.flush()
+    return response, texts
+
+
+def _apply_answers(response: Response, questions: list[Any], clean: dict[str, Any]) -> dict[str, str]:
+    """Ratings and choices go to clear columns; free text is returned for sealing."""
+    texts: dict[str, str] = {}
+    ratings = dict(response.ratings or {})
+    for question in questions:
+        if question.id not in clean:
+            continue
+        value = clean[question.id]
+        if question.type == "text":
+            texts[question.id] = value
+            continue
+        ratings[question.id] = value
+        if question.type in RATING_SCALES and getattr(response, question.type) is None:
+            setattr(response, question.type, value)
+    response.ratings = ratings
+    return texts
+
+
+def read_texts(session: Session, response: Response, *, keys: KeyProvider) -> dict[str, str]:
+    if response.texts_sealed is None:
+        return {}
+    plain = customers.open_for_customer(session, response.customer_id, response.texts_sealed, keys=keys,
+                                        purpose=_TEXT_PURPOSE)
+    if plain is None:
+        return {}
+    texts: dict[str, str] = json.loads(plain)
+    return texts
+
+
+def list_responses(session: Session, *, customer_id: int | None, survey_key: str | None,
+                   since: dt.datetime | None, until: dt.datetime | None, limit: int, offset: int,
+                   keys: KeyProvider) -> tuple[list[ResponseOut], int]:
+    repo = SurveyRepository(session)
+    survey_id = access_survey(session, survey_key).id if survey_key else None
+    query = repo.responses_query(customer_id=customer_id, survey_id=survey_id, since=since, until=until)
+    rows, total = repo.list_responses(query, limit=limit, offset=offset)
+    return describe_responses(session, rows, keys=keys), total
+
+
+def describe_responses(session: Session, rows: list[Response], *, keys: KeyProvider) -> list[ResponseOut]:
+    repo = SurveyRepository(session)
+    versions = repo.versions(row.survey_version_id for row in rows)
+    surveys = {v.survey_id: repo.survey(v.survey_id) for v in versions.values()}
+    external = customers.external_ids(session, {row.customer_id for row in rows})
+    out = []
+    for row in rows:
+        version = versions[row.survey_version_id]
+        survey = surveys[version.survey_id]
+        out.append(ResponseOut(
+            id=row.id, followup_id=row.followup_id, customer_id=external.get(row.customer_id, ""),
+            survey=survey.key if survey else "", survey_version=version.version, channel=row.channel,
+            answers={**(row.ratings or {}), **read_texts(session, row, keys=keys)},
+            nps=row.nps, csat=row.csat, ces=row.ces, created_at=row.created_at, completed_at=row.completed_at,
+        ))
+    return out
+
+
+def scores_for_followups(session: Session, followup_ids: Iterable[int]) -> dict[int, tuple[int | None, int | None]]:
+    """followup id → (nps, csat), for metrics."""
+    return {row.followup_id: (row.nps, row.csat)
+            for row in SurveyRepository(session).responses_for_followups(followup_ids)}

@@ -1,0 +1,189 @@
+"""Pages customers see: the survey behind a message's link, and one-click unsubscribe.
+
+GET never changes anything (mail scanners open links on their own); every change is a POST.
+Unknown, used and expired links all get the same page with status 404, so a probe cannot tell
+them apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from followup.customers import service as customers
+from followup.followups import service as followups
+from followup.kernel.errors import NotFound
+from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
+from followup.privacy import service as privacy
+from followup.surveys import service as surveys
+from followup.surveys.schemas import RATING_SCALES, first_rating_question
+from followup.surveys.service import AnswerInvalid, InvitationInvalid, OpenInvitation
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "rating_lead": "请选择分数后提交。", "submit": "提交", "skip": "跳过", "optional": "选填",
+        "thanks_rating": "已收到您的评分，谢谢！", "details_lead": "愿意再多告诉我们一点吗？以下问题均可跳过。",
+        "thanks_heading": "感谢您的反馈", "thanks_text": "您的意见已记录，我们会认真阅读。",
+        "footer": "您的回答仅用于改进服务，并受隐私政策保护。",
+        "unsubscribe_heading": "退订反馈邮件", "unsubscribe_lead": "确认后，我们将不再通过邮件邀请您参与回访。",
+        "unsubscribe_button": "确认退订", "unsubscribed_heading": "已退订",
+        "unsubscribed_text": "您将不会再收到回访邮件。如需恢复，可在钱包应用的隐私设置中开启。",
+    },
+    "en": {
+        "rating_lead": "Pick a score, then submit.", "submit": "Submit", "skip": "Skip", "optional": "optional",
+        "thanks_rating": "Thank you, we have your rating!",
+        "details_lead": "Would you tell us a little more? Every question here is optional.",
+        "thanks_heading": "Thank you for your feedback", "thanks_text": "Your answers are in; we read every one.",
+        "footer": "Your answers are used only to improve our service and are protected by our privacy notice.",
+        "unsubscribe_heading": "Unsubscribe from feedback emails",
+        "unsubscribe_lead": "Once you confirm, we will not invite you to give feedback by email any more.",
+        "unsubscribe_button": "Unsubscribe", "unsubscribed_heading": "You are unsubscribed",
+        "unsubscribed_text": "You will not get feedback emails from us. You can turn them back on in the wallet app's privacy settings.",
+    },
+}
+SCALE_LABELS = {
+    "zh-CN": {"nps": ("完全不可能", "非常可能"), "csat": ("非常不满意", "非常满意"), "ces": ("非常困难", "非常容易")},
+    "en": {"nps": ("Not at all likely", "Extremely likely"), "csat": ("Very dissatisfied", "Very satisfied"),
+           "ces": ("Very difficult", "Very easy")},
+}
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    data: dict[str, Any] = {}
+    for key in form:
+        values = [v for v in form.getlist(key) if isinstance(v, str)]
+        data[key] = values if len(values) > 1 else (values[0] if values else "")
+    return data
+
+
+FormData = Annotated[dict[str, Any], Depends(_form)]
+
+
+def _page(request: Request, name: str, context: dict[str, Any], *, locale: str, status_code: int = 200) -> Response:
+    return templates.TemplateResponse(request, name, {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), **context},
+                                      status_code=status_code)
+
+
+def invalid_link_page(request: Request) -> Response:
+    return _page(request, "message.html", {
+        "page_title": "链接已失效 · Link not valid",
+        "heading": "链接已失效 · This link is not valid",
+        "text": "此链接不存在、已使用或已过期。 · This link does not exist, was already used, or has expired.",
+    }, locale="zh-CN", status_code=404)
+
+
+def _locale_of(session: Any, opened: OpenInvitation) -> str:
+    customer = customers.get_by_id(session, opened.invitation.customer_id)
+    return customer.locale if customer else "en"
+
+
+def _rating_page(request: Request, opened: OpenInvitation, token: str, *, locale: str, selected: int | None,
+                 error: str | None = None, status_code: int = 200) -> Response:
+    question = first_rating_question(opened.questions)
+    low, high = RATING_SCALES[question.type]
+    low_label, high_label = SCALE_LABELS.get(locale, SCALE_LABELS["en"])[question.type]
+    title = opened.title.get(locale)
+    return _page(request, "rating.html", {
+        "page_title": title, "title": title, "token": token, "question": question,
+        "scale": range(low, high + 1), "selected": selected, "low_label": low_label, "high_label": high_label,
+        "error": error,
+    }, locale=locale, status_code=status_code)
+
+
+def _details_page(request: Request, opened: OpenInvitation, token: str, *, locale: str, error: str | None = None,
+                  status_code: int = 200) -> Response:
+    rating = first_rating_question(opened.questions)
+    title = opened.title.get(locale)
+    return _page(request, "details.html", {
+        "page_title": title, "title": title, "token": token,
+        "questions": [q for q in opened.questions if q.id != rating.id],
+        "scales": {kind: range(low, high + 1) for kind, (low, high) in RATING_SCALES.items()}, "error": error,
+    }, locale=locale, status_code=status_code)
+
+
+def _thanks_page(request: Request, locale: str) -> Response:
+    text = TEXT.get(locale, TEXT["en"])
+    return _page(request, "message.html", {"page_title": text["thanks_heading"], "heading": text["thanks_heading"],
+                                           "text": text["thanks_text"]}, locale=locale)
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+def show_survey(request: Request, token: str, session: ReadSession, now: Now, score: str | None = None) -> Response:
+    try:
+        opened = surveys.open_invitation(session, token, now=now)
+    except InvitationInvalid:
+        return invalid_link_page(request)
+    locale = _locale_of(session, opened)
+    if opened.state == "details":
+        if not [q for q in opened.questions if q.id != first_rating_question(opened.questions).id]:
+            return _thanks_page(request, locale)
+        return _details_page(request, opened, token, locale=locale)
+    selected = int(score) if score is not None and score.strip().isdigit() and len(score) <= 3 else None
+    return _rating_page(request, opened, token, locale=locale, selected=selected)
+
+
+@router.post("/s/{token}", response_class=HTMLResponse)
+def answer_survey(request: Request, token: str, form: FormData, session: WriteSession, now: Now,
+                  keys: Keys) -> Response:
+    try:
+        opened = surveys.open_invitation(session, token, now=now)
+    except InvitationInvalid:
+        return invalid_link_page(request)
+    locale = _locale_of(session, opened)
+    step = form.get("step")
+    answers = {k: v for k, v in form.items() if k not in ("step", "skip")}
+    try:
+        if step == "rating":
+            followups.record_rating(session, token, answers, now=now, keys=keys)
+            return RedirectResponse(f"/s/{token}", status_code=303)
+        if step == "details":
+            followups.record_details(session, token, {} if form.get("skip") else answers, now=now, keys=keys)
+            return _thanks_page(request, locale)
+    except InvitationInvalid:
+        session.rollback()
+        return invalid_link_page(request)
+    except AnswerInvalid as exc:
+        session.rollback()
+        if opened.state == "rating":
+            return _rating_page(request, opened, token, locale=locale, selected=None, error=exc.message,
+                                status_code=422)
+        return _details_page(request, opened, token, locale=locale, error=exc.message, status_code=422)
+    return invalid_link_page(request)
+
+
+@router.get("/u/{token}", response_class=HTMLResponse)
+def show_unsubscribe(request: Request, token: str, session: ReadSession) -> Response:
+    try:
+        link = privacy.access_unsubscribe_link(session, token)
+    except NotFound:
+        return invalid_link_page(request)
+    customer = customers.get_by_id(session, link.customer_id)
+    locale = customer.locale if customer else "en"
+    return _page(request, "unsubscribe.html", {"page_title": TEXT[locale]["unsubscribe_heading"], "token": token},
+                 locale=locale)
+
+
+@router.post("/u/{token}", response_class=HTMLResponse)
+def unsubscribe(request: Request, token: str, session: WriteSession, now: Now, settings: AppSettings) -> Response:
+    """RFC 8058 one-click: a mail client POSTs `List-Unsubscribe=One-Click` here; the page's button too."""
+    try:
+        link = privacy.access_unsubscribe_link(session, token)
+    except NotFound:
+        return invalid_link_page(request)
+    external = customers.external_ids(session, [link.customer_id])
+    privacy.unsubscribe(session, token, subject_id_of=external, notice_version=settings.privacy_notice_version,
+                        now=now)
+    customer = customers.get_by_id(session, link.customer_id)
+    locale = customer.locale if customer else "en"
+    text = TEXT[locale]
+    return _page(request, "message.html", {"page_title": text["unsubscribed_heading"],
+                                           "heading": text["unsubscribed_heading"], "text": text["unsubscribed_text"]},
+                 locale=locale)
