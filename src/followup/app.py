@@ -47,7 +47,7 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         return _error(400, "malformed_json", "The request body is not valid JSON.")
     if first.get("type") == "missing" and not loc:
         return _error(400, "missing_body", "This request needs a JSON body.")
-    kind = first.get("type", "invalid")
+    kind = str(first.get("type", "invalid"))
     code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
     message = str(first.get("msg", "invalid value"))
     if kind == "extra_forbidden":
@@ -60,13 +60,27 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
-    app = FastAPI(title="followup", version=__version__,
-                  description="Follow-up engine for digital wallets: events in, follow-ups out, answers back.",
-                  openapi_url="/api/v1/openapi.json", docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="followup",
+        version=__version__,
+        description="Follow-up engine for digital wallets: events in, follow-ups out, answers back.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.runtime = runtime
 
-    for router in (customers_router, inbox_router, rewards_router, events_router, surveys_router,
-                   strategies_router, followups_router, cases_router, insights_router):
+    for router in (
+        customers_router,
+        inbox_router,
+        rewards_router,
+        events_router,
+        surveys_router,
+        strategies_router,
+        followups_router,
+        cases_router,
+        insights_router,
+    ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(hosted_router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
@@ -84,8 +98,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = {404: "No such resource.", 405: "This method is not allowed here."}.get(exc.status_code,
-                                                                                          str(exc.detail))
+        message = {404: "No such resource.", 405: "This method is not allowed here."}.get(
+            exc.status_code, str(exc.detail)
+        )
         return _error(exc.status_code, code, message)
 
     @app.exception_handler(Exception)

@@ -32,8 +32,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._reader = sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}),
-                                    expire_on_commit=False)
+        self._reader = sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -81,20 +80,23 @@ def load_key_provider(settings: Settings) -> KeyProvider:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(generate_master_key_text() + "\n")
-        log.warning("master_key_file_created", path=str(key_file),
-                    advice="set FOLLOWUP_MASTER_KEY from a secret store for production; "
-                           "losing this file makes all personal data unreadable")
+        log.warning(
+            "master_key_file_created",
+            path=str(key_file),
+            advice="set FOLLOWUP_MASTER_KEY from a secret store for production; "
+            "losing this file makes all personal data unreadable",
+        )
     return LocalKeyProvider(parse_master_key(key_file.read_text()))
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None,
-                  channels: Mapping[str, Channel] | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings, *, clock: Clock | None = None, channels: Mapping[str, Channel] | None = None
+) -> Runtime:
     path = sqlite_path(settings.database_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
-    runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(),
-                      keys=load_key_provider(settings))
+    runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(), keys=load_key_provider(settings))
     if channels is None:
         from followup.channels.registry import default_channels  # noqa: PLC0415 - channels need the runtime
 

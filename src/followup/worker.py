@@ -51,15 +51,21 @@ class Worker:
     def run_timers(self) -> int:
         runtime = self.runtime
         with runtime.session() as session:
-            return followups.run_due_followups(session, now=runtime.clock.now(), settings=runtime.settings,
-                                               keys=runtime.keys, limit=self.batch_size)
+            return followups.run_due_followups(
+                session, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys, limit=self.batch_size
+            )
 
     def send_due_messages(self) -> int:
         runtime = self.runtime
         idempotent = {name for name, channel in runtime.channels.items() if channel.idempotent}
         with runtime.session() as session:
-            ids = dispatch.claim_due_messages(session, now=runtime.clock.now(), settings=runtime.settings,
-                                              idempotent_channels=idempotent, limit=self.batch_size)
+            ids = dispatch.claim_due_messages(
+                session,
+                now=runtime.clock.now(),
+                settings=runtime.settings,
+                idempotent_channels=idempotent,
+                limit=self.batch_size,
+            )
         for message_id in ids:
             if self.stopping.is_set():
                 break  # the lease runs out and another worker (or this one, restarted) takes it
@@ -69,21 +75,27 @@ class Worker:
     def _send_one(self, message_id: int) -> int:
         runtime = self.runtime
         with runtime.session() as session:
-            plan = dispatch.prepare_send(session, message_id, now=runtime.clock.now(), settings=runtime.settings,
-                                         keys=runtime.keys)
+            plan = dispatch.prepare_send(
+                session, message_id, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys
+            )
         if plan is None:
             return 0
         channel = runtime.channels.get(plan.channel)
         if channel is None:
             with runtime.session() as session:
-                dispatch.record_failure(session, message_id, error=f"channel '{plan.channel}' is not configured",
-                                        permanent=True, now=runtime.clock.now(), settings=runtime.settings)
+                dispatch.record_failure(
+                    session,
+                    message_id,
+                    error=f"channel '{plan.channel}' is not configured",
+                    permanent=True,
+                    now=runtime.clock.now(),
+                    settings=runtime.settings,
+                )
             return 0
 
         def handoff() -> None:
             with runtime.session() as session:
-                if not dispatch.mark_in_flight(session, message_id, now=runtime.clock.now(),
-                                               settings=runtime.settings):
+                if not dispatch.mark_in_flight(session, message_id, now=runtime.clock.now(), settings=runtime.settings):
                     raise TransientChannelError("message was taken over by another worker")
 
         try:
@@ -95,9 +107,14 @@ class Worker:
             return 0
         except (TransientChannelError, PermanentChannelError) as exc:
             with runtime.session() as session:
-                dispatch.record_failure(session, message_id, error=exc.message,
-                                        permanent=isinstance(exc, PermanentChannelError),
-                                        now=runtime.clock.now(), settings=runtime.settings)
+                dispatch.record_failure(
+                    session,
+                    message_id,
+                    error=exc.message,
+                    permanent=isinstance(exc, PermanentChannelError),
+                    now=runtime.clock.now(),
+                    settings=runtime.settings,
+                )
             log.info("send_failed", message_id=message_id, channel=plan.channel, error=exc.message)
             return 0
         with runtime.session() as session:
@@ -108,9 +125,15 @@ class Worker:
         runtime = self.runtime
         now = runtime.clock.now()
         with runtime.session() as session:
-            claimed = [(job.id, job.kind, dict(job.payload), job.attempts) for job in
-                       jobs.claim_due(session, now=now, lease=dt.timedelta(seconds=runtime.settings.worker_lease_seconds),
-                                      limit=self.batch_size)]
+            claimed = [
+                (job.id, job.kind, dict(job.payload), job.attempts)
+                for job in jobs.claim_due(
+                    session,
+                    now=now,
+                    lease=dt.timedelta(seconds=runtime.settings.worker_lease_seconds),
+                    limit=self.batch_size,
+                )
+            ]
         for job_id, kind, payload, attempts in claimed:
             handler = JOB_HANDLERS.get(kind)
             try:
@@ -122,8 +145,12 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - a failing job must not stop the others
                 delay = min(3600.0, 5.0 * 2 ** min(attempts, 10))
                 with runtime.session() as session:
-                    jobs.fail(session, job_id, error="".join(traceback.format_exception_only(exc)),
-                              retry_at=runtime.clock.now() + dt.timedelta(seconds=delay))
+                    jobs.fail(
+                        session,
+                        job_id,
+                        error="".join(traceback.format_exception_only(exc)),
+                        retry_at=runtime.clock.now() + dt.timedelta(seconds=delay),
+                    )
                 log.error("job_failed", job_id=job_id, kind=kind, error=str(exc))
         return len(claimed)
 
@@ -151,7 +178,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 done = self.run_until_idle(max_rounds=50)
-            except Exception:  # noqa: BLE001 - log and keep the loop alive; the database may be back soon
+            except Exception:
                 log.exception("worker_tick_failed")
                 done = WorkDone()
             if done.total == 0:

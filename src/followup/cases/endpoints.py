@@ -16,11 +16,17 @@ router = APIRouter(tags=["cases"])
 
 
 @router.get("/cases", response_model=Page[CaseOut])
-def list_cases(session: ReadSession, actor: ApiActor, status: CaseStatus | None = None,
-               priority: CasePriority | None = None,
-               customer_id: Annotated[str | None, Query(max_length=128)] = None,
-               limit: Limit = 50, offset: Offset = 0) -> Page[CaseOut]:
+def list_cases(
+    session: ReadSession,
+    actor: ApiActor,
+    status: CaseStatus | None = None,
+    priority: CasePriority | None = None,
+    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[CaseOut]:
     internal = customers.access_customer(session, customer_id).id if customer_id else None
-    items, total = service.list_cases(session, status=status, priority=priority, customer_id=internal,
-                                      limit=limit, offset=offset)
+    items, total = service.list_cases(
+        session, status=status, priority=priority, customer_id=internal, limit=limit, offset=offset
+    )
     return Page[CaseOut](items=items, total=total)

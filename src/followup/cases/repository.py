@@ -17,21 +17,28 @@ class CaseRepository:
         self.session.add(case)
 
     def exists_for_response(self, response_id: int, kind: str) -> bool:
-        return self.session.scalar(
-            select(func.count()).select_from(Case).where(Case.response_id == response_id, Case.kind == kind)
-        ) != 0
+        return (
+            self.session.scalar(
+                select(func.count()).select_from(Case).where(Case.response_id == response_id, Case.kind == kind)
+            )
+            != 0
+        )
 
     def customers_with_open_security_case(self, customer_ids: Iterable[int]) -> set[int]:
         found: set[int] = set()
         for chunk in chunked(list(customer_ids)):
-            found.update(self.session.scalars(
-                select(Case.customer_id).where(Case.customer_id.in_(chunk), Case.kind == "security",
-                                               Case.status == "open")
-            ))
+            found.update(
+                self.session.scalars(
+                    select(Case.customer_id).where(
+                        Case.customer_id.in_(chunk), Case.kind == "security", Case.status == "open"
+                    )
+                )
+            )
         return found
 
-    def list_cases(self, *, status: str | None, priority: str | None, customer_id: int | None,
-                   limit: int, offset: int) -> tuple[list[Case], int]:
+    def list_cases(
+        self, *, status: str | None, priority: str | None, customer_id: int | None, limit: int, offset: int
+    ) -> tuple[list[Case], int]:
         query = select(Case)
         if status:
             query = query.where(Case.status == status)

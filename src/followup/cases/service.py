@@ -20,8 +20,16 @@ def is_detractor(*, nps: int | None, csat: int | None) -> bool:
     return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)
 
 
-def open_for_rating(session: Session, *, customer_id: int, followup_id: int, response_id: int,
-                    nps: int | None, csat: int | None, now: dt.datetime) -> Case | None:
+def open_for_rating(
+    session: Session,
+    *,
+    customer_id: int,
+    followup_id: int,
+    response_id: int,
+    nps: int | None,
+    csat: int | None,
+    now: dt.datetime,
+) -> Case | None:
     """A detractor case for NPS ≤ 6 or CSAT ≤ 2; high priority for the angriest (NPS ≤ 3, CSAT 1)."""
     if not is_detractor(nps=nps, csat=csat):
         return None
@@ -30,16 +38,25 @@ def open_for_rating(session: Session, *, customer_id: int, followup_id: int, res
         return None
     priority = "high" if (nps is not None and nps <= 3) or csat == 1 else "normal"
     parts = [f"NPS {nps}" if nps is not None else "", f"CSAT {csat}" if csat is not None else ""]
-    case = Case(customer_id=customer_id, followup_id=followup_id, response_id=response_id, kind="detractor",
-                priority=priority, status="open", summary="Detractor: " + ", ".join(p for p in parts if p),
-                opened_at=now, due_at=now + SLA[priority])
+    case = Case(
+        customer_id=customer_id,
+        followup_id=followup_id,
+        response_id=response_id,
+        kind="detractor",
+        priority=priority,
+        status="open",
+        summary="Detractor: " + ", ".join(p for p in parts if p),
+        opened_at=now,
+        due_at=now + SLA[priority],
+    )
     repo.add(case)
     session.flush()
     return case
 
 
-def open_for_comment(session: Session, *, customer_id: int, followup_id: int, response_id: int,
-                     texts: Iterable[str], now: dt.datetime) -> Case | None:
+def open_for_comment(
+    session: Session, *, customer_id: int, followup_id: int, response_id: int, texts: Iterable[str], now: dt.datetime
+) -> Case | None:
     """A `security` case when any free-text answer raises a security concern."""
     if not any(raises_security_concern(text) for text in texts):
         return None
@@ -47,10 +64,17 @@ def open_for_comment(session: Session, *, customer_id: int, followup_id: int, re
     if repo.exists_for_response(response_id, "security"):
         return None
     # The summary never quotes the comment: it is personal data and stays sealed in the response.
-    case = Case(customer_id=customer_id, followup_id=followup_id, response_id=response_id, kind="security",
-                priority="security", status="open",
-                summary="Security concern raised in a comment; contact the customer and check the account.",
-                opened_at=now, due_at=now + SLA["security"])
+    case = Case(
+        customer_id=customer_id,
+        followup_id=followup_id,
+        response_id=response_id,
+        kind="security",
+        priority="security",
+        status="open",
+        summary="Security concern raised in a comment; contact the customer and check the account.",
+        opened_at=now,
+        due_at=now + SLA["security"],
+    )
     repo.add(case)
     session.flush()
     return case
@@ -60,12 +84,26 @@ def customers_with_open_security_case(session: Session, customer_ids: Iterable[i
     return CaseRepository(session).customers_with_open_security_case(customer_ids)
 
 
-def list_cases(session: Session, *, status: str | None, priority: str | None, customer_id: int | None,
-               limit: int, offset: int) -> tuple[list[CaseOut], int]:
-    rows, total = CaseRepository(session).list_cases(status=status, priority=priority, customer_id=customer_id,
-                                                     limit=limit, offset=offset)
+def list_cases(
+    session: Session, *, status: str | None, priority: str | None, customer_id: int | None, limit: int, offset: int
+) -> tuple[list[CaseOut], int]:
+    rows, total = CaseRepository(session).list_cases(
+        status=status, priority=priority, customer_id=customer_id, limit=limit, offset=offset
+    )
     external = customers.external_ids(session, {row.customer_id for row in rows})
-    return [CaseOut(id=row.id, customer_id=external.get(row.customer_id, ""), followup_id=row.followup_id,
-                    response_id=row.response_id, kind=row.kind, priority=row.priority,  # type: ignore[arg-type]
-                    status=row.status, summary=row.summary, opened_at=row.opened_at,  # type: ignore[arg-type]
-                    due_at=row.due_at, closed_at=row.closed_at) for row in rows], total
+    return [
+        CaseOut(
+            id=row.id,
+            customer_id=external.get(row.customer_id, ""),
+            followup_id=row.followup_id,
+            response_id=row.response_id,
+            kind=row.kind,
+            priority=row.priority,
+            status=row.status,
+            summary=row.summary,
+            opened_at=row.opened_at,
+            due_at=row.due_at,
+            closed_at=row.closed_at,
+        )
+        for row in rows
+    ], total

@@ -31,8 +31,11 @@ _UNSUBSCRIBE_LABEL = {"zh-CN": "退订", "en": "Unsubscribe"}
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
-_templates = Environment(loader=PackageLoader("followup.channels", "templates"),
-                         autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+_templates = Environment(
+    loader=PackageLoader("followup.channels", "templates"),
+    autoescape=select_autoescape(["html"]),
+    keep_trailing_newline=True,
+)
 
 
 def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
@@ -50,8 +53,9 @@ def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
         message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(_templates.get_template("email.txt").render(c=content, unsubscribe_label=label))
-    message.add_alternative(_templates.get_template("email.html").render(c=content, unsubscribe_label=label),
-                            subtype="html")
+    message.add_alternative(
+        _templates.get_template("email.html").render(c=content, unsubscribe_label=label), subtype="html"
+    )
     return message
 
 
@@ -70,8 +74,9 @@ class SmtpChannel:
     def __init__(self, url: str, *, sender: str, timeout: float = 30.0) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps", "smtp+starttls") or not parsed.hostname:
-            raise ValueError("FOLLOWUP_SMTP_URL must look like smtp://host:port, smtps://host:port "
-                             "or smtp+starttls://host:port")
+            raise ValueError(
+                "FOLLOWUP_SMTP_URL must look like smtp://host:port, smtps://host:port or smtp+starttls://host:port"
+            )
         self.scheme = parsed.scheme
         self.host = parsed.hostname
         self.port = parsed.port or (465 if parsed.scheme == "smtps" else 25)
@@ -82,8 +87,7 @@ class SmtpChannel:
 
     def _connect(self) -> smtplib.SMTP:
         if self.scheme == "smtps":
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                    context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
         client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         client.ehlo()
         if self.scheme == "smtp+starttls":

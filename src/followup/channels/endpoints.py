@@ -15,7 +15,12 @@ router = APIRouter(tags=["inbox"])
 
 
 @router.get("/customers/{customer_id}/inbox", response_model=list[InboxItemOut])
-def list_inbox(customer_id: Annotated[str, Path(min_length=1, max_length=128)], session: ReadSession,
-               actor: ApiActor, keys: Keys, limit: Limit = 50) -> list[InboxItemOut]:
+def list_inbox(
+    customer_id: Annotated[str, Path(min_length=1, max_length=128)],
+    session: ReadSession,
+    actor: ApiActor,
+    keys: Keys,
+    limit: Limit = 50,
+) -> list[InboxItemOut]:
     customer = customers.access_customer(session, customer_id)
     return service.list_inbox(session, customer.id, keys=keys, limit=limit)

@@ -18,15 +18,21 @@ class InAppChannel:
     idempotent = True
     needs_address = False
 
-    def __init__(self, session_scope: Callable[[], AbstractContextManager[Session]], *, keys: KeyProvider,
-                 clock: Clock) -> None:
+    def __init__(
+        self, session_scope: Callable[[], AbstractContextManager[Session]], *, keys: KeyProvider, clock: Clock
+    ) -> None:
         self._session_scope = session_scope
         self._keys = keys
         self._clock = clock
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         with self._session_scope() as session:
-            item_id = service.deliver_to_inbox(session, customer_id=delivery.customer_id,
-                                               idempotency_key=delivery.idempotency_key, content=delivery.content,
-                                               keys=self._keys, now=self._clock.now())
+            item_id = service.deliver_to_inbox(
+                session,
+                customer_id=delivery.customer_id,
+                idempotency_key=delivery.idempotency_key,
+                content=delivery.content,
+                keys=self._keys,
+                now=self._clock.now(),
+            )
         return Receipt(provider_ref=f"inbox:{item_id}")

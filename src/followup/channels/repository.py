@@ -19,10 +19,13 @@ class InboxRepository:
         statement = insert_ignoring_conflicts(dialect, InboxItem.__table__, index_elements=["idempotency_key"])
         self.session.execute(statement, [row])
         found = self.session.scalars(
-            select(InboxItem.id).where(InboxItem.idempotency_key == row["idempotency_key"])).one()
+            select(InboxItem.id).where(InboxItem.idempotency_key == row["idempotency_key"])
+        ).one()
         return int(found)
 
     def for_customer(self, customer_id: int, *, limit: int) -> list[InboxItem]:
-        return list(self.session.scalars(
-            select(InboxItem).where(InboxItem.customer_id == customer_id)
-            .order_by(InboxItem.id.desc()).limit(limit)))
+        return list(
+            self.session.scalars(
+                select(InboxItem).where(InboxItem.customer_id == customer_id).order_by(InboxItem.id.desc()).limit(limit)
+            )
+        )

@@ -15,16 +15,32 @@ from followup.kernel.crypto import KeyProvider
 _PURPOSE = "inbox"
 
 
-def deliver_to_inbox(session: Session, *, customer_id: int, idempotency_key: str, content: MessageContent,
-                     keys: KeyProvider, now: dt.datetime) -> int:
-    payload = {"title": content.subject, "body": f"{content.body}\n{content.question or ''}".strip(),
-               "link": content.link}
-    sealed = customers.seal_for_customer(session, customer_id, json.dumps(payload, ensure_ascii=False).encode(),
-                                         keys=keys, now=now, purpose=_PURPOSE)
-    return InboxRepository(session).insert_once({
-        "customer_id": customer_id, "idempotency_key": idempotency_key, "content_sealed": sealed,
-        "created_at": now, "read_at": None,
-    })
+def deliver_to_inbox(
+    session: Session,
+    *,
+    customer_id: int,
+    idempotency_key: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> int:
+    payload = {
+        "title": content.subject,
+        "body": f"{content.body}\n{content.question or ''}".strip(),
+        "link": content.link,
+    }
+    sealed = customers.seal_for_customer(
+        session, customer_id, json.dumps(payload, ensure_ascii=False).encode(), keys=keys, now=now, purpose=_PURPOSE
+    )
+    return InboxRepository(session).insert_once(
+        {
+            "customer_id": customer_id,
+            "idempotency_key": idempotency_key,
+            "content_sealed": sealed,
+            "created_at": now,
+            "read_at": None,
+        }
+    )
 
 
 def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: int = 50) -> list[InboxItemOut]:
@@ -34,6 +50,14 @@ def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: 
         if plain is None:
             continue
         payload = json.loads(plain)
-        items.append(InboxItemOut(id=row.id, title=payload["title"], body=payload["body"], link=payload["link"],
-                                  created_at=row.created_at.isoformat(), read=row.read_at is not None))
+        items.append(
+            InboxItemOut(
+                id=row.id,
+                title=payload["title"],
+                body=payload["body"],
+                link=payload["link"],
+                created_at=row.created_at.isoformat(),
+                read=row.read_at is not None,
+            )
+        )
     return items

@@ -21,8 +21,9 @@ from followup.kernel.errors import FollowupError
 from followup.kernel.logging import configure_logging
 from followup.runtime import Runtime, build_runtime
 
-app = typer.Typer(help="followup: a follow-up engine for digital wallets.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="followup: a follow-up engine for digital wallets.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the wallet's systems.", no_args_is_help=True)
 staff_app = typer.Typer(help="Console staff accounts.", no_args_is_help=True)
@@ -84,8 +85,10 @@ def db_upgrade() -> None:
 
 
 @app.command()
-def serve(host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="port to listen on")] = 8000) -> None:
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
     """Serve the API, the survey pages and the console."""
     import uvicorn  # noqa: PLC0415
 
@@ -150,8 +153,10 @@ def keys_generate() -> None:
 
 
 @events_app.command("import")
-def events_import(path: Annotated[Path, typer.Argument(help="NDJSON file, one event per line; - for stdin")],
-                  batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 5000) -> None:
+def events_import(
+    path: Annotated[Path, typer.Argument(help="NDJSON file, one event per line; - for stdin")],
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 5000,
+) -> None:
     """Ingest events from NDJSON, in batches, exactly as POST /api/v1/events does."""
     from followup.events import service  # noqa: PLC0415
 
@@ -161,10 +166,18 @@ def events_import(path: Annotated[Path, typer.Argument(help="NDJSON file, one ev
     total_size = path.stat().st_size if str(path) != "-" else None
     accepted = duplicates = 0
     rejected: list[str] = []
-    with _runtime() as runtime, handle, Progress(
-        TextColumn("[bold]importing"), BarColumn(), TextColumn("{task.completed:,.0f} bytes"),
-        TimeRemainingColumn(), console=err, disable=total_size is None,
-    ) as progress:
+    with (
+        _runtime() as runtime,
+        handle,
+        Progress(
+            TextColumn("[bold]importing"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f} bytes"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=total_size is None,
+        ) as progress,
+    ):
         _check_schema(runtime)
         task = progress.add_task("import", total=total_size)
         batch: list[object] = []

@@ -6,8 +6,10 @@ import re
 
 import phonenumbers
 
-_EMAIL = re.compile(r"^[^@\s\"'<>,;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s\"'<>,;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
+)
 _REGION_OF_LOCALE = {"zh-CN": "CN", "en": None}
 
 
@@ -21,7 +23,7 @@ def normalize_email(value: str) -> str:
 
 def normalize_phone(value: str, *, locale: str | None = None) -> str:
     """E.164, e.g. +8613812341234. A number without + is read in the locale's country."""
-    region = _REGION_OF_LOCALE.get(locale or "", None)
+    region = _REGION_OF_LOCALE.get(locale or "")
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:

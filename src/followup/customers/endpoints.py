@@ -14,10 +14,18 @@ CustomerId = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 @router.put("/customers/{customer_id}", response_model=CustomerOut)
-def upsert_customer(customer_id: CustomerId, body: CustomerUpsert, session: WriteSession, actor: ApiActor,
-                    keys: Keys, now: Now, settings: AppSettings) -> CustomerOut:
-    customer = service.upsert_customer(session, customer_id, body, keys=keys, actor=actor, now=now,
-                                       notice_version=settings.privacy_notice_version)
+def upsert_customer(
+    customer_id: CustomerId,
+    body: CustomerUpsert,
+    session: WriteSession,
+    actor: ApiActor,
+    keys: Keys,
+    now: Now,
+    settings: AppSettings,
+) -> CustomerOut:
+    customer = service.upsert_customer(
+        session, customer_id, body, keys=keys, actor=actor, now=now, notice_version=settings.privacy_notice_version
+    )
     return service.describe_customer(session, customer, keys=keys)
 
 

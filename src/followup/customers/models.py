@@ -34,8 +34,6 @@ class CustomerKey(Base):
 
     __tablename__ = "customer_keys"
 
-    customer_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import cast
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from followup.customers.models import Customer, CustomerKey
-from followup.kernel.db import chunked, insert_ignoring_conflicts
+from followup.kernel.db import UTCDateTime, chunked, insert_ignoring_conflicts
 
 
 class CustomerRepository:
@@ -30,21 +31,34 @@ class CustomerRepository:
     def external_ids(self, ids: Iterable[int]) -> dict[int, str]:
         out: dict[int, str] = {}
         for chunk in chunked(list(ids)):
-            out.update(self.session.execute(
-                select(Customer.id, Customer.external_id).where(Customer.id.in_(chunk))).tuples().all())
+            out.update(
+                self.session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(chunk))).all()
+            )
         return out
 
     def ids_for(self, external_ids: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk in chunked(list(external_ids)):
-            out.update(self.session.execute(
-                select(Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))).tuples().all())
+            out.update(
+                self.session.execute(
+                    select(Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))
+                ).all()
+            )
         return out
 
-    def insert_bare(self, external_ids: Iterable[str], *, locale: str, time_zone: str,
-                    now: dt.datetime) -> None:
-        rows = [{"external_id": eid, "locale": locale, "time_zone": time_zone, "attributes": {},
-                 "event_count": 0, "created_at": now, "updated_at": now} for eid in external_ids]
+    def insert_bare(self, external_ids: Iterable[str], *, locale: str, time_zone: str, now: dt.datetime) -> None:
+        rows = [
+            {
+                "external_id": eid,
+                "locale": locale,
+                "time_zone": time_zone,
+                "attributes": {},
+                "event_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for eid in external_ids
+        ]
         if rows:
             statement = insert_ignoring_conflicts(self._dialect, Customer.__table__, index_elements=["external_id"])
             self.session.execute(statement, rows)
@@ -53,13 +67,13 @@ class CustomerRepository:
         """Bump event counts and last-event times in one executemany."""
         if not activity:
             return
-        table = Customer.__table__
+        table = cast(Table, Customer.__table__)
         statement = (
             update(table)
             .where(table.c.id == bindparam("cid"))
             .values(
                 event_count=table.c.event_count + bindparam("n"),
-                last_event_at=bindparam("last_at"),
+                last_event_at=bindparam("last_at", type_=UTCDateTime()),
             )
         )
         # Only move last_event_at forward: events may arrive out of order.
@@ -67,17 +81,17 @@ class CustomerRepository:
         params = []
         for cid, (count, last_at) in activity.items():
             previous = current.get(cid)
-            if previous is not None:
-                last_at = max(previous, last_at)
-            params.append({"cid": cid, "n": count, "last_at": last_at})
+            latest = last_at if previous is None else max(previous, last_at)
+            params.append({"cid": cid, "n": count, "last_at": latest})
         self.session.connection().execute(statement, params)
 
     def _last_event_times(self, ids: list[int]) -> dict[int, dt.datetime | None]:
         out: dict[int, dt.datetime | None] = {}
         table = Customer.__table__
         for chunk in chunked(ids):
-            out.update(self.session.execute(
-                select(table.c.id, table.c.last_event_at).where(table.c.id.in_(chunk))).tuples().all())
+            out.update(
+                self.session.execute(select(table.c.id, table.c.last_event_at).where(table.c.id.in_(chunk))).all()
+            )
         return out
 
     def get_key(self, customer_id: int) -> CustomerKey | None:

@@ -29,8 +29,7 @@ def _key_context(customer_id: int) -> bytes:
     return f"customer:{customer_id}".encode()
 
 
-def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime,
-              create: bool) -> bytes | None:
+def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime, create: bool) -> bytes | None:
     """The customer's unwrapped data key, cached for the life of the session's transaction."""
     cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
     if customer_id in cache:
@@ -41,8 +40,13 @@ def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.
         if not create:
             return None
         data_key = new_data_key()
-        repo.add(CustomerKey(customer_id=customer_id, wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
-                             created_at=now))
+        repo.add(
+            CustomerKey(
+                customer_id=customer_id,
+                wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
+                created_at=now,
+            )
+        )
         session.flush()
     else:
         data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
@@ -50,15 +54,17 @@ def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.
     return data_key
 
 
-def seal_for_customer(session: Session, customer_id: int, plaintext: bytes, *, keys: KeyProvider,
-                      now: dt.datetime, purpose: str) -> bytes:
+def seal_for_customer(
+    session: Session, customer_id: int, plaintext: bytes, *, keys: KeyProvider, now: dt.datetime, purpose: str
+) -> bytes:
     data_key = _data_key(session, customer_id, keys=keys, now=now, create=True)
     assert data_key is not None  # noqa: S101 - create=True always returns a key
     return seal(data_key, plaintext, aad=purpose.encode())
 
 
-def open_for_customer(session: Session, customer_id: int, sealed: bytes, *, keys: KeyProvider,
-                      purpose: str) -> bytes | None:
+def open_for_customer(
+    session: Session, customer_id: int, sealed: bytes, *, keys: KeyProvider, purpose: str
+) -> bytes | None:
     """The plaintext, or None when the customer's key was destroyed (erased customer)."""
     data_key = _data_key(session, customer_id, keys=keys, now=dt.datetime.now(dt.UTC), create=False)
     if data_key is None:
@@ -77,17 +83,31 @@ def access_customer(session: Session, external_id: str) -> Customer:
     return customer
 
 
-def upsert_customer(session: Session, external_id: str, data: CustomerUpsert, *, keys: KeyProvider,
-                    actor: Actor, now: dt.datetime, notice_version: str) -> Customer:
+def upsert_customer(
+    session: Session,
+    external_id: str,
+    data: CustomerUpsert,
+    *,
+    keys: KeyProvider,
+    actor: Actor,
+    now: dt.datetime,
+    notice_version: str,
+) -> Customer:
     if not external_id or len(external_id) > 128:
         raise InvalidInput("customer_id must be 1 to 128 characters.", field="customer_id")
     repo = CustomerRepository(session)
     customer = repo.by_external_id(external_id)
     created = customer is None
     if customer is None:
-        customer = Customer(external_id=external_id, locale=data.locale or DEFAULT_LOCALE,
-                            time_zone=data.time_zone or DEFAULT_TIME_ZONE, attributes={}, event_count=0,
-                            created_at=now, updated_at=now)
+        customer = Customer(
+            external_id=external_id,
+            locale=data.locale or DEFAULT_LOCALE,
+            time_zone=data.time_zone or DEFAULT_TIME_ZONE,
+            attributes={},
+            event_count=0,
+            created_at=now,
+            updated_at=now,
+        )
         repo.add(customer)
         session.flush()
     given = data.model_fields_set
@@ -105,17 +125,33 @@ def upsert_customer(session: Session, external_id: str, data: CustomerUpsert, *,
     customer.updated_at = now
     session.flush()
     if any(changed_contacts.values()) or created:
-        privacy.record_audit(session, actor=actor, subject_type="customer", subject_id=external_id,
-                             event="customer.created" if created else "customer.contacts_changed", now=now,
-                             new={name: "set" for name, changed in changed_contacts.items() if changed})
+        privacy.record_audit(
+            session,
+            actor=actor,
+            subject_type="customer",
+            subject_id=external_id,
+            event="customer.created" if created else "customer.contacts_changed",
+            now=now,
+            new={name: "set" for name, changed in changed_contacts.items() if changed},
+        )
     if data.consents:
-        privacy.record_consents(session, customer.id, data.consents, subject_id=external_id, source="api",
-                                notice_version=notice_version, actor=actor, now=now)
+        privacy.record_consents(
+            session,
+            customer.id,
+            {
+                str(purpose): {str(ch): granted for ch, granted in by_channel.items()}
+                for purpose, by_channel in data.consents.items()
+            },
+            subject_id=external_id,
+            source="api",
+            notice_version=notice_version,
+            actor=actor,
+            now=now,
+        )
     return customer
 
 
-def _set_email(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider,
-               now: dt.datetime) -> bool:
+def _set_email(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider, now: dt.datetime) -> bool:
     if value is None:
         changed = customer.email_sealed is not None
         customer.email_sealed, customer.email_index = None, None
@@ -127,14 +163,12 @@ def _set_email(session: Session, customer: Customer, value: str | None, *, keys:
     index = keys.blind_index("email", email)
     if index == customer.email_index:
         return False
-    customer.email_sealed = seal_for_customer(session, customer.id, email.encode(), keys=keys, now=now,
-                                              purpose="email")
+    customer.email_sealed = seal_for_customer(session, customer.id, email.encode(), keys=keys, now=now, purpose="email")
     customer.email_index = index
     return True
 
 
-def _set_phone(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider,
-               now: dt.datetime) -> bool:
+def _set_phone(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider, now: dt.datetime) -> bool:
     if value is None:
         changed = customer.phone_sealed is not None
         customer.phone_sealed, customer.phone_index = None, None
@@ -146,19 +180,19 @@ def _set_phone(session: Session, customer: Customer, value: str | None, *, keys:
     index = keys.blind_index("phone", phone)
     if index == customer.phone_index:
         return False
-    customer.phone_sealed = seal_for_customer(session, customer.id, phone.encode(), keys=keys, now=now,
-                                              purpose="phone")
+    customer.phone_sealed = seal_for_customer(session, customer.id, phone.encode(), keys=keys, now=now, purpose="phone")
     customer.phone_index = index
     return True
 
 
 def contact_address(session: Session, customer: Customer, channel: str, *, keys: KeyProvider) -> str | None:
     """The clear address for a channel that needs one, read at send time only."""
-    sealed = {"email": customer.email_sealed, "sms": customer.phone_sealed,
-              "phone": customer.phone_sealed}.get(channel)
+    sealed = {"email": customer.email_sealed, "sms": customer.phone_sealed, "phone": customer.phone_sealed}.get(channel)
     if sealed is None:
         return None
-    plain = open_for_customer(session, customer.id, sealed, keys=keys, purpose="email" if channel == "email" else "phone")
+    plain = open_for_customer(
+        session, customer.id, sealed, keys=keys, purpose="email" if channel == "email" else "phone"
+    )
     return None if plain is None else plain.decode()
 
 
@@ -206,9 +240,14 @@ def record_activity(session: Session, activity: Mapping[int, tuple[int, dt.datet
 def snapshots(session: Session, customer_ids: Iterable[int]) -> dict[int, CustomerSnapshot]:
     return {
         row.id: CustomerSnapshot(
-            id=row.id, external_id=row.external_id, locale=row.locale, time_zone=row.time_zone,
-            attributes=row.attributes or {}, has_email=row.email_sealed is not None,
-            has_phone=row.phone_sealed is not None, event_count=row.event_count,
+            id=row.id,
+            external_id=row.external_id,
+            locale=row.locale,
+            time_zone=row.time_zone,
+            attributes=row.attributes or {},
+            has_email=row.email_sealed is not None,
+            has_phone=row.phone_sealed is not None,
+            event_count=row.event_count,
         )
         for row in CustomerRepository(session).by_ids(customer_ids)
     }

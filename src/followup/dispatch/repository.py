@@ -25,10 +25,13 @@ class MessageRepository:
 
     def expire_in_flight(self, *, now: dt.datetime, idempotent_channels: Collection[str]) -> list[Message]:
         """Messages whose worker died while a provider held them. Returns the ones now unknown."""
-        stale = list(self.session.scalars(
-            select(Message).where(Message.status == "in_flight", Message.lease_until < now)
-            .with_for_update(skip_locked=True)
-        ))
+        stale = list(
+            self.session.scalars(
+                select(Message)
+                .where(Message.status == "in_flight", Message.lease_until < now)
+                .with_for_update(skip_locked=True)
+            )
+        )
         unknown = []
         for message in stale:
             if message.channel in idempotent_channels:
@@ -43,10 +46,12 @@ class MessageRepository:
     def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[int]:
         ready = (
             select(Message.id)
-            .where(or_(
-                and_(Message.status == "queued", Message.due_at <= now),
-                and_(Message.status == "sending", Message.lease_until < now),
-            ))
+            .where(
+                or_(
+                    and_(Message.status == "queued", Message.due_at <= now),
+                    and_(Message.status == "sending", Message.lease_until < now),
+                )
+            )
             .order_by(Message.due_at, Message.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -54,14 +59,16 @@ class MessageRepository:
         ids = list(self.session.scalars(ready))
         if ids:
             self.session.execute(
-                update(Message).where(Message.id.in_(ids))
+                update(Message)
+                .where(Message.id.in_(ids))
                 .values(status="sending", lease_until=lease_until, attempts=Message.attempts + 1)
             )
         return ids
 
     def mark_in_flight(self, message_id: int, *, now: dt.datetime, lease_until: dt.datetime) -> bool:
         result = self.session.execute(
-            update(Message).where(Message.id == message_id, Message.status == "sending")
+            update(Message)
+            .where(Message.id == message_id, Message.status == "sending")
             .values(status="in_flight", lease_until=lease_until)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -69,10 +76,12 @@ class MessageRepository:
     def for_followups(self, followup_ids: Iterable[int]) -> list[Message]:
         out: list[Message] = []
         for chunk in chunked(list(followup_ids)):
-            out.extend(self.session.scalars(
-                select(Message).where(Message.followup_id.in_(chunk)).order_by(Message.id)))
+            out.extend(self.session.scalars(select(Message).where(Message.followup_id.in_(chunk)).order_by(Message.id)))
         return out
 
     def for_customer(self, customer_id: int, *, limit: int) -> list[Message]:
-        return list(self.session.scalars(
-            select(Message).where(Message.customer_id == customer_id).order_by(Message.id.desc()).limit(limit)))
+        return list(
+            self.session.scalars(
+                select(Message).where(Message.customer_id == customer_id).order_by(Message.id.desc()).limit(limit)
+            )
+        )

@@ -41,40 +41,61 @@ def idempotency_key(followup_id: int, step: str, channel: str) -> str:
     return f"followup-{followup_id}-{step}-{channel}"
 
 
-def queue_message(session: Session, *, followup_id: int, customer_id: int, step: str, channel: str,
-                  content: MessageContent, keys: KeyProvider, now: dt.datetime) -> Message | None:
+def queue_message(
+    session: Session,
+    *,
+    followup_id: int,
+    customer_id: int,
+    step: str,
+    channel: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> Message | None:
     """Queue one delivery; a second call for the same follow-up, step and channel is a no-op."""
     repo = MessageRepository(session)
     key = idempotency_key(followup_id, step, channel)
     if repo.by_key(key) is not None:
         return None
-    sealed = customers.seal_for_customer(session, customer_id, content.model_dump_json().encode(), keys=keys,
-                                         now=now, purpose=_CONTENT_PURPOSE)
-    message = Message(followup_id=followup_id, customer_id=customer_id, step=step, channel=channel,
-                      status="queued", idempotency_key=key, content_sealed=sealed, attempts=0, due_at=now,
-                      created_at=now)
+    sealed = customers.seal_for_customer(
+        session, customer_id, content.model_dump_json().encode(), keys=keys, now=now, purpose=_CONTENT_PURPOSE
+    )
+    message = Message(
+        followup_id=followup_id,
+        customer_id=customer_id,
+        step=step,
+        channel=channel,
+        status="queued",
+        idempotency_key=key,
+        content_sealed=sealed,
+        attempts=0,
+        due_at=now,
+        created_at=now,
+    )
     repo.add(message)
     session.flush()
     return message
 
 
-def claim_due_messages(session: Session, *, now: dt.datetime, settings: Settings,
-                       idempotent_channels: Collection[str], limit: int = 100) -> list[int]:
+def claim_due_messages(
+    session: Session, *, now: dt.datetime, settings: Settings, idempotent_channels: Collection[str], limit: int = 100
+) -> list[int]:
     """Lease due messages to this worker. First, settle messages a dead worker left in flight."""
     repo = MessageRepository(session)
     repo.expire_in_flight(now=now, idempotent_channels=idempotent_channels)
-    return repo.claim_due(now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds),
-                          limit=limit)
+    return repo.claim_due(now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds), limit=limit)
 
 
 def read_content(session: Session, message: Message, *, keys: KeyProvider) -> MessageContent | None:
-    plain = customers.open_for_customer(session, message.customer_id, message.content_sealed, keys=keys,
-                                        purpose=_CONTENT_PURPOSE)
+    plain = customers.open_for_customer(
+        session, message.customer_id, message.content_sealed, keys=keys, purpose=_CONTENT_PURPOSE
+    )
     return None if plain is None else MessageContent.model_validate_json(plain)
 
 
-def prepare_send(session: Session, message_id: int, *, now: dt.datetime, settings: Settings,
-                 keys: KeyProvider) -> SendPlan | None:
+def prepare_send(
+    session: Session, message_id: int, *, now: dt.datetime, settings: Settings, keys: KeyProvider
+) -> SendPlan | None:
     """Ask the contact policy again, right before sending; None when there is nothing to send now."""
     repo = MessageRepository(session)
     message = repo.get(message_id)
@@ -96,15 +117,24 @@ def prepare_send(session: Session, message_id: int, *, now: dt.datetime, setting
     if customer is None or content is None or (message.channel in ("email", "sms", "phone") and not address):
         _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
         return None
-    return SendPlan(message_id=message.id, channel=message.channel, delivery=Delivery(
-        message_id=message.id, idempotency_key=message.idempotency_key, customer_id=message.customer_id,
-        address=address, content=content))
+    return SendPlan(
+        message_id=message.id,
+        channel=message.channel,
+        delivery=Delivery(
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            customer_id=message.customer_id,
+            address=address,
+            content=content,
+        ),
+    )
 
 
 def mark_in_flight(session: Session, message_id: int, *, now: dt.datetime, settings: Settings) -> bool:
     """The point of no return for providers without idempotency keys: committed before the hand-over."""
     return MessageRepository(session).mark_in_flight(
-        message_id, now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds))
+        message_id, now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds)
+    )
 
 
 def record_sent(session: Session, message_id: int, receipt: Receipt, *, now: dt.datetime) -> None:
@@ -117,8 +147,9 @@ def record_sent(session: Session, message_id: int, receipt: Receipt, *, now: dt.
     policy.record_contact(session, message.followup_id, channel=message.channel, now=now)
 
 
-def record_failure(session: Session, message_id: int, *, error: str, permanent: bool, now: dt.datetime,
-                   settings: Settings) -> None:
+def record_failure(
+    session: Session, message_id: int, *, error: str, permanent: bool, now: dt.datetime, settings: Settings
+) -> None:
     message = MessageRepository(session).get(message_id)
     if message is None:
         return
@@ -141,17 +172,35 @@ def record_unknown(session: Session, message_id: int, *, error: str) -> None:
 
 def _undelivered(session: Session, message: Message, *, status: str, reason: str | None, now: dt.datetime) -> None:
     message.status, message.reason, message.lease_until = status, reason, None
-    jobs.enqueue(session, UNDELIVERED_JOB, {
-        "message_id": message.id, "followup_id": message.followup_id, "step": message.step,
-        "channel": message.channel, "outcome": status, "reason": reason,
-    }, now=now)
+    jobs.enqueue(
+        session,
+        UNDELIVERED_JOB,
+        {
+            "message_id": message.id,
+            "followup_id": message.followup_id,
+            "step": message.step,
+            "channel": message.channel,
+            "outcome": status,
+            "reason": reason,
+        },
+        now=now,
+    )
 
 
 def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[int, list[MessageSummary]]:
     out: dict[int, list[MessageSummary]] = {}
     for message in MessageRepository(session).for_followups(followup_ids):
-        out.setdefault(message.followup_id, []).append(MessageSummary(
-            id=message.id, step=message.step, channel=message.channel, status=message.status,
-            reason=message.reason, attempts=message.attempts, due_at=message.due_at, sent_at=message.sent_at,
-            last_error=message.last_error))
+        out.setdefault(message.followup_id, []).append(
+            MessageSummary(
+                id=message.id,
+                step=message.step,
+                channel=message.channel,
+                status=message.status,
+                reason=message.reason,
+                attempts=message.attempts,
+                due_at=message.due_at,
+                sent_at=message.sent_at,
+                last_error=message.last_error,
+            )
+        )
     return out

@@ -18,6 +18,7 @@ class EventsBody(Schema):
 
 
 @router.post("/events", response_model=IngestResult)
-def ingest_events(body: EventsBody, session: WriteSession, actor: ApiActor, now: Now,
-                  settings: AppSettings) -> IngestResult:
+def ingest_events(
+    body: EventsBody, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
+) -> IngestResult:
     return service.ingest_events(session, body.events, now=now, settings=settings)

@@ -19,5 +19,6 @@ class EventRepository:
         dialect = self.session.get_bind().dialect.name
         table = Event.__table__
         statement = insert_ignoring_conflicts(dialect, table, index_elements=["event_id"]).returning(
-            table.c.id, table.c.event_id)
+            table.c.id, table.c.event_id
+        )
         return {event_id: eid for eid, event_id in self.session.execute(statement, rows)}

@@ -24,7 +24,7 @@ def _rfc3339(value: Any) -> dt.datetime:
         head, _, tail = text.partition(".")
         digits = re.match(r"\d+", tail)
         frac = digits.group(0) if digits else ""
-        text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac):]}"
+        text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac) :]}"
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 

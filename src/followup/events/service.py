@@ -29,16 +29,16 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return where, f"{where}: {error['msg']}"
 
 
-def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.datetime,
-                  settings: Settings) -> IngestResult:
+def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, settings: Settings) -> IngestResult:
     """Validate, deduplicate on event_id, store, update customer activity and plan follow-ups.
 
     Good events are kept even when others in the batch are rejected; a repeated event_id counts as
     a duplicate and changes nothing.
     """
     if len(raw_events) > MAX_BATCH:
-        raise BatchTooLarge(f"A batch holds at most {MAX_BATCH} events; split it and send the rest in "
-                            "another call.", field="events")
+        raise BatchTooLarge(
+            f"A batch holds at most {MAX_BATCH} events; split it and send the rest in another call.", field="events"
+        )
     rejected: list[Rejection] = []
     valid: list[EventIn] = []
     seen: set[str] = set()
@@ -49,8 +49,14 @@ def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.dateti
         except ValidationError as exc:
             _, message = _first_error(exc)
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
-            rejected.append(Rejection(index=index, event_id=event_id if isinstance(event_id, str) else None,
-                                      code="invalid_event", message=message))
+            rejected.append(
+                Rejection(
+                    index=index,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                    code="invalid_event",
+                    message=message,
+                )
+            )
             continue
         if event.event_id in seen:
             duplicates += 1
@@ -61,10 +67,19 @@ def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.dateti
         return IngestResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
     ids = customers.ensure_customers(session, (event.customer_id for event in valid), now=now)
-    rows = [{
-        "event_id": e.event_id, "type": e.type, "customer_id": ids[e.customer_id], "occurred_at": e.occurred_at,
-        "received_at": now, "amount": e.amount, "currency": e.currency, "attributes": e.attributes,
-    } for e in valid]
+    rows: list[dict[str, Any]] = [
+        {
+            "event_id": e.event_id,
+            "type": e.type,
+            "customer_id": ids[e.customer_id],
+            "occurred_at": e.occurred_at,
+            "received_at": now,
+            "amount": e.amount,
+            "currency": e.currency,
+            "attributes": e.attributes,
+        }
+        for e in valid
+    ]
     inserted = EventRepository(session).insert_new(rows)
     duplicates += len(valid) - len(inserted)
 
@@ -77,9 +92,18 @@ def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.dateti
         cid = row["customer_id"]
         count, last = activity.get(cid, (0, row["occurred_at"]))
         activity[cid] = (count + 1, max(last, row["occurred_at"]))
-        facts.append(EventFact(id=new_id, event_id=row["event_id"], type=row["type"], customer_id=cid,
-                               occurred_at=row["occurred_at"], amount=row["amount"], currency=row["currency"],
-                               attributes=row["attributes"]))
+        facts.append(
+            EventFact(
+                id=new_id,
+                event_id=row["event_id"],
+                type=row["type"],
+                customer_id=cid,
+                occurred_at=row["occurred_at"],
+                amount=row["amount"],
+                currency=row["currency"],
+                attributes=row["attributes"],
+            )
+        )
     customers.record_activity(session, activity)
     strategies.plan_followups_for_events(session, facts, now=now, settings=settings)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)

@@ -7,7 +7,7 @@ from typing import Any
 from followup.channels.schemas import MessageContent, RatingLink
 from followup.surveys.schemas import RATING_SCALES, LocalizedText, first_rating_question
 
-_TEXT = {
+_TEXT: dict[str, dict[str, Any]] = {
     "zh-CN": {
         "invite": "邀请您评价：{title}",
         "remind": "提醒：{title}",
@@ -31,8 +31,16 @@ _TEXT = {
 }
 
 
-def render_message(*, step: str, locale: str, title: LocalizedText, questions: list[Any], survey_url: str,
-                   unsubscribe_url: str | None, valid_days: int) -> MessageContent:
+def render_message(
+    *,
+    step: str,
+    locale: str,
+    title: LocalizedText,
+    questions: list[Any],
+    survey_url: str,
+    unsubscribe_url: str | None,
+    valid_days: int,
+) -> MessageContent:
     text = _TEXT.get(locale, _TEXT["en"])
     rating = first_rating_question(questions)
     low, high = RATING_SCALES[rating.type]

@@ -16,9 +16,14 @@ router = APIRouter(tags=["followups"])
 
 
 @router.get("/followups", response_model=Page[FollowupOut])
-def list_followups(session: ReadSession, actor: ApiActor,
-                   customer_id: Annotated[str | None, Query(max_length=128)] = None,
-                   status: FollowupStatus | None = None, limit: Limit = 50, offset: Offset = 0) -> Page[FollowupOut]:
+def list_followups(
+    session: ReadSession,
+    actor: ApiActor,
+    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: FollowupStatus | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[FollowupOut]:
     internal = customers.access_customer(session, customer_id).id if customer_id else None
     items, total = service.list_followups(session, customer_id=internal, status=status, limit=limit, offset=offset)
     return Page[FollowupOut](items=items, total=total)

@@ -23,8 +23,7 @@ class FollowupRepository:
         if not rows:
             return {}
         dialect = self.session.get_bind().dialect.name
-        statement = insert_ignoring_conflicts(dialect, Followup.__table__,
-                                              index_elements=["strategy_id", "event_id"])
+        statement = insert_ignoring_conflicts(dialect, Followup.__table__, index_elements=["strategy_id", "event_id"])
         table = Followup.__table__
         statement = statement.returning(table.c.id, table.c.strategy_id, table.c.event_id)
         result = self.session.execute(statement, rows)
@@ -32,10 +31,11 @@ class FollowupRepository:
 
     def add_history(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            self.session.execute(insert(FollowupHistory.__table__), rows)
+            self.session.execute(insert(FollowupHistory), rows)
 
-    def record(self, followup_id: int, *, at: dt.datetime, action: str, reason: str | None = None,
-               detail: str | None = None) -> None:
+    def record(
+        self, followup_id: int, *, at: dt.datetime, action: str, reason: str | None = None, detail: str | None = None
+    ) -> None:
         self.session.add(FollowupHistory(followup_id=followup_id, at=at, action=action, reason=reason, detail=detail))
 
     def get(self, followup_id: int, *, lock: bool = False) -> Followup | None:
@@ -47,13 +47,15 @@ class FollowupRepository:
     def claim_due(self, now: dt.datetime, limit: int) -> list[Followup]:
         """Due timers, locked against other workers (SKIP LOCKED on PostgreSQL; SQLite's writer
         lock, taken by BEGIN IMMEDIATE, does the same job there)."""
-        return list(self.session.scalars(
-            select(Followup)
-            .where(Followup.due_at <= now, Followup.next_step.is_not(None))
-            .order_by(Followup.due_at, Followup.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ))
+        return list(
+            self.session.scalars(
+                select(Followup)
+                .where(Followup.due_at <= now, Followup.next_step.is_not(None))
+                .order_by(Followup.due_at, Followup.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
 
     def history(self, followup_ids: Iterable[int]) -> dict[int, list[FollowupHistory]]:
         out: dict[int, list[FollowupHistory]] = {}
@@ -64,8 +66,9 @@ class FollowupRepository:
                 out.setdefault(row.followup_id, []).append(row)
         return out
 
-    def list_followups(self, *, customer_id: int | None, strategy_id: int | None, status: str | None,
-                       limit: int, offset: int) -> tuple[list[Followup], int]:
+    def list_followups(
+        self, *, customer_id: int | None, strategy_id: int | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Followup], int]:
         query = select(Followup)
         if customer_id is not None:
             query = query.where(Followup.customer_id == customer_id)
@@ -77,8 +80,9 @@ class FollowupRepository:
         rows = self.session.scalars(query.order_by(Followup.id.desc()).limit(limit).offset(offset))
         return list(rows), total
 
-    def in_period(self, *, strategy_id: int | None, since: dt.datetime | None,
-                  until: dt.datetime | None) -> list[Followup]:
+    def in_period(
+        self, *, strategy_id: int | None, since: dt.datetime | None, until: dt.datetime | None
+    ) -> list[Followup]:
         query = select(Followup).where(Followup.invited_at.is_not(None))
         if strategy_id is not None:
             query = query.where(Followup.strategy_id == strategy_id)

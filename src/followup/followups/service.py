@@ -1,9 +1,9 @@
 """The follow-up state machine: planning, its timers, answers and their outcomes.
 
-    planned ──invite──► invited ──remind──► reminded ──expire──► expired
-       │                  │  └───────────────┴──answer──► responded
-       └─refused─► suppressed      (a refused or failed invitation cascades to the next channel,
-                                    or ends as suppressed / failed with the reason)
+planned ──invite──► invited ──remind──► reminded ──expire──► expired
+   │                  │  └───────────────┴──answer──► responded
+   └─refused─► suppressed      (a refused or failed invitation cascades to the next channel,
+                                or ends as suppressed / failed with the reason)
 """
 
 from __future__ import annotations
@@ -42,34 +42,57 @@ from followup.surveys.service import InvitationInvalid
 MESSAGE_OUTCOME_JOB = "followups.message_outcome"
 
 
-def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datetime,
-                   settings: Settings) -> PlanStats:
+def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datetime, settings: Settings) -> PlanStats:
     """Insert a follow-up for every item: planned when the policy allows, suppressed with the
     reason when it does not. Bulk reads and bulk inserts: this runs inside event ingest."""
     stats = PlanStats()
     if not items:
         return stats
     to_check = [item for item in items if item.preset_reason is None]
-    decisions = iter(policy.check_planning(
-        session,
-        [PlanningRequest(customer_id=i.customer_id, strategy_id=i.strategy_id, channels=i.channels,
-                         recontact_days=i.recontact_days, send_at=i.send_at) for i in to_check],
-        now=now, settings=settings,
-    ))
+    decisions = iter(
+        policy.check_planning(
+            session,
+            [
+                PlanningRequest(
+                    customer_id=i.customer_id,
+                    strategy_id=i.strategy_id,
+                    channels=i.channels,
+                    recontact_days=i.recontact_days,
+                    send_at=i.send_at,
+                )
+                for i in to_check
+            ],
+            now=now,
+            settings=settings,
+        )
+    )
     rows: list[dict[str, Any]] = []
     notes: list[tuple[str, str | None]] = []
     for item in items:
         plan = {
-            "strategy_key": item.strategy_key, "channels": list(item.channels), "channel_index": 0,
-            "survey_version_id": item.survey_version_id, "reward_points": item.reward_points,
+            "strategy_key": item.strategy_key,
+            "channels": list(item.channels),
+            "channel_index": 0,
+            "survey_version_id": item.survey_version_id,
+            "reward_points": item.reward_points,
             "remind_after_s": int(item.remind_after.total_seconds()) if item.remind_after else None,
             "expire_after_s": int(item.expire_after.total_seconds()),
         }
         row: dict[str, Any] = {
-            "strategy_id": item.strategy_id, "customer_id": item.customer_id, "event_id": item.event_id,
-            "event_type": item.event_type, "event_ref": item.event_ref, "plan": plan, "planned_at": now,
-            "reason": None, "channel": None, "invited_at": None, "responded_at": None, "closed_at": None,
+            "strategy_id": item.strategy_id,
+            "customer_id": item.customer_id,
+            "event_id": item.event_id,
+            "event_type": item.event_type,
+            "event_ref": item.event_ref,
+            "plan": plan,
+            "planned_at": now,
+            "reason": None,
+            "channel": None,
+            "invited_at": None,
+            "responded_at": None,
+            "closed_at": None,
         }
+        decision_reason: str | None
         if item.preset_reason is not None:
             decision_reason, deferred, send_at = item.preset_reason, None, None
         else:
@@ -94,24 +117,34 @@ def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datet
         if reason:
             stats.suppressed += 1
             stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
-            history.append({"followup_id": followup_id, "at": now, "action": "suppressed", "reason": reason,
-                            "detail": None})
+            history.append(
+                {"followup_id": followup_id, "at": now, "action": "suppressed", "reason": reason, "detail": None}
+            )
             continue
         stats.planned += 1
         reservations.append((row["customer_id"], row["strategy_id"], followup_id))
-        history.append({"followup_id": followup_id, "at": now, "action": "planned", "reason": None,
-                        "detail": f"invite due {row['due_at'].isoformat()}"})
+        history.append(
+            {
+                "followup_id": followup_id,
+                "at": now,
+                "action": "planned",
+                "reason": None,
+                "detail": f"invite due {row['due_at'].isoformat()}",
+            }
+        )
         if deferred:
             stats.deferred += 1
-            history.append({"followup_id": followup_id, "at": now, "action": "deferred", "reason": deferred,
-                            "detail": None})
+            history.append(
+                {"followup_id": followup_id, "at": now, "action": "deferred", "reason": deferred, "detail": None}
+            )
     FollowupRepository(session).add_history(history)
     policy.reserve_contacts(session, reservations, now=now)
     return stats
 
 
-def run_due_followups(session: Session, *, now: dt.datetime, settings: Settings, keys: KeyProvider,
-                      limit: int = 200) -> int:
+def run_due_followups(
+    session: Session, *, now: dt.datetime, settings: Settings, keys: KeyProvider, limit: int = 200
+) -> int:
     """Run every due timer step (invite, remind, expire) in one transaction; returns how many."""
     repo = FollowupRepository(session)
     due = repo.claim_due(now, limit)
@@ -136,18 +169,22 @@ def _refuse(session: Session, followup: Followup, *, status: str, reason: str | 
     policy.release_contact(session, followup.id, now=now)
 
 
-def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings,
-            keys: KeyProvider) -> None:
+def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
     plan = followup.plan
-    channels = plan["channels"][plan.get("channel_index", 0):]
+    channels = plan["channels"][plan.get("channel_index", 0) :]
     decision = policy.check_channel(session, followup.customer_id, channels, now=now, settings=settings)
     if not decision.allowed or decision.channel is None:
         _refuse(session, followup, status="suppressed", reason=decision.reason, now=now)
         return
     if decision.deferred:
         followup.due_at = decision.send_at
-        FollowupRepository(session).record(followup.id, at=now, action="deferred", reason=decision.deferred,
-                                           detail=f"until {decision.send_at.isoformat() if decision.send_at else ''}")
+        FollowupRepository(session).record(
+            followup.id,
+            at=now,
+            action="deferred",
+            reason=decision.deferred,
+            detail=f"until {decision.send_at.isoformat() if decision.send_at else ''}",
+        )
         return
     channel = decision.channel
     followup.plan = {**plan, "channel_index": plan["channels"].index(channel)}
@@ -155,8 +192,9 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
     followup.channel = channel
     followup.invited_at = now
     expire_at = now + dt.timedelta(seconds=plan["expire_after_s"])
-    _queue_message(session, followup, step="invite", channel=channel, expires_at=expire_at, now=now,
-                   settings=settings, keys=keys)
+    _queue_message(
+        session, followup, step="invite", channel=channel, expires_at=expire_at, now=now, settings=settings, keys=keys
+    )
     if plan.get("remind_after_s"):
         followup.next_step, followup.due_at = "remind", now + dt.timedelta(seconds=plan["remind_after_s"])
     else:
@@ -164,16 +202,25 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
     FollowupRepository(session).record(followup.id, at=now, action="invited", detail=channel)
 
 
-def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings,
-            keys: KeyProvider) -> None:
-    assert followup.invited_at is not None and followup.channel is not None  # noqa: S101 - set by _invite
+def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+    if followup.invited_at is None or followup.channel is None:  # set by _invite; a reminder needs both
+        followup.next_step, followup.due_at = None, None
+        return
     expire_at = followup.invited_at + dt.timedelta(seconds=followup.plan["expire_after_s"])
     followup.next_step, followup.due_at = "expire", expire_at
     if followup.status != "invited" or expire_at <= now:
         return
     followup.status = "reminded"
-    _queue_message(session, followup, step="remind", channel=followup.channel, expires_at=expire_at, now=now,
-                   settings=settings, keys=keys)
+    _queue_message(
+        session,
+        followup,
+        step="remind",
+        channel=followup.channel,
+        expires_at=expire_at,
+        now=now,
+        settings=settings,
+        keys=keys,
+    )
     FollowupRepository(session).record(followup.id, at=now, action="reminded", detail=followup.channel)
 
 
@@ -186,27 +233,57 @@ def _expire(session: Session, followup: Followup, *, now: dt.datetime) -> None:
         FollowupRepository(session).record(followup.id, at=now, action="expired")
 
 
-def _queue_message(session: Session, followup: Followup, *, step: str, channel: str, expires_at: dt.datetime,
-                   now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+def _queue_message(
+    session: Session,
+    followup: Followup,
+    *,
+    step: str,
+    channel: str,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+) -> None:
     customer = customers.get_by_id(session, followup.customer_id)
     version = surveys.get_version(session, followup.plan["survey_version_id"])
     if customer is None or version is None:
         _refuse(session, followup, status="failed", reason="unreachable", now=now)
         return
-    token = surveys.create_invitation(session, followup_id=followup.id, customer_id=followup.customer_id,
-                                      survey_version_id=version.id, channel=channel, expires_at=expires_at,
-                                      now=now)
+    token = surveys.create_invitation(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        survey_version_id=version.id,
+        channel=channel,
+        expires_at=expires_at,
+        now=now,
+    )
     unsubscribe_url = None
     if channel == "email":
-        unsubscribe_token = privacy.create_unsubscribe_link(session, followup.customer_id, purpose=policy.PURPOSE,
-                                                            channel=channel, now=now)
+        unsubscribe_token = privacy.create_unsubscribe_link(
+            session, followup.customer_id, purpose=policy.PURPOSE, channel=channel, now=now
+        )
         unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token}"
     opened_title = LocalizedText.model_validate(version.title)
-    content = render_message(step=step, locale=customer.locale, title=opened_title,
-                             questions=surveys.questions_of(version), survey_url=f"{settings.public_url}/s/{token}",
-                             unsubscribe_url=unsubscribe_url, valid_days=max(1, (expires_at - now).days))
-    dispatch.queue_message(session, followup_id=followup.id, customer_id=followup.customer_id, step=step,
-                           channel=channel, content=content, keys=keys, now=now)
+    content = render_message(
+        step=step,
+        locale=customer.locale,
+        title=opened_title,
+        questions=surveys.questions_of(version),
+        survey_url=f"{settings.public_url}/s/{token}",
+        unsubscribe_url=unsubscribe_url,
+        valid_days=max(1, (expires_at - now).days),
+    )
+    dispatch.queue_message(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        step=step,
+        channel=channel,
+        content=content,
+        keys=keys,
+        now=now,
+    )
 
 
 def handle_message_outcome(session: Session, payload: Mapping[str, Any], *, now: dt.datetime) -> None:
@@ -226,14 +303,20 @@ def handle_message_outcome(session: Session, payload: Mapping[str, Any], *, now:
         followup.plan = {**followup.plan, "channel_index": position + 1}
         followup.status, followup.channel, followup.invited_at = "planned", None, None
         followup.next_step, followup.due_at = "invite", now
-        repo.record(followup.id, at=now, action="cascaded", reason=reason,
-                    detail=f"{channel} {outcome}; trying {channels[position + 1]}")
+        repo.record(
+            followup.id,
+            at=now,
+            action="cascaded",
+            reason=reason,
+            detail=f"{channel} {outcome}; trying {channels[position + 1]}",
+        )
         return
     _refuse(session, followup, status="suppressed" if outcome == "suppressed" else "failed", reason=reason, now=now)
 
 
-def record_rating(session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime,
-                  keys: KeyProvider) -> AnswerOutcome:
+def record_rating(
+    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+) -> AnswerOutcome:
     """The one-click answer, with its reward and any detractor case, in the caller's transaction."""
     opened = surveys.open_invitation(session, token, now=now)
     repo = FollowupRepository(session)
@@ -251,51 +334,87 @@ def record_rating(session: Session, token: str, answers: dict[str, Any], *, now:
     points = int(followup.plan.get("reward_points") or 0)
     granted = 0
     if points > 0:
-        entry = rewards.grant_points(session, followup.customer_id, points,
-                                     idempotency_key=f"followup:{followup.id}:response",
-                                     reason="followup_response", followup_id=followup.id, actor=SYSTEM,
-                                     subject_id=external_id, now=now)
+        entry = rewards.grant_points(
+            session,
+            followup.customer_id,
+            points,
+            idempotency_key=f"followup:{followup.id}:response",
+            reason="followup_response",
+            followup_id=followup.id,
+            actor=SYSTEM,
+            subject_id=external_id,
+            now=now,
+        )
         granted = points if entry is not None else 0
-    case = cases.open_for_rating(session, customer_id=followup.customer_id, followup_id=followup.id,
-                                 response_id=response.id, nps=response.nps, csat=response.csat, now=now)
-    return AnswerOutcome(response_id=response.id, followup_id=followup.id, reward_points=granted,
-                         case_ids=(case.id,) if case else ())
+    case = cases.open_for_rating(
+        session,
+        customer_id=followup.customer_id,
+        followup_id=followup.id,
+        response_id=response.id,
+        nps=response.nps,
+        csat=response.csat,
+        now=now,
+    )
+    return AnswerOutcome(
+        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case.id,) if case else ()
+    )
 
 
-def record_details(session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime,
-                   keys: KeyProvider) -> AnswerOutcome:
+def record_details(
+    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+) -> AnswerOutcome:
     """The optional questions after the rating; a comment raising a security concern opens a case."""
     opened = surveys.open_invitation(session, token, now=now)
     response, texts = surveys.record_details(session, opened, answers=answers, keys=keys, now=now)
-    case = cases.open_for_comment(session, customer_id=response.customer_id, followup_id=response.followup_id,
-                                  response_id=response.id, texts=texts.values(), now=now)
-    return AnswerOutcome(response_id=response.id, followup_id=response.followup_id, reward_points=0,
-                         case_ids=(case.id,) if case else ())
+    case = cases.open_for_comment(
+        session,
+        customer_id=response.customer_id,
+        followup_id=response.followup_id,
+        response_id=response.id,
+        texts=texts.values(),
+        now=now,
+    )
+    return AnswerOutcome(
+        response_id=response.id, followup_id=response.followup_id, reward_points=0, case_ids=(case.id,) if case else ()
+    )
 
 
-def list_followups(session: Session, *, customer_id: int | None, status: str | None, limit: int,
-                   offset: int) -> tuple[list[FollowupOut], int]:
+def list_followups(
+    session: Session, *, customer_id: int | None, status: str | None, limit: int, offset: int
+) -> tuple[list[FollowupOut], int]:
     repo = FollowupRepository(session)
-    rows, total = repo.list_followups(customer_id=customer_id, strategy_id=None, status=status,
-                                      limit=limit, offset=offset)
+    rows, total = repo.list_followups(
+        customer_id=customer_id, strategy_id=None, status=status, limit=limit, offset=offset
+    )
     history = repo.history(row.id for row in rows)
     messages = dispatch.summaries_for_followups(session, [row.id for row in rows])
     external = customers.external_ids(session, {row.customer_id for row in rows})
     return [
         FollowupOut(
-            id=row.id, strategy=row.plan.get("strategy_key", ""), customer_id=external.get(row.customer_id, ""),
-            event_id=row.event_ref, event_type=row.event_type, status=row.status,  # type: ignore[arg-type]
-            reason=row.reason, channel=row.channel, next_step=row.next_step, due_at=row.due_at,
-            planned_at=row.planned_at, invited_at=row.invited_at, responded_at=row.responded_at,
+            id=row.id,
+            strategy=row.plan.get("strategy_key", ""),
+            customer_id=external.get(row.customer_id, ""),
+            event_id=row.event_ref,
+            event_type=row.event_type,
+            status=row.status,
+            reason=row.reason,
+            channel=row.channel,
+            next_step=row.next_step,
+            due_at=row.due_at,
+            planned_at=row.planned_at,
+            invited_at=row.invited_at,
+            responded_at=row.responded_at,
             closed_at=row.closed_at,
-            history=[HistoryOut(at=h.at, action=h.action, reason=h.reason, detail=h.detail)
-                     for h in history.get(row.id, [])],
+            history=[
+                HistoryOut(at=h.at, action=h.action, reason=h.reason, detail=h.detail) for h in history.get(row.id, [])
+            ],
             messages=messages.get(row.id, []),
         )
         for row in rows
     ], total
 
 
-def invited_in_period(session: Session, *, strategy_id: int | None, since: dt.datetime | None,
-                      until: dt.datetime | None) -> list[Followup]:
+def invited_in_period(
+    session: Session, *, strategy_id: int | None, since: dt.datetime | None, until: dt.datetime | None
+) -> list[Followup]:
     return FollowupRepository(session).in_period(strategy_id=strategy_id, since=since, until=until)

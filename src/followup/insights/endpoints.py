@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from followup.insights import service
 from followup.insights.schemas import GroupBy, MetricsSummary
@@ -14,9 +14,12 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics/summary", response_model=MetricsSummary)
-def metrics_summary(session: ReadSession, actor: ApiActor,
-                    strategy: Annotated[str | None, Query(max_length=64)] = None,
-                    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-                    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-                    group_by: GroupBy | None = None) -> MetricsSummary:
+def metrics_summary(
+    session: ReadSession,
+    actor: ApiActor,
+    strategy: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    group_by: GroupBy | None = None,
+) -> MetricsSummary:
     return service.metrics_summary(session, strategy_key=strategy, since=since, until=until, group_by=group_by)

@@ -19,20 +19,35 @@ def _group(key: str | None, rows: list[tuple[bool, int | None, int | None]]) -> 
     nps_scores = [n for _, n, _ in rows if n is not None]
     csat_scores = [c for _, _, c in rows if c is not None]
     responded = sum(1 for answered, _, _ in rows if answered)
-    return MetricsGroup(key=key, invited=len(rows), responded=responded, response_rate=rate(responded, len(rows)),
-                        nps=nps(nps_scores), nps_count=len(nps_scores), csat=csat(csat_scores),
-                        csat_count=len(csat_scores))
+    return MetricsGroup(
+        key=key,
+        invited=len(rows),
+        responded=responded,
+        response_rate=rate(responded, len(rows)),
+        nps=nps(nps_scores),
+        nps_count=len(nps_scores),
+        csat=csat(csat_scores),
+        csat_count=len(csat_scores),
+    )
 
 
-def metrics_summary(session: Session, *, strategy_key: str | None, since: dt.datetime | None,
-                    until: dt.datetime | None, group_by: GroupBy | None) -> MetricsSummary:
+def metrics_summary(
+    session: Session,
+    *,
+    strategy_key: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    group_by: GroupBy | None,
+) -> MetricsSummary:
     """Follow-ups invited in [since, until): how many answered, with NPS and CSAT, per group."""
     strategy_id = strategies.access_strategy(session, strategy_key).id if strategy_key else None
     invited = followups.invited_in_period(session, strategy_id=strategy_id, since=since, until=until)
     scores = surveys.scores_for_followups(session, [f.id for f in invited])
     locale_of: dict[int, str] = {}
     if group_by == "locale":
-        locale_of = {cid: snap.locale for cid, snap in customers.snapshots(session, {f.customer_id for f in invited}).items()}
+        locale_of = {
+            cid: snap.locale for cid, snap in customers.snapshots(session, {f.customer_id for f in invited}).items()
+        }
     rows_by_key: dict[str | None, list[tuple[bool, int | None, int | None]]] = defaultdict(list)
     all_rows = []
     for followup in invited:

@@ -102,8 +102,10 @@ def parse_master_key(text: str) -> bytes:
     except ValueError as exc:
         raise ConfigurationError("FOLLOWUP_MASTER_KEY is not valid base64") from exc
     if len(raw) != KEY_BYTES:
-        raise ConfigurationError("FOLLOWUP_MASTER_KEY must decode to 32 bytes; create one with "
-                                 "`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`")
+        raise ConfigurationError(
+            "FOLLOWUP_MASTER_KEY must decode to 32 bytes; create one with "
+            "`python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`"
+        )
     return raw
 
 

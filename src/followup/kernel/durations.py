@@ -21,8 +21,10 @@ def parse_duration(text: object) -> dt.timedelta:
         raise ValueError("a duration is an ISO 8601 string such as PT30M or P2D")
     match = _DURATION.match(text.strip())
     if not match or text.strip() in ("P", "PT") or text.strip().endswith("T"):
-        raise ValueError(f"'{text}' is not an ISO 8601 duration such as PT30M, PT2H or P7D "
-                         "(months and years are not fixed lengths and are not accepted)")
+        raise ValueError(
+            f"'{text}' is not an ISO 8601 duration such as PT30M, PT2H or P7D "
+            "(months and years are not fixed lengths and are not accepted)"
+        )
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
     return dt.timedelta(**parts)
 

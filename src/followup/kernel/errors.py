@@ -7,8 +7,9 @@ class FollowupError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None,
-                 status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, field: str | None = None, status_code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -31,8 +31,9 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-def enqueue(session: Session, kind: str, payload: Mapping[str, Any], *, now: dt.datetime,
-            due_at: dt.datetime | None = None) -> None:
+def enqueue(
+    session: Session, kind: str, payload: Mapping[str, Any], *, now: dt.datetime, due_at: dt.datetime | None = None
+) -> None:
     session.add(Job(kind=kind, payload=dict(payload), due_at=due_at or now, attempts=0))
 
 
@@ -48,9 +49,7 @@ def claim_due(session: Session, *, now: dt.datetime, lease: dt.timedelta, limit:
     ids = list(session.scalars(ready))
     if not ids:
         return []
-    session.execute(
-        update(Job).where(Job.id.in_(ids)).values(lease_until=now + lease, attempts=Job.attempts + 1)
-    )
+    session.execute(update(Job).where(Job.id.in_(ids)).values(lease_until=now + lease, attempts=Job.attempts + 1))
     return list(session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.id)))
 
 

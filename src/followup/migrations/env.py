@@ -22,8 +22,12 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: object) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,  # type: ignore[arg-type]
-                      compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=True,  # type: ignore[arg-type]
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

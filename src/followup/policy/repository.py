@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import chunked
@@ -18,18 +18,20 @@ class ContactLedger:
         """Unreleased reservations of these customers, recent or still open."""
         out: list[ContactReservation] = []
         for chunk in chunked(list(customer_ids)):
-            out.extend(self.session.scalars(
-                select(ContactReservation).where(
-                    ContactReservation.customer_id.in_(chunk),
-                    ContactReservation.released_at.is_(None),
-                    ContactReservation.reserved_at >= since,
+            out.extend(
+                self.session.scalars(
+                    select(ContactReservation).where(
+                        ContactReservation.customer_id.in_(chunk),
+                        ContactReservation.released_at.is_(None),
+                        ContactReservation.reserved_at >= since,
+                    )
                 )
-            ))
+            )
         return out
 
     def reserve(self, rows: list[dict[str, object]]) -> None:
         if rows:
-            self.session.execute(ContactReservation.__table__.insert(), rows)
+            self.session.execute(insert(ContactReservation), rows)
 
     def release(self, followup_id: int, now: dt.datetime) -> None:
         self.session.execute(

@@ -5,8 +5,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 RefusalReason = Literal[
-    "no_consent", "unreachable", "fatigue", "duplicate", "open_security_case",
-    "holdout", "not_sampled",
+    "no_consent",
+    "unreachable",
+    "fatigue",
+    "duplicate",
+    "open_security_case",
+    "holdout",
+    "not_sampled",
 ]
 DeferralReason = Literal["quiet_hours"]
 

@@ -36,8 +36,9 @@ def reachable(snapshot: CustomerSnapshot, channel: str) -> bool:
     return channel in ("inapp",)
 
 
-def choose_channel(snapshot: CustomerSnapshot, consents: Mapping[str, bool],
-                   channels: Sequence[str]) -> tuple[str | None, str | None]:
+def choose_channel(
+    snapshot: CustomerSnapshot, consents: Mapping[str, bool], channels: Sequence[str]
+) -> tuple[str | None, str | None]:
     """The first channel both reachable and consented, else the reason none is."""
     any_reachable = False
     for channel in channels:
@@ -54,8 +55,9 @@ def defer_for_quiet_hours(at: dt.datetime, *, time_zone: str, settings: Settings
     return quiet_until(at, time_zone=time_zone, start=start, end=end)
 
 
-def check_planning(session: Session, requests: Sequence[PlanningRequest], *, now: dt.datetime,
-                   settings: Settings) -> list[Decision]:
+def check_planning(
+    session: Session, requests: Sequence[PlanningRequest], *, now: dt.datetime, settings: Settings
+) -> list[Decision]:
     """Decide a batch at once: bulk reads, then an in-memory pass that also counts the batch's own
     allowed plans, so two strategies firing in one batch cannot both spend the last of a budget."""
     if not requests:
@@ -82,8 +84,7 @@ def check_planning(session: Session, requests: Sequence[PlanningRequest], *, now
             continue
         history = reserved[request.customer_id]
         recontact_since = now - dt.timedelta(days=request.recontact_days)
-        if any(strategy_id == request.strategy_id and at >= recontact_since
-               for strategy_id, at in history):
+        if any(strategy_id == request.strategy_id and at >= recontact_since for strategy_id, at in history):
             decisions.append(Decision(allowed=False, reason="duplicate"))
             continue
         if sum(1 for _, at in history if at >= now - window) >= settings.fatigue_max_followups:
@@ -91,17 +92,25 @@ def check_planning(session: Session, requests: Sequence[PlanningRequest], *, now
             continue
         history.append((request.strategy_id, now))
         release = defer_for_quiet_hours(request.send_at, time_zone=snapshot.time_zone, settings=settings)
-        decisions.append(Decision(allowed=True, channel=channel, send_at=release or request.send_at,
-                                  deferred="quiet_hours" if release else None))
+        decisions.append(
+            Decision(
+                allowed=True,
+                channel=channel,
+                send_at=release or request.send_at,
+                deferred="quiet_hours" if release else None,
+            )
+        )
     return decisions
 
 
 def reserve_contacts(session: Session, rows: Sequence[tuple[int, int, int]], *, now: dt.datetime) -> None:
     """Spend budget for planned follow-ups: (customer_id, strategy_id, followup_id)."""
-    ContactLedger(session).reserve([
-        {"customer_id": customer_id, "strategy_id": strategy_id, "followup_id": followup_id, "reserved_at": now}
-        for customer_id, strategy_id, followup_id in rows
-    ])
+    ContactLedger(session).reserve(
+        [
+            {"customer_id": customer_id, "strategy_id": strategy_id, "followup_id": followup_id, "reserved_at": now}
+            for customer_id, strategy_id, followup_id in rows
+        ]
+    )
 
 
 def release_contact(session: Session, followup_id: int, *, now: dt.datetime) -> None:
@@ -113,8 +122,9 @@ def record_contact(session: Session, followup_id: int, *, channel: str, now: dt.
     ContactLedger(session).mark_contacted(followup_id, channel, now)
 
 
-def check_channel(session: Session, customer_id: int, channels: Sequence[str], *, now: dt.datetime,
-                  settings: Settings) -> Decision:
+def check_channel(
+    session: Session, customer_id: int, channels: Sequence[str], *, now: dt.datetime, settings: Settings
+) -> Decision:
     """The send-time gate for one customer: security case, channel, quiet hours.
 
     Consent may have been withdrawn since planning, so it is read again here, right before a send.

@@ -14,9 +14,7 @@ class Consent(Base):
 
     __tablename__ = "consents"
 
-    customer_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     granted: Mapped[bool] = mapped_column(Boolean)

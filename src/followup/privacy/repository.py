@@ -28,9 +28,11 @@ class PrivacyRepository:
         return result
 
     def all_consents(self, customer_id: int) -> list[Consent]:
-        return list(self.session.scalars(
-            select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose, Consent.channel)
-        ))
+        return list(
+            self.session.scalars(
+                select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose, Consent.channel)
+            )
+        )
 
     def get_consent(self, customer_id: int, purpose: str, channel: str) -> Consent | None:
         return self.session.get(Consent, (customer_id, purpose, channel))
@@ -39,16 +41,20 @@ class PrivacyRepository:
         self.session.add(row)
 
     def ledger(self, customer_id: int) -> list[ConsentRecord]:
-        return list(self.session.scalars(
-            select(ConsentRecord).where(ConsentRecord.customer_id == customer_id).order_by(ConsentRecord.id)
-        ))
+        return list(
+            self.session.scalars(
+                select(ConsentRecord).where(ConsentRecord.customer_id == customer_id).order_by(ConsentRecord.id)
+            )
+        )
 
     def audit_for(self, subject_type: str, subject_id: str) -> list[AuditEntry]:
-        return list(self.session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == subject_id)
-            .order_by(AuditEntry.id)
-        ))
+        return list(
+            self.session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.subject_type == subject_type, AuditEntry.subject_id == subject_id)
+                .order_by(AuditEntry.id)
+            )
+        )
 
     def unsubscribe_link(self, token_hash: str) -> UnsubscribeLink | None:
         return self.session.scalars(

@@ -19,18 +19,41 @@ class UnsubscribeLinkInvalid(NotFound):
     code = "unsubscribe_link_invalid"
 
 
-def record_audit(session: Session, *, actor: Actor, subject_type: str, subject_id: str, event: str,
-                 now: dt.datetime, old: Mapping[str, Any] | None = None,
-                 new: Mapping[str, Any] | None = None) -> None:
-    PrivacyRepository(session).add(AuditEntry(
-        at=now, actor=str(actor), subject_type=subject_type, subject_id=subject_id, event=event,
-        old=dict(old) if old is not None else None, new=dict(new) if new is not None else None,
-    ))
+def record_audit(
+    session: Session,
+    *,
+    actor: Actor,
+    subject_type: str,
+    subject_id: str,
+    event: str,
+    now: dt.datetime,
+    old: Mapping[str, Any] | None = None,
+    new: Mapping[str, Any] | None = None,
+) -> None:
+    PrivacyRepository(session).add(
+        AuditEntry(
+            at=now,
+            actor=str(actor),
+            subject_type=subject_type,
+            subject_id=subject_id,
+            event=event,
+            old=dict(old) if old is not None else None,
+            new=dict(new) if new is not None else None,
+        )
+    )
 
 
-def record_consents(session: Session, customer_id: int, changes: Mapping[str, Mapping[str, bool]], *,
-                    subject_id: str, source: str, notice_version: str, actor: Actor,
-                    now: dt.datetime) -> int:
+def record_consents(
+    session: Session,
+    customer_id: int,
+    changes: Mapping[str, Mapping[str, bool]],
+    *,
+    subject_id: str,
+    source: str,
+    notice_version: str,
+    actor: Actor,
+    now: dt.datetime,
+) -> int:
     """Apply consent changes; only real changes reach the ledger and the audit log.
 
     Returns the number of changes recorded.
@@ -44,18 +67,34 @@ def record_consents(session: Session, customer_id: int, changes: Mapping[str, Ma
                 continue
             old = None if current is None else current.granted
             if current is None:
-                repo.add(Consent(customer_id=customer_id, purpose=purpose, channel=channel,
-                                 granted=granted, updated_at=now))
+                repo.add(
+                    Consent(customer_id=customer_id, purpose=purpose, channel=channel, granted=granted, updated_at=now)
+                )
             else:
                 current.granted = granted
                 current.updated_at = now
-            repo.add(ConsentRecord(customer_id=customer_id, purpose=purpose, channel=channel,
-                                   granted=granted, source=source, notice_version=notice_version,
-                                   actor=str(actor), recorded_at=now))
-            record_audit(session, actor=actor, subject_type="customer", subject_id=subject_id,
-                         event="consent.granted" if granted else "consent.withdrawn", now=now,
-                         old={"purpose": purpose, "channel": channel, "granted": old},
-                         new={"purpose": purpose, "channel": channel, "granted": granted, "source": source})
+            repo.add(
+                ConsentRecord(
+                    customer_id=customer_id,
+                    purpose=purpose,
+                    channel=channel,
+                    granted=granted,
+                    source=source,
+                    notice_version=notice_version,
+                    actor=str(actor),
+                    recorded_at=now,
+                )
+            )
+            record_audit(
+                session,
+                actor=actor,
+                subject_type="customer",
+                subject_id=subject_id,
+                event="consent.granted" if granted else "consent.withdrawn",
+                now=now,
+                old={"purpose": purpose, "channel": channel, "granted": old},
+                new={"purpose": purpose, "channel": channel, "granted": granted, "source": source},
+            )
             recorded += 1
     session.flush()
     return recorded
@@ -81,13 +120,17 @@ def list_audit(session: Session, *, subject_type: str, subject_id: str) -> list[
     return PrivacyRepository(session).audit_for(subject_type, subject_id)
 
 
-def create_unsubscribe_link(session: Session, customer_id: int, *, purpose: str, channel: str,
-                            now: dt.datetime) -> str:
+def create_unsubscribe_link(session: Session, customer_id: int, *, purpose: str, channel: str, now: dt.datetime) -> str:
     token = new_token()
-    PrivacyRepository(session).add(UnsubscribeLink(
-        token_hash=hash_token(token), customer_id=customer_id, purpose=purpose, channel=channel,
-        created_at=now,
-    ))
+    PrivacyRepository(session).add(
+        UnsubscribeLink(
+            token_hash=hash_token(token),
+            customer_id=customer_id,
+            purpose=purpose,
+            channel=channel,
+            created_at=now,
+        )
+    )
     return token
 
 
@@ -98,14 +141,27 @@ def access_unsubscribe_link(session: Session, token: str) -> UnsubscribeLink:
     return link
 
 
-def unsubscribe(session: Session, token: str, *, subject_id_of: Mapping[int, str] | None = None,
-                notice_version: str, now: dt.datetime) -> UnsubscribeLink:
+def unsubscribe(
+    session: Session,
+    token: str,
+    *,
+    subject_id_of: Mapping[int, str] | None = None,
+    notice_version: str,
+    now: dt.datetime,
+) -> UnsubscribeLink:
     """Withdraw the consent the link stands for. Using a link twice changes nothing more."""
     link = access_unsubscribe_link(session, token)
     repo = PrivacyRepository(session)
     if repo.mark_unsubscribe_used(link.id, now):
         subject_id = (subject_id_of or {}).get(link.customer_id, str(link.customer_id))
-        record_consents(session, link.customer_id, {link.purpose: {link.channel: False}},
-                        subject_id=subject_id, source="unsubscribe_link", notice_version=notice_version,
-                        actor=Actor(kind="customer", id=subject_id), now=now)
+        record_consents(
+            session,
+            link.customer_id,
+            {link.purpose: {link.channel: False}},
+            subject_id=subject_id,
+            source="unsubscribe_link",
+            notice_version=notice_version,
+            actor=Actor(kind="customer", id=subject_id),
+            now=now,
+        )
     return link

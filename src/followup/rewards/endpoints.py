@@ -14,7 +14,8 @@ router = APIRouter(tags=["rewards"])
 
 
 @router.get("/customers/{customer_id}/rewards", response_model=RewardsOut)
-def get_rewards(customer_id: Annotated[str, Path(min_length=1, max_length=128)], session: ReadSession,
-                actor: ApiActor) -> RewardsOut:
+def get_rewards(
+    customer_id: Annotated[str, Path(min_length=1, max_length=128)], session: ReadSession, actor: ApiActor
+) -> RewardsOut:
     customer = customers.access_customer(session, customer_id)
     return service.describe_rewards(session, customer.id, subject_id=customer.external_id)

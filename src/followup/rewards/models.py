@@ -14,9 +14,7 @@ class RewardAccount(Base):
     __tablename__ = "reward_accounts"
     __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
 
-    customer_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 

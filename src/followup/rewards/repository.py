@@ -19,10 +19,14 @@ class RewardRepository:
         ).one_or_none()
 
     def entries(self, customer_id: int, *, limit: int) -> list[RewardEntry]:
-        return list(self.session.scalars(
-            select(RewardEntry).where(RewardEntry.customer_id == customer_id)
-            .order_by(RewardEntry.id.desc()).limit(limit)
-        ))
+        return list(
+            self.session.scalars(
+                select(RewardEntry)
+                .where(RewardEntry.customer_id == customer_id)
+                .order_by(RewardEntry.id.desc())
+                .limit(limit)
+            )
+        )
 
     def add(self, row: RewardAccount | RewardEntry) -> None:
         self.session.add(row)

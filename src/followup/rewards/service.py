@@ -14,8 +14,18 @@ from followup.rewards.repository import RewardRepository
 from followup.rewards.schemas import RewardEntryOut, RewardsOut
 
 
-def grant_points(session: Session, customer_id: int, points: int, *, idempotency_key: str, reason: str,
-                 followup_id: int | None, actor: Actor, subject_id: str, now: dt.datetime) -> RewardEntry | None:
+def grant_points(
+    session: Session,
+    customer_id: int,
+    points: int,
+    *,
+    idempotency_key: str,
+    reason: str,
+    followup_id: int | None,
+    actor: Actor,
+    subject_id: str,
+    now: dt.datetime,
+) -> RewardEntry | None:
     """Grant points once per idempotency key. Returns the new entry, or None if already granted.
 
     The account row is locked before the ledger is read so that two grants for the same customer
@@ -34,13 +44,28 @@ def grant_points(session: Session, customer_id: int, points: int, *, idempotency
     old_balance = account.balance
     account.balance = old_balance + points
     account.updated_at = now
-    entry = RewardEntry(customer_id=customer_id, delta=points, balance_after=account.balance, reason=reason,
-                        idempotency_key=idempotency_key, followup_id=followup_id, actor=str(actor), created_at=now)
+    entry = RewardEntry(
+        customer_id=customer_id,
+        delta=points,
+        balance_after=account.balance,
+        reason=reason,
+        idempotency_key=idempotency_key,
+        followup_id=followup_id,
+        actor=str(actor),
+        created_at=now,
+    )
     repo.add(entry)
     session.flush()
-    privacy.record_audit(session, actor=actor, subject_type="customer", subject_id=subject_id,
-                         event="reward.granted", now=now, old={"balance": old_balance},
-                         new={"balance": account.balance, "points": points, "reason": reason})
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="customer",
+        subject_id=subject_id,
+        event="reward.granted",
+        now=now,
+        old={"balance": old_balance},
+        new={"balance": account.balance, "points": points, "reason": reason},
+    )
     return entry
 
 
@@ -51,6 +76,15 @@ def describe_rewards(session: Session, customer_id: int, *, subject_id: str, lim
     return RewardsOut(
         customer_id=subject_id,
         balance=account.balance if account else 0,
-        entries=[RewardEntryOut(id=e.id, delta=e.delta, balance_after=e.balance_after, reason=e.reason,
-                                followup_id=e.followup_id, created_at=e.created_at) for e in entries],
+        entries=[
+            RewardEntryOut(
+                id=e.id,
+                delta=e.delta,
+                balance_after=e.balance_after,
+                reason=e.reason,
+                followup_id=e.followup_id,
+                created_at=e.created_at,
+            )
+            for e in entries
+        ],
     )

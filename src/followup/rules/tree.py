@@ -41,8 +41,10 @@ class Condition(_Node):
     @classmethod
     def _check_field(cls, value: str) -> str:
         if not _FIELD.match(value):
-            raise ValueError("field must be a dotted path starting with event. or customer., "
-                             "e.g. event.amount or customer.attributes.tier")
+            raise ValueError(
+                "field must be a dotted path starting with event. or customer., "
+                "e.g. event.amount or customer.attributes.tier"
+            )
         return value
 
     @model_validator(mode="after")
@@ -53,9 +55,10 @@ class Condition(_Node):
         elif self.op == "exists":
             if not isinstance(self.value, bool):
                 raise ValueError("'exists' needs true or false as value")
-        elif self.value is None or isinstance(self.value, list):
-            if not (self.op == "contains" and self.value is not None):
-                raise ValueError(f"'{self.op}' needs a single value (string, number or boolean)")
+        elif (self.value is None or isinstance(self.value, list)) and not (
+            self.op == "contains" and self.value is not None
+        ):
+            raise ValueError(f"'{self.op}' needs a single value (string, number or boolean)")
         if self.op in ("gt", "gte", "lt", "lte") and isinstance(self.value, bool):
             raise ValueError(f"'{self.op}' compares numbers or strings, not booleans")
         return self
@@ -135,9 +138,8 @@ def resolve(context: Mapping[str, Any], path: str) -> Any:
 
 
 def _compare(op: str, actual: Any, expected: Any) -> bool:
-    if isinstance(actual, bool) or isinstance(expected, bool):
-        if not (isinstance(actual, bool) and isinstance(expected, bool)):
-            return False
+    if isinstance(actual, bool) != isinstance(expected, bool):
+        return False
     numeric = (int, float)
     if isinstance(actual, numeric) and isinstance(expected, numeric):
         pass

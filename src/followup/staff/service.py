@@ -34,8 +34,10 @@ def create_api_key(session: Session, *, name: str, now: dt.datetime) -> tuple[Ap
 
 def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
     if not authorization or not authorization.startswith("Bearer "):
-        raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'. Create one with "
-                           "`followup apikey create --name NAME`.", code="missing_api_key")
+        raise Unauthorized(
+            "Send your API key as 'Authorization: Bearer <key>'. Create one with `followup apikey create --name NAME`.",
+            code="missing_api_key",
+        )
     key = authorization.removeprefix("Bearer ").strip()
     row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_token(key))).one_or_none()
     if row is None or row.revoked_at is not None:

@@ -16,15 +16,15 @@ Key = Annotated[str, Path(max_length=64)]
 
 
 @router.post("/strategies", response_model=StrategyOut, status_code=201)
-def create_strategy(body: StrategyCreate, session: WriteSession, actor: ApiActor, now: Now,
-                    channels: ChannelNames) -> StrategyOut:
+def create_strategy(
+    body: StrategyCreate, session: WriteSession, actor: ApiActor, now: Now, channels: ChannelNames
+) -> StrategyOut:
     strategy = service.create_strategy(session, body, available_channels=channels, actor=actor, now=now)
     return service.describe_strategy(strategy)
 
 
 @router.get("/strategies", response_model=Page[StrategyOut])
-def list_strategies(session: ReadSession, actor: ApiActor, limit: Limit = 50,
-                    offset: Offset = 0) -> Page[StrategyOut]:
+def list_strategies(session: ReadSession, actor: ApiActor, limit: Limit = 50, offset: Offset = 0) -> Page[StrategyOut]:
     items, total = service.list_strategies(session, limit=limit, offset=offset)
     return Page[StrategyOut](items=items, total=total)
 

@@ -14,9 +14,11 @@ class StrategyRepository:
         return self.session.scalars(select(Strategy).where(Strategy.key == key)).one_or_none()
 
     def active_by_kind(self, kind: str) -> list[Strategy]:
-        return list(self.session.scalars(
-            select(Strategy).where(Strategy.kind == kind, Strategy.status == "active").order_by(Strategy.id)
-        ))
+        return list(
+            self.session.scalars(
+                select(Strategy).where(Strategy.kind == kind, Strategy.status == "active").order_by(Strategy.id)
+            )
+        )
 
     def list_strategies(self, *, limit: int, offset: int) -> tuple[list[Strategy], int]:
         total = self.session.scalar(select(func.count()).select_from(Strategy)) or 0
@@ -25,7 +27,7 @@ class StrategyRepository:
     def keys(self, ids: set[int]) -> dict[int, str]:
         if not ids:
             return {}
-        return dict(self.session.execute(select(Strategy.id, Strategy.key).where(Strategy.id.in_(ids))).tuples().all())
+        return dict(self.session.execute(select(Strategy.id, Strategy.key).where(Strategy.id.in_(ids))).all())
 
     def add(self, strategy: Strategy) -> None:
         self.session.add(strategy)

@@ -70,29 +70,51 @@ def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
     return bucket("sample", spec.key, customer_external_id) < spec.sample_rate
 
 
-def create_strategy(session: Session, data: StrategyCreate, *, available_channels: Collection[str],
-                    actor: Actor, now: dt.datetime) -> Strategy:
+def create_strategy(
+    session: Session, data: StrategyCreate, *, available_channels: Collection[str], actor: Actor, now: dt.datetime
+) -> Strategy:
     if data.kind != "event":
-        raise InvalidInput(f"'{data.kind}' strategies are not available yet; use kind 'event'.",
-                           code="kind_not_supported", field="kind")
+        raise InvalidInput(
+            f"'{data.kind}' strategies are not available yet; use kind 'event'.",
+            code="kind_not_supported",
+            field="kind",
+        )
     missing = [channel for channel in data.channels if channel not in available_channels]
     if missing:
-        raise InvalidInput(f"channel '{missing[0]}' is not configured here; available: "
-                           f"{', '.join(sorted(available_channels))}.", code="channel_not_available", field="channels")
+        raise InvalidInput(
+            f"channel '{missing[0]}' is not configured here; available: {', '.join(sorted(available_channels))}.",
+            code="channel_not_available",
+            field="channels",
+        )
     repo = StrategyRepository(session)
     if repo.by_key(data.key) is not None:
         raise StrategyExists(f"A strategy with key '{data.key}' already exists.", field="key")
     survey = surveys.get_survey(session, data.survey)
     if survey is None:
-        raise InvalidInput(f"No survey with key '{data.survey}'; create the survey first.",
-                           code="survey_not_found", field="survey")
-    strategy = Strategy(key=data.key, kind=data.kind, status=data.status, survey_id=survey.id,
-                        definition=data.model_dump(mode="json", by_alias=True), version=1,
-                        created_at=now, updated_at=now)
+        raise InvalidInput(
+            f"No survey with key '{data.survey}'; create the survey first.", code="survey_not_found", field="survey"
+        )
+    strategy = Strategy(
+        key=data.key,
+        kind=data.kind,
+        status=data.status,
+        survey_id=survey.id,
+        definition=data.model_dump(mode="json", by_alias=True),
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
     repo.add(strategy)
     session.flush()
-    privacy.record_audit(session, actor=actor, subject_type="strategy", subject_id=data.key,
-                         event="strategy.created", now=now, new={"status": data.status})
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="strategy",
+        subject_id=data.key,
+        event="strategy.created",
+        now=now,
+        new={"status": data.status},
+    )
     return strategy
 
 
@@ -103,24 +125,39 @@ def access_strategy(session: Session, key: str) -> Strategy:
     return strategy
 
 
-def update_strategy(session: Session, strategy: Strategy, data: StrategyUpdate, *, actor: Actor,
-                    now: dt.datetime) -> Strategy:
+def update_strategy(
+    session: Session, strategy: Strategy, data: StrategyUpdate, *, actor: Actor, now: dt.datetime
+) -> Strategy:
     old = strategy.status
     if data.status != old:
         strategy.status = data.status
         strategy.definition = {**strategy.definition, "status": data.status}
         strategy.version += 1
         strategy.updated_at = now
-        privacy.record_audit(session, actor=actor, subject_type="strategy", subject_id=strategy.key,
-                             event="strategy.status_changed", now=now, old={"status": old},
-                             new={"status": data.status})
+        privacy.record_audit(
+            session,
+            actor=actor,
+            subject_type="strategy",
+            subject_id=strategy.key,
+            event="strategy.status_changed",
+            now=now,
+            old={"status": old},
+            new={"status": data.status},
+        )
     session.flush()
     return strategy
 
 
 def describe_strategy(strategy: Strategy) -> StrategyOut:
-    return StrategyOut.model_validate({**strategy.definition, "id": strategy.id, "version": strategy.version,
-                                       "created_at": strategy.created_at, "updated_at": strategy.updated_at})
+    return StrategyOut.model_validate(
+        {
+            **strategy.definition,
+            "id": strategy.id,
+            "version": strategy.version,
+            "created_at": strategy.created_at,
+            "updated_at": strategy.updated_at,
+        }
+    )
 
 
 def list_strategies(session: Session, *, limit: int, offset: int) -> tuple[list[StrategyOut], int]:
@@ -139,16 +176,21 @@ def _compile_active(session: Session) -> list[CompiledStrategy]:
         survey = surveys.get_survey(session, spec.survey)
         if survey is None:
             continue
-        compiled.append(CompiledStrategy(
-            row=row, spec=spec, predicate=compile_rule(spec.audience),
-            event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
-            survey_version_id=surveys.current_version(session, survey).id,
-        ))
+        compiled.append(
+            CompiledStrategy(
+                row=row,
+                spec=spec,
+                predicate=compile_rule(spec.audience),
+                event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
+                survey_version_id=surveys.current_version(session, survey).id,
+            )
+        )
     return compiled
 
 
-def plan_followups_for_events(session: Session, events: Sequence[EventFact], *, now: dt.datetime,
-                              settings: Settings) -> PlanStats:
+def plan_followups_for_events(
+    session: Session, events: Sequence[EventFact], *, now: dt.datetime, settings: Settings
+) -> PlanStats:
     """Evaluate every active event strategy against a batch of new events and plan follow-ups."""
     strategies = _compile_active(session)
     if not strategies or not events:
@@ -162,16 +204,27 @@ def plan_followups_for_events(session: Session, events: Sequence[EventFact], *, 
         return PlanStats()
     snapshot_of = customers.snapshots(session, {event.customer_id for event in triggered})
     customer_context = {
-        cid: {"id": snap.external_id, "locale": snap.locale, "time_zone": snap.time_zone,
-              "attributes": snap.attributes, "event_count": snap.event_count,
-              "has_email": snap.has_email, "has_phone": snap.has_phone}
+        cid: {
+            "id": snap.external_id,
+            "locale": snap.locale,
+            "time_zone": snap.time_zone,
+            "attributes": snap.attributes,
+            "event_count": snap.event_count,
+            "has_email": snap.has_email,
+            "has_phone": snap.has_phone,
+        }
         for cid, snap in snapshot_of.items()
     }
     items: list[PlanItem] = []
     for event in triggered:
         context = {
-            "event": {"type": event.type, "event_id": event.event_id, "amount": event.amount,
-                      "currency": event.currency, "attributes": event.attributes},
+            "event": {
+                "type": event.type,
+                "event_id": event.event_id,
+                "amount": event.amount,
+                "currency": event.currency,
+                "attributes": event.attributes,
+            },
             "customer": customer_context[event.customer_id],
         }
         external_id = snapshot_of[event.customer_id].external_id
@@ -184,12 +237,22 @@ def plan_followups_for_events(session: Session, events: Sequence[EventFact], *, 
                 preset = "holdout"
             elif not is_sampled(spec, external_id):
                 preset = "not_sampled"
-            items.append(PlanItem(
-                strategy_id=strategy.row.id, strategy_key=spec.key, customer_id=event.customer_id,
-                event_id=event.id, event_type=event.type, event_ref=event.event_id, send_at=max(now, event.occurred_at + spec.delay),
-                channels=tuple(spec.channels), recontact_days=spec.recontact_days,
-                survey_version_id=strategy.survey_version_id,
-                reward_points=spec.reward.points if spec.reward else 0,
-                remind_after=spec.remind_after, expire_after=spec.expire_after, preset_reason=preset,
-            ))
+            items.append(
+                PlanItem(
+                    strategy_id=strategy.row.id,
+                    strategy_key=spec.key,
+                    customer_id=event.customer_id,
+                    event_id=event.id,
+                    event_type=event.type,
+                    event_ref=event.event_id,
+                    send_at=max(now, event.occurred_at + spec.delay),
+                    channels=tuple(spec.channels),
+                    recontact_days=spec.recontact_days,
+                    survey_version_id=strategy.survey_version_id,
+                    reward_points=spec.reward.points if spec.reward else 0,
+                    remind_after=spec.remind_after,
+                    expire_after=spec.expire_after,
+                    preset_reason=preset,
+                )
+            )
     return followups.plan_followups(session, items, now=now, settings=settings)

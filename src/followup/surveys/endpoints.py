@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime
 from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime
 
 from followup.customers import service as customers
 from followup.kernel.http import Keys, Now, ReadSession, WriteSession
@@ -33,13 +33,26 @@ def get_survey(key: Annotated[str, Path(max_length=64)], session: ReadSession, a
 
 
 @router.get("/responses", response_model=Page[ResponseOut])
-def list_responses(session: ReadSession, actor: ApiActor, keys: Keys,
-                   customer_id: Annotated[str | None, Query(max_length=128)] = None,
-                   survey: Annotated[str | None, Query(max_length=64)] = None,
-                   since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-                   until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
-                   limit: Limit = 50, offset: Offset = 0) -> Page[ResponseOut]:
+def list_responses(
+    session: ReadSession,
+    actor: ApiActor,
+    keys: Keys,
+    customer_id: Annotated[str | None, Query(max_length=128)] = None,
+    survey: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[ResponseOut]:
     internal = customers.access_customer(session, customer_id).id if customer_id else None
-    items, total = service.list_responses(session, customer_id=internal, survey_key=survey, since=since,
-                                          until=until, limit=limit, offset=offset, keys=keys)
+    items, total = service.list_responses(
+        session,
+        customer_id=internal,
+        survey_key=survey,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+        keys=keys,
+    )
     return Page[ResponseOut](items=items, total=total)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
@@ -19,8 +20,9 @@ class SurveyRepository:
 
     def current_version(self, survey: Survey) -> SurveyVersion:
         return self.session.scalars(
-            select(SurveyVersion).where(SurveyVersion.survey_id == survey.id,
-                                        SurveyVersion.version == survey.current_version)
+            select(SurveyVersion).where(
+                SurveyVersion.survey_id == survey.id, SurveyVersion.version == survey.current_version
+            )
         ).one()
 
     def version(self, version_id: int) -> SurveyVersion | None:
@@ -52,8 +54,11 @@ class SurveyRepository:
     def mark_completed(self, invitation: Invitation, now: dt.datetime) -> bool:
         result = self.session.execute(
             update(Invitation)
-            .where(Invitation.followup_id == invitation.followup_id, Invitation.used_at.is_not(None),
-                   Invitation.completed_at.is_(None))
+            .where(
+                Invitation.followup_id == invitation.followup_id,
+                Invitation.used_at.is_not(None),
+                Invitation.completed_at.is_(None),
+            )
             .values(completed_at=now)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -61,21 +66,23 @@ class SurveyRepository:
     def response_for_followup(self, followup_id: int) -> Response | None:
         return self.session.scalars(select(Response).where(Response.followup_id == followup_id)).one_or_none()
 
-    def responses_query(self, *, customer_id: int | None, survey_id: int | None,
-                        since: dt.datetime | None, until: dt.datetime | None) -> Select[tuple[Response]]:
+    def responses_query(
+        self, *, customer_id: int | None, survey_id: int | None, since: dt.datetime | None, until: dt.datetime | None
+    ) -> Select[Any]:
         query = select(Response)
         if customer_id is not None:
             query = query.where(Response.customer_id == customer_id)
         if survey_id is not None:
-            query = query.where(Response.survey_version_id.in_(
-                select(SurveyVersion.id).where(SurveyVersion.survey_id == survey_id)))
+            query = query.where(
+                Response.survey_version_id.in_(select(SurveyVersion.id).where(SurveyVersion.survey_id == survey_id))
+            )
         if since is not None:
             query = query.where(Response.created_at >= since)
         if until is not None:
             query = query.where(Response.created_at < until)
         return query
 
-    def list_responses(self, query: Select[tuple[Response]], *, limit: int, offset: int) -> tuple[list[Response], int]:
+    def list_responses(self, query: Select[Any], *, limit: int, offset: int) -> tuple[list[Response], int]:
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(Response.id.desc()).limit(limit).offset(offset))
         return list(rows), total
@@ -89,5 +96,7 @@ class SurveyRepository:
     def versions(self, ids: Iterable[int]) -> dict[int, SurveyVersion]:
         out: dict[int, SurveyVersion] = {}
         for chunk in chunked(list(set(ids))):
-            out.update({v.id: v for v in self.session.scalars(select(SurveyVersion).where(SurveyVersion.id.in_(chunk)))})
+            out.update(
+                {v.id: v for v in self.session.scalars(select(SurveyVersion).where(SurveyVersion.id.in_(chunk)))}
+            )
         return out

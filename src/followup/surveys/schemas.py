@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from followup.kernel.schemas import Schema
 
@@ -25,7 +25,7 @@ class LocalizedText(Schema):
     zh_CN: str | None = Field(default=None, alias="zh-CN", max_length=500)
     en: str | None = Field(default=None, max_length=500)
 
-    model_config = {"populate_by_name": True, "extra": "forbid"}
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     @model_validator(mode="after")
     def _one_at_least(self) -> LocalizedText:
@@ -97,8 +97,10 @@ class SurveyCreate(Schema):
         if len(set(ids)) != len(ids):
             raise ValueError("question ids must be unique within a survey")
         if not any(question.type in RATING_SCALES for question in questions):
-            raise ValueError("a survey needs at least one rating question (nps, csat or ces): "
-                             "the first one is what the one-click links answer")
+            raise ValueError(
+                "a survey needs at least one rating question (nps, csat or ces): "
+                "the first one is what the one-click links answer"
+            )
         return questions
 
 
@@ -141,8 +143,9 @@ def first_rating_question(questions: list[Any]) -> Any:
     return next(question for question in questions if question.type in RATING_SCALES)
 
 
-def check_answers(questions: list[Any], answers: dict[str, Any], *, only: set[str] | None = None,
-                  enforce_required: bool = True) -> dict[str, Any]:
+def check_answers(
+    questions: list[Any], answers: dict[str, Any], *, only: set[str] | None = None, enforce_required: bool = True
+) -> dict[str, Any]:
     """Validate posted answers against the questions; return them typed (int for ratings).
 
     `only` limits which questions may be answered in this step. Raises ValueError with a sentence
@@ -157,7 +160,7 @@ def check_answers(questions: list[Any], answers: dict[str, Any], *, only: set[st
     for qid in allowed:
         question = by_id[qid]
         raw = answers.get(qid)
-        if raw is None or raw == "" or raw == []:
+        if raw is None or raw in ("", []):
             if question.required and enforce_required:
                 raise ValueError(f"question '{qid}' needs an answer")
             continue

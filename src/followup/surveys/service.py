@@ -73,9 +73,15 @@ def create_survey(session: Session, data: SurveyCreate, *, now: dt.datetime) -> 
     survey = Survey(key=data.key, title=title, current_version=1, created_at=now, updated_at=now)
     repo.add(survey)
     session.flush()
-    repo.add(SurveyVersion(survey_id=survey.id, version=1, title=title,
-                           questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
-                           created_at=now))
+    repo.add(
+        SurveyVersion(
+            survey_id=survey.id,
+            version=1,
+            title=title,
+            questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
+            created_at=now,
+        )
+    )
     session.flush()
     return survey
 
@@ -87,8 +93,7 @@ def get_survey(session: Session, key: str) -> Survey | None:
 def access_survey(session: Session, key: str) -> Survey:
     survey = SurveyRepository(session).by_key(key)
     if survey is None:
-        raise SurveyNotFound(f"No survey with key '{key}'. Create it with POST /api/v1/surveys first.",
-                             field="survey")
+        raise SurveyNotFound(f"No survey with key '{key}'. Create it with POST /api/v1/surveys first.", field="survey")
     return survey
 
 
@@ -102,9 +107,15 @@ def get_version(session: Session, version_id: int) -> SurveyVersion | None:
 
 def describe_survey(session: Session, survey: Survey) -> SurveyOut:
     version = current_version(session, survey)
-    return SurveyOut(id=survey.id, key=survey.key, version=version.version,
-                     title=LocalizedText.model_validate(version.title), questions=questions_of(version),
-                     created_at=survey.created_at, updated_at=survey.updated_at)
+    return SurveyOut(
+        id=survey.id,
+        key=survey.key,
+        version=version.version,
+        title=LocalizedText.model_validate(version.title),
+        questions=questions_of(version),
+        created_at=survey.created_at,
+        updated_at=survey.updated_at,
+    )
 
 
 def list_surveys(session: Session, *, limit: int, offset: int) -> tuple[list[SurveyOut], int]:
@@ -112,14 +123,29 @@ def list_surveys(session: Session, *, limit: int, offset: int) -> tuple[list[Sur
     return [describe_survey(session, row) for row in rows], total
 
 
-def create_invitation(session: Session, *, followup_id: int, customer_id: int, survey_version_id: int,
-                      channel: str, expires_at: dt.datetime, now: dt.datetime) -> str:
+def create_invitation(
+    session: Session,
+    *,
+    followup_id: int,
+    customer_id: int,
+    survey_version_id: int,
+    channel: str,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+) -> str:
     """A fresh 256-bit token for a link; only its hash is stored, so the caller must use it now."""
     token = new_token()
-    SurveyRepository(session).add(Invitation(
-        token_hash=hash_token(token), followup_id=followup_id, customer_id=customer_id,
-        survey_version_id=survey_version_id, channel=channel, created_at=now, expires_at=expires_at,
-    ))
+    SurveyRepository(session).add(
+        Invitation(
+            token_hash=hash_token(token),
+            followup_id=followup_id,
+            customer_id=customer_id,
+            survey_version_id=survey_version_id,
+            channel=channel,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    )
     return token
 
 
@@ -132,9 +158,13 @@ def open_invitation(session: Session, token: str, *, now: dt.datetime) -> OpenIn
     version = repo.version(invitation.survey_version_id)
     if version is None:
         raise InvitationInvalid("This link is not valid any more.")
-    return OpenInvitation(invitation=invitation, state="details" if invitation.used_at else "rating",
-                          version=version, questions=questions_of(version),
-                          title=LocalizedText.model_validate(version.title))
+    return OpenInvitation(
+        invitation=invitation,
+        state="details" if invitation.used_at else "rating",
+        version=version,
+        questions=questions_of(version),
+        title=LocalizedText.model_validate(version.title),
+    )
 
 
 def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str, Any], now: dt.datetime) -> Response:
@@ -147,17 +177,24 @@ def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str
     repo = SurveyRepository(session)
     if opened.state != "rating" or not repo.mark_used(opened.invitation, now):
         raise InvitationInvalid("This link is not valid any more.")
-    response = Response(followup_id=opened.invitation.followup_id, invitation_id=opened.invitation.id,
-                        customer_id=opened.invitation.customer_id, survey_version_id=opened.version.id,
-                        channel=opened.invitation.channel, ratings={}, created_at=now)
+    response = Response(
+        followup_id=opened.invitation.followup_id,
+        invitation_id=opened.invitation.id,
+        customer_id=opened.invitation.customer_id,
+        survey_version_id=opened.version.id,
+        channel=opened.invitation.channel,
+        ratings={},
+        created_at=now,
+    )
     _apply_answers(response, opened.questions, clean)
     repo.add(response)
     session.flush()
     return response
 
 
-def record_details(session: Session, opened: OpenInvitation, *, answers: dict[str, Any], keys: KeyProvider,
-                   now: dt.datetime) -> tuple[Response, dict[str, str]]:
+def record_details(
+    session: Session, opened: OpenInvitation, *, answers: dict[str, Any], keys: KeyProvider, now: dt.datetime
+) -> tuple[Response, dict[str, str]]:
     """Record the optional questions after the rating. Returns the response and its new free text."""
     rating_question = first_rating_question(opened.questions)
     others = {question.id for question in opened.questions if question.id != rating_question.id}
@@ -172,8 +209,13 @@ def record_details(session: Session, opened: OpenInvitation, *, answers: dict[st
     texts = _apply_answers(response, opened.questions, clean)
     if texts:
         response.texts_sealed = customers.seal_for_customer(
-            session, response.customer_id, json.dumps(texts, ensure_ascii=False).encode(), keys=keys, now=now,
-            purpose=_TEXT_PURPOSE)
+            session,
+            response.customer_id,
+            json.dumps(texts, ensure_ascii=False).encode(),
+            keys=keys,
+            now=now,
+            purpose=_TEXT_PURPOSE,
+        )
     response.completed_at = now
     session.flush()
     return response, texts
@@ -200,17 +242,26 @@ def _apply_answers(response: Response, questions: list[Any], clean: dict[str, An
 def read_texts(session: Session, response: Response, *, keys: KeyProvider) -> dict[str, str]:
     if response.texts_sealed is None:
         return {}
-    plain = customers.open_for_customer(session, response.customer_id, response.texts_sealed, keys=keys,
-                                        purpose=_TEXT_PURPOSE)
+    plain = customers.open_for_customer(
+        session, response.customer_id, response.texts_sealed, keys=keys, purpose=_TEXT_PURPOSE
+    )
     if plain is None:
         return {}
     texts: dict[str, str] = json.loads(plain)
     return texts
 
 
-def list_responses(session: Session, *, customer_id: int | None, survey_key: str | None,
-                   since: dt.datetime | None, until: dt.datetime | None, limit: int, offset: int,
-                   keys: KeyProvider) -> tuple[list[ResponseOut], int]:
+def list_responses(
+    session: Session,
+    *,
+    customer_id: int | None,
+    survey_key: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    offset: int,
+    keys: KeyProvider,
+) -> tuple[list[ResponseOut], int]:
     repo = SurveyRepository(session)
     survey_id = access_survey(session, survey_key).id if survey_key else None
     query = repo.responses_query(customer_id=customer_id, survey_id=survey_id, since=since, until=until)
@@ -227,16 +278,27 @@ def describe_responses(session: Session, rows: list[Response], *, keys: KeyProvi
     for row in rows:
         version = versions[row.survey_version_id]
         survey = surveys[version.survey_id]
-        out.append(ResponseOut(
-            id=row.id, followup_id=row.followup_id, customer_id=external.get(row.customer_id, ""),
-            survey=survey.key if survey else "", survey_version=version.version, channel=row.channel,
-            answers={**(row.ratings or {}), **read_texts(session, row, keys=keys)},
-            nps=row.nps, csat=row.csat, ces=row.ces, created_at=row.created_at, completed_at=row.completed_at,
-        ))
+        out.append(
+            ResponseOut(
+                id=row.id,
+                followup_id=row.followup_id,
+                customer_id=external.get(row.customer_id, ""),
+                survey=survey.key if survey else "",
+                survey_version=version.version,
+                channel=row.channel,
+                answers={**(row.ratings or {}), **read_texts(session, row, keys=keys)},
+                nps=row.nps,
+                csat=row.csat,
+                ces=row.ces,
+                created_at=row.created_at,
+                completed_at=row.completed_at,
+            )
+        )
     return out
 
 
 def scores_for_followups(session: Session, followup_ids: Iterable[int]) -> dict[int, tuple[int | None, int | None]]:
     """followup id → (nps, csat), for metrics."""
-    return {row.followup_id: (row.nps, row.csat)
-            for row in SurveyRepository(session).responses_for_followups(followup_ids)}
+    return {
+        row.followup_id: (row.nps, row.csat) for row in SurveyRepository(session).responses_for_followups(followup_ids)
+    }

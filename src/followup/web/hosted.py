@@ -28,30 +28,47 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 TEXT: dict[str, dict[str, str]] = {
     "zh-CN": {
-        "rating_lead": "请选择分数后提交。", "submit": "提交", "skip": "跳过", "optional": "选填",
-        "thanks_rating": "已收到您的评分，谢谢！", "details_lead": "愿意再多告诉我们一点吗？以下问题均可跳过。",
-        "thanks_heading": "感谢您的反馈", "thanks_text": "您的意见已记录，我们会认真阅读。",
+        "rating_lead": "请选择分数后提交。",
+        "submit": "提交",
+        "skip": "跳过",
+        "optional": "选填",
+        "thanks_rating": "已收到您的评分，谢谢！",
+        "details_lead": "愿意再多告诉我们一点吗？以下问题均可跳过。",
+        "thanks_heading": "感谢您的反馈",
+        "thanks_text": "您的意见已记录，我们会认真阅读。",
         "footer": "您的回答仅用于改进服务，并受隐私政策保护。",
-        "unsubscribe_heading": "退订反馈邮件", "unsubscribe_lead": "确认后，我们将不再通过邮件邀请您参与回访。",
-        "unsubscribe_button": "确认退订", "unsubscribed_heading": "已退订",
+        "unsubscribe_heading": "退订反馈邮件",
+        "unsubscribe_lead": "确认后，我们将不再通过邮件邀请您参与回访。",
+        "unsubscribe_button": "确认退订",
+        "unsubscribed_heading": "已退订",
         "unsubscribed_text": "您将不会再收到回访邮件。如需恢复，可在钱包应用的隐私设置中开启。",
     },
     "en": {
-        "rating_lead": "Pick a score, then submit.", "submit": "Submit", "skip": "Skip", "optional": "optional",
+        "rating_lead": "Pick a score, then submit.",
+        "submit": "Submit",
+        "skip": "Skip",
+        "optional": "optional",
         "thanks_rating": "Thank you, we have your rating!",
         "details_lead": "Would you tell us a little more? Every question here is optional.",
-        "thanks_heading": "Thank you for your feedback", "thanks_text": "Your answers are in; we read every one.",
+        "thanks_heading": "Thank you for your feedback",
+        "thanks_text": "Your answers are in; we read every one.",
         "footer": "Your answers are used only to improve our service and are protected by our privacy notice.",
         "unsubscribe_heading": "Unsubscribe from feedback emails",
         "unsubscribe_lead": "Once you confirm, we will not invite you to give feedback by email any more.",
-        "unsubscribe_button": "Unsubscribe", "unsubscribed_heading": "You are unsubscribed",
-        "unsubscribed_text": "You will not get feedback emails from us. You can turn them back on in the wallet app's privacy settings.",
+        "unsubscribe_button": "Unsubscribe",
+        "unsubscribed_heading": "You are unsubscribed",
+        "unsubscribed_text": (
+            "You will not get feedback emails from us. You can turn them back on in the wallet app's privacy settings."
+        ),
     },
 }
 SCALE_LABELS = {
     "zh-CN": {"nps": ("完全不可能", "非常可能"), "csat": ("非常不满意", "非常满意"), "ces": ("非常困难", "非常容易")},
-    "en": {"nps": ("Not at all likely", "Extremely likely"), "csat": ("Very dissatisfied", "Very satisfied"),
-           "ces": ("Very difficult", "Very easy")},
+    "en": {
+        "nps": ("Not at all likely", "Extremely likely"),
+        "csat": ("Very dissatisfied", "Very satisfied"),
+        "ces": ("Very difficult", "Very easy"),
+    },
 }
 
 
@@ -68,16 +85,23 @@ FormData = Annotated[dict[str, Any], Depends(_form)]
 
 
 def _page(request: Request, name: str, context: dict[str, Any], *, locale: str, status_code: int = 200) -> Response:
-    return templates.TemplateResponse(request, name, {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), **context},
-                                      status_code=status_code)
+    return templates.TemplateResponse(
+        request, name, {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), **context}, status_code=status_code
+    )
 
 
 def invalid_link_page(request: Request) -> Response:
-    return _page(request, "message.html", {
-        "page_title": "链接已失效 · Link not valid",
-        "heading": "链接已失效 · This link is not valid",
-        "text": "此链接不存在、已使用或已过期。 · This link does not exist, was already used, or has expired.",
-    }, locale="zh-CN", status_code=404)
+    return _page(
+        request,
+        "message.html",
+        {
+            "page_title": "链接已失效 · Link not valid",
+            "heading": "链接已失效 · This link is not valid",
+            "text": "此链接不存在、已使用或已过期。 · This link does not exist, was already used, or has expired.",
+        },
+        locale="zh-CN",
+        status_code=404,
+    )
 
 
 def _locale_of(session: Any, opened: OpenInvitation) -> str:
@@ -85,34 +109,74 @@ def _locale_of(session: Any, opened: OpenInvitation) -> str:
     return customer.locale if customer else "en"
 
 
-def _rating_page(request: Request, opened: OpenInvitation, token: str, *, locale: str, selected: int | None,
-                 error: str | None = None, status_code: int = 200) -> Response:
+def _rating_page(
+    request: Request,
+    opened: OpenInvitation,
+    token: str,
+    *,
+    locale: str,
+    selected: int | None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     question = first_rating_question(opened.questions)
     low, high = RATING_SCALES[question.type]
     low_label, high_label = SCALE_LABELS.get(locale, SCALE_LABELS["en"])[question.type]
     title = opened.title.get(locale)
-    return _page(request, "rating.html", {
-        "page_title": title, "title": title, "token": token, "question": question,
-        "scale": range(low, high + 1), "selected": selected, "low_label": low_label, "high_label": high_label,
-        "error": error,
-    }, locale=locale, status_code=status_code)
+    return _page(
+        request,
+        "rating.html",
+        {
+            "page_title": title,
+            "title": title,
+            "token": token,
+            "question": question,
+            "scale": range(low, high + 1),
+            "selected": selected,
+            "low_label": low_label,
+            "high_label": high_label,
+            "error": error,
+        },
+        locale=locale,
+        status_code=status_code,
+    )
 
 
-def _details_page(request: Request, opened: OpenInvitation, token: str, *, locale: str, error: str | None = None,
-                  status_code: int = 200) -> Response:
+def _details_page(
+    request: Request,
+    opened: OpenInvitation,
+    token: str,
+    *,
+    locale: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     rating = first_rating_question(opened.questions)
     title = opened.title.get(locale)
-    return _page(request, "details.html", {
-        "page_title": title, "title": title, "token": token,
-        "questions": [q for q in opened.questions if q.id != rating.id],
-        "scales": {kind: range(low, high + 1) for kind, (low, high) in RATING_SCALES.items()}, "error": error,
-    }, locale=locale, status_code=status_code)
+    return _page(
+        request,
+        "details.html",
+        {
+            "page_title": title,
+            "title": title,
+            "token": token,
+            "questions": [q for q in opened.questions if q.id != rating.id],
+            "scales": {kind: range(low, high + 1) for kind, (low, high) in RATING_SCALES.items()},
+            "error": error,
+        },
+        locale=locale,
+        status_code=status_code,
+    )
 
 
 def _thanks_page(request: Request, locale: str) -> Response:
     text = TEXT.get(locale, TEXT["en"])
-    return _page(request, "message.html", {"page_title": text["thanks_heading"], "heading": text["thanks_heading"],
-                                           "text": text["thanks_text"]}, locale=locale)
+    return _page(
+        request,
+        "message.html",
+        {"page_title": text["thanks_heading"], "heading": text["thanks_heading"], "text": text["thanks_text"]},
+        locale=locale,
+    )
 
 
 @router.get("/s/{token}", response_class=HTMLResponse)
@@ -131,8 +195,9 @@ def show_survey(request: Request, token: str, session: ReadSession, now: Now, sc
 
 
 @router.post("/s/{token}", response_class=HTMLResponse)
-def answer_survey(request: Request, token: str, form: FormData, session: WriteSession, now: Now,
-                  keys: Keys) -> Response:
+def answer_survey(
+    request: Request, token: str, form: FormData, session: WriteSession, now: Now, keys: Keys
+) -> Response:
     try:
         opened = surveys.open_invitation(session, token, now=now)
     except InvitationInvalid:
@@ -153,8 +218,9 @@ def answer_survey(request: Request, token: str, form: FormData, session: WriteSe
     except AnswerInvalid as exc:
         session.rollback()
         if opened.state == "rating":
-            return _rating_page(request, opened, token, locale=locale, selected=None, error=exc.message,
-                                status_code=422)
+            return _rating_page(
+                request, opened, token, locale=locale, selected=None, error=exc.message, status_code=422
+            )
         return _details_page(request, opened, token, locale=locale, error=exc.message, status_code=422)
     return invalid_link_page(request)
 
@@ -167,8 +233,9 @@ def show_unsubscribe(request: Request, token: str, session: ReadSession) -> Resp
         return invalid_link_page(request)
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"
-    return _page(request, "unsubscribe.html", {"page_title": TEXT[locale]["unsubscribe_heading"], "token": token},
-                 locale=locale)
+    return _page(
+        request, "unsubscribe.html", {"page_title": TEXT[locale]["unsubscribe_heading"], "token": token}, locale=locale
+    )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -179,11 +246,17 @@ def unsubscribe(request: Request, token: str, session: WriteSession, now: Now, s
     except NotFound:
         return invalid_link_page(request)
     external = customers.external_ids(session, [link.customer_id])
-    privacy.unsubscribe(session, token, subject_id_of=external, notice_version=settings.privacy_notice_version,
-                        now=now)
+    privacy.unsubscribe(session, token, subject_id_of=external, notice_version=settings.privacy_notice_version, now=now)
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"
     text = TEXT[locale]
-    return _page(request, "message.html", {"page_title": text["unsubscribed_heading"],
-                                           "heading": text["unsubscribed_heading"], "text": text["unsubscribed_text"]},
-                 locale=locale)
+    return _page(
+        request,
+        "message.html",
+        {
+            "page_title": text["unsubscribed_heading"],
+            "heading": text["unsubscribed_heading"],
+            "text": text["unsubscribed_text"],
+        },
+        locale=locale,
+    )

@@ -1,0 +1,34 @@
+"""Small test helpers that read what a customer would see."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+
+_LINK = re.compile(r"https?://[^\s/]+(/s/[A-Za-z0-9_-]+)")
+_UNSUBSCRIBE = re.compile(r"<https?://[^\s/]+(/u/[A-Za-z0-9_-]+)>")
+
+
+def text_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def html_body(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def survey_path(message: EmailMessage) -> str:
+    """The /s/{token} path of the survey link in an email's text part."""
+    match = _LINK.search(text_body(message))
+    assert match, "no survey link in the email"
+    return match.group(1)
+
+
+def unsubscribe_path(message: EmailMessage) -> str:
+    match = _UNSUBSCRIBE.search(str(message["List-Unsubscribe"]))
+    assert match, "no List-Unsubscribe header"
+    return match.group(1)
