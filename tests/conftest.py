@@ -48,12 +48,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prepare_postgres(url: str) -> None:
+def _postgres_schema(url: str, schema: str, *, drop_only: bool = False) -> None:
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            if not drop_only:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # noqa: BLE001 - turn any connection failure into one clear message
         pytest.exit(f"FOLLOWUP_TEST_DATABASE_URL={url} is not reachable: {exc}", returncode=3)
     finally:
@@ -61,16 +62,26 @@ def _prepare_postgres(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = os.environ.get("FOLLOWUP_TEST_DATABASE_URL")
-    if url:
-        _prepare_postgres(url)
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test session.
+
+    On PostgreSQL each session gets its own schema (search_path in the URL), so two suites can
+    run against one server at once and every process a test starts sees the same tables.
+    """
+    base = os.environ.get("FOLLOWUP_TEST_DATABASE_URL")
+    schema = f"followup_test_{os.getpid()}"
+    if base:
+        _postgres_schema(base, schema)
+        separator = "&" if "?" in base else "?"
+        url = f"{base}{separator}options=-csearch_path%3D{schema}"
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'followup-test.db'}"
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    return url
+    yield url
+    if base:
+        _postgres_schema(base, schema, drop_only=True)
 
 
 def wipe(engine: Engine) -> None:

@@ -59,7 +59,8 @@ def test_event_to_email_to_answer_to_reward_and_case(
     assert email["To"] == "zhang.san@example.com"
     assert "支付体验回访" in str(email["Subject"])
     assert email["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert "?score=10" in text_body(email) and "?score=0" in text_body(email)
+    assert "?score=10" in text_body(email)
+    assert "?score=0" in text_body(email)
     assert "?score=9" in html_body(email)
     path = survey_path(email)
 
