@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -27,6 +27,26 @@ class CustomerRepository:
         for chunk in chunked(list(ids)):
             out.extend(self.session.scalars(select(Customer).where(Customer.id.in_(chunk))))
         return out
+
+    def snapshot_rows(self, ids: Iterable[int]) -> list[Any]:
+        """The columns the policy and the rule engine need, without loading sealed blobs."""
+        rows: list[Any] = []
+        for chunk in chunked(list(ids)):
+            rows.extend(
+                self.session.execute(
+                    select(
+                        Customer.id,
+                        Customer.external_id,
+                        Customer.locale,
+                        Customer.time_zone,
+                        Customer.attributes,
+                        Customer.email_sealed.is_not(None),
+                        Customer.phone_sealed.is_not(None),
+                        Customer.event_count,
+                    ).where(Customer.id.in_(chunk))
+                ).all()
+            )
+        return rows
 
     def external_ids(self, ids: Iterable[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -79,7 +99,10 @@ class CustomerRepository:
         # Only move last_event_at forward: events may arrive out of order.
         current = self._last_event_times(list(activity))
         params = []
-        for cid, (count, last_at) in activity.items():
+        # Customer rows are locked in primary-key order so concurrent batches cannot deadlock. The lock
+        # also serialises planning per customer: a second batch waits here until the first commits,
+        # then sees its contact reservations when the policy counts the fatigue budget.
+        for cid, (count, last_at) in sorted(activity.items()):
             previous = current.get(cid)
             latest = last_at if previous is None else max(previous, last_at)
             params.append({"cid": cid, "n": count, "last_at": latest})

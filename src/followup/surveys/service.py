@@ -187,6 +187,10 @@ def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str
         created_at=now,
     )
     _apply_answers(response, opened.questions, clean)
+    if len(opened.questions) == 1:
+        # Nothing optional to ask: the link is used up now rather than showing an empty page.
+        response.completed_at = now
+        repo.mark_completed(opened.invitation, now)
     repo.add(response)
     session.flush()
     return response
