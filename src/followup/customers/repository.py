@@ -22,6 +22,9 @@ class CustomerRepository:
     def by_external_id(self, external_id: str) -> Customer | None:
         return self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
 
+    def by_email_index(self, index: str) -> Customer | None:
+        return self.session.scalars(select(Customer).where(Customer.email_index == index)).first()
+
     def by_ids(self, ids: Iterable[int]) -> list[Customer]:
         out: list[Customer] = []
         for chunk in chunked(list(ids)):

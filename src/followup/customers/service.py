@@ -119,9 +119,9 @@ def upsert_customer(
         customer.attributes = dict(data.attributes)
     changed_contacts: dict[str, bool] = {}
     if "email" in given:
-        changed_contacts["email"] = _set_email(session, customer, data.email, keys=keys, now=now)
+        changed_contacts["email"] = _set_contact(session, customer, "email", data.email, keys=keys, now=now)
     if "phone" in given:
-        changed_contacts["phone"] = _set_phone(session, customer, data.phone, keys=keys, now=now)
+        changed_contacts["phone"] = _set_contact(session, customer, "phone", data.phone, keys=keys, now=now)
     customer.updated_at = now
     session.flush()
     if any(changed_contacts.values()) or created:
@@ -151,37 +151,29 @@ def upsert_customer(
     return customer
 
 
-def _set_email(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider, now: dt.datetime) -> bool:
+def _set_contact(
+    session: Session, customer: Customer, kind: str, value: str | None, *, keys: KeyProvider, now: dt.datetime
+) -> bool:
+    """Seal a new email or phone and index it; returns whether it changed. `kind` is "email" or "phone"."""
+    sealed_column, index_column = f"{kind}_sealed", f"{kind}_index"
     if value is None:
-        changed = customer.email_sealed is not None
-        customer.email_sealed, customer.email_index = None, None
+        changed = getattr(customer, sealed_column) is not None
+        setattr(customer, sealed_column, None)
+        setattr(customer, index_column, None)
         return changed
     try:
-        email = normalize_email(value)
+        normalized = normalize_email(value) if kind == "email" else normalize_phone(value, locale=customer.locale)
     except ValueError as exc:
-        raise InvalidInput(str(exc), field="email") from exc
-    index = keys.blind_index("email", email)
-    if index == customer.email_index:
+        raise InvalidInput(str(exc), field=kind) from exc
+    index = keys.blind_index(kind, normalized)
+    if index == getattr(customer, index_column):
         return False
-    customer.email_sealed = seal_for_customer(session, customer.id, email.encode(), keys=keys, now=now, purpose="email")
-    customer.email_index = index
-    return True
-
-
-def _set_phone(session: Session, customer: Customer, value: str | None, *, keys: KeyProvider, now: dt.datetime) -> bool:
-    if value is None:
-        changed = customer.phone_sealed is not None
-        customer.phone_sealed, customer.phone_index = None, None
-        return changed
-    try:
-        phone = normalize_phone(value, locale=customer.locale)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="phone") from exc
-    index = keys.blind_index("phone", phone)
-    if index == customer.phone_index:
-        return False
-    customer.phone_sealed = seal_for_customer(session, customer.id, phone.encode(), keys=keys, now=now, purpose="phone")
-    customer.phone_index = index
+    setattr(
+        customer,
+        sealed_column,
+        seal_for_customer(session, customer.id, normalized.encode(), keys=keys, now=now, purpose=kind),
+    )
+    setattr(customer, index_column, index)
     return True
 
 
@@ -215,10 +207,8 @@ def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider
 
 
 def find_by_email(session: Session, email: str, *, keys: KeyProvider) -> Customer | None:
-    from sqlalchemy import select  # noqa: PLC0415
-
-    index = keys.blind_index("email", normalize_email(email))
-    return session.scalars(select(Customer).where(Customer.email_index == index)).first()
+    """Look a customer up by email through the blind index; the address itself is never queried."""
+    return CustomerRepository(session).by_email_index(keys.blind_index("email", normalize_email(email)))
 
 
 def ensure_customers(session: Session, external_ids: Iterable[str], *, now: dt.datetime) -> dict[str, int]:

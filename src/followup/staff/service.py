@@ -7,13 +7,13 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import hash_token
 from followup.kernel.errors import Conflict, InvalidInput, Unauthorized
 from followup.staff.models import ApiKey, StaffMember
+from followup.staff.repository import StaffRepository
 
 _hasher = PasswordHasher()
 KEY_PREFIX = "fu_"
@@ -27,7 +27,7 @@ def create_api_key(session: Session, *, name: str, now: dt.datetime) -> tuple[Ap
         raise InvalidInput("the key name must be 1 to 100 characters", field="name")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(name=name, prefix=key[:10], key_hash=hash_token(key), created_at=now)
-    session.add(row)
+    StaffRepository(session).add(row)
     session.flush()
     return row, key
 
@@ -39,7 +39,7 @@ def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
             code="missing_api_key",
         )
     key = authorization.removeprefix("Bearer ").strip()
-    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_token(key))).one_or_none()
+    row = StaffRepository(session).api_key_by_hash(hash_token(key))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is not valid or was revoked.", code="invalid_api_key")
     return Actor(kind="api_key", id=str(row.id), label=row.name)
@@ -52,17 +52,17 @@ def create_staff(session: Session, *, email: str, role: str, now: dt.datetime) -
         raise InvalidInput("give a valid email address for the staff account", field="email")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
-    if session.scalars(select(StaffMember).where(StaffMember.email == email)).one_or_none() is not None:
+    if StaffRepository(session).staff_by_email(email) is not None:
         raise Conflict(f"A staff account for {email} already exists.", code="staff_exists", field="email")
     password = secrets.token_urlsafe(12)
     member = StaffMember(email=email, password_hash=_hasher.hash(password), role=role, created_at=now)
-    session.add(member)
+    StaffRepository(session).add(member)
     session.flush()
     return member, password
 
 
 def authenticate_staff(session: Session, *, email: str, password: str) -> StaffMember:
-    member = session.scalars(select(StaffMember).where(StaffMember.email == email.strip().lower())).one_or_none()
+    member = StaffRepository(session).staff_by_email(email.strip().lower())
     try:
         if member is None or member.disabled_at is not None:
             _hasher.verify(_hasher.hash("timing-equaliser"), password + "x")
