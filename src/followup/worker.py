@@ -31,6 +31,10 @@ JOB_HANDLERS: dict[str, JobHandler] = {
 }
 
 
+class ClaimLostError(Exception):
+    """Raised from a channel's hand-over when this worker no longer holds the message."""
+
+
 @dataclass
 class WorkDone:
     steps: int = 0
@@ -86,6 +90,7 @@ class Worker:
                 dispatch.record_failure(
                     session,
                     message_id,
+                    claim=plan.claim,
                     error=f"channel '{plan.channel}' is not configured",
                     permanent=True,
                     now=runtime.clock.now(),
@@ -95,14 +100,20 @@ class Worker:
 
         def handoff() -> None:
             with runtime.session() as session:
-                if not dispatch.mark_in_flight(session, message_id, now=runtime.clock.now(), settings=runtime.settings):
-                    raise TransientChannelError("message was taken over by another worker")
+                if not dispatch.mark_in_flight(
+                    session, message_id, claim=plan.claim, now=runtime.clock.now(), settings=runtime.settings
+                ):
+                    raise ClaimLostError
 
         try:
             receipt = channel.send(plan.delivery, handoff=handoff)
+        except ClaimLostError:
+            # Another worker took the message over after our lease ran out; it is theirs to record.
+            log.info("claim_lost", message_id=message_id)
+            return 0
         except DeliveryUnknownError as exc:
             with runtime.session() as session:
-                dispatch.record_unknown(session, message_id, error=exc.message)
+                dispatch.record_unknown(session, message_id, claim=plan.claim, error=exc.message)
             log.warning("delivery_unknown", message_id=message_id, error=exc.message)
             return 0
         except (TransientChannelError, PermanentChannelError) as exc:
@@ -110,6 +121,7 @@ class Worker:
                 dispatch.record_failure(
                     session,
                     message_id,
+                    claim=plan.claim,
                     error=exc.message,
                     permanent=isinstance(exc, PermanentChannelError),
                     now=runtime.clock.now(),
@@ -118,7 +130,7 @@ class Worker:
             log.info("send_failed", message_id=message_id, channel=plan.channel, error=exc.message)
             return 0
         with runtime.session() as session:
-            dispatch.record_sent(session, message_id, receipt, now=runtime.clock.now())
+            dispatch.record_sent(session, message_id, receipt, claim=plan.claim, now=runtime.clock.now())
         return 1
 
     def run_jobs(self) -> int:

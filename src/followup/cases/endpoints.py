@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from followup.cases import service
-from followup.cases.schemas import CaseOut, CasePriority, CaseStatus
+from followup.cases.schemas import CaseClose, CaseOut, CasePriority, CaseStatus
 from followup.customers import service as customers
-from followup.kernel.http import ReadSession
+from followup.kernel.http import Now, ReadSession, WriteSession
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
@@ -30,3 +30,13 @@ def list_cases(
         session, status=status, priority=priority, customer_id=internal, limit=limit, offset=offset
     )
     return Page[CaseOut](items=items, total=total)
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseOut)
+def close_case(
+    case_id: Annotated[int, Path(ge=1, le=2**62)], body: CaseClose, session: WriteSession, actor: ApiActor, now: Now
+) -> CaseOut:
+    case = service.close_case(
+        session, service.access_case(session, case_id, lock=True), resolution=body.resolution, actor=actor, now=now
+    )
+    return service.describe_cases(session, [case])[0]

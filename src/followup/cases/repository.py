@@ -16,6 +16,12 @@ class CaseRepository:
     def add(self, case: Case) -> None:
         self.session.add(case)
 
+    def get(self, case_id: int, *, lock: bool = False) -> Case | None:
+        query = select(Case).where(Case.id == case_id)
+        if lock:
+            query = query.with_for_update()
+        return self.session.scalars(query).one_or_none()
+
     def exists_for_response(self, response_id: int, kind: str) -> bool:
         return (
             self.session.scalar(

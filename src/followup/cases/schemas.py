@@ -3,11 +3,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+from pydantic import Field
+
 from followup.kernel.schemas import Schema
 
 CaseKind = Literal["detractor", "security", "complaint"]
 CasePriority = Literal["security", "high", "normal"]
 CaseStatus = Literal["open", "closed"]
+
+
+class CaseClose(Schema):
+    resolution: str = Field(min_length=1, max_length=2000, description="what was done, for the record")
 
 
 class CaseOut(Schema):

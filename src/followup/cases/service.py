@@ -12,6 +12,9 @@ from followup.cases.repository import CaseRepository
 from followup.cases.schemas import CaseOut
 from followup.cases.security import raises_security_concern
 from followup.customers import service as customers
+from followup.kernel.actors import Actor
+from followup.kernel.errors import Conflict, NotFound
+from followup.privacy import service as privacy
 
 SLA = {"security": dt.timedelta(hours=4), "high": dt.timedelta(hours=24), "normal": dt.timedelta(hours=72)}
 
@@ -84,12 +87,43 @@ def customers_with_open_security_case(session: Session, customer_ids: Iterable[i
     return CaseRepository(session).customers_with_open_security_case(customer_ids)
 
 
-def list_cases(
-    session: Session, *, status: str | None, priority: str | None, customer_id: int | None, limit: int, offset: int
-) -> tuple[list[CaseOut], int]:
-    rows, total = CaseRepository(session).list_cases(
-        status=status, priority=priority, customer_id=customer_id, limit=limit, offset=offset
+class CaseNotFound(NotFound):
+    code = "case_not_found"
+
+
+class CaseClosed(Conflict):
+    code = "case_closed"
+
+
+def access_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    case = CaseRepository(session).get(case_id, lock=lock)
+    if case is None:
+        raise CaseNotFound(f"No case with id {case_id}.", field="case_id")
+    return case
+
+
+def close_case(session: Session, case: Case, *, resolution: str, actor: Actor, now: dt.datetime) -> Case:
+    """Close a case with what was done. Closing a security case lets follow-ups reach the customer again."""
+    if case.status == "closed":
+        raise CaseClosed(f"Case {case.id} is already closed.", field="case_id")
+    external_id = customers.external_ids(session, [case.customer_id]).get(case.customer_id, "")
+    case.status = "closed"
+    case.closed_at = now
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="case",
+        subject_id=str(case.id),
+        event="case.closed",
+        now=now,
+        old={"status": "open"},
+        new={"status": "closed", "resolution": resolution, "customer_id": external_id},
     )
+    session.flush()
+    return case
+
+
+def describe_cases(session: Session, rows: list[Case]) -> list[CaseOut]:
     external = customers.external_ids(session, {row.customer_id for row in rows})
     return [
         CaseOut(
@@ -106,4 +140,13 @@ def list_cases(
             closed_at=row.closed_at,
         )
         for row in rows
-    ], total
+    ]
+
+
+def list_cases(
+    session: Session, *, status: str | None, priority: str | None, customer_id: int | None, limit: int, offset: int
+) -> tuple[list[CaseOut], int]:
+    rows, total = CaseRepository(session).list_cases(
+        status=status, priority=priority, customer_id=customer_id, limit=limit, offset=offset
+    )
+    return describe_cases(session, rows), total

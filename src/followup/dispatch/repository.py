@@ -23,6 +23,18 @@ class MessageRepository:
     def get(self, message_id: int) -> Message | None:
         return self.session.get(Message, message_id)
 
+    def get_claimed(self, message_id: int, claim: int) -> Message | None:
+        """The message, locked, if this worker's claim (its attempt number) still holds it."""
+        return self.session.scalars(
+            select(Message)
+            .where(
+                Message.id == message_id,
+                Message.attempts == claim,
+                Message.status.in_(("sending", "in_flight", "unknown")),
+            )
+            .with_for_update()
+        ).one_or_none()
+
     def expire_in_flight(self, *, now: dt.datetime, idempotent_channels: Collection[str]) -> list[Message]:
         """Messages whose worker died while a provider held them. Returns the ones now unknown."""
         stale = list(
@@ -65,10 +77,10 @@ class MessageRepository:
             )
         return ids
 
-    def mark_in_flight(self, message_id: int, *, now: dt.datetime, lease_until: dt.datetime) -> bool:
+    def mark_in_flight(self, message_id: int, claim: int, *, lease_until: dt.datetime) -> bool:
         result = self.session.execute(
             update(Message)
-            .where(Message.id == message_id, Message.status == "sending")
+            .where(Message.id == message_id, Message.status == "sending", Message.attempts == claim)
             .values(status="in_flight", lease_until=lease_until)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]

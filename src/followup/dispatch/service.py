@@ -32,7 +32,14 @@ _jitter = random.SystemRandom()
 
 @dataclass(frozen=True)
 class SendPlan:
+    """What to send, and the claim under which to record the outcome.
+
+    The claim is the message's attempt number when this worker took it. Every later write checks it,
+    so a worker whose lease ran out and whose message another worker took over records nothing.
+    """
+
     message_id: int
+    claim: int
     channel: str
     delivery: Delivery
 
@@ -119,6 +126,7 @@ def prepare_send(
         return None
     return SendPlan(
         message_id=message.id,
+        claim=message.attempts,
         channel=message.channel,
         delivery=Delivery(
             message_id=message.id,
@@ -130,15 +138,18 @@ def prepare_send(
     )
 
 
-def mark_in_flight(session: Session, message_id: int, *, now: dt.datetime, settings: Settings) -> bool:
-    """The point of no return for providers without idempotency keys: committed before the hand-over."""
+def mark_in_flight(session: Session, message_id: int, *, claim: int, now: dt.datetime, settings: Settings) -> bool:
+    """The point of no return for providers without idempotency keys: committed before the hand-over.
+
+    False when the claim was lost: the caller must then not hand the message over at all.
+    """
     return MessageRepository(session).mark_in_flight(
-        message_id, now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds)
+        message_id, claim, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds)
     )
 
 
-def record_sent(session: Session, message_id: int, receipt: Receipt, *, now: dt.datetime) -> None:
-    message = MessageRepository(session).get(message_id)
+def record_sent(session: Session, message_id: int, receipt: Receipt, *, claim: int, now: dt.datetime) -> None:
+    message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
     message.status, message.lease_until, message.sent_at = "sent", None, now
@@ -148,10 +159,17 @@ def record_sent(session: Session, message_id: int, receipt: Receipt, *, now: dt.
 
 
 def record_failure(
-    session: Session, message_id: int, *, error: str, permanent: bool, now: dt.datetime, settings: Settings
+    session: Session,
+    message_id: int,
+    *,
+    claim: int,
+    error: str,
+    permanent: bool,
+    now: dt.datetime,
+    settings: Settings,
 ) -> None:
-    message = MessageRepository(session).get(message_id)
-    if message is None:
+    message = MessageRepository(session).get_claimed(message_id, claim)
+    if message is None or message.status == "unknown":
         return
     message.last_error = error[:2000]
     if permanent or message.attempts >= settings.send_max_attempts:
@@ -163,8 +181,8 @@ def record_failure(
     message.status, message.lease_until = "queued", None
 
 
-def record_unknown(session: Session, message_id: int, *, error: str) -> None:
-    message = MessageRepository(session).get(message_id)
+def record_unknown(session: Session, message_id: int, *, claim: int, error: str) -> None:
+    message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
     message.status, message.lease_until, message.last_error = "unknown", None, error[:2000]
