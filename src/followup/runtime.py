@@ -11,6 +11,9 @@ from pathlib import Path
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# Every table, so that relationships and foreign keys across domains resolve in any process: a
+# worker alone imports no strategies code, yet `followups.strategy_id` points at `strategies`.
+import followup.models  # noqa: F401
 from followup.channels.base import Channel
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider, LocalKeyProvider, generate_master_key_text, parse_master_key

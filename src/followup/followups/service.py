@@ -187,6 +187,18 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
         )
         return
     channel = decision.channel
+    passed_over = channels[: channels.index(channel)]
+    if passed_over:
+        # A preferred channel refused now (e.g. consent withdrawn since planning) is a refusal
+        # too: record why, so the console can explain why the customer was not emailed.
+        refused = policy.check_channel(session, followup.customer_id, passed_over, now=now, settings=settings)
+        FollowupRepository(session).record(
+            followup.id,
+            at=now,
+            action="cascaded",
+            reason=refused.reason,
+            detail=f"{', '.join(passed_over)} refused; trying {channel}",
+        )
     followup.plan = {**plan, "channel_index": plan["channels"].index(channel)}
     followup.status = "invited"
     followup.channel = channel

@@ -30,6 +30,10 @@ def quiet_until(at: dt.datetime, *, time_zone: str, start: dt.time, end: dt.time
         release_day += dt.timedelta(days=1)
     naive = dt.datetime.combine(release_day, end)
     release = naive.replace(tzinfo=zone)
+    if release <= at:
+        # The end's wall time occurs twice (DST fall-back) and `at` is already in the repeated
+        # hour: quiet hours end at its second occurrence, never in the past.
+        release = naive.replace(tzinfo=zone, fold=1)
     # A wall time skipped by a DST jump does not exist; zoneinfo maps it past the gap, which is the
     # first real minute after quiet hours. Round-trip through UTC to normalise it.
     return release.astimezone(dt.UTC)

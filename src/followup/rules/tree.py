@@ -29,7 +29,9 @@ _MISSING = object()
 
 
 class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Dump `not`, never the Python name `not_`: a plain model_dump() must validate back into the
+    # same tree (the discriminator looks for "not").
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True, allow_inf_nan=False)
 
 
 class Condition(_Node):
@@ -45,6 +47,18 @@ class Condition(_Node):
                 "field must be a dotted path starting with event. or customer., "
                 "e.g. event.amount or customer.attributes.tier"
             )
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _check_text(cls, value: Scalar | list[Scalar] | None) -> Scalar | list[Scalar] | None:
+        # JSON lets a string carry a lone surrogate ("\ud800"); it could be stored but never sent back.
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError as exc:
+                    raise ValueError("value must be valid Unicode text") from exc
         return value
 
     @model_validator(mode="after")
@@ -98,7 +112,13 @@ RuleNode = Annotated[
     | Annotated[AnyOf, Tag("any")]
     | Annotated[NotOf, Tag("not")]
     | Annotated[Condition, Tag("condition")],
-    Discriminator(_node_kind),
+    Discriminator(
+        _node_kind,
+        custom_error_type="invalid_rule",
+        custom_error_message=(
+            "a rule is an object with 'all', 'any' or 'not', or a condition with 'field', 'op' and 'value'"
+        ),
+    ),
 ]
 
 AllOf.model_rebuild()
