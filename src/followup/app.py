@@ -38,18 +38,42 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
     return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "field": field}})
 
 
+def _client_path(loc: tuple[Any, ...], body: Any, kind: str) -> list[str]:
+    """The field as the client wrote it. Pydantic puts the tags of unions (`condition`, `str`) and
+    `[key]` into its locations; a part the request does not have is dropped, unless it is the
+    missing field itself."""
+    path: list[str] = []
+    current = body
+    for position, part in enumerate(loc):
+        in_object = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_object or in_list:
+            current = current[part]
+        elif not (kind == "missing" and position == len(loc) - 1):
+            continue
+        path.append(str(part))
+    return path
+
+
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
-    field = ".".join(loc) or None
-    if first.get("type") == "json_invalid":
-        return _error(400, "malformed_json", "The request body is not valid JSON.")
-    if first.get("type") == "missing" and not loc:
-        return _error(400, "missing_body", "This request needs a JSON body.")
     kind = str(first.get("type", "invalid"))
+    raw_loc = tuple(first.get("loc", ()))
+    if raw_loc[:1] == ("body",):
+        loc = _client_path(raw_loc[1:], exc.body, kind)
+    else:
+        loc = [str(part) for part in raw_loc if part not in ("query", "path", "header")]
+    field = ".".join(loc) or None
+    if kind == "json_invalid":
+        return _error(400, "malformed_json", "The request body is not valid JSON.")
+    if kind == "missing" and not loc:
+        return _error(400, "missing_body", "This request needs a JSON body.")
+    if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
+        return _error(422, "invalid_body", "The request body must be a JSON object.")
     code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
-    message = str(first.get("msg", "invalid value"))
+    # A ValueError raised by our own validators already is the sentence to show.
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "extra_forbidden":
         message = f"'{loc[-1] if loc else ''}' is not a field this request accepts"
     elif kind == "missing":
@@ -96,17 +120,38 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _validation_error(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = {404: "No such resource.", 405: "This method is not allowed here."}.get(
-            exc.status_code, str(exc.detail)
-        )
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers 400 when it cannot parse a body at all (bad encoding, nesting too deep,
+        # a broken multipart form on a survey page).
+        if exc.status_code == 400 and not request.url.path.startswith("/api/"):
+            return _error(400, "malformed_form", "The form could not be read; open the link again and resubmit.")
+        code = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {
+            400: "The request body is not valid JSON.",
+            404: "No such resource.",
+            405: "This method is not allowed here.",
+        }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, code, message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", error=type(exc).__name__)
         return _error(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+    @app.middleware("http")
+    async def _no_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # PostgreSQL text cannot hold NUL, and no identifier or parameter here has one: refuse it
+        # up front instead of failing in the database.
+        path: str = request.scope["path"]
+        if path.startswith("/api/") and (
+            "\x00" in path or any("\x00" in key + value for key, value in request.query_params.multi_items())
+        ):
+            return _error(
+                400,
+                "invalid_character",
+                "The URL contains a NUL character (%00); no identifier or parameter here may contain one.",
+            )
+        return await call_next(request)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/followup.db"
     # Base of every link put into a message (survey pages, unsubscribe); must be what customers reach.
     public_url: str = "http://127.0.0.1:8000"
-    # Outgoing mail server: smtp://[user:password@]host:port, or smtps:// for implicit TLS.
+    # Outgoing mail server: smtp://[user:password@]host:port; smtps:// for implicit TLS, smtp+starttls:// for STARTTLS.
     smtp_url: str = "smtp://127.0.0.1:2525"
     # The From: address of follow-up emails.
     smtp_from: str = "followup@localhost"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel
 
 
@@ -30,5 +32,5 @@ class InboxItemOut(BaseModel):
     title: str
     body: str
     link: str
-    created_at: str
+    created_at: dt.datetime
     read: bool

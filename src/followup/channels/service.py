@@ -56,7 +56,7 @@ def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: 
                 title=payload["title"],
                 body=payload["body"],
                 link=payload["link"],
-                created_at=row.created_at.isoformat(),
+                created_at=row.created_at,
                 read=row.read_at is not None,
             )
         )

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, StrictInt, field_validator
+from pydantic import BeforeValidator, Field, StrictInt, ValidationInfo, field_validator
 
 from followup.kernel.schemas import Schema
 
 MAX_BATCH = 10_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -25,7 +27,11 @@ def _rfc3339(value: Any) -> dt.datetime:
         digits = re.match(r"\d+", tail)
         frac = digits.group(0) if digits else ""
         text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac) :]}"
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    parsed = dt.datetime.fromisoformat(text)
+    # Far outside this range a time cannot be moved to UTC or have a delay added without overflow.
+    if not 1970 <= parsed.year <= 2999:
+        raise ValueError("occurred_at must be in the years 1970 to 2999")
+    return parsed.astimezone(dt.UTC)
 
 
 RFC3339 = Annotated[dt.datetime, BeforeValidator(_rfc3339)]
@@ -40,11 +46,23 @@ class EventIn(Schema):
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     attributes: dict[str, Any] = Field(default_factory=dict, max_length=50)
 
+    @field_validator("event_id", "customer_id")
+    @classmethod
+    def _printable(cls, value: str, info: ValidationInfo) -> str:
+        # PostgreSQL text cannot hold NUL; no other control character belongs in an id either.
+        if _CONTROL.search(value):
+            raise ValueError(f"{info.field_name} must not contain control characters")
+        return value
+
     @field_validator("attributes")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(repr(value)) > 8000:
             raise ValueError("attributes must stay under 8 kB")
+        try:
+            json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+        except ValueError as exc:  # Python's parser accepts NaN, Infinity and lone surrogates ("\ud800")
+            raise ValueError("attributes must hold only finite numbers and valid Unicode text") from exc
         return value
 
 

@@ -26,7 +26,7 @@ class BatchTooLarge(FollowupError):
 def _first_error(exc: ValidationError) -> tuple[str, str]:
     error = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in error["loc"]) or "event"
-    return where, f"{where}: {error['msg']}"
+    return where, f"{where}: {error['msg'].removeprefix('Value error, ')}"
 
 
 def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, settings: Settings) -> IngestResult:

@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from followup.insights import service
 from followup.insights.schemas import GroupBy, MetricsSummary
 from followup.kernel.http import ReadSession
+from followup.kernel.schemas import UtcDateTime
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["metrics"])
@@ -18,8 +18,8 @@ def metrics_summary(
     session: ReadSession,
     actor: ApiActor,
     strategy: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    since: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    until: Annotated[UtcDateTime | None, Query(alias="to")] = None,
     group_by: GroupBy | None = None,
 ) -> MetricsSummary:
     return service.metrics_summary(session, strategy_key=strategy, since=since, until=until, group_by=group_by)

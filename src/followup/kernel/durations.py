@@ -26,7 +26,10 @@ def parse_duration(text: object) -> dt.timedelta:
             "(months and years are not fixed lengths and are not accepted)"
         )
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
-    return dt.timedelta(**parts)
+    try:
+        return dt.timedelta(**parts)
+    except OverflowError as exc:  # not a ValueError: pydantic would let it through as a 500
+        raise ValueError(f"'{text}' is longer than any duration followup accepts") from exc
 
 
 def format_duration(delta: dt.timedelta) -> str:

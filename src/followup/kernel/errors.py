@@ -41,7 +41,7 @@ class Conflict(FollowupError):
 
 class InvalidInput(FollowupError):
     status_code = 422
-    code = "invalid"
+    code = "invalid_field"
 
 
 class ConfigurationError(FollowupError):

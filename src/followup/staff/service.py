@@ -33,12 +33,13 @@ def create_api_key(session: Session, *, name: str, now: dt.datetime) -> tuple[Ap
 
 
 def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 §11.1)
         raise Unauthorized(
             "Send your API key as 'Authorization: Bearer <key>'. Create one with `followup apikey create --name NAME`.",
             code="missing_api_key",
         )
-    key = authorization.removeprefix("Bearer ").strip()
+    key = key.strip()
     row = StaffRepository(session).api_key_by_hash(hash_token(key))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is not valid or was revoked.", code="invalid_api_key")

@@ -3,12 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
 from followup.customers import service as customers
 from followup.kernel.http import Keys, Now, ReadSession, WriteSession
 from followup.kernel.pagination import Limit, Offset
-from followup.kernel.schemas import Page
+from followup.kernel.schemas import Page, UtcDateTime
 from followup.staff.auth import ApiActor
 from followup.surveys import service
 from followup.surveys.schemas import ResponseOut, SurveyCreate, SurveyOut
@@ -39,8 +38,8 @@ def list_responses(
     keys: Keys,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     survey: Annotated[str | None, Query(max_length=64)] = None,
-    since: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    since: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    until: Annotated[UtcDateTime | None, Query(alias="to")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[ResponseOut]:

@@ -203,7 +203,8 @@ def record_details(
     rating_question = first_rating_question(opened.questions)
     others = {question.id for question in opened.questions if question.id != rating_question.id}
     try:
-        clean = check_answers(opened.questions, answers, only=others)
+        # After the one-click rating everything is optional: the customer may as well close the page.
+        clean = check_answers(opened.questions, answers, only=others, enforce_required=False)
     except ValueError as exc:
         raise AnswerInvalid(str(exc)) from exc
     repo = SurveyRepository(session)

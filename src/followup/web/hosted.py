@@ -203,7 +203,7 @@ def answer_survey(
     except InvitationInvalid:
         return invalid_link_page(request)
     locale = _locale_of(session, opened)
-    step = form.get("step")
+    step = form.get("step") or opened.state
     answers = {k: v for k, v in form.items() if k not in ("step", "skip")}
     try:
         if step == "rating":
