@@ -505,6 +505,7 @@ def test_one_click_unsubscribe_withdraws_email_consent_and_the_reminder_is_not_e
         ("remind", "email", "suppressed", "no_consent"),
     ]
     assert ("reminder_suppressed", "no_consent") in history(followup)
+    assert followup["status"] == "invited", "a reminder that never went out does not count as sent"
     # Unsubscribing from email does not withdraw the survey: the invitation's link still opens
     assert api.get(survey_path(invitation)).status_code == 200
 

@@ -307,6 +307,9 @@ def handle_message_outcome(session: Session, payload: Mapping[str, Any], *, now:
         return
     reason, outcome, channel = payload.get("reason"), payload["outcome"], payload["channel"]
     if payload["step"] != "invite":
+        # The reminder never reached the customer: the follow-up is still only invited.
+        if followup.status == "reminded":
+            followup.status = "invited"
         repo.record(followup.id, at=now, action=f"reminder_{outcome}", reason=reason, detail=channel)
         return
     channels = followup.plan["channels"]
