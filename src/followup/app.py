@@ -22,12 +22,13 @@ from followup.events.endpoints import router as events_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
-from followup.kernel.http import API_CSP, PAGE_CSP, SECURITY_HEADERS
+from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS
 from followup.kernel.logging import get_logger
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
 from followup.strategies.endpoints import router as strategies_router
 from followup.surveys.endpoints import router as surveys_router
+from followup.web.console.router import install_console
 from followup.web.hosted import router as hosted_router
 
 log = get_logger(__name__)
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         app.include_router(router, prefix="/api/v1")
     app.include_router(hosted_router)
+    install_console(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
 
     @app.exception_handler(FollowupError)
@@ -160,8 +162,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             response.headers.setdefault(name, value)
         path = request.url.path
         is_page = path.startswith(("/s/", "/u/"))
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP if is_page else API_CSP)
-        if is_page or path.startswith("/api/"):
+        is_console = path == "/console" or path.startswith("/console/")
+        csp = CONSOLE_CSP if is_console else PAGE_CSP if is_page else API_CSP
+        response.headers.setdefault("Content-Security-Policy", csp)
+        if is_page or is_console or path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
         REQUESTS.labels(request.method, str(response.status_code)).inc()
         return response

@@ -253,3 +253,11 @@ def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str
 
 def get_by_id(session: Session, customer_id: int) -> Customer | None:
     return session.get(Customer, customer_id)
+
+
+def masked_address(session: Session, customer: Customer, channel: str, *, keys: KeyProvider) -> str | None:
+    """The address a message went to, masked as everywhere staff look (z***@example.com, 138****1234)."""
+    address = contact_address(session, customer, channel, keys=keys)
+    if address is None:
+        return None
+    return mask_email(address) if channel == "email" else mask_phone(address)

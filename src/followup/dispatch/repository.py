@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.dispatch.models import Message
@@ -97,3 +97,12 @@ class MessageRepository:
                 select(Message).where(Message.customer_id == customer_id).order_by(Message.id.desc()).limit(limit)
             )
         )
+
+    def list_messages(self, *, customer_id: int | None, limit: int, offset: int) -> tuple[list[Message], int]:
+        """Newest first; messages still waiting in the queue are included, with their status."""
+        query = select(Message)
+        if customer_id is not None:
+            query = query.where(Message.customer_id == customer_id)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(Message.id.desc()).limit(limit).offset(offset))
+        return list(rows), total

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from followup.channels.schemas import MessageContent
 from followup.kernel.schemas import Schema
 
 
@@ -15,3 +16,19 @@ class MessageSummary(Schema):
     due_at: dt.datetime
     sent_at: dt.datetime | None
     last_error: str | None
+
+
+class OutboxMessage(Schema):
+    """A message as its customer received it: the decrypted content, the address masked."""
+
+    id: int
+    followup_id: int
+    customer_id: str
+    recipient: str | None
+    step: str
+    channel: str
+    status: str
+    reason: str | None
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    content: MessageContent | None

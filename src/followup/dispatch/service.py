@@ -19,9 +19,10 @@ from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch.models import Message
 from followup.dispatch.repository import MessageRepository
-from followup.dispatch.schemas import MessageSummary
+from followup.dispatch.schemas import MessageSummary, OutboxMessage
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
+from followup.kernel.errors import NotFound
 from followup.policy import service as policy
 
 UNDELIVERED_JOB = "dispatch.message_undelivered"
@@ -222,3 +223,48 @@ def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[i
             )
         )
     return out
+
+
+class MessageNotFound(NotFound):
+    code = "message_not_found"
+
+
+def _describe_outbox(session: Session, rows: list[Message], *, keys: KeyProvider) -> list[OutboxMessage]:
+    external = customers.external_ids(session, {row.customer_id for row in rows})
+    out = []
+    for row in rows:
+        customer = customers.get_by_id(session, row.customer_id)
+        recipient = None
+        if customer is not None and row.channel in ("email", "sms", "phone"):
+            recipient = customers.masked_address(session, customer, row.channel, keys=keys)
+        out.append(
+            OutboxMessage(
+                id=row.id,
+                followup_id=row.followup_id,
+                customer_id=external.get(row.customer_id, ""),
+                recipient=recipient,
+                step=row.step,
+                channel=row.channel,
+                status=row.status,
+                reason=row.reason,
+                created_at=row.created_at,
+                sent_at=row.sent_at,
+                # None once the customer's key was destroyed (erasure): the content is gone for good.
+                content=read_content(session, row, keys=keys),
+            )
+        )
+    return out
+
+
+def list_outbox(
+    session: Session, *, customer_id: int | None, limit: int, offset: int, keys: KeyProvider
+) -> tuple[list[OutboxMessage], int]:
+    rows, total = MessageRepository(session).list_messages(customer_id=customer_id, limit=limit, offset=offset)
+    return _describe_outbox(session, rows, keys=keys), total
+
+
+def access_outbox_message(session: Session, message_id: int, *, keys: KeyProvider) -> OutboxMessage:
+    row = MessageRepository(session).get(message_id)
+    if row is None:
+        raise MessageNotFound(f"There is no message {message_id}.")
+    return _describe_outbox(session, [row], keys=keys)[0]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followup.events.models import Event
@@ -22,3 +23,6 @@ class EventRepository:
             table.c.id, table.c.event_id
         )
         return {event_id: eid for eid, event_id in self.session.execute(statement, rows)}
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(Event)) or 0

@@ -107,3 +107,7 @@ def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.dateti
     customers.record_activity(session, activity)
     strategies.plan_followups_for_events(session, facts, now=now, settings=settings)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
+
+
+def count_events(session: Session) -> int:
+    return EventRepository(session).count()

@@ -91,3 +91,9 @@ class FollowupRepository:
         if until is not None:
             query = query.where(Followup.invited_at < until)
         return list(self.session.scalars(query))
+
+    def count_by(self, column: str) -> dict[str, int]:
+        """Follow-ups per value of `status` or `reason` (rows without a reason are left out)."""
+        field = {"status": Followup.status, "reason": Followup.reason}[column]
+        rows = self.session.execute(select(field, func.count()).where(field.is_not(None)).group_by(field))
+        return {str(value): int(count) for value, count in rows}

@@ -433,3 +433,12 @@ def invited_in_period(
     session: Session, *, strategy_id: int | None, since: dt.datetime | None, until: dt.datetime | None
 ) -> list[Followup]:
     return FollowupRepository(session).in_period(strategy_id=strategy_id, since=since, until=until)
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    return FollowupRepository(session).count_by("status")
+
+
+def count_by_reason(session: Session) -> dict[str, int]:
+    """Why follow-ups were refused or ended without an answer (no_consent, fatigue, duplicate, …)."""
+    return FollowupRepository(session).count_by("reason")

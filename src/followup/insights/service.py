@@ -1,4 +1,4 @@
-"""Insight over follow-ups: the metrics summary."""
+"""Insight over follow-ups: the metrics summary and the console's overview."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from collections import defaultdict
 
 from sqlalchemy.orm import Session
 
+from followup.cases import service as cases
 from followup.customers import service as customers
 from followup.followups import service as followups
 from followup.insights.metrics import csat, nps, rate
-from followup.insights.schemas import GroupBy, MetricsGroup, MetricsSummary
+from followup.insights.schemas import DailyPoint, GroupBy, MetricsGroup, MetricsSummary, Overview
+from followup.rewards import service as rewards
 from followup.strategies import service as strategies
 from followup.surveys import service as surveys
 
@@ -62,3 +64,49 @@ def metrics_summary(
             rows_by_key[locale_of.get(followup.customer_id)].append(row)
     groups = [_group(key, rows) for key, rows in sorted(rows_by_key.items(), key=lambda kv: str(kv[0]))]
     return MetricsSummary(strategy=strategy_key, group_by=group_by, total=_group(None, all_rows), groups=groups)
+
+
+def daily_series(session: Session) -> list[DailyPoint]:
+    """One point per UTC day from the first invitation to the last, empty days included (a gap in
+    the chart should show as a gap, not be drawn over)."""
+    invited = followups.invited_in_period(session, strategy_id=None, since=None, until=None)
+    if not invited:
+        return []
+    scores = surveys.scores_for_followups(session, [f.id for f in invited])
+    by_day: dict[dt.date, list[tuple[bool, int | None, int | None]]] = defaultdict(list)
+    for followup in invited:
+        if followup.invited_at is None:  # never: invited_in_period selects invited follow-ups only
+            continue
+        score = scores.get(followup.id)
+        by_day[followup.invited_at.astimezone(dt.UTC).date()].append(
+            (score is not None, score[0] if score else None, score[1] if score else None)
+        )
+    first, last = min(by_day), max(by_day)
+    points = []
+    for offset in range((last - first).days + 1):
+        day = first + dt.timedelta(days=offset)
+        group = _group(None, by_day.get(day, []))
+        points.append(
+            DailyPoint(
+                day=day,
+                invited=group.invited,
+                responded=group.responded,
+                response_rate=group.response_rate,
+                nps=group.nps,
+            )
+        )
+    return points
+
+
+def overview(session: Session) -> Overview:
+    grants, points = rewards.granted_totals(session)
+    _, open_cases = cases.list_cases(session, status="open", priority=None, customer_id=None, limit=1, offset=0)
+    return Overview(
+        followups_by_status=followups.count_by_status(session),
+        reasons=followups.count_by_reason(session),
+        total=metrics_summary(session, strategy_key=None, since=None, until=None, group_by=None).total,
+        rewards_granted=grants,
+        points_granted=points,
+        open_cases=open_cases,
+        daily=daily_series(session),
+    )

@@ -43,6 +43,10 @@ class KeyProvider(Protocol):
 
     def blind_index(self, kind: str, normalized: str) -> str: ...
 
+    def derive_key(self, label: str) -> bytes:
+        """A 32-byte key for one purpose (e.g. signing console sessions), derived from the master key."""
+        ...
+
 
 def _derive(master: bytes, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=label).derive(master)
@@ -75,6 +79,10 @@ class LocalKeyProvider:
     def blind_index(self, kind: str, normalized: str) -> str:
         digest = hmac.new(self._index_key, f"{kind}|{normalized}".encode(), hashlib.sha256)
         return digest.hexdigest()
+
+    def derive_key(self, label: str) -> bytes:
+        # A label of its own per purpose, so a key leaked from one use opens nothing else.
+        return _derive(self.master_key, f"followup/{label}".encode())
 
 
 def new_data_key() -> bytes:

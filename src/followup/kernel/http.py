@@ -30,6 +30,11 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The console: our own scripts and styles only, no inline code or style attributes, no framing.
+CONSOLE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 def runtime_of(request: Request) -> Any:

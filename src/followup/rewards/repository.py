@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followup.rewards.models import RewardAccount, RewardEntry
@@ -30,3 +30,10 @@ class RewardRepository:
 
     def add(self, row: RewardAccount | RewardEntry) -> None:
         self.session.add(row)
+
+    def granted_totals(self) -> tuple[int, int]:
+        """(grants, points) over every credit in the ledger."""
+        row = self.session.execute(
+            select(func.count(), func.coalesce(func.sum(RewardEntry.delta), 0)).where(RewardEntry.delta > 0)
+        ).one()
+        return int(row[0]), int(row[1])

@@ -88,3 +88,8 @@ def describe_rewards(session: Session, customer_id: int, *, subject_id: str, lim
             for e in entries
         ],
     )
+
+
+def granted_totals(session: Session) -> tuple[int, int]:
+    """How many rewards were granted and how many points they carried, for the console's overview."""
+    return RewardRepository(session).granted_totals()

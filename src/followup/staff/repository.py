@@ -16,5 +16,8 @@ class StaffRepository:
     def staff_by_email(self, email: str) -> StaffMember | None:
         return self.session.scalars(select(StaffMember).where(StaffMember.email == email)).one_or_none()
 
+    def get_staff(self, staff_id: int) -> StaffMember | None:
+        return self.session.get(StaffMember, staff_id)
+
     def add(self, row: ApiKey | StaffMember) -> None:
         self.session.add(row)

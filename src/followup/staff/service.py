@@ -72,3 +72,9 @@ def authenticate_staff(session: Session, *, email: str, password: str) -> StaffM
     except VerificationError as exc:
         raise Unauthorized("Wrong email or password.", code="invalid_login") from exc
     return member
+
+
+def get_active_staff(session: Session, staff_id: int) -> StaffMember | None:
+    """The staff member behind a console session, or None once the account is gone or disabled."""
+    member = StaffRepository(session).get_staff(staff_id)
+    return member if member is not None and member.disabled_at is None else None

@@ -7,6 +7,7 @@ them apart.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -190,7 +191,8 @@ def show_survey(request: Request, token: str, session: ReadSession, now: Now, sc
         if not [q for q in opened.questions if q.id != first_rating_question(opened.questions).id]:
             return _thanks_page(request, locale)
         return _details_page(request, opened, token, locale=locale)
-    selected = int(score) if score is not None and score.strip().isdigit() and len(score) <= 3 else None
+    # Only ASCII 0-9 selects a score: "²" passes str.isdigit() but int() cannot read it.
+    selected = int(score) if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()) else None
     return _rating_page(request, opened, token, locale=locale, selected=selected)
 
 

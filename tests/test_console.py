@@ -1,0 +1,263 @@
+"""The console over plain HTTP: sign-in, CSRF, every page, and what personal data it shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from followup.app import create_app
+from followup.kernel.http import CONSOLE_CSP
+from followup.kernel.time import ManualClock
+from followup.runtime import Runtime
+from followup.staff import service as staff
+from followup.web.console.auth import SESSION_COOKIE
+from followup.worker import Worker
+from tests.builders.events import transfer
+from tests.builders.strategies import strategy_body
+from tests.builders.surveys import survey_body
+
+EMAIL = "zhang.san@example.com"
+PHONE = "+8613812341234"
+PAGES = [
+    "/console",
+    "/console/outbox",
+    "/console/followups",
+    "/console/followups?status=invited",
+    "/console/responses",
+    "/console/cases",
+    "/console/cases?status=all",
+    "/console/customers/c1",
+]
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def make_staff(runtime: Runtime, email: str = "ops@wallet.example", role: str = "admin") -> str:
+    with runtime.session() as session:
+        _, password = staff.create_staff(session, email=email, role=role, now=runtime.clock.now())
+    return password
+
+
+def csrf_of(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def sign_in(client: TestClient, email: str, password: str, *, next_path: str = "/console") -> TestClient:
+    form = client.get("/console/login")
+    assert form.status_code == 200
+    answer = client.post(
+        "/console/login",
+        data={"email": email, "password": password, "csrf": csrf_of(form.text), "next": next_path},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+@pytest.fixture
+def console(runtime: Runtime) -> TestClient:
+    """A browser-like client with no API key: only the console's own sign-in lets it in."""
+    return TestClient(create_app(runtime), follow_redirects=False)
+
+
+@pytest.fixture
+def sent_message(api: TestClient, runtime: Runtime, clock: ManualClock) -> None:
+    """Given a customer with email and phone, a survey, a strategy, an event, and the invitation sent."""
+    customer = {
+        "email": EMAIL,
+        "phone": PHONE,
+        "locale": "zh-CN",
+        "time_zone": "Asia/Shanghai",
+        "consents": {"feedback": {"email": True, "inapp": True}},
+    }
+    assert api.put("/api/v1/customers/c1", json=customer).status_code == 200
+    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+    assert api.post("/api/v1/strategies", json=strategy_body(delay="PT0S")).status_code == 201
+    assert api.post("/api/v1/events", json={"events": [transfer("e1", "c1")]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    followup = api.get("/api/v1/followups").json()["items"][0]
+    assert followup["status"] == "invited"
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/console/outbox/1"])
+def test_every_page_sends_a_visitor_without_session_to_sign_in(console: TestClient, path: str) -> None:
+    page = console.get(path)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/console/login?next=/console")
+
+
+def test_sign_in_page_carries_the_console_csp_and_no_inline_code(console: TestClient) -> None:
+    page = console.get("/console/login")
+    assert page.status_code == 200
+    assert page.headers["Content-Security-Policy"] == CONSOLE_CSP
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "<style" not in page.text
+    assert " style=" not in page.text
+    assert re.findall(r"<script(?![^>]*\ssrc=)", page.text) == []
+
+
+def test_wrong_password_is_refused_and_no_session_is_given(runtime: Runtime, console: TestClient) -> None:
+    make_staff(runtime)
+    form = console.get("/console/login")
+    answer = console.post(
+        "/console/login",
+        data={"email": "ops@wallet.example", "password": "guess", "csrf": csrf_of(form.text)},
+    )
+    assert answer.status_code == 401
+    assert "Wrong email or password." in answer.text
+    assert SESSION_COOKIE not in answer.cookies
+    assert console.get("/console").status_code == 303
+
+
+def test_sign_in_without_the_forms_csrf_token_is_refused(runtime: Runtime, console: TestClient) -> None:
+    password = make_staff(runtime)
+    console.get("/console/login")
+    answer = console.post(
+        "/console/login", data={"email": "ops@wallet.example", "password": password, "csrf": "forged"}
+    )
+    assert answer.status_code == 403
+    assert SESSION_COOKIE not in answer.cookies
+    assert console.get("/console").status_code == 303
+
+
+def test_session_cookie_is_http_only_strict_and_expires(runtime: Runtime, console: TestClient) -> None:
+    password = make_staff(runtime)
+    form = console.get("/console/login")
+    answer = console.post(
+        "/console/login",
+        data={
+            "email": "OPS@wallet.example",
+            "password": password,
+            "csrf": csrf_of(form.text),
+            "next": "/console/cases",
+        },
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/cases"
+    cookie = next(v for k, v in answer.headers.multi_items() if k == "set-cookie" and v.startswith(SESSION_COOKIE))
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/console" in cookie
+    assert "Max-Age=28800" in cookie
+
+
+def test_sign_in_never_redirects_to_another_site(runtime: Runtime, console: TestClient) -> None:
+    password = make_staff(runtime)
+    for target in ("https://evil.example/", "//evil.example/console", "/api/v1/customers"):
+        console.cookies.clear()
+        form = console.get("/console/login")
+        answer = console.post(
+            "/console/login",
+            data={"email": "ops@wallet.example", "password": password, "csrf": csrf_of(form.text), "next": target},
+        )
+        assert answer.headers["location"] == "/console"
+
+
+def test_a_tampered_or_expired_session_is_refused(runtime: Runtime, console: TestClient, clock: ManualClock) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    assert console.get("/console").status_code == 200
+    good = console.cookies[SESSION_COOKIE]
+
+    staff_id, expires, nonce, signature = good.split(".")
+    console.cookies.clear()
+    console.cookies.set(SESSION_COOKIE, f"{int(staff_id) + 1}.{expires}.{nonce}.{signature}", path="/console")
+    assert console.get("/console").status_code == 303
+
+    console.cookies.clear()
+    console.cookies.set(SESSION_COOKIE, good, path="/console")
+    assert console.get("/console").status_code == 200
+    clock.advance(dt.timedelta(hours=8, seconds=1))
+    assert console.get("/console").status_code == 303
+
+
+def test_sign_out_needs_the_csrf_token(runtime: Runtime, console: TestClient) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get("/console")
+
+    refused = console.post("/console/logout", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert console.get("/console").status_code == 200, "a forged sign-out changes nothing"
+
+    done = console.post("/console/logout", data={"csrf": csrf_of(page.text)})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/console/login"
+    assert console.get("/console").status_code == 303
+
+
+@pytest.mark.usefixtures("sent_message")
+@pytest.mark.parametrize("role", ["admin", "analyst", "agent", "auditor"])
+def test_every_page_renders_for_every_role(runtime: Runtime, console: TestClient, role: str) -> None:
+    sign_in(console, f"{role}@wallet.example", make_staff(runtime, f"{role}@wallet.example", role))
+    for path in [*PAGES, "/console/outbox/1"]:
+        page = console.get(path)
+        assert page.status_code == 200, path
+        assert page.headers["Content-Security-Policy"] == CONSOLE_CSP
+        assert " style=" not in page.text
+        assert re.findall(r"<script(?![^>]*\ssrc=)", page.text) == [], path
+
+
+@pytest.mark.usefixtures("sent_message")
+def test_overview_counts_and_chart_data(runtime: Runtime, console: TestClient) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get("/console").text
+    assert re.search(r'<span class="label">Events</span><span class="value">1</span>', page)
+    assert re.search(r'<span class="label">Invited</span><span class="value">1</span>', page)
+    assert re.search(r'<span class="label">Response rate</span><span class="value">0.0%</span>', page)
+    assert 'data-series=\'{"days": [1795392000], "nps": [null], "response_rate": [0.0]}\'' in page
+
+
+@pytest.mark.usefixtures("sent_message")
+def test_outbox_shows_the_message_with_its_links_and_only_masked_contacts(
+    runtime: Runtime, console: TestClient
+) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    outbox = console.get("/console/outbox").text
+    message = console.get("/console/outbox/1").text
+    customer = console.get("/console/customers/c1").text
+
+    assert "邀请您评价：支付体验回访" in outbox
+    assert "z***@example.com" in outbox
+    assert "邀请您评价：支付体验回访" in message
+    assert "您有多大可能向朋友推荐我们？" in message
+    assert re.search(r'href="/s/[A-Za-z0-9_-]{43}\?score=9"', message), "score links open the survey here"
+    assert re.search(r"<code>http://testserver/s/[A-Za-z0-9_-]{43}</code>", message), "the link as received"
+    assert "z***@example.com" in customer
+    assert "138****1234" in customer
+    for page in (outbox, message, customer):
+        assert EMAIL not in page
+        assert "zhang.san" not in page
+        assert "13812341234" not in page
+
+
+@pytest.mark.usefixtures("sent_message")
+def test_unknown_message_and_customer_are_404_pages(runtime: Runtime, console: TestClient) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    assert console.get("/console/outbox/999").status_code == 404
+    assert console.get("/console/customers/nobody").status_code == 404
+
+
+def test_an_in_app_message_shows_as_the_inbox_item(api: TestClient, runtime: Runtime, console: TestClient) -> None:
+    # Given a customer reachable in-app only, and the invitation delivered to the inbox
+    customer = {"locale": "en", "time_zone": "Asia/Shanghai", "consents": {"feedback": {"inapp": True}}}
+    assert api.put("/api/v1/customers/c2", json=customer).status_code == 200
+    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+    assert api.post("/api/v1/strategies", json=strategy_body(delay="PT0S")).status_code == 201
+    assert api.post("/api/v1/events", json={"events": [transfer("e1", "c2")]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    sent = [m for f in api.get("/api/v1/followups").json()["items"] for m in f["messages"] if m["status"] == "sent"]
+    assert [m["channel"] for m in sent] == ["inapp"]
+
+    # When staff opens it
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get(f"/console/outbox/{sent[0]['id']}").text
+
+    # Then it reads as the inbox item, with its link opening the survey here, and no email header
+    assert '<section class="inbox-item" lang="en">' in page
+    assert "How did we do? Your payment" in page
+    assert re.search(r'class="button" href="/s/[A-Za-z0-9_-]{43}"', page)
+    assert "<dt>From</dt>" not in page
+    assert "in-app inbox" in page
