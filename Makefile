@@ -22,8 +22,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: install
-	$(BIN)/followup db upgrade
-	$(BIN)/followup serve
+	$(BIN)/followup demo
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""A synthetic wallet world and its month of follow-ups, for `followup demo`."""

@@ -1,0 +1,507 @@
+"""The month on a simulated clock: events ingested as they happen, the worker run as time passes,
+and customers answering through the same services the hosted survey page calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import math
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+
+from followup.channels.base import Delivery, PermanentChannelError, Receipt
+from followup.channels.inapp import InAppChannel
+from followup.config import Settings
+from followup.customers import service as customers
+from followup.customers.schemas import CustomerUpsert
+from followup.demo.world import LARGE_TRANSFER, SimCustomer, World
+from followup.events import service as events
+from followup.followups import service as followups
+from followup.kernel.actors import SYSTEM
+from followup.kernel.time import ManualClock
+from followup.runtime import Runtime, build_runtime
+from followup.strategies import service as strategies
+from followup.strategies.schemas import StrategyCreate
+from followup.surveys import service as surveys
+from followup.surveys.schemas import SurveyCreate
+from followup.surveys.service import AnswerInvalid, InvitationInvalid
+from followup.worker import Worker
+
+STEP = dt.timedelta(hours=1)
+NOTICE_VERSION = "demo"
+
+SURVEYS: tuple[dict[str, Any], ...] = (
+    {
+        "key": "payment-csat",
+        "title": {"zh-CN": "支付失败回访", "en": "About your payment"},
+        "questions": [
+            {
+                "id": "csat",
+                "type": "csat",
+                "prompt": {
+                    "zh-CN": "您对我们处理这次支付问题的方式满意吗？",
+                    "en": "How satisfied are you with how we handled this payment?",
+                },
+            },
+            {
+                "id": "comment",
+                "type": "text",
+                "required": False,
+                "prompt": {"zh-CN": "还有什么想告诉我们？", "en": "Anything else you would like to tell us?"},
+            },
+        ],
+    },
+    {
+        "key": "feature-nps",
+        "title": {"zh-CN": "新功能体验", "en": "Your first try of a feature"},
+        "questions": [
+            {
+                "id": "nps",
+                "type": "nps",
+                "prompt": {
+                    "zh-CN": "您有多大可能向朋友推荐这个功能？",
+                    "en": "How likely are you to recommend this feature to a friend?",
+                },
+            },
+            {
+                "id": "comment",
+                "type": "text",
+                "required": False,
+                "prompt": {"zh-CN": "有什么可以做得更好？", "en": "What could we do better?"},
+            },
+        ],
+    },
+    {
+        "key": "transfer-nps",
+        "title": {"zh-CN": "转账体验回访", "en": "Your transfer"},
+        "questions": [
+            {
+                "id": "nps",
+                "type": "nps",
+                "prompt": {
+                    "zh-CN": "您有多大可能向朋友推荐我们的钱包？",
+                    "en": "How likely are you to recommend our wallet to a friend?",
+                },
+            },
+            {
+                "id": "comment",
+                "type": "text",
+                "required": False,
+                "prompt": {"zh-CN": "还有什么想告诉我们？", "en": "Anything else you would like to tell us?"},
+            },
+        ],
+    },
+)
+
+STRATEGIES: tuple[dict[str, Any], ...] = (
+    {
+        "key": "after-failed-payment",
+        "name": "After a failed payment",
+        "kind": "event",
+        "trigger": {"event_types": ["payment.failed"]},
+        "audience": {"not": {"field": "customer.attributes.tier", "op": "eq", "value": "staff"}},
+        "holdout_percent": 10,
+        "delay": "PT1H",
+        "channels": ["email", "inapp"],
+        "survey": "payment-csat",
+        "remind_after": "P1D",
+        "expire_after": "P3D",
+        "recontact_days": 14,
+    },
+    {
+        "key": "after-first-use",
+        "name": "After the first use of a feature",
+        "kind": "event",
+        "trigger": {"event_types": ["feature.first_used"]},
+        "sample_rate": 0.6,
+        "delay": "PT2H",
+        "channels": ["inapp"],
+        "survey": "feature-nps",
+        "expire_after": "P5D",
+        "recontact_days": 30,
+    },
+    {
+        "key": "after-large-transfer",
+        "name": "After a large transfer",
+        "kind": "event",
+        "trigger": {"event_types": ["transfer.succeeded"]},
+        "audience": {
+            "all": [
+                {"field": "event.amount", "op": "gte", "value": LARGE_TRANSFER},
+                {"not": {"field": "customer.attributes.tier", "op": "eq", "value": "staff"}},
+            ]
+        },
+        "delay": "PT30M",
+        "channels": ["email", "inapp"],
+        "survey": "transfer-nps",
+        "reward": {"points": 20},
+        "remind_after": "P2D",
+        "expire_after": "P7D",
+        "recontact_days": 30,
+    },
+)
+
+# Chance that a customer answers a message, by channel and locale; a reminder is answered less.
+RESPONSE_RATE = {
+    ("email", "zh-CN"): 0.22,
+    ("email", "en"): 0.30,
+    ("inapp", "zh-CN"): 0.42,
+    ("inapp", "en"): 0.33,
+}
+REMINDER_FACTOR = 0.55
+# Median hours between a message and the answer.
+ANSWER_DELAY_HOURS = {"email": 5.0, "inapp": 1.5}
+
+COMMENTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "zh-CN": {
+        "good": (
+            "到账很快，操作也简单。",
+            "体验很好，继续保持！",
+            "界面清晰，一次就成功了。",
+            "扫码付款很方便。",
+            "客服回复及时，点赞。",
+        ),
+        "bad": (
+            "支付失败了好几次，很影响心情。",
+            "扣款了但是订单没有成功，希望尽快处理。",
+            "提示信息看不懂，不知道哪里出了问题。",
+            "退款太慢了，等了好几天。",
+            "银行卡绑定总是失败。",
+        ),
+        "security": (
+            "收到陌生设备登录提醒，不是我本人操作，请帮我检查账户。",
+            "我的账户被盗刷了一笔，请尽快冻结。",
+            "昨天收到冒充客服的钓鱼短信，差点被骗。",
+        ),
+    },
+    "en": {
+        "good": (
+            "Fast and easy, thanks.",
+            "Worked first time, great app.",
+            "The transfer arrived in seconds.",
+            "Love the new feature.",
+            "Support answered quickly.",
+        ),
+        "bad": (
+            "My payment failed twice at the till, embarrassing.",
+            "Charged but the order did not go through.",
+            "The error message did not tell me what was wrong.",
+            "Refunds take far too long.",
+            "Could not link my bank card.",
+        ),
+        "security": (
+            "I got a new device login alert and it was not me. Please check my account.",
+            "There is an unauthorized payment on my account.",
+            "Someone sent me a phishing text pretending to be you.",
+        ),
+    },
+}
+
+
+def demo_settings(database_url: str, *, public_url: str, master_key: SecretStr | None = None) -> Settings:
+    """Settings for the demo: every value that shapes the month is fixed here, whatever the
+    environment says, so that a seed always gives the same month. Without a master key, the key
+    is kept in a file beside the SQLite database."""
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        public_url=public_url,
+        master_key=master_key,
+        quiet_hours_start="21:00",
+        quiet_hours_end="08:00",
+        fatigue_max_followups=1,
+        fatigue_window_days=14,
+        send_max_attempts=5,
+        retry_base_seconds=30.0,
+        worker_lease_seconds=60,
+        log_level="WARNING",
+    )
+
+
+@dataclass(frozen=True)
+class Sent:
+    delivery: Delivery
+    channel: str
+    at: dt.datetime
+
+
+class DemoMailbox:
+    """The demo's email channel: a mail server that takes every message, except for addresses at
+    bounce.example, which it rejects for good (so the demo shows the cascade to in-app).
+
+    The message itself stays sealed in the messages table, where the console's outbox reads it.
+    """
+
+    name = "email"
+    idempotent = True
+    needs_address = True
+
+    def __init__(self, clock: ManualClock, sent: list[Sent], lock: threading.Lock) -> None:
+        self._clock = clock
+        self._sent = sent
+        self._lock = lock
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
+        if delivery.address and delivery.address.endswith("@bounce.example"):
+            raise PermanentChannelError("550 5.1.1 mailbox unavailable")
+        with self._lock:
+            self._sent.append(Sent(delivery, self.name, self._clock.now()))
+        return Receipt(provider_ref=f"demo-mail:{delivery.idempotency_key}")
+
+
+class WatchedInbox:
+    """The real in-app inbox, watched so that the simulated customers see what arrived."""
+
+    name = "inapp"
+    idempotent = True
+    needs_address = False
+
+    def __init__(self, inbox: InAppChannel, clock: ManualClock, sent: list[Sent], lock: threading.Lock) -> None:
+        self._inbox = inbox
+        self._clock = clock
+        self._sent = sent
+        self._lock = lock
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
+        receipt = self._inbox.send(delivery, handoff=handoff)
+        with self._lock:
+            self._sent.append(Sent(delivery, self.name, self._clock.now()))
+        return receipt
+
+
+@dataclass
+class AnswerStats:
+    ratings: int = 0
+    details: int = 0
+    skipped: int = 0
+    comments: int = 0
+    security_comments: int = 0
+    too_late: int = 0
+
+
+@dataclass(order=True)
+class _Pending:
+    at: dt.datetime
+    order: int
+    step: str = field(compare=False)  # "rating" or "details"
+    token: str = field(compare=False)
+    answers: dict[str, Any] = field(compare=False)
+
+
+class Simulation:
+    """One demo month: set up the world in the database, then play it hour by hour."""
+
+    def __init__(self, runtime: Runtime, world: World, clock: ManualClock) -> None:
+        self.runtime = runtime
+        self.world = world
+        self.clock = clock
+        self._sent: list[Sent] = []
+        self._lock = threading.Lock()
+        runtime.channels = {
+            "email": DemoMailbox(clock, self._sent, self._lock),
+            "inapp": WatchedInbox(
+                InAppChannel(runtime.session, keys=runtime.keys, clock=clock), clock, self._sent, self._lock
+            ),
+        }
+        self.worker = Worker(runtime, batch_size=500)
+        self.customer_of: dict[int, SimCustomer] = {}
+        self.zones: dict[str, ZoneInfo] = {}
+        self.answers = AnswerStats()
+        self._pending: list[_Pending] = []
+        self._order = 0
+        self._next_event = 0
+
+    def set_up(self) -> None:
+        """Surveys, the three strategies and the customers, as the wallet's team would create them."""
+        runtime, now = self.runtime, self.clock.now()
+        with runtime.session() as session:
+            for body in SURVEYS:
+                surveys.create_survey(session, SurveyCreate.model_validate(body), now=now)
+            for body in STRATEGIES:
+                strategies.create_strategy(
+                    session,
+                    StrategyCreate.model_validate(body),
+                    available_channels=set(runtime.channels),
+                    actor=SYSTEM,
+                    now=now,
+                )
+            for person in self.world.customers:
+                row = customers.upsert_customer(
+                    session,
+                    person.customer_id,
+                    CustomerUpsert.model_validate(person.upsert_body()),
+                    keys=runtime.keys,
+                    actor=SYSTEM,
+                    now=now,
+                    notice_version=NOTICE_VERSION,
+                )
+                self.customer_of[row.id] = person
+                self.zones.setdefault(person.time_zone, ZoneInfo(person.time_zone))
+
+    def run(self, *, on_day: Callable[[int], None] | None = None) -> None:
+        world = self.world
+        steps = world.days * 24
+        for number in range(steps):
+            until = world.start + STEP * (number + 1)
+            self._answer_until(until)
+            self.clock.set(until)
+            self._ingest_until(until)
+            self.worker.run_until_idle()
+            self._read_messages()
+            if on_day is not None and (number + 1) % 24 == 0:
+                on_day((number + 1) // 24)
+
+    def _ingest_until(self, until: dt.datetime) -> None:
+        world = self.world
+        stop = world.events_before(self._next_event, until)
+        if stop == self._next_event:
+            return
+        batch = world.events[self._next_event : stop]
+        self._next_event = stop
+        with self.runtime.session() as session:
+            events.ingest_events(session, batch, now=self.clock.now(), settings=self.runtime.settings)
+
+    def _read_messages(self) -> None:
+        with self._lock:
+            arrived, self._sent[:] = list(self._sent), []
+        for sent in arrived:
+            self._consider(sent)
+
+    def _consider(self, sent: Sent) -> None:
+        """A customer sees a message: maybe answers it later, with a score shaped by their month."""
+        delivery = sent.delivery
+        person = self.customer_of.get(delivery.customer_id)
+        if person is None:
+            return
+        step = "remind" if "-remind-" in delivery.idempotency_key else "invite"
+        seed = f"{self.world.seed}|{person.customer_id}|{step}|{sent.channel}|{sent.at.isoformat()}"
+        rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+        chance = RESPONSE_RATE[(sent.channel, person.locale)] * (REMINDER_FACTOR if step == "remind" else 1.0)
+        chance *= 0.7 + 0.6 * person.mood
+        if rng.random() >= chance:
+            return
+        delay = dt.timedelta(hours=rng.lognormvariate(math.log(ANSWER_DELAY_HOURS[sent.channel]), 1.0))
+        at = self._awake(sent.at + delay, person, rng)
+        content = delivery.content
+        token = content.link.rsplit("/s/", 1)[-1]
+        scale = "nps" if len(content.rating_links) == 11 else "csat"
+        mishaps = self.world.recent_mishaps(person.customer_id, at, within=dt.timedelta(days=7))
+        failed = sum(1 for m in mishaps if m.kind == "payment_failed")
+        disputes = sum(1 for m in mishaps if m.kind == "dispute")
+        takeover = any(m.kind == "takeover" for m in mishaps)
+        score = _score(rng, scale, mood=person.mood, failed=failed, disputes=disputes, takeover=takeover)
+        self._push(at, "rating", token, {scale: score})
+        roll = rng.random()
+        if roll < 0.55:
+            mood = "security" if takeover or rng.random() < 0.015 else ("bad" if _is_low(scale, score) else "good")
+            answers: dict[str, Any] = {}
+            if mood == "security" or rng.random() < 0.6:
+                answers["comment"] = rng.choice(COMMENTS[person.locale][mood])
+            self._push(at + dt.timedelta(seconds=rng.randint(20, 240)), "details", token, answers)
+        elif roll < 0.8:
+            self._push(at + dt.timedelta(seconds=rng.randint(5, 30)), "details", token, {})
+
+    def _awake(self, at: dt.datetime, person: SimCustomer, rng: random.Random) -> dt.datetime:
+        """People answer while awake: an answer falling in the night waits for the morning."""
+        local = at.astimezone(self.zones[person.time_zone])
+        if 7 <= local.hour < 23:
+            return at
+        morning = local.replace(hour=7, minute=rng.randrange(60), second=rng.randrange(60))
+        if local.hour >= 23:
+            morning += dt.timedelta(days=1)
+        return morning.astimezone(dt.UTC) + dt.timedelta(hours=rng.random() * 3)
+
+    def _push(self, at: dt.datetime, step: str, token: str, answers: dict[str, Any]) -> None:
+        self._order += 1
+        heapq.heappush(self._pending, _Pending(at, self._order, step, token, answers))
+
+    def _answer_until(self, until: dt.datetime) -> None:
+        runtime = self.runtime
+        while self._pending and self._pending[0].at < until:
+            pending = heapq.heappop(self._pending)
+            self.clock.set(max(self.clock.now(), pending.at))
+            now = self.clock.now()
+            try:
+                with runtime.session() as session:
+                    if pending.step == "rating":
+                        followups.record_rating(session, pending.token, pending.answers, now=now, keys=runtime.keys)
+                    else:
+                        followups.record_details(session, pending.token, pending.answers, now=now, keys=runtime.keys)
+            except (InvitationInvalid, AnswerInvalid):
+                if pending.step == "rating":
+                    self.answers.too_late += 1  # expired, or answered already through another message
+                continue
+            stats = self.answers
+            if pending.step == "rating":
+                stats.ratings += 1
+            elif not pending.answers:
+                stats.skipped += 1
+            else:
+                stats.details += 1
+                comment = pending.answers.get("comment")
+                if comment is not None:
+                    stats.comments += 1
+                    if any(comment in COMMENTS[locale]["security"] for locale in COMMENTS):
+                        stats.security_comments += 1
+
+
+def _is_low(scale: str, score: int) -> bool:
+    return score <= 6 if scale == "nps" else score <= 2
+
+
+def _score(rng: random.Random, scale: str, *, mood: float, failed: int, disputes: int, takeover: bool) -> int:
+    """A failed payment, a dispute or a hacked account this week pull the score down."""
+    trouble = 1.3 * min(failed, 3) + 2.0 * min(disputes, 2) + (3.0 if takeover else 0.0)
+    if scale == "nps":
+        mean = 5.6 + 4.4 * mood - trouble
+        return min(10, max(0, round(rng.gauss(mean, 1.6))))
+    mean = 2.4 + 2.6 * mood - 0.45 * trouble
+    return min(5, max(1, round(rng.gauss(mean, 0.8))))
+
+
+def build_demo_runtime(settings: Settings, *, start: dt.datetime) -> tuple[Runtime, ManualClock]:
+    """A runtime on a manual clock; `Simulation` plugs in the demo's channels."""
+    clock = ManualClock(start)
+    runtime = build_runtime(settings, clock=clock, channels={})
+    return runtime, clock
+
+
+STRATEGY_KEYS: tuple[str, ...] = tuple(body["key"] for body in STRATEGIES)
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    runtime: Runtime
+    clock: ManualClock
+    world: World
+    answers: AnswerStats
+
+
+def play_month(
+    settings: Settings,
+    world: World,
+    *,
+    on_set_up: Callable[[], None] | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> DemoRun:
+    """Set the world up in the (migrated, empty) database of `settings` and play its month.
+
+    The caller owns the returned runtime and closes it.
+    """
+    runtime, clock = build_demo_runtime(settings, start=world.start)
+    try:
+        simulation = Simulation(runtime, world, clock)
+        simulation.set_up()
+        if on_set_up is not None:
+            on_set_up()
+        simulation.run(on_day=on_day)
+    except BaseException:
+        runtime.close()
+        raise
+    return DemoRun(runtime=runtime, clock=clock, world=world, answers=simulation.answers)

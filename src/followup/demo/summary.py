@@ -1,0 +1,151 @@
+"""What the demo month left in the database, counted there and printed as tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from followup.demo.repository import DemoCounts
+from followup.insights import service as insights
+from followup.insights.schemas import MetricsGroup
+from followup.runtime import Runtime
+
+STATUS_ORDER = ("planned", "invited", "reminded", "responded", "expired", "suppressed", "failed")
+PRIORITY_ORDER = ("security", "high", "normal")
+
+
+@dataclass(frozen=True)
+class StrategyMetrics:
+    strategy: str
+    total: MetricsGroup
+    by_channel: tuple[MetricsGroup, ...]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    events_by_type: dict[str, int]
+    followups_by_status: dict[str, int]
+    # Follow-ups the contact policy let through at planning (a `planned` step in their history).
+    planned: int
+    # Follow-ups whose invitation reached the customer on some channel.
+    sent: int
+    refusals_by_reason: dict[str, int]
+    deferred_for_quiet_hours: int
+    cascaded: int
+    messages: dict[tuple[str, str, str], int]
+    metrics: tuple[StrategyMetrics, ...]
+    rewards_granted: int
+    points_granted: int
+    cases: dict[tuple[str, str], int]
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_type.values())
+
+    @property
+    def followups(self) -> int:
+        return sum(self.followups_by_status.values())
+
+
+def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSummary:
+    with runtime.read_session() as session:
+        counts = DemoCounts(session)
+        history = counts.history_actions()
+        metrics = []
+        for key in strategy_keys:
+            summary = insights.metrics_summary(session, strategy_key=key, since=None, until=None, group_by="channel")
+            metrics.append(StrategyMetrics(strategy=key, total=summary.total, by_channel=tuple(summary.groups)))
+        rewards, points = counts.rewards()
+        return DemoSummary(
+            events_by_type=dict(sorted(counts.events_by_type().items())),
+            followups_by_status=counts.followups_by_status(),
+            planned=history.get(("planned", ""), 0),
+            sent=counts.followups_sent(),
+            refusals_by_reason=dict(sorted(counts.refusals_by_reason().items(), key=lambda kv: (-kv[1], kv[0]))),
+            deferred_for_quiet_hours=history.get(("deferred", "quiet_hours"), 0),
+            cascaded=sum(count for (action, _), count in history.items() if action == "cascaded"),
+            messages=dict(sorted(counts.messages().items())),
+            metrics=tuple(metrics),
+            rewards_granted=rewards,
+            points_granted=points,
+            cases=dict(sorted(counts.cases().items())),
+        )
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _score(value: float | None, count: int) -> str:
+    return "–" if value is None else f"{value:+.0f} ({count})" if count else "–"
+
+
+def render_summary(summary: DemoSummary, console: Console) -> None:
+    events = Table(title=f"Events ({_n(summary.events)})", title_justify="left", box=box.SIMPLE_HEAD)
+    events.add_column("type")
+    events.add_column("events", justify="right")
+    for kind, count in sorted(summary.events_by_type.items(), key=lambda kv: -kv[1]):
+        events.add_row(kind, _n(count))
+
+    funnel = Table(title=f"Follow-ups ({_n(summary.followups)})", title_justify="left", box=box.SIMPLE_HEAD)
+    funnel.add_column("stage")
+    funnel.add_column("follow-ups", justify="right")
+    funnel.add_row("planned (allowed by the contact policy)", _n(summary.planned))
+    funnel.add_row("  of which deferred for quiet hours", _n(summary.deferred_for_quiet_hours))
+    funnel.add_row("  moved on to the next channel", _n(summary.cascaded))
+    funnel.add_row("sent", _n(summary.sent))
+    for status in STATUS_ORDER:
+        funnel.add_row(f"now {status}", _n(summary.followups_by_status.get(status, 0)))
+
+    refusals = Table(title="Not contacted, and why", title_justify="left", box=box.SIMPLE_HEAD)
+    refusals.add_column("reason")
+    refusals.add_column("follow-ups", justify="right")
+    for reason, count in summary.refusals_by_reason.items():
+        refusals.add_row(reason, _n(count))
+
+    messages = Table(title="Messages", title_justify="left", box=box.SIMPLE_HEAD)
+    messages.add_column("channel")
+    messages.add_column("step")
+    messages.add_column("status")
+    messages.add_column("messages", justify="right")
+    for (channel, step, status), count in summary.messages.items():
+        messages.add_row(channel, step, status, _n(count))
+
+    metrics = Table(title="Answers per strategy and channel", title_justify="left", box=box.SIMPLE_HEAD)
+    metrics.add_column("strategy", no_wrap=True)
+    metrics.add_column("channel")
+    for name in ("invited", "answered", "rate", "NPS (n)", "CSAT (n)"):
+        metrics.add_column(name, justify="right", no_wrap=True)
+    for item in summary.metrics:
+        rows = [(item.strategy, "all", item.total)] + [("", g.key or "–", g) for g in item.by_channel]
+        for strategy, channel, group in rows:
+            metrics.add_row(
+                strategy,
+                channel,
+                _n(group.invited),
+                _n(group.responded),
+                _pct(group.response_rate),
+                _score(group.nps, group.nps_count),
+                f"{group.csat:.0f}% ({group.csat_count})" if group.csat is not None else "–",
+            )
+
+    rewards = Table(title="Rewards and cases", title_justify="left", box=box.SIMPLE_HEAD)
+    rewards.add_column("what")
+    rewards.add_column("count", justify="right")
+    rewards.add_row("rewards granted", _n(summary.rewards_granted))
+    rewards.add_row("points granted", _n(summary.points_granted))
+    by_priority: dict[str, int] = {}
+    for (priority, _kind), count in summary.cases.items():
+        by_priority[priority] = by_priority.get(priority, 0) + count
+    for priority in PRIORITY_ORDER:
+        rewards.add_row(f"cases, priority {priority}", _n(by_priority.get(priority, 0)))
+
+    for table in (events, funnel, refusals, messages, metrics, rewards):
+        console.print(table)

@@ -1,0 +1,212 @@
+"""`followup demo`: a small wallet world played through the real engine.
+
+The month runs on the shared test database (SQLite, or PostgreSQL when FOLLOWUP_TEST_DATABASE_URL
+is set); the summary it prints is checked against what the API reports.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from followup.app import create_app
+from followup.config import Settings
+from followup.demo.simulate import STRATEGY_KEYS, DemoRun, demo_settings, play_month
+from followup.demo.summary import DemoSummary, collect_summary
+from followup.demo.world import build_world
+from followup.staff import service as staff
+from tests.conftest import MASTER_KEY, wipe
+
+FOLLOWUP = Path(sys.prefix) / "bin" / "followup"
+SEED, CUSTOMERS, DAYS = 6, 150, 6
+
+
+def _settings(settings: Settings) -> Settings:
+    return demo_settings(settings.database_url, public_url="http://testserver", master_key=SecretStr(MASTER_KEY))
+
+
+@pytest.fixture
+def played(settings: Settings) -> Iterator[tuple[DemoRun, DemoSummary]]:
+    """The small month played twice on an emptied database; the second run is kept for the test."""
+    world = build_world(seed=SEED, customers=CUSTOMERS, days=DAYS)
+    first = play_month(_settings(settings), world)
+    first_summary = collect_summary(first.runtime, STRATEGY_KEYS)
+    wipe(first.runtime.engine)
+    first.runtime.close()
+    second = play_month(_settings(settings), build_world(seed=SEED, customers=CUSTOMERS, days=DAYS))
+    second_summary = collect_summary(second.runtime, STRATEGY_KEYS)
+    try:
+        assert second_summary == first_summary
+        yield second, second_summary
+    finally:
+        wipe(second.runtime.engine)
+        second.runtime.close()
+
+
+def _all(client: TestClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.get(path, params={**params, "limit": 500, "offset": len(items)}).json()
+        items.extend(page["items"])
+        if len(items) >= page["total"]:
+            return items
+
+
+def test_the_same_seed_gives_the_same_month_and_the_engine_did_its_whole_loop(
+    played: tuple[DemoRun, DemoSummary],
+) -> None:
+    run, summary = played
+    # Given the world of one seed (asserted equal twice by the fixture), when its month is played:
+    assert summary.events == len(run.world.events)
+    assert summary.events_by_type["payment.failed"] > 0
+    assert summary.events_by_type["feature.first_used"] > 0
+    assert summary.planned > 0
+    assert summary.sent > 0
+    assert summary.followups_by_status["responded"] == run.answers.ratings > 0
+    assert summary.deferred_for_quiet_hours > 0
+    # Refused follow-ups carry their reason; the demo's customers without consent show up there.
+    assert summary.refusals_by_reason["no_consent"] > 0
+    assert summary.refusals_by_reason["not_sampled"] > 0
+    assert "unknown" not in summary.refusals_by_reason
+    assert summary.rewards_granted > 0
+    assert summary.points_granted == 20 * summary.rewards_granted
+    assert summary.followups_by_status["expired"] > 0
+    # A comment about a hacked account opened a security case, which then held a later follow-up.
+    assert summary.cases[("security", "security")] >= 1
+    assert summary.cases[("normal", "detractor")] > 0
+    assert summary.refusals_by_reason["open_security_case"] >= 1
+    assert run.answers.security_comments >= 1
+    # Every message went out on one of the two demo channels; none was lost or left unknown.
+    assert {channel for channel, _, _ in summary.messages} <= {"email", "inapp"}
+    assert {status for _, _, status in summary.messages} <= {"sent", "failed", "queued", "suppressed"}
+
+
+def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) -> None:
+    run, summary = played
+    with run.runtime.session() as session:
+        _, key = staff.create_api_key(session, name="demo-test", now=run.clock.now())
+    with TestClient(create_app(run.runtime), headers={"Authorization": f"Bearer {key}"}) as api:
+        followups = _all(api, "/api/v1/followups")
+        assert len(followups) == summary.followups
+        assert Counter(f["status"] for f in followups) == Counter(summary.followups_by_status)
+        refused = Counter(f["reason"] for f in followups if f["status"] in ("suppressed", "failed"))
+        assert refused == Counter(summary.refusals_by_reason)
+        sent = sum(1 for f in followups if any(m["step"] == "invite" and m["status"] == "sent" for m in f["messages"]))
+        assert sent == summary.sent
+        messages = Counter((m["channel"], m["step"], m["status"]) for f in followups for m in f["messages"])
+        assert messages == Counter(summary.messages)
+
+        for metrics in summary.metrics:
+            body = api.get(
+                "/api/v1/metrics/summary", params={"strategy": metrics.strategy, "group_by": "channel"}
+            ).json()
+            assert body["total"] == metrics.total.model_dump(mode="json")
+            assert body["groups"] == [group.model_dump(mode="json") for group in metrics.by_channel]
+
+        responses = _all(api, "/api/v1/responses")
+        assert len(responses) == summary.followups_by_status["responded"]
+        rewarded = {r["customer_id"] for r in responses if r["survey"] == "transfer-nps"}
+        points = sum(api.get(f"/api/v1/customers/{customer}/rewards").json()["balance"] for customer in rewarded)
+        assert points == summary.points_granted
+
+        cases = _all(api, "/api/v1/cases")
+        assert Counter((c["priority"], c["kind"]) for c in cases) == Counter(summary.cases)
+
+
+def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+    (tmp_path / "demo.db-wal").write_bytes(b"left over from an earlier run")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FOLLOWUP_")}
+    env["COLUMNS"] = "120"
+
+    result = subprocess.run(
+        [str(FOLLOWUP), "demo", "--no-serve", "--db", str(database), "--customers", "60", "--days", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    for title in ("Events", "Follow-ups", "Not contacted, and why", "Messages", "Answers per strategy", "Rewards"):
+        assert title in result.stdout
+    assert "/console" not in result.stdout  # --no-serve: nothing is served, so no address is printed
+    assert database.exists()
+    assert (tmp_path / "demo.db.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--customers", "5"], "--customers"),
+        (["--seed", "-1"], "--seed"),
+        (["--port", "70000"], "--port"),
+        (["--days", "abc"], "--days"),
+    ],
+)
+def test_bad_options_get_a_clear_error_and_no_traceback(tmp_path: Path, arguments: list[str], message: str) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FOLLOWUP_")}
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [str(FOLLOWUP), "demo", "--no-serve", "--db", str(tmp_path / "demo.db"), *arguments],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "demo.db").exists()
+
+
+def test_a_directory_as_database_is_refused(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FOLLOWUP_")}
+    env["COLUMNS"] = "200"
+    result = subprocess.run(
+        [str(FOLLOWUP), "demo", "--no-serve", "--db", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "is a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_busy_port_is_refused_before_the_month_is_played(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FOLLOWUP_")}
+    env["COLUMNS"] = "200"
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [str(FOLLOWUP), "demo", "--db", str(tmp_path / "demo.db"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "demo.db").exists()
