@@ -216,6 +216,13 @@ def events_import(
         raise typer.Exit(1)
 
 
+from followup.cli.bench import bench  # noqa: E402 - the commands live in their own modules
+from followup.cli.demo import demo  # noqa: E402
+
+app.command("demo")(demo)
+app.command("bench")(bench)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,56 @@
+"""`followup bench` end to end with tiny sizes: every figure is there, measured, with its baseline.
+
+Speed is never asserted here; this only proves the benchmark runs and reports honestly shaped
+numbers. PostgreSQL's ingest figure is included when FOLLOWUP_TEST_DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from followup.cli.main import app
+
+
+@pytest.mark.timeout(300)
+def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -> None:
+    # Given tiny sizes and, when the test database is PostgreSQL, that server too
+    out = tmp_path / "bench.json"
+    postgres = os.environ.get("FOLLOWUP_TEST_DATABASE_URL")
+    args = ["bench", "--events", "2000", "--batch", "500", "--messages", "20", "--requests", "50", "--runs", "1"]
+    args += ["--out", str(out)]
+    if postgres:
+        args += ["--postgres", postgres, "--postgres-events", "2000"]
+
+    # When the benchmark runs
+    result = CliRunner().invoke(app, args, env={"FOLLOWUP_DATABASE_URL": "sqlite:///unused.db"})
+
+    # Then it printed the table and wrote every figure, each beside its baseline
+    assert result.exit_code == 0, result.output
+    assert "ingest SQLite" in result.stdout
+    report = json.loads(out.read_text())
+    expected = {"ingest SQLite", "dispatch SMTP", "answer one-click"} | ({"ingest PostgreSQL"} if postgres else set())
+    assert set(report["figures"]) == expected
+    sizes = {"ingest SQLite": 2000, "ingest PostgreSQL": 2000, "dispatch SMTP": 20, "answer one-click": 50}
+    for name, figure in report["figures"].items():
+        assert figure["size"] == sizes[name]
+        assert figure["engine"] > 0
+        assert figure["baseline"] > 0
+        assert figure["ratio"] > 0
+        assert figure["engine_peak_rss_mb"] > 0
+        assert figure["baseline_peak_rss_mb"] > 0
+        assert len(figure["runs"]) == 1
+        run = figure["runs"][0]
+        # every event, message and answer was really processed, not just timed
+        assert run["engine"]["count"] == sizes[name]
+        assert run["baseline"]["count"] == sizes[name]
+    answer = report["figures"]["answer one-click"]
+    assert 0 < answer["engine_p50_ms"] <= answer["engine_p99_ms"]
+    assert 0 < answer["baseline_p50_ms"] <= answer["baseline_p99_ms"]
+    assert report["figures"]["ingest SQLite"]["runs"][0]["engine"]["extra"]["followups"] > 0
+    assert report["machine"]["cpus"] >= 1
+    assert report["machine"]["sqlite"]
