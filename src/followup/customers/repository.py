@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.customers.models import Customer, CustomerKey
@@ -87,38 +87,31 @@ class CustomerRepository:
             self.session.execute(statement, rows)
 
     def add_activity(self, activity: Mapping[int, tuple[int, dt.datetime]]) -> None:
-        """Bump event counts and last-event times in one executemany."""
+        """Bump event counts and last-event times in one executemany.
+
+        last_event_at only moves forward (events may arrive out of order), decided in the statement
+        itself so that no read can go stale between a select and the update.
+        """
         if not activity:
             return
         table = cast(Table, Customer.__table__)
+        last_at = bindparam("last_at", type_=UTCDateTime())
         statement = (
             update(table)
             .where(table.c.id == bindparam("cid"))
             .values(
                 event_count=table.c.event_count + bindparam("n"),
-                last_event_at=bindparam("last_at", type_=UTCDateTime()),
+                last_event_at=case(
+                    (or_(table.c.last_event_at.is_(None), table.c.last_event_at < last_at), last_at),
+                    else_=table.c.last_event_at,
+                ),
             )
         )
-        # Only move last_event_at forward: events may arrive out of order.
-        current = self._last_event_times(list(activity))
-        params = []
         # Customer rows are locked in primary-key order so concurrent batches cannot deadlock. The lock
         # also serialises planning per customer: a second batch waits here until the first commits,
         # then sees its contact reservations when the policy counts the fatigue budget.
-        for cid, (count, last_at) in sorted(activity.items()):
-            previous = current.get(cid)
-            latest = last_at if previous is None else max(previous, last_at)
-            params.append({"cid": cid, "n": count, "last_at": latest})
+        params = [{"cid": cid, "n": count, "last_at": latest} for cid, (count, latest) in sorted(activity.items())]
         self.session.connection().execute(statement, params)
-
-    def _last_event_times(self, ids: list[int]) -> dict[int, dt.datetime | None]:
-        out: dict[int, dt.datetime | None] = {}
-        table = Customer.__table__
-        for chunk in chunked(ids):
-            out.update(
-                self.session.execute(select(table.c.id, table.c.last_event_at).where(table.c.id.in_(chunk))).all()
-            )
-        return out
 
     def get_key(self, customer_id: int) -> CustomerKey | None:
         return self.session.get(CustomerKey, customer_id)

@@ -57,12 +57,14 @@ class EventIn(Schema):
     @field_validator("attributes")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(repr(value)) > 8000:
-            raise ValueError("attributes must stay under 8 kB")
+        if not value:
+            return value
         try:
-            json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
+            encoded = json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
         except ValueError as exc:  # Python's parser accepts NaN, Infinity and lone surrogates ("\ud800")
             raise ValueError("attributes must hold only finite numbers and valid Unicode text") from exc
+        if len(encoded) > 8000:
+            raise ValueError("attributes must stay under 8 kB")
         return value
 
 
