@@ -174,6 +174,30 @@ def _amount(rng: random.Random, median: float, sigma: float) -> int:
     return max(100, int(rng.lognormvariate(math.log(median), sigma)))
 
 
+def _payment(
+    rng: random.Random,
+    maker: _EventMaker,
+    mishaps: dict[str, list[Mishap]],
+    *,
+    person: SimCustomer,
+    zone: ZoneInfo,
+    at: dt.datetime,
+    mode: str,
+    fail_rate: float,
+    median: float,
+    sigma: float,
+) -> None:
+    """A QR or online payment that fails at `fail_rate`; a failure is remembered as a mishap."""
+    fail = rng.random() < fail_rate
+    amount = _amount(rng, median, sigma)
+    attributes = {"mode": mode, "merchant": rng.choice(MERCHANTS)}
+    if fail:
+        attributes["reason"] = rng.choice(FAILURE_REASONS)
+        mishaps.setdefault(person.customer_id, []).append(Mishap(at, "payment_failed"))
+    event_type = "payment.failed" if fail else "payment.succeeded"
+    maker.add(person, zone, at, event_type, amount=amount, currency="CNY", attributes=attributes)
+
+
 def build_world(*, seed: int, customers: int, days: int = DAYS, start: dt.datetime = MONTH_START) -> World:
     """The customers and their events for a seed; the same seed gives the same world."""
     rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
@@ -194,33 +218,31 @@ def build_world(*, seed: int, customers: int, days: int = DAYS, start: dt.dateti
             weekend = at.astimezone(zone).weekday() >= 5
             roll = rng.random()
             if roll < (0.40 if weekend else 0.32):
-                fail = rng.random() < (0.12 if flaky else 0.015)
-                maker.add(
-                    person,
-                    zone,
-                    at,
-                    "payment.failed" if fail else "payment.succeeded",
-                    amount=_amount(rng, 3500, 0.9),
-                    currency="CNY",
-                    attributes={"mode": "qr", "merchant": rng.choice(MERCHANTS)}
-                    | ({"reason": rng.choice(FAILURE_REASONS)} if fail else {}),
+                _payment(
+                    rng,
+                    maker,
+                    mishaps,
+                    person=person,
+                    zone=zone,
+                    at=at,
+                    mode="qr",
+                    fail_rate=0.12 if flaky else 0.015,
+                    median=3500,
+                    sigma=0.9,
                 )
-                if fail:
-                    mishaps.setdefault(person.customer_id, []).append(Mishap(at, "payment_failed"))
             elif roll < 0.58:
-                fail = rng.random() < (0.10 if flaky else 0.02)
-                maker.add(
-                    person,
-                    zone,
-                    at,
-                    "payment.failed" if fail else "payment.succeeded",
-                    amount=_amount(rng, 12000, 1.0),
-                    currency="CNY",
-                    attributes={"mode": "online", "merchant": rng.choice(MERCHANTS)}
-                    | ({"reason": rng.choice(FAILURE_REASONS)} if fail else {}),
+                _payment(
+                    rng,
+                    maker,
+                    mishaps,
+                    person=person,
+                    zone=zone,
+                    at=at,
+                    mode="online",
+                    fail_rate=0.10 if flaky else 0.02,
+                    median=12000,
+                    sigma=1.0,
                 )
-                if fail:
-                    mishaps.setdefault(person.customer_id, []).append(Mishap(at, "payment_failed"))
             elif roll < (0.72 if not weekend else 0.69):
                 median = 180_000 if big_sender else 25_000
                 maker.add(
