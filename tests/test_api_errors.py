@@ -505,7 +505,7 @@ def test_a_mixed_batch_keeps_the_good_events_and_lists_each_bad_one(
                 "index": 2,
                 "event_id": None,
                 "code": "invalid_event",
-                "message": "event: Input should be a valid dictionary or instance of EventIn",
+                "message": "event: Input should be a valid dictionary",
             },
             {"index": 3, "event_id": None, "code": "invalid_event", "message": "event_id: Field required"},
             {

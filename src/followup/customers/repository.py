@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Table, bindparam, case, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from followup.customers.models import Customer, CustomerKey
-from followup.kernel.db import UTCDateTime, chunked, insert_ignoring_conflicts
+from followup.kernel.db import BulkStatements, chunked
+
+ARRIVAL_COLUMNS = (
+    "external_id",
+    "locale",
+    "time_zone",
+    "attributes",
+    "event_count",
+    "last_event_at",
+    "created_at",
+    "updated_at",
+)
 
 
 class CustomerRepository:
@@ -31,25 +42,15 @@ class CustomerRepository:
             out.extend(self.session.scalars(select(Customer).where(Customer.id.in_(chunk))))
         return out
 
-    def snapshot_rows(self, ids: Iterable[int]) -> list[Any]:
-        """The columns the policy and the rule engine need, without loading sealed blobs."""
-        rows: list[Any] = []
-        for chunk in chunked(list(ids)):
-            rows.extend(
-                self.session.execute(
-                    select(
-                        Customer.id,
-                        Customer.external_id,
-                        Customer.locale,
-                        Customer.time_zone,
-                        Customer.attributes,
-                        Customer.email_sealed.is_not(None),
-                        Customer.phone_sealed.is_not(None),
-                        Customer.event_count,
-                    ).where(Customer.id.in_(chunk))
-                ).all()
-            )
-        return rows
+    def snapshot_rows(self, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+        """The columns the policy and the rule engine need, without loading sealed blobs:
+        (id, external_id, locale, time_zone, attributes as JSON text, has_email, has_phone, event_count)."""
+        bulk = BulkStatements(self.session.connection())
+        return bulk.fetch_in(
+            "SELECT id, external_id, locale, time_zone, attributes, email_sealed IS NOT NULL, "
+            "phone_sealed IS NOT NULL, event_count FROM customers WHERE id IN ({})",
+            list(ids),
+        )
 
     def external_ids(self, ids: Iterable[int]) -> dict[int, str]:
         out: dict[int, str] = {}
@@ -59,59 +60,53 @@ class CustomerRepository:
             )
         return out
 
-    def ids_for(self, external_ids: Iterable[str]) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for chunk in chunked(list(external_ids)):
-            out.update(
-                self.session.execute(
-                    select(Customer.external_id, Customer.id).where(Customer.external_id.in_(chunk))
-                ).all()
-            )
-        return out
-
-    def insert_bare(self, external_ids: Iterable[str], *, locale: str, time_zone: str, now: dt.datetime) -> None:
-        rows = [
-            {
-                "external_id": eid,
-                "locale": locale,
-                "time_zone": time_zone,
-                "attributes": {},
-                "event_count": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for eid in external_ids
-        ]
-        if rows:
-            statement = insert_ignoring_conflicts(self._dialect, Customer.__table__, index_elements=["external_id"])
-            self.session.execute(statement, rows)
-
-    def add_activity(self, activity: Mapping[int, tuple[int, dt.datetime]]) -> None:
-        """Bump event counts and last-event times in one executemany.
+    def record_arrivals(
+        self, arrivals: Sequence[tuple[str, int, dt.datetime]], *, locale: str, time_zone: str, now: dt.datetime
+    ) -> dict[str, int]:
+        """(external_id, events, latest occurred_at) per customer: create the unknown ones bare, bump
+        the known ones' event count and last-event time, and return every one's id, in one upsert.
 
         last_event_at only moves forward (events may arrive out of order), decided in the statement
-        itself so that no read can go stale between a select and the update.
+        itself so that no read can go stale between a select and the update. Rows are locked in
+        external-id order so concurrent batches cannot deadlock; the lock also serialises planning
+        per customer: a second batch waits here until the first commits, then sees its contact
+        reservations when the policy counts the fatigue budget.
         """
-        if not activity:
-            return
-        table = cast(Table, Customer.__table__)
-        last_at = bindparam("last_at", type_=UTCDateTime())
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("cid"))
-            .values(
-                event_count=table.c.event_count + bindparam("n"),
-                last_event_at=case(
-                    (or_(table.c.last_event_at.is_(None), table.c.last_event_at < last_at), last_at),
-                    else_=table.c.last_event_at,
-                ),
-            )
+        bulk = BulkStatements(self.session.connection())
+        at = bulk.db_time(now)
+        rows = [
+            (eid, locale, time_zone, "{}", count, bulk.db_time(latest), at, at)
+            for eid, count, latest in sorted(arrivals)
+        ]
+        returned = bulk.insert_values(
+            "customers",
+            (
+                "external_id",
+                "locale",
+                "time_zone",
+                "attributes",
+                "event_count",
+                "last_event_at",
+                "created_at",
+                "updated_at",
+            ),
+            rows,
+            slots=["?", "?", "?", bulk.json_slot(), "?", "?", "?", "?"],
+            on_conflict="(external_id) DO UPDATE SET event_count = customers.event_count + excluded.event_count, "
+            "last_event_at = CASE WHEN customers.last_event_at IS NULL "
+            "OR customers.last_event_at < excluded.last_event_at "
+            "THEN excluded.last_event_at ELSE customers.last_event_at END",
+            returning="external_id, id",
         )
-        # Customer rows are locked in primary-key order so concurrent batches cannot deadlock. The lock
-        # also serialises planning per customer: a second batch waits here until the first commits,
-        # then sees its contact reservations when the policy counts the fatigue budget.
-        params = [{"cid": cid, "n": count, "last_at": latest} for cid, (count, latest) in sorted(activity.items())]
-        self.session.connection().execute(statement, params)
+        return dict(returned)
+
+    def uncount_events(self, counts: Mapping[int, int]) -> None:
+        """Take back events counted on arrival that turned out to be stored already."""
+        bulk = BulkStatements(self.session.connection())
+        bulk.run_many(
+            "UPDATE customers SET event_count = event_count - ? WHERE id = ?",
+            [(count, cid) for cid, count in sorted(counts.items())],
+        )
 
     def get_key(self, customer_id: int) -> CustomerKey | None:
         return self.session.get(CustomerKey, customer_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy.orm import Session
@@ -211,40 +212,41 @@ def find_by_email(session: Session, email: str, *, keys: KeyProvider) -> Custome
     return CustomerRepository(session).by_email_index(keys.blind_index("email", normalize_email(email)))
 
 
-def ensure_customers(session: Session, external_ids: Iterable[str], *, now: dt.datetime) -> dict[str, int]:
-    """Internal ids for these customers, creating bare ones (no contact points) for unknown ids."""
-    wanted = list(dict.fromkeys(external_ids))
-    repo = CustomerRepository(session)
-    known = repo.ids_for(wanted)
-    missing = [eid for eid in wanted if eid not in known]
-    if missing:
-        repo.insert_bare(missing, locale=DEFAULT_LOCALE, time_zone=DEFAULT_TIME_ZONE, now=now)
-        known.update(repo.ids_for(missing))
-    return known
+def record_arrivals(session: Session, events: Iterable[tuple[str, dt.datetime]], *, now: dt.datetime) -> dict[str, int]:
+    """Count arriving events on their customers, creating bare customers (no contact points) for
+    unknown ids; returns the internal id of every customer named.
+
+    Events are counted as they arrive, before they are stored; `uncount_events` takes back the ones
+    found to be duplicates. (A duplicate never moves last_event_at: it was counted when first stored.)
+    """
+    arrivals: dict[str, tuple[int, dt.datetime]] = {}
+    for external_id, occurred_at in events:
+        count, latest = arrivals.get(external_id, (0, occurred_at))
+        arrivals[external_id] = (count + 1, occurred_at if occurred_at > latest else latest)
+    return CustomerRepository(session).record_arrivals(
+        [(eid, count, latest) for eid, (count, latest) in arrivals.items()],
+        locale=DEFAULT_LOCALE,
+        time_zone=DEFAULT_TIME_ZONE,
+        now=now,
+    )
 
 
-def record_activity(session: Session, activity: Mapping[int, tuple[int, dt.datetime]]) -> None:
-    CustomerRepository(session).add_activity(activity)
+def uncount_events(session: Session, counts: Mapping[int, int]) -> None:
+    if counts:
+        CustomerRepository(session).uncount_events(counts)
 
 
 def snapshots(session: Session, customer_ids: Iterable[int]) -> dict[int, CustomerSnapshot]:
-    # model_construct: these values come straight from our own columns, validating them again per
-    # row would be most of the cost of planning a batch.
-    return {
-        cid: CustomerSnapshot.model_construct(
-            id=cid,
-            external_id=external_id,
-            locale=locale,
-            time_zone=time_zone,
-            attributes=attributes or {},
-            has_email=bool(has_email),
-            has_phone=bool(has_phone),
-            event_count=event_count,
+    out: dict[int, CustomerSnapshot] = {}
+    for cid, external_id, locale, time_zone, attributes, has_email, has_phone, event_count in CustomerRepository(
+        session
+    ).snapshot_rows(customer_ids):
+        # JSON columns arrive as text from SQLite and already parsed from PostgreSQL.
+        parsed = json.loads(attributes) if isinstance(attributes, str) else attributes
+        out[cid] = CustomerSnapshot(
+            cid, external_id, locale, time_zone, parsed or {}, bool(has_email), bool(has_phone), event_count
         )
-        for cid, external_id, locale, time_zone, attributes, has_email, has_phone, event_count in CustomerRepository(
-            session
-        ).snapshot_rows(customer_ids)
-    }
+    return out
 
 
 def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:

@@ -13,7 +13,7 @@ class Event(Base):
     """One fact from the wallet, kept once per event_id."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_customer_occurred", "customer_id", "occurred_at"),)
+    __table_args__ = (Index("ix_events_customer", "customer_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)

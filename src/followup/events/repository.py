@@ -1,28 +1,48 @@
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followup.events.models import Event
-from followup.kernel.db import insert_ignoring_conflicts
+from followup.kernel.db import BulkStatements
+
+COLUMNS = ("event_id", "type", "customer_id", "occurred_at", "received_at", "amount", "currency", "attributes")
+
+
+class NewEvent(NamedTuple):
+    event_id: str
+    type: str
+    customer_id: int
+    occurred_at: dt.datetime
+    amount: int | None
+    currency: str | None
+    attributes: str  # JSON text
 
 
 class EventRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def insert_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def insert_new(self, events: Sequence[NewEvent], *, received_at: dt.datetime) -> dict[str, int]:
         """Insert events whose event_id is new; returns event_id → id for those inserted only."""
-        if not rows:
+        if not events:
             return {}
-        dialect = self.session.get_bind().dialect.name
-        table = Event.__table__
-        statement = insert_ignoring_conflicts(dialect, table, index_elements=["event_id"]).returning(
-            table.c.id, table.c.event_id
+        bulk = BulkStatements(self.session.connection())
+        received = bulk.db_time(received_at)
+        rows = [(e.event_id, e.type, e.customer_id, bulk.db_time(e.occurred_at), received, *e[4:]) for e in events]
+        inserted = bulk.insert_values(
+            Event.__tablename__,
+            COLUMNS,
+            rows,
+            slots=["?"] * 7 + [bulk.json_slot()],
+            on_conflict="(event_id) DO NOTHING",
+            returning="event_id, id",
         )
-        return {event_id: eid for eid, event_id in self.session.execute(statement, rows)}
+        return dict(inserted)
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Event)) or 0

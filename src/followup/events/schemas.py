@@ -3,69 +3,109 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BeforeValidator, Field, StrictInt, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapter
+from typing_extensions import TypedDict
 
 from followup.kernel.schemas import Schema
 
+try:
+    from _json import make_encoder
+except ImportError:  # an interpreter without the C accelerator
+    make_encoder = None  # type: ignore[assignment,misc]
+
 MAX_BATCH = 10_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-def _rfc3339(value: Any) -> dt.datetime:
+def parse_occurred_at(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
             raise ValueError("occurred_at needs a UTC offset")
         return value.astimezone(dt.UTC)
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("occurred_at must be an RFC 3339 time with an offset, e.g. 2026-11-23T10:15:00+08:00")
-    text = value.replace("z", "Z").replace("Z", "+00:00")
-    if "." in text:  # Python's parser takes at most six fractional digits.
-        head, _, tail = text.partition(".")
-        digits = re.match(r"\d+", tail)
-        frac = digits.group(0) if digits else ""
-        text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac) :]}"
-    parsed = dt.datetime.fromisoformat(text)
+    try:  # the common shape, which Python's parser takes as it is
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _parse_unusual(value)
     # Far outside this range a time cannot be moved to UTC or have a delay added without overflow.
     if not 1970 <= parsed.year <= 2999:
         raise ValueError("occurred_at must be in the years 1970 to 2999")
     return parsed.astimezone(dt.UTC)
 
 
-RFC3339 = Annotated[dt.datetime, BeforeValidator(_rfc3339)]
+def _parse_unusual(value: str) -> dt.datetime:
+    """Lower-case t/z, and fractions Python's parser refuses; raises the parser's own words."""
+    text = value.replace("z", "Z").replace("Z", "+00:00")
+    if "." in text:  # Python's parser takes at most six fractional digits.
+        head, _, tail = text.partition(".")
+        digits = re.match(r"\d+", tail)
+        frac = digits.group(0) if digits else ""
+        text = f"{head}.{frac[:6].ljust(6, '0')}{tail[len(frac) :]}"
+    return dt.datetime.fromisoformat(text)
 
 
-class EventIn(Schema):
-    event_id: str = Field(min_length=1, max_length=128)
-    type: str = Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)
-    customer_id: str = Field(min_length=1, max_length=128)
-    occurred_at: RFC3339
-    amount: StrictInt | None = Field(default=None, ge=-(10**15), le=10**15)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    attributes: dict[str, Any] = Field(default_factory=dict, max_length=50)
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 
-    @field_validator("event_id", "customer_id")
-    @classmethod
-    def _printable(cls, value: str, info: ValidationInfo) -> str:
-        # PostgreSQL text cannot hold NUL; no other control character belongs in an id either.
-        if _CONTROL.search(value):
-            raise ValueError(f"{info.field_name} must not contain control characters")
-        return value
 
-    @field_validator("attributes")
-    @classmethod
-    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            return value
-        try:
-            encoded = json.dumps(value, allow_nan=False, ensure_ascii=False).encode()
-        except ValueError as exc:  # Python's parser accepts NaN, Infinity and lone surrogates ("\ud800")
-            raise ValueError("attributes must hold only finite numbers and valid Unicode text") from exc
-        if len(encoded) > 8000:
-            raise ValueError("attributes must stay under 8 kB")
-        return value
+class EventIn(TypedDict):
+    """One event as the wallet sends it.
+
+    A batch is validated in one call (a TypeAdapter over the list), so every check that can live in
+    the schema does; the time and the size of `attributes` are checked right after, per event, by
+    `prepare_event`, which also parses and encodes them for storage.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)  # type: ignore[misc]
+
+    event_id: Identifier
+    type: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)]
+    customer_id: Identifier
+    occurred_at: Any
+    amount: NotRequired[Annotated[StrictInt, Field(ge=-(10**15), le=10**15)] | None]
+    currency: NotRequired[Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None]
+    attributes: NotRequired[Annotated[dict[str, Any], Field(max_length=50)]]
+
+
+EVENTS = TypeAdapter(list[EventIn])
+FRIENDLY = {
+    # The schema's own wording for a pattern names the pattern; say what it means instead.
+    ("event_id", "string_pattern_mismatch"): "event_id must not contain control characters",
+    ("customer_id", "string_pattern_mismatch"): "customer_id must not contain control characters",
+}
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+# The C encoder built once with the options attributes need (no NaN or Infinity, text as it is):
+# json.dumps with options builds a new encoder on every call, which costs more than the encoding.
+_encode: Callable[[Any, int], Iterable[str]] = (
+    make_encoder({}, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if make_encoder is not None
+    else lambda value, _level: [json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))]
+)
+
+
+def encode_attributes(value: dict[str, Any]) -> str:
+    """The attributes as stored: JSON text, finite numbers and valid Unicode only, under 8 kB."""
+    if not value:
+        return "{}"
+    try:
+        encoded = "".join(_encode(value, 0))
+        size = len(encoded.encode())
+    except (ValueError, UnicodeEncodeError) as exc:  # NaN, Infinity, lone surrogates ("\ud800")
+        raise ValueError("attributes must hold only finite numbers and valid Unicode text") from exc
+    except (TypeError, RecursionError) as exc:  # Python callers: a value JSON cannot hold
+        raise ValueError(f"attributes must hold only JSON values ({exc})") from exc
+    if size > 8000:
+        raise ValueError("attributes must stay under 8 kB")
+    return encoded
 
 
 class EventBatch(Schema):

@@ -7,12 +7,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy.orm import Session
 
 from followup.config import Settings
 from followup.customers import service as customers
-from followup.events.repository import EventRepository
-from followup.events.schemas import MAX_BATCH, EventIn, IngestResult, Rejection
+from followup.events.repository import EventRepository, NewEvent
+from followup.events.schemas import (
+    EVENTS,
+    FRIENDLY,
+    MAX_BATCH,
+    EventIn,
+    IngestResult,
+    Rejection,
+    encode_attributes,
+    parse_occurred_at,
+)
+from followup.kernel.collector import collector_paused
 from followup.kernel.errors import FollowupError
 from followup.strategies import service as strategies
 from followup.strategies.service import EventFact
@@ -23,10 +34,33 @@ class BatchTooLarge(FollowupError):
     code = "batch_too_large"
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    error = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in error["loc"]) or "event"
-    return where, f"{where}: {error['msg'].removeprefix('Value error, ')}"
+def _message(error: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in error["loc"][1:]) or "event"
+    text = FRIENDLY.get((where, error["type"])) or error["msg"]
+    return f"{where}: {text}"
+
+
+def _rejection(raw: Any, index: int, message: str) -> Rejection:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return Rejection(
+        index=index, event_id=event_id if isinstance(event_id, str) else None, code="invalid_event", message=message
+    )
+
+
+def _validate(raw_events: Sequence[Any], rejected: list[Rejection]) -> list[tuple[int, EventIn]]:
+    """The schema checks for the whole batch in one call. When some events fail, each is rejected
+    with its first error and the rest are validated again without them."""
+    indexes = list(range(len(raw_events)))
+    try:
+        return list(zip(indexes, EVENTS.validate_python(list(raw_events)), strict=True))
+    except ValidationError as exc:
+        first: dict[int, ErrorDetails] = {}
+        for error in exc.errors(include_url=False):
+            first.setdefault(int(error["loc"][0]), error)
+    for index, error in sorted(first.items()):
+        rejected.append(_rejection(raw_events[index], index, _message(error)))
+    good = [index for index in indexes if index not in first]
+    return list(zip(good, EVENTS.validate_python([raw_events[index] for index in good]), strict=True))
 
 
 def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, settings: Settings) -> IngestResult:
@@ -39,72 +73,74 @@ def ingest_events(session: Session, raw_events: Sequence[Any], *, now: dt.dateti
         raise BatchTooLarge(
             f"A batch holds at most {MAX_BATCH} events; split it and send the rest in another call.", field="events"
         )
+    with collector_paused():
+        return _ingest(session, raw_events, now=now, settings=settings)
+
+
+def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, settings: Settings) -> IngestResult:
     rejected: list[Rejection] = []
-    valid: list[EventIn] = []
+    valid: list[tuple[EventIn, dt.datetime, str]] = []
     seen: set[str] = set()
     duplicates = 0
-    for index, raw in enumerate(raw_events):
+    for index, event in _validate(raw_events, rejected):
         try:
-            event = EventIn.model_validate(raw)
-        except ValidationError as exc:
-            _, message = _first_error(exc)
-            event_id = raw.get("event_id") if isinstance(raw, dict) else None
-            rejected.append(
-                Rejection(
-                    index=index,
-                    event_id=event_id if isinstance(event_id, str) else None,
-                    code="invalid_event",
-                    message=message,
-                )
-            )
+            occurred_at = parse_occurred_at(event["occurred_at"])
+        except ValueError as exc:
+            rejected.append(_rejection(raw_events[index], index, f"occurred_at: {exc}"))
             continue
-        if event.event_id in seen:
+        try:
+            encoded = encode_attributes(event.get("attributes") or {})
+        except ValueError as exc:
+            rejected.append(_rejection(raw_events[index], index, f"attributes: {exc}"))
+            continue
+        if event["event_id"] in seen:
             duplicates += 1
             continue
-        seen.add(event.event_id)
-        valid.append(event)
+        seen.add(event["event_id"])
+        valid.append((event, occurred_at, encoded))
+    rejected.sort(key=lambda rejection: rejection.index)
     if not valid:
         return IngestResult(accepted=0, duplicates=duplicates, rejected=rejected)
 
-    ids = customers.ensure_customers(session, (event.customer_id for event in valid), now=now)
-    rows: list[dict[str, Any]] = [
-        {
-            "event_id": e.event_id,
-            "type": e.type,
-            "customer_id": ids[e.customer_id],
-            "occurred_at": e.occurred_at,
-            "received_at": now,
-            "amount": e.amount,
-            "currency": e.currency,
-            "attributes": e.attributes,
-        }
-        for e in valid
-    ]
-    inserted = EventRepository(session).insert_new(rows)
+    ids = customers.record_arrivals(session, [(event["customer_id"], at) for event, at, _ in valid], now=now)
+    inserted = EventRepository(session).insert_new(
+        [
+            NewEvent(
+                event["event_id"],
+                event["type"],
+                ids[event["customer_id"]],
+                occurred_at,
+                event.get("amount"),
+                event.get("currency"),
+                encoded,
+            )
+            for event, occurred_at, encoded in valid
+        ],
+        received_at=now,
+    )
     duplicates += len(valid) - len(inserted)
 
     facts: list[EventFact] = []
-    activity: dict[int, tuple[int, dt.datetime]] = {}
-    for row in rows:
-        new_id = inserted.get(row["event_id"])
+    stored_before: dict[int, int] = {}
+    for event, occurred_at, _ in valid:
+        cid = ids[event["customer_id"]]
+        new_id = inserted.get(event["event_id"])
         if new_id is None:
+            stored_before[cid] = stored_before.get(cid, 0) + 1
             continue
-        cid = row["customer_id"]
-        count, last = activity.get(cid, (0, row["occurred_at"]))
-        activity[cid] = (count + 1, max(last, row["occurred_at"]))
         facts.append(
             EventFact(
-                id=new_id,
-                event_id=row["event_id"],
-                type=row["type"],
-                customer_id=cid,
-                occurred_at=row["occurred_at"],
-                amount=row["amount"],
-                currency=row["currency"],
-                attributes=row["attributes"],
+                new_id,
+                event["event_id"],
+                event["type"],
+                cid,
+                occurred_at,
+                event.get("amount"),
+                event.get("currency"),
+                event.get("attributes") or {},
             )
         )
-    customers.record_activity(session, activity)
+    customers.uncount_events(session, stored_before)
     strategies.plan_followups_for_events(session, facts, now=now, settings=settings)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 

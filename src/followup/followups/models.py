@@ -21,7 +21,7 @@ class Followup(Base):
     __table_args__ = (
         UniqueConstraint("strategy_id", "event_id"),
         Index("ix_followups_due", "due_at"),
-        Index("ix_followups_customer", "customer_id", "planned_at"),
+        Index("ix_followups_customer", "customer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

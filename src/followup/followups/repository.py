@@ -1,37 +1,94 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followup.followups.models import Followup, FollowupHistory
-from followup.kernel.db import chunked, insert_ignoring_conflicts
+from followup.kernel.db import BulkStatements, chunked
+
+NEW_FOLLOWUP_COLUMNS = (
+    "strategy_id",
+    "customer_id",
+    "event_id",
+    "event_type",
+    "event_ref",
+    "status",
+    "reason",
+    "plan",
+    "next_step",
+    "due_at",
+    "planned_at",
+    "closed_at",
+)
+
+
+class NewFollowup(NamedTuple):
+    strategy_id: int
+    customer_id: int
+    event_id: int | None
+    event_type: str | None
+    event_ref: str | None
+    status: str
+    reason: str | None
+    plan: str  # JSON text
+    next_step: str | None
+    due_at: dt.datetime | None
+    planned_at: dt.datetime
+    closed_at: dt.datetime | None
 
 
 class FollowupRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def insert_many(self, rows: list[dict[str, Any]]) -> dict[tuple[int, int | None], int]:
+    def insert_many(self, rows: Sequence[NewFollowup]) -> dict[tuple[int, int | None], int]:
         """Insert follow-ups, skipping any (strategy, event) pair that already has one.
 
         Returns (strategy_id, event_id) → new follow-up id for the rows actually inserted.
         """
         if not rows:
             return {}
-        dialect = self.session.get_bind().dialect.name
-        statement = insert_ignoring_conflicts(dialect, Followup.__table__, index_elements=["strategy_id", "event_id"])
-        table = Followup.__table__
-        statement = statement.returning(table.c.id, table.c.strategy_id, table.c.event_id)
-        result = self.session.execute(statement, rows)
-        return {(strategy_id, event_id): fid for fid, strategy_id, event_id in result}
+        bulk = BulkStatements(self.session.connection())
+        values = [
+            (
+                r.strategy_id,
+                r.customer_id,
+                r.event_id,
+                r.event_type,
+                r.event_ref,
+                r.status,
+                r.reason,
+                r.plan,
+                r.next_step,
+                None if r.due_at is None else bulk.db_time(r.due_at),
+                bulk.db_time(r.planned_at),
+                None if r.closed_at is None else bulk.db_time(r.closed_at),
+            )
+            for r in rows
+        ]
+        slots = ["?"] * len(NEW_FOLLOWUP_COLUMNS)
+        slots[NEW_FOLLOWUP_COLUMNS.index("plan")] = bulk.json_slot()
+        inserted = bulk.insert_values(
+            Followup.__tablename__,
+            NEW_FOLLOWUP_COLUMNS,
+            values,
+            slots=slots,
+            on_conflict="(strategy_id, event_id) DO NOTHING",
+            returning="id, strategy_id, event_id",
+        )
+        return {(strategy_id, event_id): fid for fid, strategy_id, event_id in inserted}
 
-    def add_history(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.session.execute(insert(FollowupHistory), rows)
+    def add_history(self, rows: Sequence[tuple[int, dt.datetime, str, str | None, str | None]]) -> None:
+        """(followup_id, at, action, reason, detail) rows, appended in one executemany."""
+        bulk = BulkStatements(self.session.connection())
+        bulk.run_many(
+            "INSERT INTO followup_history (followup_id, at, action, reason, detail) VALUES (?, ?, ?, ?, ?)",
+            [(fid, bulk.db_time(at), action, reason, detail) for fid, at, action, reason, detail in rows],
+        )
 
     def record(
         self, followup_id: int, *, at: dt.datetime, action: str, reason: str | None = None, detail: str | None = None

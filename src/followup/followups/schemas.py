@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from followup.dispatch.schemas import MessageSummary
 from followup.kernel.schemas import Schema
@@ -11,8 +11,7 @@ FollowupStatus = Literal["planned", "invited", "reminded", "responded", "expired
 OPEN_STATUSES = ("planned", "invited", "reminded")
 
 
-@dataclass(frozen=True)
-class PlanItem:
+class PlanItem(NamedTuple):
     """One (strategy, event, customer) match the planner wants a follow-up for."""
 
     strategy_id: int

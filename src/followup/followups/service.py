@@ -9,6 +9,7 @@ planned ──invite──► invited ──remind──► reminded ──expir
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,10 +18,11 @@ from sqlalchemy.orm import Session
 from followup.cases import service as cases
 from followup.config import Settings
 from followup.customers import service as customers
+from followup.customers.schemas import CustomerSnapshot
 from followup.dispatch import service as dispatch
 from followup.followups.content import render_message
 from followup.followups.models import Followup
-from followup.followups.repository import FollowupRepository
+from followup.followups.repository import FollowupRepository, NewFollowup
 from followup.followups.schemas import (
     OPEN_STATUSES,
     AnswerOutcome,
@@ -42,7 +44,14 @@ from followup.surveys.service import InvitationInvalid
 MESSAGE_OUTCOME_JOB = "followups.message_outcome"
 
 
-def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datetime, settings: Settings) -> PlanStats:
+def plan_followups(
+    session: Session,
+    items: Sequence[PlanItem],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    snapshots: Mapping[int, CustomerSnapshot] | None = None,
+) -> PlanStats:
     """Insert a follow-up for every item: planned when the policy allows, suppressed with the
     reason when it does not. Bulk reads and bulk inserts: this runs inside event ingest."""
     stats = PlanStats()
@@ -64,34 +73,14 @@ def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datet
             ],
             now=now,
             settings=settings,
+            snapshots=snapshots,
         )
     )
-    rows: list[dict[str, Any]] = []
+    plans: dict[tuple[object, ...], str] = {}
+    rows: list[NewFollowup] = []
     notes: list[tuple[str, str | None]] = []
     for item in items:
-        plan = {
-            "strategy_key": item.strategy_key,
-            "channels": list(item.channels),
-            "channel_index": 0,
-            "survey_version_id": item.survey_version_id,
-            "reward_points": item.reward_points,
-            "remind_after_s": int(item.remind_after.total_seconds()) if item.remind_after else None,
-            "expire_after_s": int(item.expire_after.total_seconds()),
-        }
-        row: dict[str, Any] = {
-            "strategy_id": item.strategy_id,
-            "customer_id": item.customer_id,
-            "event_id": item.event_id,
-            "event_type": item.event_type,
-            "event_ref": item.event_ref,
-            "plan": plan,
-            "planned_at": now,
-            "reason": None,
-            "channel": None,
-            "invited_at": None,
-            "responded_at": None,
-            "closed_at": None,
-        }
+        plan = _plan_json(item, plans)
         decision_reason: str | None
         if item.preset_reason is not None:
             decision_reason, deferred, send_at = item.preset_reason, None, None
@@ -100,46 +89,78 @@ def plan_followups(session: Session, items: Sequence[PlanItem], *, now: dt.datet
             decision_reason = None if decision.allowed else decision.reason
             deferred, send_at = decision.deferred, decision.send_at
         if decision_reason is not None:
-            row.update(status="suppressed", reason=decision_reason, next_step=None, due_at=None, closed_at=now)
+            status, next_step, closed_at = "suppressed", None, now
         else:
-            row.update(status="planned", next_step="invite", due_at=send_at)
-        rows.append(row)
+            status, next_step, closed_at = "planned", "invite", None
+        rows.append(
+            NewFollowup(
+                strategy_id=item.strategy_id,
+                customer_id=item.customer_id,
+                event_id=item.event_id,
+                event_type=item.event_type,
+                event_ref=item.event_ref,
+                status=status,
+                reason=decision_reason,
+                plan=plan,
+                next_step=next_step,
+                due_at=send_at if next_step else None,
+                planned_at=now,
+                closed_at=closed_at,
+            )
+        )
         notes.append((decision_reason or "", deferred))
 
     inserted = FollowupRepository(session).insert_many(rows)
-    history: list[dict[str, Any]] = []
+    history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
     reservations: list[tuple[int, int, int]] = []
     for row, (reason, deferred) in zip(rows, notes, strict=True):
-        followup_id = inserted.get((row["strategy_id"], row["event_id"]))
+        followup_id = inserted.get((row.strategy_id, row.event_id))
         if followup_id is None:
             stats.duplicates += 1
             continue
         if reason:
             stats.suppressed += 1
             stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
-            history.append(
-                {"followup_id": followup_id, "at": now, "action": "suppressed", "reason": reason, "detail": None}
-            )
+            history.append((followup_id, now, "suppressed", reason, None))
             continue
         stats.planned += 1
-        reservations.append((row["customer_id"], row["strategy_id"], followup_id))
-        history.append(
-            {
-                "followup_id": followup_id,
-                "at": now,
-                "action": "planned",
-                "reason": None,
-                "detail": f"invite due {row['due_at'].isoformat()}",
-            }
-        )
+        reservations.append((row.customer_id, row.strategy_id, followup_id))
+        assert row.due_at is not None  # noqa: S101 - a planned follow-up always has its invite due
+        history.append((followup_id, now, "planned", None, f"invite due {row.due_at.isoformat()}"))
         if deferred:
             stats.deferred += 1
-            history.append(
-                {"followup_id": followup_id, "at": now, "action": "deferred", "reason": deferred, "detail": None}
-            )
+            history.append((followup_id, now, "deferred", deferred, None))
     FollowupRepository(session).add_history(history)
     policy.reserve_contacts(session, reservations, now=now)
     return stats
+
+
+def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
+    """The plan copied onto the follow-up, as JSON text; the same for every item of one strategy
+    version, so it is encoded once per batch and strategy."""
+    key = (
+        item.strategy_key,
+        item.channels,
+        item.survey_version_id,
+        item.reward_points,
+        item.remind_after,
+        item.expire_after,
+    )
+    encoded = cache.get(key)
+    if encoded is None:
+        encoded = json.dumps(
+            {
+                "strategy_key": item.strategy_key,
+                "channels": list(item.channels),
+                "channel_index": 0,
+                "survey_version_id": item.survey_version_id,
+                "reward_points": item.reward_points,
+                "remind_after_s": int(item.remind_after.total_seconds()) if item.remind_after else None,
+                "expire_after_s": int(item.expire_after.total_seconds()),
+            }
+        )
+        cache[key] = encoded
+    return encoded
 
 
 def run_due_followups(

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 RefusalReason = Literal[
     "no_consent",
@@ -16,8 +15,7 @@ RefusalReason = Literal[
 DeferralReason = Literal["quiet_hours"]
 
 
-@dataclass(frozen=True)
-class PlanningRequest:
+class PlanningRequest(NamedTuple):
     customer_id: int
     strategy_id: int
     channels: tuple[str, ...]
@@ -25,8 +23,7 @@ class PlanningRequest:
     send_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     reason: str | None = None
     channel: str | None = None

@@ -56,14 +56,21 @@ def defer_for_quiet_hours(at: dt.datetime, *, time_zone: str, settings: Settings
 
 
 def check_planning(
-    session: Session, requests: Sequence[PlanningRequest], *, now: dt.datetime, settings: Settings
+    session: Session,
+    requests: Sequence[PlanningRequest],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    snapshots: Mapping[int, CustomerSnapshot] | None = None,
 ) -> list[Decision]:
     """Decide a batch at once: bulk reads, then an in-memory pass that also counts the batch's own
-    allowed plans, so two strategies firing in one batch cannot both spend the last of a budget."""
+    allowed plans, so two strategies firing in one batch cannot both spend the last of a budget.
+
+    `snapshots` may hand over the customers' snapshots the caller read in this transaction."""
     if not requests:
         return []
     ids = {request.customer_id for request in requests}
-    snapshot_of = customers.snapshots(session, ids)
+    snapshot_of = snapshots if snapshots is not None else customers.snapshots(session, ids)
     consent_of = privacy.consents_for(session, ids, purpose=PURPOSE)
     blocked = cases.customers_with_open_security_case(session, ids)
     window = dt.timedelta(days=settings.fatigue_window_days)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -32,9 +32,8 @@ class StrategyExists(Conflict):
     code = "strategy_exists"
 
 
-@dataclass(frozen=True)
-class EventFact:
-    """What the planner needs of a newly stored event."""
+class EventFact(NamedTuple):
+    """What the planner needs of a newly stored event (a tuple: one is built per stored event)."""
 
     id: int
     event_id: str
@@ -255,4 +254,4 @@ def plan_followups_for_events(
                     preset_reason=preset,
                 )
             )
-    return followups.plan_followups(session, items, now=now, settings=settings)
+    return followups.plan_followups(session, items, now=now, settings=settings, snapshots=snapshot_of)
