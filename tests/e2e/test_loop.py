@@ -73,12 +73,20 @@ def test_event_to_email_to_answer_to_reward_and_case(
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert api.get("/api/v1/responses").json()["total"] == 0
 
+        # A score off the scale is refused in the customer's language, naming the question
+        wrong = customer.post(path, data={"step": "rating", "nps": "11"})
+        assert wrong.status_code == 422
+        assert "「您有多大可能向朋友推荐我们？」请选择 0 到 10 之间的分数。" in wrong.text
+
         # The customer's POST records the rating and leads to the optional questions
         posted = customer.post(path, data={"step": "rating", "nps": "3"})
         assert posted.status_code == 303
         details = customer.get(path)
         assert details.status_code == 200
         assert 'name="comment"' in details.text
+        wrong = customer.post(path, data={"step": "details", "csat": "9"})
+        assert wrong.status_code == 422
+        assert "「您对这次支付满意吗？」请选择 1 到 5 之间的分数。" in wrong.text
         done = customer.post(path, data={"step": "details", "csat": "2", "comment": "转账后有人盗刷我的账户"})
         assert done.status_code == 200
 

@@ -139,6 +139,17 @@ def _as_int(raw: Any) -> int | None:
     return None
 
 
+class AnswerProblem(ValueError):
+    """A bad answer, in English for the API, with what a page needs to say it in the customer's
+    language: the kind of problem, the question and the figures the sentence names."""
+
+    def __init__(self, kind: str, question_id: str, message: str, **params: Any) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.question_id = question_id
+        self.params = params
+
+
 def first_rating_question(questions: list[Any]) -> Any:
     return next(question for question in questions if question.type in RATING_SCALES)
 
@@ -149,41 +160,53 @@ def check_answers(
     """Validate posted answers against the questions; return them typed (int for ratings).
 
     `only` limits which questions may be answered in this step. Raises ValueError with a sentence
-    naming the question when an answer is missing or out of range.
+    naming the question when an answer is missing or out of range (an AnswerProblem).
     """
     by_id = {question.id: question for question in questions}
     allowed = set(by_id) if only is None else only
     unknown = set(answers) - allowed
     if unknown:
-        raise ValueError(f"unknown question: {sorted(unknown)[0]}")
+        first = sorted(unknown)[0]
+        raise AnswerProblem("unknown_question", first, f"unknown question: {first}")
     clean: dict[str, Any] = {}
     for qid in allowed:
         question = by_id[qid]
         raw = answers.get(qid)
         if raw is None or raw in ("", []):
             if question.required and enforce_required:
-                raise ValueError(f"question '{qid}' needs an answer")
+                raise AnswerProblem("needs_answer", qid, f"question '{qid}' needs an answer")
             continue
         if question.type in RATING_SCALES:
             low, high = RATING_SCALES[question.type]
             value = _as_int(raw)
             if value is None or not low <= value <= high:
-                raise ValueError(f"question '{qid}' takes a whole number from {low} to {high}")
+                raise AnswerProblem(
+                    "out_of_range",
+                    qid,
+                    f"question '{qid}' takes a whole number from {low} to {high}",
+                    low=low,
+                    high=high,
+                )
             clean[qid] = value
         elif question.type == "choice":
             values = raw if isinstance(raw, list) else [raw]
             options = {option.id for option in question.options}
             if not all(isinstance(v, str) and v in options for v in values):
-                raise ValueError(f"question '{qid}' takes one of: {', '.join(sorted(options))}")
+                raise AnswerProblem(
+                    "not_an_option", qid, f"question '{qid}' takes one of: {', '.join(sorted(options))}"
+                )
             if not question.multiple and len(values) > 1:
-                raise ValueError(f"question '{qid}' takes a single choice")
+                raise AnswerProblem("single_choice", qid, f"question '{qid}' takes a single choice")
             clean[qid] = values if question.multiple else values[0]
         else:
             if not isinstance(raw, str):
-                raise ValueError(f"question '{qid}' takes text")
+                raise AnswerProblem("needs_text", qid, f"question '{qid}' takes text")
             text = raw.strip()
             if len(text) > question.max_length:
-                raise ValueError(f"question '{qid}' takes at most {question.max_length} characters")
+                limit = question.max_length
+                raise AnswerProblem(
+                    "too_long", qid, f"question '{qid}' takes at most {limit} characters", max_length=limit
+                )
             if text:
                 clean[qid] = text
     return clean

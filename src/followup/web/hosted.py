@@ -21,7 +21,7 @@ from followup.kernel.errors import NotFound
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
-from followup.surveys.schemas import RATING_SCALES, first_rating_question
+from followup.surveys.schemas import RATING_SCALES, AnswerProblem, first_rating_question
 from followup.surveys.service import AnswerInvalid, InvitationInvalid, OpenInvitation
 
 router = APIRouter(include_in_schema=False)
@@ -61,6 +61,27 @@ TEXT: dict[str, dict[str, str]] = {
         "unsubscribed_text": (
             "You will not get feedback emails from us. You can turn them back on in the wallet app's privacy settings."
         ),
+    },
+}
+# What a bad answer means, said to the customer in their language (the API keeps its English).
+PROBLEMS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "needs_answer": "请回答「{prompt}」。",
+        "out_of_range": "「{prompt}」请选择 {low} 到 {high} 之间的分数。",
+        "not_an_option": "「{prompt}」请从给出的选项中选择。",
+        "single_choice": "「{prompt}」只能选一项。",
+        "needs_text": "「{prompt}」请填写文字。",
+        "too_long": "「{prompt}」最多填写 {max_length} 个字。",
+        "unknown_question": "这份问卷里没有这道题，请刷新页面后再试。",
+    },
+    "en": {
+        "needs_answer": "Please answer “{prompt}”.",
+        "out_of_range": "For “{prompt}”, pick a score from {low} to {high}.",
+        "not_an_option": "For “{prompt}”, pick one of the options shown.",
+        "single_choice": "For “{prompt}”, pick only one option.",
+        "needs_text": "For “{prompt}”, please type your answer.",
+        "too_long": "For “{prompt}”, use at most {max_length} characters.",
+        "unknown_question": "This survey has no such question; reload the page and try again.",
     },
 }
 SCALE_LABELS = {
@@ -108,6 +129,14 @@ def invalid_link_page(request: Request) -> Response:
 def _locale_of(session: Any, opened: OpenInvitation) -> str:
     customer = customers.get_by_id(session, opened.invitation.customer_id)
     return customer.locale if customer else "en"
+
+
+def _problem_text(exc: AnswerInvalid, opened: OpenInvitation, locale: str) -> str:
+    problem = exc.__cause__
+    if not isinstance(problem, AnswerProblem):
+        return exc.message
+    prompt = next((q.prompt.get(locale) for q in opened.questions if q.id == problem.question_id), problem.question_id)
+    return PROBLEMS.get(locale, PROBLEMS["en"])[problem.kind].format(prompt=prompt, **problem.params)
 
 
 def _rating_page(
@@ -219,11 +248,10 @@ def answer_survey(
         return invalid_link_page(request)
     except AnswerInvalid as exc:
         session.rollback()
+        error = _problem_text(exc, opened, locale)
         if opened.state == "rating":
-            return _rating_page(
-                request, opened, token, locale=locale, selected=None, error=exc.message, status_code=422
-            )
-        return _details_page(request, opened, token, locale=locale, error=exc.message, status_code=422)
+            return _rating_page(request, opened, token, locale=locale, selected=None, error=error, status_code=422)
+        return _details_page(request, opened, token, locale=locale, error=error, status_code=422)
     return invalid_link_page(request)
 
 
