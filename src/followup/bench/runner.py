@@ -39,7 +39,7 @@ class BenchOptions:
     requests: int = 2000
     runs: int = 3
     postgres_url: str | None = None
-    postgres_events: int = 200_000
+    postgres_events: int = 1_000_000
     only: Benchmark | None = None
     workdir: Path | None = None
 

@@ -58,7 +58,7 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
         str | None,
         typer.Option(help="PostgreSQL URL for the ingest figure; default FOLLOWUP_DATABASE_URL when it is one"),
     ] = None,
-    postgres_events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on PostgreSQL")] = 200_000,
+    postgres_events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on PostgreSQL")] = 1_000_000,
     only: Annotated[Literal["ingest", "dispatch", "answer"] | None, typer.Option(help="run one benchmark")] = None,
     out: Annotated[Path, typer.Option(help="where to write the figures as JSON")] = Path("var/bench.json"),
 ) -> None:
