@@ -4,7 +4,7 @@ Per batch, on a database migrated like the engine's, with the engine's pragmas: 
 creates or bumps every customer of the batch (event count, last event time) and returns their ids,
 then one insert of the events with dedupe on event_id returning their ids, and a commit. No
 validation, no strategies, no planning, no SQLAlchemy. Next to it, in the same process, the bench's
-raw baseline: the same rows appended to a bare table with executemany.
+own raw baseline (`run_baseline`): the same rows appended to a bare table with executemany.
 
     .venv/bin/python scripts/ingest_floor.py --events 1000000
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from followup.bench.ingest import INGEST_NOW, customer_pool
+from followup.bench.ingest import INGEST_NOW, customer_pool, run_baseline
 from followup.bench.world import event_batches, migrate, sqlite_url
 
 UPSERT = (
@@ -92,40 +92,6 @@ def floor(events: int, batch: int, workdir: Path) -> float:
     return events / seconds
 
 
-def baseline(events: int, batch: int, workdir: Path) -> float:
-    connection = _connect(workdir / "bare.db")
-    connection.execute(
-        "CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT, type TEXT, customer_id TEXT, "
-        "occurred_at TEXT, received_at TEXT, amount INTEGER, currency TEXT, attributes TEXT)"
-    )
-    now = INGEST_NOW.isoformat()
-    seconds = 0.0
-    for rows in event_batches(events, batch, customer_pool=customer_pool(events)):
-        started = time.perf_counter()
-        connection.execute("BEGIN")
-        connection.executemany(
-            "INSERT INTO events (event_id, type, customer_id, occurred_at, received_at, amount, currency, "
-            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    e["event_id"],
-                    e["type"],
-                    e["customer_id"],
-                    e["occurred_at"],
-                    now,
-                    e.get("amount"),
-                    e.get("currency"),
-                    json.dumps(e["attributes"]),
-                )
-                for e in rows
-            ],
-        )
-        connection.execute("COMMIT")
-        seconds += time.perf_counter() - started
-    connection.close()
-    return events / seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -133,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="followup-floor-") as workdir:
         low = floor(args.events, args.batch, Path(workdir))
-        raw = baseline(args.events, args.batch, Path(workdir))
+        raw = run_baseline(events_total=args.events, batch_size=args.batch, workdir=workdir).rate
     print(f"floor {low:,.0f} events/s, baseline {raw:,.0f} events/s, floor/baseline {low / raw:.3f}")
 
 

@@ -80,16 +80,7 @@ class CustomerRepository:
         ]
         returned = bulk.insert_values(
             "customers",
-            (
-                "external_id",
-                "locale",
-                "time_zone",
-                "attributes",
-                "event_count",
-                "last_event_at",
-                "created_at",
-                "updated_at",
-            ),
+            ARRIVAL_COLUMNS,
             rows,
             slots=["?", "?", "?", bulk.json_slot(), "?", "?", "?", "?"],
             on_conflict="(external_id) DO UPDATE SET event_count = customers.event_count + excluded.event_count, "
