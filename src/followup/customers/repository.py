@@ -26,10 +26,6 @@ class CustomerRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    @property
-    def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
-
     def by_external_id(self, external_id: str) -> Customer | None:
         return self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
 

@@ -217,7 +217,8 @@ def record_arrivals(session: Session, events: Iterable[tuple[str, dt.datetime]],
     unknown ids; returns the internal id of every customer named.
 
     Events are counted as they arrive, before they are stored; `uncount_events` takes back the ones
-    found to be duplicates. (A duplicate never moves last_event_at: it was counted when first stored.)
+    found to be duplicates. A true replay does not move last_event_at, its time was counted when it
+    was first stored; one whose time differs from the stored event's (a sender's bug) can move it.
     """
     arrivals: dict[str, tuple[int, dt.datetime]] = {}
     for external_id, occurred_at in events:
