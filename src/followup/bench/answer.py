@@ -119,6 +119,19 @@ def _invitation_tokens(url: str, count: int) -> tuple[list[str], str]:
     return tokens, settings.master_key.get_secret_value()
 
 
+def _measure_served(command: list[str], *, port: int, env: dict[str, str], tokens: list[str]) -> Measurement:
+    """Serve with `command`, warm up on the first tokens, then time one answer per remaining token."""
+    with served(command, port=port, env=env) as base_url:
+        post_answers(base_url, tokens[:WARM_UP], expect=303)
+        seconds, latencies = post_answers(base_url, tokens[WARM_UP:], expect=303)
+    return Measurement(
+        count=len(tokens) - WARM_UP,
+        seconds=seconds,
+        peak_rss_mb=peak_rss_mb(resource.RUSAGE_CHILDREN),
+        latencies_ms=latencies,
+    )
+
+
 def run_engine(*, requests: int, workdir: str) -> Measurement:
     url = sqlite_url(Path(workdir) / f"answer-{uuid.uuid4().hex[:8]}.db")
     migrate(url)
@@ -132,15 +145,7 @@ def run_engine(*, requests: int, workdir: str) -> Measurement:
         "FOLLOWUP_LOG_LEVEL": "WARNING",
     }
     command = [sys.executable, "-m", "followup.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with served(command, port=port, env=env) as base_url:
-        post_answers(base_url, tokens[:WARM_UP], expect=303)
-        seconds, latencies = post_answers(base_url, tokens[WARM_UP:], expect=303)
-    return Measurement(
-        count=requests,
-        seconds=seconds,
-        peak_rss_mb=peak_rss_mb(resource.RUSAGE_CHILDREN),
-        latencies_ms=latencies,
-    )
+    return _measure_served(command, port=port, env=env, tokens=tokens)
 
 
 def run_baseline(*, requests: int, workdir: str) -> Measurement:
@@ -148,12 +153,4 @@ def run_baseline(*, requests: int, workdir: str) -> Measurement:
     db_path = Path(workdir) / f"answer-raw-{uuid.uuid4().hex[:8]}.db"
     tokens = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(requests + WARM_UP)]
     command = [sys.executable, "-m", "followup.bench.bare_app", "--db", str(db_path), "--port", str(port)]
-    with served(command, port=port, env=dict(os.environ)) as base_url:
-        post_answers(base_url, tokens[:WARM_UP], expect=303)
-        seconds, latencies = post_answers(base_url, tokens[WARM_UP:], expect=303)
-    return Measurement(
-        count=requests,
-        seconds=seconds,
-        peak_rss_mb=peak_rss_mb(resource.RUSAGE_CHILDREN),
-        latencies_ms=latencies,
-    )
+    return _measure_served(command, port=port, env=dict(os.environ), tokens=tokens)

@@ -1,20 +1,13 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from followup.events import service
-from followup.events.schemas import IngestResult
+from followup.events.schemas import EventsBody, IngestResult
 from followup.kernel.http import AppSettings, Now, WriteSession
-from followup.kernel.schemas import Schema
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["events"])
-
-
-class EventsBody(Schema):
-    events: list[Any]
 
 
 @router.post("/events", response_model=IngestResult)
