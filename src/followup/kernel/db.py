@@ -181,7 +181,7 @@ class BulkStatements:
     ) -> list[tuple[Any, ...]]:
         """Insert many rows: on SQLite as INSERT … VALUES (…), (…), … in as few statements as the
         parameter cap allows; on PostgreSQL as one pipelined executemany, which psycopg sends without
-        waiting for each row's answer (about 2.5 times the rate of long VALUES lists, measured).
+        waiting for each row's answer (2.2 to 2.5 times the rate of VALUES lists, measured).
 
         `slots` gives each column's placeholder (default `?`); `on_conflict` is e.g.
         "(event_id) DO NOTHING"; with `returning` the inserted rows' values come back.
