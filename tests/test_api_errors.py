@@ -972,10 +972,11 @@ def test_bad_query_strings_are_422(
 )
 def test_a_nul_character_in_a_url_is_400(api: TestClient, path: str) -> None:
     # PostgreSQL text cannot hold NUL; no identifier here has one, so it is refused up front.
+    where = "query string" if "?" in path else "URL path"
     assert_error(
         api.get(path),
         400,
         "invalid_character",
         None,
-        "The URL contains a NUL character (%00); no identifier or parameter here may contain one.",
+        f"The {where} contains a control character (U+0000); remove it and send the request again.",
     )

@@ -23,7 +23,9 @@ from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
 from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS
+from followup.kernel.inputs import InputGuard
 from followup.kernel.logging import get_logger
+from followup.kernel.requests import RequestLog
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
 from followup.strategies.endpoints import router as strategies_router
@@ -135,26 +137,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, code, message)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", error=type(exc).__name__)
-        return _error(500, "internal_error", "Something went wrong on our side; it has been logged.")
-
-    @app.middleware("http")
-    async def _no_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # PostgreSQL text cannot hold NUL, and no identifier or parameter here has one: refuse it
-        # up front instead of failing in the database.
-        path: str = request.scope["path"]
-        if path.startswith("/api/") and (
-            "\x00" in path or any("\x00" in key + value for key, value in request.query_params.multi_items())
-        ):
-            return _error(
-                400,
-                "invalid_character",
-                "The URL contains a NUL character (%00); no identifier or parameter here may contain one.",
-            )
-        return await call_next(request)
-
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
@@ -169,6 +151,16 @@ def create_app(runtime: Runtime) -> FastAPI:
             response.headers["Cache-Control"] = "no-store"
         REQUESTS.labels(request.method, str(response.status_code)).inc()
         return response
+
+    # Added last, so outermost: the guard sees every request before routing, and the request log
+    # wraps everything, including the guard's refusals.
+    app.add_middleware(
+        InputGuard,
+        max_body_bytes=runtime.settings.max_body_bytes,
+        large_bodies={"/api/v1/events": runtime.settings.max_events_body_bytes},
+        batches=frozenset({"/api/v1/events"}),
+    )
+    app.add_middleware(RequestLog, extra_headers={**SECURITY_HEADERS, "Content-Security-Policy": API_CSP})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:

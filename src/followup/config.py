@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=30.0, gt=0)
     # Version of the privacy notice customers consented under, recorded in the consent ledger.
     privacy_notice_version: str = "2026-11-01"
+    # Largest request body in bytes that any endpoint but the events batch reads; larger ones get 413.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Largest body of POST /api/v1/events in bytes (a batch holds at most 10,000 events); larger: 413.
+    max_events_body_bytes: int = Field(default=33_554_432, ge=1024)
     # Logging: level name and format ("console" for people, "json" for collectors).
     log_level: str = "INFO"
     log_format: str = "console"

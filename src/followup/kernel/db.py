@@ -66,12 +66,20 @@ JSONType = JSON().with_variant(JSON(none_as_null=True), "postgresql")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """Build the process's engine with the pragmas and transaction mode each backend needs."""
+    """Build the process's engine with the pragmas and transaction mode each backend needs.
+
+    Statement parameters are hidden from exception messages: they hold sealed personal data,
+    blind indexes and token hashes, and an error's message ends up in logs.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, echo=echo, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:

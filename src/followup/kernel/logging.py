@@ -1,29 +1,170 @@
-"""Structured logs: readable lines for people, JSON for collectors."""
+"""Structured logs: readable lines for people, JSON for collectors, and never personal data.
+
+What must stay true:
+- An exception is logged as fields — `error_type`, `error` (its message, scrubbed) and `stack`
+  (one `file:line in function` per frame) — in both formats. Frames' local variables are never
+  rendered: a worker's locals hold decrypted addresses, and rendering them is slow enough to stall
+  a server's event loop.
+- Every string in a log line passes through `scrub`: addresses, phone and card numbers and
+  token-like strings are replaced before rendering, whoever wrote the line.
+- The standard library's loggers (uvicorn, SQLAlchemy) render through the same processors.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
+from collections.abc import MutableMapping
+from types import TracebackType
+from typing import Any
 
 import structlog
+
+# Kept short on purpose: enough frames to find the bug, not a megabyte of log per request.
+MAX_STACK_FRAMES = 30
+MAX_ERROR_CHARS = 500
+
+_EMAIL = re.compile(r"[^\s@<>()\[\]:;,\"']+@[^\s@<>()\[\]:;,\"']+")
+# Runs of digits split by spaces, dots or dashes; `_is_long_number` decides which are numbers to hide.
+_DIGITS = re.compile(r"\+?\d[\d .\-]*\d")
+_SEPARATOR = re.compile(r"[ .\-]+")
+# Invitation and unsubscribe tokens, API keys, session cookies: long runs of URL-safe characters.
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]{20,}")
+# Fields written by this module or by the access log that are already safe and must stay readable.
+_SAFE_KEYS = frozenset({"event", "level", "timestamp", "logger", "stack", "error_type", "request_id"})
+
+
+def scrub(text: str) -> str:
+    """The text with anything that may identify a customer or open a door replaced by a marker."""
+    text = _EMAIL.sub("<email>", text)
+    text = _TOKEN.sub(_hide_token, text)
+    return _DIGITS.sub(_hide_number, text)
+
+
+def _hide_token(match: re.Match[str]) -> str:
+    # A random URL-safe token of this length has upper case, lower case and digits all but surely; a
+    # name such as `plan_followups_for_events` or a folder `test_db_upgrade_0` does not.
+    run = match.group()
+    mixed = any(c.isdigit() for c in run) and any(c.islower() for c in run) and any(c.isupper() for c in run)
+    return "<redacted>" if mixed else run
+
+
+def _hide_number(match: re.Match[str]) -> str:
+    """Seven digits or more are a phone, card or ID number, unless split into short groups the way
+    dates and versions are (2026-11-23, 1.2.3.4)."""
+    groups = _SEPARATOR.split(match.group().lstrip("+"))
+    digits = sum(len(group) for group in groups)
+    if digits >= 7 and all(len(group) >= 3 for group in groups[1:]):
+        return "<number>"
+    return match.group()
+
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+def _exc_info(value: Any) -> ExcInfo | None:
+    if value is True:
+        found = sys.exc_info()
+        return None if found[1] is None else (found[0], found[1], found[2])
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and value[1] is not None:
+        return value
+    return None
+
+
+def exception_fields(exc: BaseException) -> dict[str, Any]:
+    """Type, scrubbed message and a short stack of an exception, without any frame's locals."""
+    # No source lines are read (lookup_lines=False): this runs on a server's event loop.
+    walked = list(traceback.walk_tb(exc.__traceback__))[-MAX_STACK_FRAMES:]
+    frames = traceback.StackSummary.extract(iter(walked), lookup_lines=False, capture_locals=False)
+    return {
+        "error_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "error": scrub(str(exc))[:MAX_ERROR_CHARS],
+        "stack": [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames],
+    }
+
+
+def _exceptions_as_fields(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    info = _exc_info(event.pop("exc_info", None))
+    if info is None and isinstance(event.get("exception"), BaseException):
+        exc = event.pop("exception")
+        info = (type(exc), exc, exc.__traceback__)
+    if info is not None:
+        event.update(exception_fields(info[1]))
+    return event
+
+
+def _scrub_values(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if key in _SAFE_KEYS:
+            continue
+        if isinstance(value, str):
+            event[key] = scrub(value)
+        elif not isinstance(value, int | float | bool | type(None)):
+            event[key] = scrub(str(value))
+    return event
+
+
+def _processors() -> list[structlog.typing.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _exceptions_as_fields,
+        _scrub_values,
+    ]
 
 
 def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
-        ],
+        processors=[*_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_standard_logging(numeric, renderer)
+
+
+def _route_standard_logging(level: int, renderer: structlog.typing.Processor) -> None:
+    """uvicorn's and SQLAlchemy's own lines go through the same scrubbing and format.
+
+    uvicorn's access logger is silenced: the app writes its own access line, with tokens taken
+    out of paths. SQLAlchemy is kept at WARNING so statements and parameters never reach a log.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_processors()],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_followup", False):
+            root.removeHandler(old)
+    handler._followup = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True
+    # Migrations narrate each step at INFO; an operator needs only the revision the CLI prints.
+    for chatty in ("sqlalchemy", "alembic"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
