@@ -99,7 +99,7 @@ def _exceptions_as_fields(_logger: Any, _name: str, event: MutableMapping[str, A
 
 def _scrub_values(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event.items():
-        if key in _SAFE_KEYS:
+        if key in _SAFE_KEYS or key.startswith("_"):  # `_record` & co. belong to the stdlib bridge
             continue
         if isinstance(value, str):
             event[key] = scrub(value)
@@ -128,10 +128,27 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     structlog.configure(
         processors=[*_processors(), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     _route_standard_logging(numeric, renderer)
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # sys.stderr is looked up per logger, not once: a test harness or a daemon may swap it.
+    return structlog.PrintLogger(sys.stderr)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes to whatever sys.stderr is at the time of the line."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def _route_standard_logging(level: int, renderer: structlog.typing.Processor) -> None:
@@ -140,7 +157,7 @@ def _route_standard_logging(level: int, renderer: structlog.typing.Processor) ->
     uvicorn's access logger is silenced: the app writes its own access line, with tokens taken
     out of paths. SQLAlchemy is kept at WARNING so statements and parameters never reach a log.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_processors()],
@@ -163,7 +180,8 @@ def _route_standard_logging(level: int, renderer: structlog.typing.Processor) ->
     access.propagate = False
     access.disabled = True
     # Migrations narrate each step at INFO; an operator needs only the revision the CLI prints.
-    for chatty in ("sqlalchemy", "alembic"):
+    # httpx names every URL it calls at INFO, and a provider's URL may carry a key or a token.
+    for chatty in ("sqlalchemy", "alembic", "httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
 
 

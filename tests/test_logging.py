@@ -1,0 +1,143 @@
+"""Logs: an unexpected error is logged once, as fields, fast, and nothing personal reaches a line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from followup.app import create_app
+from followup.kernel.logging import configure_logging, get_logger, scrub
+from followup.runtime import Runtime
+
+SECRET_EMAIL = "li.wei.private@example.cn"
+SECRET_PHONE = "+86 138 0013 8000"
+
+
+@pytest.fixture
+def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
+    """Logging configured as an operator would (JSON), writing into the captured stderr."""
+    configure_logging(level="INFO", fmt="json")
+    yield capsys
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_followup", False):
+            root.removeHandler(handler)
+
+
+def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    captured = capsys.readouterr()
+    return [json.loads(line) for line in (captured.err + captured.out).splitlines() if line.startswith("{")]
+
+
+def test_scrub_hides_addresses_numbers_and_tokens_but_keeps_dates_and_names() -> None:
+    text = (
+        f"send to {SECRET_EMAIL} / {SECRET_PHONE} card 4111 1111 1111 1111 "
+        "link /s/Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789abcd at 2026-11-23T02:00:00Z in plan_followups_for_events"
+    )
+
+    assert scrub(text) == (
+        "send to <email> / <number> card <number> link /s/<redacted> at 2026-11-23T02:00:00Z in plan_followups_for_events"
+    )
+
+
+@given(
+    local=st.from_regex(r"[a-z][a-z0-9._]{0,20}", fullmatch=True),
+    domain=st.from_regex(r"[a-z][a-z0-9]{0,10}\.(cn|com|org)", fullmatch=True),
+    prefix=st.text(max_size=20),
+    suffix=st.text(max_size=20),
+)
+def test_no_email_survives_scrubbing(local: str, domain: str, prefix: str, suffix: str) -> None:
+    address = f"{local}@{domain}"
+
+    assert address not in scrub(f"{prefix} {address} {suffix}")
+
+
+@given(digits=st.from_regex(r"1[3-9]\d{9}|\d{4}( \d{4}){3}|\d{4}(-\d{4}){3}", fullmatch=True))
+def test_no_phone_or_card_number_survives_scrubbing(digits: str) -> None:
+    assert digits not in scrub(f"value {digits} here")
+
+
+def test_an_exception_is_one_line_of_fields_without_locals(json_logs: pytest.CaptureFixture[str]) -> None:
+    def send_to_customer() -> None:
+        decrypted = SECRET_EMAIL  # a local that a traceback with locals would print
+        raise ValueError(f"refused recipient {decrypted}")
+
+    try:
+        send_to_customer()
+    except ValueError:
+        get_logger("test").exception("send_crashed", message_id=7)
+
+    [line] = lines(json_logs)
+    assert line["event"] == "send_crashed"
+    assert line["message_id"] == 7
+    assert line["error_type"] == "builtins.ValueError"
+    assert line["error"] == "refused recipient <email>"
+    assert isinstance(line["stack"], list)
+    assert str(line["stack"][-1]).endswith("in send_to_customer")
+    assert SECRET_EMAIL not in json.dumps(line)
+    assert "exception" not in line
+
+
+def test_an_unexpected_error_in_a_request_is_logged_once_and_answered_500_fast(
+    runtime: Runtime, json_logs: pytest.CaptureFixture[str]
+) -> None:
+    app = create_app(runtime)
+
+    def broken(customer: str) -> None:
+        email = SECRET_EMAIL
+        raise RuntimeError(f"bug while reading {email} for {customer}")
+
+    app.add_api_route("/api/v1/broken/{customer}", broken)
+    client = TestClient(app, raise_server_exceptions=False)
+    json_logs.readouterr()
+
+    began = time.perf_counter()
+    response = client.get("/api/v1/broken/13800138000", headers={"X-Request-ID": "req-42"})
+    elapsed = time.perf_counter() - began
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {
+            "code": "internal_error",
+            "message": "Something went wrong on our side; it has been logged as request req-42.",
+            "field": None,
+        }
+    }
+    assert response.headers["x-request-id"] == "req-42"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert elapsed < 1.0
+    logged = lines(json_logs)
+    errors = [line for line in logged if line["level"] == "error"]
+    assert [line["event"] for line in errors] == ["unhandled_error"]
+    assert errors[0]["request_id"] == "req-42"
+    assert errors[0]["error_type"] == "builtins.RuntimeError"
+    assert errors[0]["route"] == "/api/v1/broken/{customer}"
+    assert [line["route"] for line in logged if line["event"] == "request"] == ["/api/v1/broken/{customer}"]
+    text = json.dumps(logged)
+    assert SECRET_EMAIL not in text
+    assert "13800138000" not in text
+    assert "Traceback" not in text
+
+
+def test_the_access_line_names_the_route_template_not_the_token(
+    api: TestClient, json_logs: pytest.CaptureFixture[str]
+) -> None:
+    token = "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa_-ZyXwVuT"
+
+    response = api.get(f"/s/{token}?score=9")
+
+    assert response.status_code == 404
+    [line] = [line for line in lines(json_logs) if line["event"] == "request"]
+    assert line["route"] == "/s/{token}"
+    assert line["status"] == 404
+    assert line["method"] == "GET"
+    assert token not in json.dumps(line)
