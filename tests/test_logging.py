@@ -8,13 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import structlog
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from followup.app import create_app
-from followup.kernel.logging import configure_logging, get_logger, scrub
+from followup.kernel.logging import configure_logging, get_logger, scrub, use_safe_defaults
 from followup.runtime import Runtime
 
 SECRET_EMAIL = "li.wei.private@example.cn"
@@ -26,7 +25,7 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixt
     """Logging configured as an operator would (JSON), writing into the captured stderr."""
     configure_logging(level="INFO", fmt="json")
     yield capsys
-    structlog.reset_defaults()
+    use_safe_defaults()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_followup", False):
@@ -81,8 +80,8 @@ def test_an_exception_is_one_line_of_fields_without_locals(json_logs: pytest.Cap
     assert line["message_id"] == 7
     assert line["error_type"] == "builtins.ValueError"
     assert line["error"] == "refused recipient <email>"
-    assert isinstance(line["stack"], list)
-    assert str(line["stack"][-1]).endswith("in send_to_customer")
+    assert isinstance(line["error_stack"], list)
+    assert str(line["error_stack"][-1]).endswith("in send_to_customer")
     assert SECRET_EMAIL not in json.dumps(line)
     assert "exception" not in line
 

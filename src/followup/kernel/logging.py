@@ -33,7 +33,7 @@ _SEPARATOR = re.compile(r"[ .\-]+")
 # Invitation and unsubscribe tokens, API keys, session cookies: long runs of URL-safe characters.
 _TOKEN = re.compile(r"[A-Za-z0-9_\-]{20,}")
 # Fields written by this module or by the access log that are already safe and must stay readable.
-_SAFE_KEYS = frozenset({"event", "level", "timestamp", "logger", "stack", "error_type", "request_id"})
+_SAFE_KEYS = frozenset({"event", "level", "timestamp", "logger", "error_stack", "error_type", "request_id"})
 
 
 def scrub(text: str) -> str:
@@ -83,7 +83,7 @@ def exception_fields(exc: BaseException) -> dict[str, Any]:
     return {
         "error_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
         "error": scrub(str(exc))[:MAX_ERROR_CHARS],
-        "stack": [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames],
+        "error_stack": [f"{frame.filename}:{frame.lineno} in {frame.name}" for frame in frames],
     }
 
 
@@ -118,8 +118,7 @@ def _processors() -> list[structlog.typing.Processor]:
     ]
 
 
-def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
-    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+def _configure_structlog(level: int, fmt: str) -> structlog.typing.Processor:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -127,11 +126,24 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     )
     structlog.configure(
         processors=[*_processors(), renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
-    _route_standard_logging(numeric, renderer)
+    return renderer
+
+
+def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
+    """Set the process's logging from settings: structlog and the standard library's loggers."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _route_standard_logging(numeric, _configure_structlog(numeric, fmt))
+
+
+def use_safe_defaults() -> None:
+    """structlog's own defaults render tracebacks with every frame's locals, slowly and with
+    whatever personal data they hold. An app or worker built without `configure_logging` (in a
+    test, or embedded in another program) gets these instead: the same fields, on stderr."""
+    _configure_structlog(logging.INFO, "console")
 
 
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
@@ -181,8 +193,13 @@ def _route_standard_logging(level: int, renderer: structlog.typing.Processor) ->
     access.disabled = True
     # Migrations narrate each step at INFO; an operator needs only the revision the CLI prints.
     # httpx names every URL it calls at INFO, and a provider's URL may carry a key or a token.
-    for chatty in ("sqlalchemy", "alembic", "httpx", "httpcore"):
+    # The demo's loopback SMTP sink (aiosmtpd, "mail.log") echoes every line of a message at DEBUG.
+    for chatty in ("sqlalchemy", "alembic", "httpx", "httpcore", "mail.log"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+
+
+# Set at import, in memory only: no logger of this package may ever run on structlog's defaults.
+use_safe_defaults()
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
