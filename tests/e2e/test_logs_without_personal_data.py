@@ -54,7 +54,7 @@ def logs(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> 
             root.removeHandler(handler)
 
 
-def test_a_full_loop_logs_nothing_personal_or_secret(
+def test_a_full_loop_logs_nothing_personal_or_secret(  # noqa: PLR0917 - pytest injects fixtures by name
     logs: pytest.CaptureFixture[str],
     runtime: Runtime,
     api: TestClient,
