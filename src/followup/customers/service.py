@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy.orm import Session
 
+from followup.config import InputLimits
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerKey
 from followup.customers.repository import CustomerRepository
-from followup.config import InputLimits
 from followup.customers.schemas import CustomerOut, CustomerSnapshot, CustomerUpsert, attributes_problem
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal

@@ -189,11 +189,15 @@ def _condition_problem(
 ) -> RuleTooLarge | None:
     values = condition.value if isinstance(condition.value, list) else [condition.value]
     if isinstance(condition.value, list) and len(values) > max_list_items:
-        return RuleTooLarge(path, f"a list of values may hold at most {max_list_items} items; this one has {len(values)}")
+        return RuleTooLarge(
+            path, f"a list of values may hold at most {max_list_items} items; this one has {len(values)}"
+        )
     for value in values:
-        if value is not None and _value_bytes(value) > max_value_bytes:
+        size = 0 if value is None else _value_bytes(value)
+        if size > max_value_bytes:
             return RuleTooLarge(
-                path, f"a value may hold at most {max_value_bytes} bytes, as an attribute value may; this one has {_value_bytes(value)}"
+                path,
+                f"a value may hold at most {max_value_bytes} bytes, as an attribute value may; this one has {size}",
             )
     return None
 
