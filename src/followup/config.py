@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = Field(default=60, ge=1)
     # Seconds an idle worker sleeps between polls.
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-    # Attempts per message before a transient failure becomes permanent.
+    # Attempts per message before a transient failure becomes permanent; a message whose worker died
+    # or hung until its lease ran out on every attempt fails too.
     send_max_attempts: int = Field(default=5, ge=1)
     # First retry delay in seconds; doubles per attempt (with jitter), capped at one hour.
     retry_base_seconds: float = Field(default=30.0, gt=0)
@@ -73,7 +74,7 @@ class Settings(BaseSettings):
     # They apply when data is written: data stored before a limit was lowered still reads and runs.
     # Attributes per customer and per event.
     max_attributes: int = Field(default=50, ge=1, le=1000)
-    # Bytes per attribute value: UTF-8 bytes of a text value, of the JSON of any other value. Rule
+    # Bytes per attribute value: UTF-8 bytes of a text, of the JSON of any other value. Rule
     # values are held to the same size, since a longer one could never equal an attribute.
     max_attribute_bytes: int = Field(default=1024, ge=16, le=65536)
     # Conditions and all/any/not groups in one audience rule tree.
