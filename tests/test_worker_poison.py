@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from followup.channels.base import Delivery, Receipt
@@ -305,3 +306,31 @@ def test_a_followup_whose_message_cannot_be_rendered_fails_alone(
     assert [(entry["event"], entry["error"]) for entry in logs if entry["event"] == "followup_step_crashed"] == [
         ("followup_step_crashed", "StopIteration")
     ]
+
+
+class DatabaseGoneAway:
+    """A send during which the database stops answering (here raised by the provider's stand-in)."""
+
+    name = "email"
+    idempotent = False
+    needs_address = True
+
+    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+
+def test_a_database_outage_during_a_send_is_not_blamed_on_the_message(
+    wallet_with: WalletFactory, clock: ManualClock
+) -> None:
+    # Given a send during which the database connection breaks
+    wallet = wallet_with(email=DatabaseGoneAway(), inapp=RecordingChannel("inapp"))
+    given_large_transfers(wallet, "c1")
+    clock.set(INVITE_DUE)
+
+    # When the worker runs, the tick fails as the loop's own problem
+    with pytest.raises(OperationalError):
+        wallet.worker.run_until_idle()
+
+    # Then the message is neither failed nor cascaded: it waits for its lease to run out
+    assert message_rows(wallet, "c1") == [("email", "sending", None, 1, None)]
+    assert wallet.followup("c1")["channel"] == "email"

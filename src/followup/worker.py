@@ -11,6 +11,8 @@ import threading
 import traceback
 from dataclasses import dataclass
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from followup.channels.base import (
     DeliveryUnknownError,
     PermanentChannelError,
@@ -121,6 +123,10 @@ class Worker:
         progress = _Progress()
         try:
             self._send_one(claimed, progress)
+        except (OperationalError, InterfaceError):
+            # The database is unreachable or busy, not this message at fault: the tick fails and
+            # the message is claimed again when its lease runs out (within the attempt limit).
+            raise
         except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
             log.error(
                 "send_crashed",

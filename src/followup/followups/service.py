@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
@@ -194,6 +195,8 @@ def run_due_followups(
         try:
             with session.begin_nested():
                 _run_step(session, followup, now=now, settings=settings, keys=keys)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not this follow-up, is at fault
         except Exception as exc:  # noqa: BLE001 - one follow-up must never stop the others
             log.error("followup_step_crashed", followup_id=followup.id, step=step, error=type(exc).__name__)
             session.refresh(followup)
