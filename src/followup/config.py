@@ -7,12 +7,31 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from functools import cached_property
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """How much one request may ask the engine to store and evaluate, checked when data is written.
+
+    Data stored before a limit was set or lowered still reads and runs; only new writes are held
+    to it. Built from the FOLLOWUP_MAX_* settings (`Settings.input_limits`).
+    """
+
+    max_attributes: int = 50
+    max_attribute_bytes: int = 1024
+    max_rule_nodes: int = 200
+    max_rule_list_items: int = 500
+    max_title_chars: int = 200
+    max_prompt_chars: int = 1000
 
 
 class Settings(BaseSettings):
@@ -40,7 +59,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = Field(default=60, ge=1)
     # Seconds an idle worker sleeps between polls.
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-    # Attempts per message before a transient failure becomes permanent.
+    # Attempts per message before a transient failure becomes permanent; a message whose worker died
+    # or hung until its lease ran out on every attempt fails too.
     send_max_attempts: int = Field(default=5, ge=1)
     # First retry delay in seconds; doubles per attempt (with jitter), capped at one hour.
     retry_base_seconds: float = Field(default=30.0, gt=0)
@@ -54,6 +74,22 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = "console"
 
+    # Limits on what one request may store, each refused with 422 `limit_exceeded` naming the field.
+    # They apply when data is written: data stored before a limit was lowered still reads and runs.
+    # Attributes per customer and per event.
+    max_attributes: int = Field(default=50, ge=1, le=1000)
+    # Bytes per attribute value: UTF-8 bytes of a text, of the JSON of any other value. Rule
+    # values are held to the same size, since a longer one could never equal an attribute.
+    max_attribute_bytes: int = Field(default=1024, ge=16, le=65536)
+    # Conditions and all/any/not groups in one audience rule tree.
+    max_rule_nodes: int = Field(default=200, ge=1, le=10000)
+    # Values in one `in` / `not_in` / `contains` list of a rule.
+    max_rule_list_items: int = Field(default=500, ge=1, le=10000)
+    # Characters of a one-line text: a survey title, a choice label, a strategy name.
+    max_title_chars: int = Field(default=200, ge=1, le=2000)
+    # Characters of a question prompt (it may span several lines).
+    max_prompt_chars: int = Field(default=1000, ge=1, le=10000)
+
     @field_validator("quiet_hours_start", "quiet_hours_end")
     @classmethod
     def _check_hhmm(cls, value: str) -> str:
@@ -65,6 +101,26 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("public_url", "smtp_from")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Both end up in email headers (List-Unsubscribe, From), where a line break would either
+        # fail every email or smuggle in a header of its own.
+        if _CONTROL.search(value):
+            raise ValueError("must be one line without control characters")
+        return value
+
+    @cached_property
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_attributes=self.max_attributes,
+            max_attribute_bytes=self.max_attribute_bytes,
+            max_rule_nodes=self.max_rule_nodes,
+            max_rule_list_items=self.max_rule_list_items,
+            max_title_chars=self.max_title_chars,
+            max_prompt_chars=self.max_prompt_chars,
+        )
 
     @cached_property
     def quiet_hours(self) -> tuple[dt.time, dt.time]:

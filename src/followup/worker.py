@@ -11,6 +11,8 @@ import threading
 import traceback
 from dataclasses import dataclass
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from followup.channels.base import (
     DeliveryUnknownError,
     PermanentChannelError,
@@ -36,6 +38,24 @@ class ClaimLostError(Exception):
 
 
 @dataclass
+class _Progress:
+    """How far one send got, for the record of a send that broke."""
+
+    channel: str | None = None
+    handed_over: bool = False
+
+
+def _where(exc: BaseException) -> str:
+    """Where an exception was raised, file and line only: its text may quote personal data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [frame for frame in frames if "/followup/" in frame.filename.replace("\\", "/")]
+    if not frames:
+        return "unknown"
+    frame = (ours or frames)[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
+
+
+@dataclass
 class WorkDone:
     steps: int = 0
     messages: int = 0
@@ -54,36 +74,87 @@ class Worker:
 
     def run_timers(self) -> int:
         runtime = self.runtime
+        try:
+            with runtime.session() as session:
+                return followups.run_due_followups(
+                    session,
+                    now=runtime.clock.now(),
+                    settings=runtime.settings,
+                    keys=runtime.keys,
+                    limit=self.batch_size,
+                )
+        except Exception as exc:  # noqa: BLE001 - find the step that broke instead of failing every tick
+            log.warning("timer_batch_failed", error=type(exc).__name__)
+        # Step by step: a step that breaks again fails its own follow-up and no other.
         with runtime.session() as session:
             return followups.run_due_followups(
-                session, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys, limit=self.batch_size
+                session,
+                now=runtime.clock.now(),
+                settings=runtime.settings,
+                keys=runtime.keys,
+                limit=self.batch_size,
+                one_by_one=True,
             )
 
     def send_due_messages(self) -> int:
         runtime = self.runtime
         idempotent = {name for name, channel in runtime.channels.items() if channel.idempotent}
         with runtime.session() as session:
-            ids = dispatch.claim_due_messages(
+            claims = dispatch.claim_due_messages(
                 session,
                 now=runtime.clock.now(),
                 settings=runtime.settings,
                 idempotent_channels=idempotent,
                 limit=self.batch_size,
             )
-        for message_id in ids:
+        for claimed in claims:
             if self.stopping.is_set():
                 break  # the lease runs out and another worker (or this one, restarted) takes it
-            self._send_one(message_id)
-        return len(ids)
+            self._send_isolated(claimed)
+        return len(claims)
 
-    def _send_one(self, message_id: int) -> int:
+    def _send_isolated(self, claimed: dispatch.Claim) -> None:
+        """Send one message so that nothing it raises reaches the others or the loop.
+
+        Anything but the channel's own typed errors is a bug or bad stored data (a title with a
+        line break, content that no longer decrypts): it would fail the same way on every retry,
+        so the message fails for good, once, and its follow-up moves on to the next channel.
+        """
+        progress = _Progress()
+        try:
+            self._send_one(claimed, progress)
+        except (OperationalError, InterfaceError):
+            # The database is unreachable or busy, not this message at fault: the tick fails and
+            # the message is claimed again when its lease runs out (within the attempt limit).
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
+            log.error(
+                "send_crashed",
+                message_id=claimed.message_id,
+                channel=progress.channel,
+                error=type(exc).__name__,
+                where=_where(exc),
+            )
+            with self.runtime.session() as session:
+                dispatch.record_internal_error(
+                    session,
+                    claimed.message_id,
+                    claim=claimed.claim,
+                    error_type=type(exc).__name__,
+                    handed_over=progress.handed_over,
+                    now=self.runtime.clock.now(),
+                )
+
+    def _send_one(self, claimed: dispatch.Claim, progress: _Progress) -> int:
         runtime = self.runtime
+        message_id = claimed.message_id
         with runtime.session() as session:
             plan = dispatch.prepare_send(
-                session, message_id, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys
+                session, claimed, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys
             )
         if plan is None:
             return 0
+        progress.channel = plan.channel
         channel = runtime.channels.get(plan.channel)
         if channel is None:
             with runtime.session() as session:
@@ -104,6 +175,7 @@ class Worker:
                     session, message_id, claim=plan.claim, now=runtime.clock.now(), settings=runtime.settings
                 ):
                     raise ClaimLostError
+            progress.handed_over = True
 
         try:
             receipt = channel.send(plan.delivery, handoff=handoff)
@@ -129,6 +201,8 @@ class Worker:
                 )
             log.info("send_failed", message_id=message_id, channel=plan.channel, error=exc.message)
             return 0
+        # The channel has the message: whatever happens from here must not make it a failure.
+        progress.handed_over = True
         with runtime.session() as session:
             dispatch.record_sent(session, message_id, receipt, claim=plan.claim, now=runtime.clock.now())
         return 1

@@ -25,6 +25,7 @@ def make_customer(runtime: Runtime, customer_id: str = "c1", **overrides: Any) -
             customer_id,
             CustomerUpsert.model_validate(fields),
             keys=runtime.keys,
+            limits=runtime.settings.input_limits,
             actor=SYSTEM,
             now=runtime.clock.now(),
             notice_version="test",

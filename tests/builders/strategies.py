@@ -40,6 +40,7 @@ def make_strategy(runtime: Runtime, key: str = "after-large-transfer", **overrid
             session,
             StrategyCreate.model_validate(strategy_body(key, **overrides)),
             available_channels=set(runtime.channels),
+            limits=runtime.settings.input_limits,
             actor=SYSTEM,
             now=runtime.clock.now(),
         )

@@ -39,5 +39,8 @@ def survey_body(key: str = "payment-csat", **overrides: Any) -> dict[str, Any]:
 def make_survey(runtime: Runtime, key: str = "payment-csat", **overrides: Any) -> Survey:
     with runtime.session() as session:
         return service.create_survey(
-            session, SurveyCreate.model_validate(survey_body(key, **overrides)), now=runtime.clock.now()
+            session,
+            SurveyCreate.model_validate(survey_body(key, **overrides)),
+            limits=runtime.settings.input_limits,
+            now=runtime.clock.now(),
         )

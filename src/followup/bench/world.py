@@ -124,13 +124,16 @@ def create_strategies(runtime: Runtime, *, channels: list[str] | None = None) ->
     """The survey and the three strategies; `channels` overrides every strategy's channel list."""
     now = runtime.clock.now()
     with runtime.session() as session:
-        surveys.create_survey(session, SurveyCreate.model_validate(SURVEY), now=now)
+        surveys.create_survey(
+            session, SurveyCreate.model_validate(SURVEY), limits=runtime.settings.input_limits, now=now
+        )
         for body in STRATEGIES:
             spec = {**body, "channels": channels} if channels else body
             strategies.create_strategy(
                 session,
                 StrategyCreate.model_validate(spec),
                 available_channels=set(runtime.channels),
+                limits=runtime.settings.input_limits,
                 actor=SYSTEM,
                 now=now,
             )
@@ -159,6 +162,7 @@ def create_reachable_customers(runtime: Runtime, count: int, *, time_zone: str =
                     }
                 ),
                 keys=runtime.keys,
+                limits=runtime.settings.input_limits,
                 actor=SYSTEM,
                 now=now,
                 notice_version=runtime.settings.privacy_notice_version,

@@ -26,6 +26,7 @@ from followup.channels.base import (
     Receipt,
     TransientChannelError,
 )
+from followup.kernel.text import control_character
 
 _UNSUBSCRIBE_LABEL = {"zh-CN": "退订", "en": "Unsubscribe"}
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
@@ -38,7 +39,36 @@ _templates = Environment(
 )
 
 
+def _check_headers(delivery: Delivery, *, sender: str) -> None:
+    """Refuse, for good, a message whose header text holds a control character.
+
+    A line break in a header would end it and start another ("Bcc: …"); Python's email package
+    refuses it with a ValueError. Text written before titles were checked can still carry one, so
+    this edge checks again and names the header, never its value (it may be an address).
+    """
+    content = delivery.content
+    headers = {
+        "From": sender,
+        "To": delivery.address or "",
+        "Subject": content.subject,
+        "List-Unsubscribe": content.unsubscribe_url or "",
+    }
+    for name, value in headers.items():
+        character = control_character(value)
+        if character is not None:
+            raise PermanentChannelError(f"the {name} header contains the control character {character}")
+
+
 def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
+    """The email of a delivery; PermanentChannelError when it cannot be composed."""
+    _check_headers(delivery, sender=sender)
+    try:
+        return _compose(delivery, sender=sender)
+    except (ValueError, TypeError, LookupError) as exc:  # the email package's refusals
+        raise PermanentChannelError(f"the email could not be composed ({type(exc).__name__})") from exc
+
+
+def _compose(delivery: Delivery, *, sender: str) -> EmailMessage:
     content = delivery.content
     label = _UNSUBSCRIBE_LABEL.get(content.locale, "Unsubscribe")
     message = EmailMessage()
@@ -99,7 +129,10 @@ class SmtpChannel:
         if not delivery.address:
             raise PermanentChannelError("no email address")
         message = build_email(delivery, sender=self.sender)
-        body = _dot_stuffed(message.as_bytes(policy=SMTP_POLICY))
+        try:
+            body = _dot_stuffed(message.as_bytes(policy=SMTP_POLICY))
+        except (ValueError, TypeError, LookupError) as exc:
+            raise PermanentChannelError(f"the email could not be composed ({type(exc).__name__})") from exc
         handed_over = False
         try:
             client = self._connect()

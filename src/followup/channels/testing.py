@@ -8,8 +8,13 @@ from collections.abc import Callable
 from followup.channels.base import Delivery, PermanentChannelError, Receipt, TransientChannelError
 
 
+class ScriptedCrash(RuntimeError):
+    """What a channel with a bug raises: none of the channel errors the protocol names."""
+
+
 class RecordingChannel:
-    """Accepts everything and remembers it. `fail_next` scripts failures: "transient" or "permanent"."""
+    """Accepts everything and remembers it. `fail_next` scripts failures: "transient", "permanent",
+    or "crash" (an exception outside the protocol, as a provider library's bug would raise)."""
 
     needs_address = False
 
@@ -27,6 +32,8 @@ class RecordingChannel:
             raise TransientChannelError("scripted transient failure")
         if failure == "permanent":
             raise PermanentChannelError("scripted permanent failure")
+        if failure == "crash":
+            raise ScriptedCrash(f"scripted crash while sending to {delivery.address}")
         handoff()
         with self._lock:
             self.sent.append(delivery)

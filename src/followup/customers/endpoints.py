@@ -24,7 +24,14 @@ def upsert_customer(
     settings: AppSettings,
 ) -> CustomerOut:
     customer = service.upsert_customer(
-        session, customer_id, body, keys=keys, actor=actor, now=now, notice_version=settings.privacy_notice_version
+        session,
+        customer_id,
+        body,
+        keys=keys,
+        limits=settings.input_limits,
+        actor=actor,
+        now=now,
+        notice_version=settings.privacy_notice_version,
     )
     return service.describe_customer(session, customer, keys=keys)
 

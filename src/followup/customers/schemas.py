@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zoneinfo
+from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator
 
+from followup.config import InputLimits
 from followup.kernel.schemas import Schema
 from followup.privacy.enums import ChannelName, Purpose
 
@@ -21,6 +24,30 @@ def check_time_zone(value: str) -> str:
     return value
 
 
+def attribute_bytes(value: Any) -> int:
+    """The size an attribute value is held to: UTF-8 bytes of a text, of the JSON of anything else."""
+    if isinstance(value, str):
+        return len(value.encode(errors="surrogatepass"))
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(errors="surrogatepass"))
+
+
+def attributes_problem(attributes: Mapping[str, Any], *, limits: InputLimits) -> tuple[str, str] | None:
+    """Why these attributes (of a customer or an event) may not be stored, as (field, sentence).
+
+    Checked on write only: a customer stored under looser limits still reads, and still matches.
+    """
+    if len(attributes) > limits.max_attributes:
+        return "attributes", f"at most {limits.max_attributes} attributes are kept; these are {len(attributes)}"
+    limit = limits.max_attribute_bytes
+    for name, value in attributes.items():
+        if len(name.encode(errors="surrogatepass")) > limit:
+            return "attributes", f"an attribute name may hold at most {limit} bytes"
+        size = attribute_bytes(value)
+        if size > limit:
+            return f"attributes.{name}", f"the value of '{name}' may hold at most {limit} bytes; it has {size}"
+    return None
+
+
 class CustomerUpsert(Schema):
     """Fields left out are kept as they are; `null` clears email or phone."""
 
@@ -28,7 +55,8 @@ class CustomerUpsert(Schema):
     phone: str | None = Field(default=None, max_length=32)
     locale: Locale | None = None
     time_zone: str | None = Field(default=None, max_length=64)
-    attributes: dict[str, AttributeValue] | None = Field(default=None, max_length=100)
+    # How many and how large: checked against the settings on write (attributes_problem).
+    attributes: dict[str, AttributeValue] | None = None
     consents: dict[Purpose, dict[ChannelName, bool]] | None = None
 
     @field_validator("time_zone")

@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping
 
 from sqlalchemy.orm import Session
 
+from followup.config import InputLimits
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerKey
 from followup.customers.repository import CustomerRepository
-from followup.customers.schemas import CustomerOut, CustomerSnapshot, CustomerUpsert
+from followup.customers.schemas import CustomerOut, CustomerSnapshot, CustomerUpsert, attributes_problem
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
 from followup.kernel.errors import InvalidInput, NotFound
@@ -90,12 +91,18 @@ def upsert_customer(
     data: CustomerUpsert,
     *,
     keys: KeyProvider,
+    limits: InputLimits,
     actor: Actor,
     now: dt.datetime,
     notice_version: str,
 ) -> Customer:
     if not external_id or len(external_id) > 128:
         raise InvalidInput("customer_id must be 1 to 128 characters.", field="customer_id")
+    if data.attributes is not None:
+        problem = attributes_problem(data.attributes, limits=limits)
+        if problem is not None:
+            field, sentence = problem
+            raise InvalidInput(f"{field}: {sentence}.", code="limit_exceeded", field=field)
     repo = CustomerRepository(session)
     customer = repo.by_external_id(external_id)
     created = customer is None

@@ -322,12 +322,15 @@ class Simulation:
         runtime, now = self.runtime, self.clock.now()
         with runtime.session() as session:
             for body in SURVEYS:
-                surveys.create_survey(session, SurveyCreate.model_validate(body), now=now)
+                surveys.create_survey(
+                    session, SurveyCreate.model_validate(body), limits=runtime.settings.input_limits, now=now
+                )
             for body in STRATEGIES:
                 strategies.create_strategy(
                     session,
                     StrategyCreate.model_validate(body),
                     available_channels=set(runtime.channels),
+                    limits=runtime.settings.input_limits,
                     actor=SYSTEM,
                     now=now,
                 )
@@ -337,6 +340,7 @@ class Simulation:
                     person.customer_id,
                     CustomerUpsert.model_validate(person.upsert_body()),
                     keys=runtime.keys,
+                    limits=runtime.settings.input_limits,
                     actor=SYSTEM,
                     now=now,
                     notice_version=NOTICE_VERSION,

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -35,29 +35,31 @@ class MessageRepository:
             .with_for_update()
         ).one_or_none()
 
-    def expire_in_flight(self, *, now: dt.datetime, idempotent_channels: Collection[str]) -> list[Message]:
-        """Messages whose worker died while a provider held them. Returns the ones now unknown."""
-        stale = list(
+    def stale_in_flight(self, *, now: dt.datetime) -> list[Message]:
+        """Messages whose worker died while a provider held them, locked."""
+        return list(
             self.session.scalars(
                 select(Message)
                 .where(Message.status == "in_flight", Message.lease_until < now)
                 .with_for_update(skip_locked=True)
             )
         )
-        unknown = []
-        for message in stale:
-            if message.channel in idempotent_channels:
-                # Safe to send again: the provider drops a second copy with the same key.
-                message.status, message.lease_until = "queued", None
-            else:
-                message.status, message.lease_until = "unknown", None
-                message.last_error = "worker stopped after handing the message over; delivery not confirmed"
-                unknown.append(message)
-        return unknown
 
-    def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[int]:
+    def abandoned_too_often(self, *, now: dt.datetime, max_attempts: int) -> list[Message]:
+        """Messages still `sending` after their lease ran out, with every attempt already used:
+        claiming them once more would pass the attempt limit."""
+        return list(
+            self.session.scalars(
+                select(Message)
+                .where(Message.status == "sending", Message.lease_until < now, Message.attempts >= max_attempts)
+                .with_for_update(skip_locked=True)
+            )
+        )
+
+    def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[tuple[int, int]]:
+        """Lease due messages; returns (message id, claim), the claim being the new attempt number."""
         ready = (
-            select(Message.id)
+            select(Message.id, Message.attempts)
             .where(
                 or_(
                     and_(Message.status == "queued", Message.due_at <= now),
@@ -68,14 +70,14 @@ class MessageRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        ids = list(self.session.scalars(ready))
-        if ids:
+        claims = [(message_id, attempts + 1) for message_id, attempts in self.session.execute(ready)]
+        if claims:
             self.session.execute(
                 update(Message)
-                .where(Message.id.in_(ids))
+                .where(Message.id.in_([message_id for message_id, _ in claims]))
                 .values(status="sending", lease_until=lease_until, attempts=Message.attempts + 1)
             )
-        return ids
+        return claims
 
     def mark_in_flight(self, message_id: int, claim: int, *, lease_until: dt.datetime) -> bool:
         result = self.session.execute(

@@ -10,6 +10,7 @@ import datetime as dt
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,13 @@ UNDELIVERED_JOB = "dispatch.message_undelivered"
 _CONTENT_PURPOSE = "message-content"
 _MAX_BACKOFF = 3600.0
 _jitter = random.SystemRandom()
+
+
+class Claim(NamedTuple):
+    """A message leased to this worker; `claim` is its attempt number when this worker took it."""
+
+    message_id: int
+    claim: int
 
 
 @dataclass(frozen=True)
@@ -87,11 +95,32 @@ def queue_message(
 
 def claim_due_messages(
     session: Session, *, now: dt.datetime, settings: Settings, idempotent_channels: Collection[str], limit: int = 100
-) -> list[int]:
-    """Lease due messages to this worker. First, settle messages a dead worker left in flight."""
+) -> list[Claim]:
+    """Lease due messages to this worker. First, settle messages dead workers left behind.
+
+    A message whose lease ran out is claimed again, one attempt more; one that has used every
+    attempt that way (a worker died, or hung, on it each time) fails instead of being claimed
+    forever, and its follow-up moves on to the next channel.
+    """
     repo = MessageRepository(session)
-    repo.expire_in_flight(now=now, idempotent_channels=idempotent_channels)
-    return repo.claim_due(now=now, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds), limit=limit)
+    for message in repo.stale_in_flight(now=now):
+        if message.channel not in idempotent_channels:
+            message.status, message.lease_until = "unknown", None
+            message.last_error = "worker stopped after handing the message over; delivery not confirmed"
+        elif message.attempts >= settings.send_max_attempts:
+            message.last_error = f"no outcome recorded in {message.attempts} attempts"
+            _undelivered(session, message, status="failed", reason="send_failed", now=now)
+        else:
+            # Safe to send again: the provider drops a second copy with the same key.
+            message.status, message.lease_until = "queued", None
+    for message in repo.abandoned_too_often(now=now, max_attempts=settings.send_max_attempts):
+        message.last_error = f"no outcome recorded in {message.attempts} attempts: the worker's lease ran out each time"
+        _undelivered(session, message, status="failed", reason="send_failed", now=now)
+    session.flush()
+    lease_until = now + dt.timedelta(seconds=settings.worker_lease_seconds)
+    return [
+        Claim(message_id, claim) for message_id, claim in repo.claim_due(now=now, lease_until=lease_until, limit=limit)
+    ]
 
 
 def read_content(session: Session, message: Message, *, keys: KeyProvider) -> MessageContent | None:
@@ -102,11 +131,11 @@ def read_content(session: Session, message: Message, *, keys: KeyProvider) -> Me
 
 
 def prepare_send(
-    session: Session, message_id: int, *, now: dt.datetime, settings: Settings, keys: KeyProvider
+    session: Session, claimed: Claim, *, now: dt.datetime, settings: Settings, keys: KeyProvider
 ) -> SendPlan | None:
-    """Ask the contact policy again, right before sending; None when there is nothing to send now."""
-    repo = MessageRepository(session)
-    message = repo.get(message_id)
+    """Ask the contact policy again, right before sending; None when there is nothing to send now
+    (or when another worker has taken the message over since this one claimed it)."""
+    message = MessageRepository(session).get_claimed(claimed.message_id, claimed.claim)
     if message is None or message.status != "sending":
         return None
     decision = policy.check_channel(session, message.customer_id, [message.channel], now=now, settings=settings)
@@ -180,6 +209,30 @@ def record_failure(
     # "Equal jitter": at least half the backoff, so retries spread out but never bunch up early.
     message.due_at = now + dt.timedelta(seconds=delay / 2 + _jitter.uniform(0, delay / 2))
     message.status, message.lease_until = "queued", None
+
+
+INTERNAL_ERROR = "internal_error"
+
+
+def record_internal_error(
+    session: Session, message_id: int, *, claim: int, error_type: str, handed_over: bool, now: dt.datetime
+) -> None:
+    """A bug or bad stored data broke the send of this one message: it fails for good, with the
+    reason internal_error, and its follow-up moves on to the next channel as after a permanent
+    refusal. Retrying would only fail the same way.
+
+    Only the exception's type is stored: its text may quote the message or the address. When the
+    channel may already have delivered (after the hand-over, or after it answered), the message
+    becomes `unknown` instead, and is neither resent nor cascaded.
+    """
+    message = MessageRepository(session).get_claimed(message_id, claim)
+    if message is None or message.status == "unknown":
+        return
+    message.last_error = f"{INTERNAL_ERROR}: {error_type}"
+    if handed_over or message.status == "in_flight":
+        message.status, message.lease_until = "unknown", None
+        return
+    _undelivered(session, message, status="failed", reason=INTERNAL_ERROR, now=now)
 
 
 def record_unknown(session: Session, message_id: int, *, claim: int, error: str) -> None:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, NotRequired
 from pydantic import ConfigDict, Field, StrictInt, StringConstraints, TypeAdapter
 from typing_extensions import TypedDict
 
+from followup.config import InputLimits
+from followup.customers.schemas import attributes_problem
 from followup.kernel.schemas import Schema
 
 try:
@@ -56,8 +58,9 @@ class EventIn(TypedDict):
     """One event as the wallet sends it.
 
     A batch is validated in one call (a TypeAdapter over the list), so every check that can live in
-    the schema does; the time and the size of `attributes` are checked right after, per event, by
-    `prepare_event`, which also parses and encodes them for storage.
+    the schema does; the time and the size of `attributes` (which depends on the settings) are
+    checked right after, per event, by `parse_occurred_at` and `encode_attributes`, which also
+    produce the stored values.
     """
 
     __pydantic_config__ = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)  # type: ignore[misc]
@@ -68,7 +71,7 @@ class EventIn(TypedDict):
     occurred_at: Any
     amount: NotRequired[Annotated[StrictInt, Field(ge=-(10**15), le=10**15)] | None]
     currency: NotRequired[Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None]
-    attributes: NotRequired[Annotated[dict[str, Any], Field(max_length=50)]]
+    attributes: NotRequired[dict[str, Any]]
 
 
 EVENTS = TypeAdapter(list[EventIn])
@@ -92,10 +95,17 @@ _encode: Callable[[Any, int], Iterable[str]] = (
 )
 
 
-def encode_attributes(value: dict[str, Any]) -> str:
-    """The attributes as stored: JSON text, finite numbers and valid Unicode only, under 8 kB."""
+def encode_attributes(value: dict[str, Any], *, limits: InputLimits) -> str:
+    """The attributes as stored: JSON text, finite numbers and valid Unicode only, under 8 kB in
+    all, within the settings' count and value size.
+
+    On the hot path: when the whole text fits the size of one value, no value can be larger, so
+    values are measured one by one only for the rare event with large attributes.
+    """
     if not value:
         return "{}"
+    if len(value) > limits.max_attributes:
+        raise ValueError(f"at most {limits.max_attributes} attributes are kept; these are {len(value)}")
     try:
         encoded = "".join(_encode(value, 0))
         size = len(encoded.encode())
@@ -105,6 +115,10 @@ def encode_attributes(value: dict[str, Any]) -> str:
         raise ValueError(f"attributes must hold only JSON values ({exc})") from exc
     if size > 8000:
         raise ValueError("attributes must stay under 8 kB")
+    if size > limits.max_attribute_bytes:
+        problem = attributes_problem(value, limits=limits)
+        if problem is not None:
+            raise ValueError(problem[1])
     return encoded
 
 

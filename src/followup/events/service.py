@@ -82,6 +82,7 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
     valid: list[tuple[EventIn, dt.datetime, str]] = []
     seen: set[str] = set()
     duplicates = 0
+    limits = settings.input_limits
     for index, event in _validate(raw_events, rejected):
         try:
             occurred_at = parse_occurred_at(event["occurred_at"])
@@ -89,7 +90,7 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
             rejected.append(_rejection(raw_events[index], index, f"occurred_at: {exc}"))
             continue
         try:
-            encoded = encode_attributes(event.get("attributes") or {})
+            encoded = encode_attributes(event.get("attributes") or {}, limits=limits)
         except ValueError as exc:
             rejected.append(_rejection(raw_events[index], index, f"attributes: {exc}"))
             continue

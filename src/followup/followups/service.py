@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
@@ -33,6 +34,7 @@ from followup.followups.schemas import (
 )
 from followup.kernel.actors import SYSTEM
 from followup.kernel.crypto import KeyProvider
+from followup.kernel.logging import get_logger
 from followup.policy import service as policy
 from followup.policy.schemas import PlanningRequest
 from followup.privacy import service as privacy
@@ -42,6 +44,9 @@ from followup.surveys.schemas import LocalizedText
 from followup.surveys.service import InvitationInvalid
 
 MESSAGE_OUTCOME_JOB = "followups.message_outcome"
+INTERNAL_ERROR = "internal_error"
+
+log = get_logger(__name__)
 
 
 def plan_followups(
@@ -164,20 +169,49 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
 
 
 def run_due_followups(
-    session: Session, *, now: dt.datetime, settings: Settings, keys: KeyProvider, limit: int = 200
+    session: Session,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+    limit: int = 200,
+    one_by_one: bool = False,
 ) -> int:
-    """Run every due timer step (invite, remind, expire) in one transaction; returns how many."""
+    """Run every due timer step (invite, remind, expire) in one transaction; returns how many.
+
+    With `one_by_one`, each step runs in a savepoint of its own: a step that breaks (a bug, or
+    stored data that no longer renders) would break the same way on every tick and take every
+    step of its batch down with it; it ends its follow-up as failed (internal_error) instead, and
+    the others go on. The worker runs a batch this way only after the batch as a whole failed, as
+    flushing step by step costs the batched inserts.
+    """
     repo = FollowupRepository(session)
     due = repo.claim_due(now, limit)
     for followup in due:
-        if followup.next_step == "invite":
-            _invite(session, followup, now=now, settings=settings, keys=keys)
-        elif followup.next_step == "remind":
-            _remind(session, followup, now=now, settings=settings, keys=keys)
-        else:
-            _expire(session, followup, now=now)
+        if not one_by_one:
+            _run_step(session, followup, now=now, settings=settings, keys=keys)
+            continue
+        step = followup.next_step
+        try:
+            with session.begin_nested():
+                _run_step(session, followup, now=now, settings=settings, keys=keys)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not this follow-up, is at fault
+        except Exception as exc:  # noqa: BLE001 - one follow-up must never stop the others
+            log.error("followup_step_crashed", followup_id=followup.id, step=step, error=type(exc).__name__)
+            session.refresh(followup)
+            _refuse(session, followup, status="failed", reason=INTERNAL_ERROR, now=now)
     session.flush()
     return len(due)
+
+
+def _run_step(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+    if followup.next_step == "invite":
+        _invite(session, followup, now=now, settings=settings, keys=keys)
+    elif followup.next_step == "remind":
+        _remind(session, followup, now=now, settings=settings, keys=keys)
+    else:
+        _expire(session, followup, now=now)
 
 
 def _refuse(session: Session, followup: Followup, *, status: str, reason: str | None, now: dt.datetime) -> None:

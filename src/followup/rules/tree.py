@@ -138,6 +138,70 @@ class Rule(BaseModel):
         return self
 
 
+class RuleTooLarge(ValueError):
+    """A tree over one of the size limits; `path` is where, relative to the tree's root."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _value_bytes(value: Scalar) -> int:
+    return len(value.encode()) if isinstance(value, str) else len(str(value))
+
+
+def check_size(
+    node: AllOf | AnyOf | NotOf | Condition, *, max_nodes: int, max_list_items: int, max_value_bytes: int
+) -> None:
+    """Raise RuleTooLarge when the tree has more nodes, a longer value list or a longer value than
+    allowed. Every event of a strategy's types is evaluated against the tree, and every read of the
+    strategy returns it: its size is what each event and each read pays.
+
+    Runs when a tree is written, not when it is read, so a tree stored under looser limits still
+    loads and evaluates.
+    """
+    count = 0
+    problem: RuleTooLarge | None = None
+    stack: list[tuple[str, AllOf | AnyOf | NotOf | Condition]] = [("", node)]
+    while stack:
+        path, current = stack.pop()
+        count += 1
+        prefix = f"{path}." if path else ""
+        if isinstance(current, AllOf):
+            stack.extend((f"{prefix}all.{index}", child) for index, child in reversed(list(enumerate(current.all))))
+        elif isinstance(current, AnyOf):
+            stack.extend((f"{prefix}any.{index}", child) for index, child in reversed(list(enumerate(current.any))))
+        elif isinstance(current, NotOf):
+            stack.append((f"{prefix}not", current.not_))
+        elif problem is None:
+            problem = _condition_problem(current, f"{prefix}value", max_list_items, max_value_bytes)
+    if count > max_nodes:
+        raise RuleTooLarge(
+            "", f"a rule tree may hold at most {max_nodes} conditions and groups in all; this one has {count}"
+        )
+    if problem is not None:
+        raise problem
+
+
+def _condition_problem(
+    condition: Condition, path: str, max_list_items: int, max_value_bytes: int
+) -> RuleTooLarge | None:
+    values = condition.value if isinstance(condition.value, list) else [condition.value]
+    if isinstance(condition.value, list) and len(values) > max_list_items:
+        return RuleTooLarge(
+            path, f"a list of values may hold at most {max_list_items} items; this one has {len(values)}"
+        )
+    for value in values:
+        size = 0 if value is None else _value_bytes(value)
+        if size > max_value_bytes:
+            return RuleTooLarge(
+                path,
+                f"a value may hold at most {max_value_bytes} bytes, as an attribute value may; this one has {size}",
+            )
+    return None
+
+
 def depth(node: AllOf | AnyOf | NotOf | Condition) -> int:
     if isinstance(node, AllOf):
         return 1 + max(depth(child) for child in node.all)

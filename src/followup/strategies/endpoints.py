@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from followup.kernel.http import ChannelNames, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, ChannelNames, Now, ReadSession, WriteSession
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
@@ -17,9 +17,16 @@ Key = Annotated[str, Path(max_length=64)]
 
 @router.post("/strategies", response_model=StrategyOut, status_code=201)
 def create_strategy(
-    body: StrategyCreate, session: WriteSession, actor: ApiActor, now: Now, channels: ChannelNames
+    body: StrategyCreate,
+    session: WriteSession,
+    actor: ApiActor,
+    now: Now,
+    channels: ChannelNames,
+    settings: AppSettings,
 ) -> StrategyOut:
-    strategy = service.create_strategy(session, body, available_channels=channels, actor=actor, now=now)
+    strategy = service.create_strategy(
+        session, body, available_channels=channels, limits=settings.input_limits, actor=actor, now=now
+    )
     return service.describe_strategy(strategy)
 
 

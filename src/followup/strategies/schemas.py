@@ -25,7 +25,9 @@ class RewardSpec(Schema):
 
 class StrategyCreate(Schema):
     key: Key
-    name: str | None = Field(default=None, max_length=200)
+    # Its length and characters are checked on write against the settings
+    # (strategies.check_strategy_limits), so a name stored under looser limits still reads.
+    name: str | None = None
     kind: StrategyKind
     status: Literal["active", "paused"] = "active"
     trigger: Trigger | None = None

@@ -10,14 +10,15 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from followup.config import Settings
+from followup.config import InputLimits, Settings
 from followup.customers import service as customers
 from followup.followups import service as followups
 from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
+from followup.kernel.text import text_problem
 from followup.privacy import service as privacy
-from followup.rules.tree import Predicate, compile_rule
+from followup.rules.tree import Predicate, RuleTooLarge, check_size, compile_rule
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
 from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
@@ -69,9 +70,37 @@ def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
     return bucket("sample", spec.key, customer_external_id) < spec.sample_rate
 
 
+def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
+    """Refuse a strategy over the size limits (422 limit_exceeded) or with a control character in
+    its name (422 invalid_character). Only on write: a stored strategy is read as it is."""
+    if data.name is not None:
+        problem = text_problem(data.name, max_chars=limits.max_title_chars)
+        if problem is not None:
+            code, sentence = problem
+            raise InvalidInput(f"name: {sentence}.", code=code, field="name")
+    if data.audience is not None:
+        try:
+            check_size(
+                data.audience,
+                max_nodes=limits.max_rule_nodes,
+                max_list_items=limits.max_rule_list_items,
+                max_value_bytes=limits.max_attribute_bytes,
+            )
+        except RuleTooLarge as exc:
+            field = f"audience.{exc.path}" if exc.path else "audience"
+            raise InvalidInput(f"{field}: {exc.message}.", code="limit_exceeded", field=field) from exc
+
+
 def create_strategy(
-    session: Session, data: StrategyCreate, *, available_channels: Collection[str], actor: Actor, now: dt.datetime
+    session: Session,
+    data: StrategyCreate,
+    *,
+    available_channels: Collection[str],
+    limits: InputLimits,
+    actor: Actor,
+    now: dt.datetime,
 ) -> Strategy:
+    check_strategy_limits(data, limits=limits)
     if data.kind != "event":
         raise InvalidInput(
             f"'{data.kind}' strategies are not available yet; use kind 'event'.",

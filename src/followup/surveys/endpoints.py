@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from followup.customers import service as customers
-from followup.kernel.http import Keys, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page, UtcDateTime
 from followup.staff.auth import ApiActor
@@ -16,8 +16,11 @@ router = APIRouter(tags=["surveys"])
 
 
 @router.post("/surveys", response_model=SurveyOut, status_code=201)
-def create_survey(body: SurveyCreate, session: WriteSession, actor: ApiActor, now: Now) -> SurveyOut:
-    return service.describe_survey(session, service.create_survey(session, body, now=now))
+def create_survey(
+    body: SurveyCreate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
+) -> SurveyOut:
+    survey = service.create_survey(session, body, limits=settings.input_limits, now=now)
+    return service.describe_survey(session, survey)
 
 
 @router.get("/surveys", response_model=Page[SurveyOut])

@@ -20,10 +20,14 @@ Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="
 
 
 class LocalizedText(Schema):
-    """Text per locale; at least one is required and the other falls back to it."""
+    """Text per locale; at least one is required and the other falls back to it.
 
-    zh_CN: str | None = Field(default=None, alias="zh-CN", max_length=500)
-    en: str | None = Field(default=None, max_length=500)
+    Length and characters are checked when a survey is written, against the settings
+    (`surveys.check_survey_limits`): this model also reads what was stored under looser limits.
+    """
+
+    zh_CN: str | None = Field(default=None, alias="zh-CN")
+    en: str | None = None
 
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
@@ -36,6 +40,10 @@ class LocalizedText(Schema):
     def get(self, locale: str) -> str:
         preferred = self.zh_CN if locale == "zh-CN" else self.en
         return preferred or self.en or self.zh_CN or ""
+
+    def items(self) -> list[tuple[str, str]]:
+        """(locale as the API names it, text) for each locale given."""
+        return [(locale, text) for locale, text in (("zh-CN", self.zh_CN), ("en", self.en)) if text is not None]
 
 
 class _QuestionBase(Schema):

@@ -11,9 +11,11 @@ from typing import Any, Literal
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
 
+from followup.config import InputLimits
 from followup.customers import service as customers
 from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
+from followup.kernel.text import text_problem
 from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
 from followup.surveys.repository import SurveyRepository
 from followup.surveys.schemas import (
@@ -65,7 +67,32 @@ def questions_of(version: SurveyVersion) -> list[Any]:
     return _QUESTIONS.validate_python(version.questions)
 
 
-def create_survey(session: Session, data: SurveyCreate, *, now: dt.datetime) -> Survey:
+def _check_text(field: str, text: LocalizedText, *, max_chars: int, multiline: bool) -> None:
+    for locale, value in text.items():
+        problem = text_problem(value, max_chars=max_chars, multiline=multiline)
+        if problem is not None:
+            code, sentence = problem
+            raise InvalidInput(f"{field}.{locale}: {sentence}.", code=code, field=f"{field}.{locale}")
+
+
+def check_survey_limits(data: SurveyCreate, *, limits: InputLimits) -> None:
+    """Refuse text over the length limits (422 limit_exceeded) or with control characters (422
+    invalid_character). The title and choice labels are one line: the title becomes an email's
+    subject. A prompt may span lines. Only on write: a stored survey is read as it is."""
+    _check_text("title", data.title, max_chars=limits.max_title_chars, multiline=False)
+    for index, question in enumerate(data.questions):
+        _check_text(f"questions.{index}.prompt", question.prompt, max_chars=limits.max_prompt_chars, multiline=True)
+        for position, option in enumerate(getattr(question, "options", ())):
+            _check_text(
+                f"questions.{index}.options.{position}.label",
+                option.label,
+                max_chars=limits.max_title_chars,
+                multiline=False,
+            )
+
+
+def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime) -> Survey:
+    check_survey_limits(data, limits=limits)
     repo = SurveyRepository(session)
     if repo.by_key(data.key) is not None:
         raise SurveyExists(f"A survey with key '{data.key}' already exists.", field="key")
