@@ -14,6 +14,7 @@ from followup.app import create_app
 from followup.config import Settings
 from followup.runtime import Runtime, build_runtime
 from followup.surveys import service as surveys
+from tests.builders.events import transfer
 from tests.builders.surveys import survey_body
 from tests.test_api_errors import Rows, assert_error, database_rows
 
@@ -141,3 +142,37 @@ def test_control_characters_in_page_urls_get_a_400_page(api: TestClient, path: s
     assert response.status_code == 400
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "请求无法处理" in response.text
+
+
+def test_the_events_batch_refuses_each_bad_event_on_its_own(api: TestClient, runtime: Runtime) -> None:
+    events = [
+        transfer("e\ud800", "c1"),
+        transfer("e2", "c\udc00"),
+        {**transfer("e3", "c3"), "attributes": {"note": "a\ud800b"}},
+        {**transfer("e4", "c4"), "attributes": {"note": "a\x00b"}},
+        {**transfer("e5", "c5"), "attributes": {"note": "a\x85b"}},
+        {**transfer("e6", "c6"), "attributes": {"note": "line\nbreak\tand tab"}},
+    ]
+    body = json.dumps({"events": events}).encode()
+
+    response = api.post("/api/v1/events", content=body, headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 200, response.text
+    unicode = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+    control = "attributes: attributes must not hold control characters (tab and line breaks are allowed)"
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": [
+            {"index": 0, "event_id": None, "code": "invalid_event", "message": f"event_id: event_id {unicode}"},
+            {"index": 1, "event_id": "e2", "code": "invalid_event", "message": f"customer_id: customer_id {unicode}"},
+            {
+                "index": 2,
+                "event_id": "e3",
+                "code": "invalid_event",
+                "message": "attributes: attributes must hold only finite numbers and valid Unicode text",
+            },
+            {"index": 3, "event_id": "e4", "code": "invalid_event", "message": control},
+            {"index": 4, "event_id": "e5", "code": "invalid_event", "message": control},
+        ],
+    }

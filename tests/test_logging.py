@@ -133,9 +133,12 @@ def test_the_access_line_names_the_route_template_not_the_token(
     token = "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa_-ZyXwVuT"
 
     response = api.get(f"/s/{token}?score=9")
+    customer = api.get("/api/v1/customers/13800138000")
 
     assert response.status_code == 404
-    [line] = [line for line in lines(json_logs) if line["event"] == "request"]
+    assert customer.status_code == 404
+    line, customer_line = [line for line in lines(json_logs) if line["event"] == "request"]
+    assert customer_line["route"] == "/api/v1/customers/{customer_id}"
     assert line["route"] == "/s/{token}"
     assert line["status"] == 404
     assert line["method"] == "GET"

@@ -11,6 +11,7 @@ from typing_extensions import TypedDict
 
 from followup.config import InputLimits
 from followup.customers.schemas import attributes_problem
+from followup.kernel.inputs import json_has_control
 from followup.kernel.schemas import Schema
 
 try:
@@ -50,7 +51,9 @@ def _parse_unusual(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+# No C0 or C1 control character, no DEL (a lone surrogate cannot reach the pattern: the schema
+# refuses it as not valid unicode first).
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE)]
 
 
@@ -79,6 +82,11 @@ FRIENDLY = {
     # The schema's own wording for a pattern names the pattern; say what it means instead.
     ("event_id", "string_pattern_mismatch"): "event_id must not contain control characters",
     ("customer_id", "string_pattern_mismatch"): "customer_id must not contain control characters",
+    ("event_id", "string_unicode"): "event_id must be valid Unicode text (a lone surrogate such as \\ud800 is not)",
+    (
+        "customer_id",
+        "string_unicode",
+    ): "customer_id must be valid Unicode text (a lone surrogate such as \\ud800 is not)",
 }
 
 
@@ -113,6 +121,8 @@ def encode_attributes(value: dict[str, Any], *, limits: InputLimits) -> str:
         raise ValueError("attributes must hold only finite numbers and valid Unicode text") from exc
     except (TypeError, RecursionError) as exc:  # Python callers: a value JSON cannot hold
         raise ValueError(f"attributes must hold only JSON values ({exc})") from exc
+    if json_has_control(encoded):
+        raise ValueError("attributes must not hold control characters (tab and line breaks are allowed)")
     if size > 8000:
         raise ValueError("attributes must stay under 8 kB")
     if size > limits.max_attribute_bytes:

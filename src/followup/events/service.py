@@ -40,11 +40,21 @@ def _message(error: ErrorDetails) -> str:
     return f"{where}: {text}"
 
 
+def _echoable(value: Any) -> str | None:
+    """The event_id to echo in a rejection, when it can be: a lone surrogate cannot be encoded in
+    the answer, and a control character has no place in it."""
+    if not isinstance(value, str) or len(value) > 128:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value if value.isprintable() else None
+
+
 def _rejection(raw: Any, index: int, message: str) -> Rejection:
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
-    return Rejection(
-        index=index, event_id=event_id if isinstance(event_id, str) else None, code="invalid_event", message=message
-    )
+    return Rejection(index=index, event_id=_echoable(event_id), code="invalid_event", message=message)
 
 
 def _validate(raw_events: Sequence[Any], rejected: list[Rejection]) -> list[tuple[int, EventIn]]:

@@ -29,11 +29,21 @@ _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # The same characters written as JSON escapes (\u0000, \b, \f, \ud800 …), counted only when the
 # backslash is not itself escaped. A surrogate pair is fine; a lone half is not.
-_JSON_ESCAPE = re.compile(
-    rb"(?<!\\)(?:\\\\)*\\(?:[bf]|u00[01][0-8bcefBCEF]|u001[0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]"
-    rb"|u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\)u[dD][c-fC-F][0-9a-fA-F]{2})"
+_JSON_ESCAPE_TEXT = (
+    r"(?<!\\)(?:\\\\)*\\(?:[bf]|u00[01][0-8bcefBCEF]|u001[0-9a-fA-F]|u007[fF]|u00[89][0-9a-fA-F]"
+    r"|u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2}\\)u[dD][c-fC-F][0-9a-fA-F]{2})"
 )
+_JSON_ESCAPE = re.compile(_JSON_ESCAPE_TEXT.encode())
+# The same test on JSON text as Python writes it (ensure_ascii=False leaves C1 and DEL unescaped).
+_JSON_CONTROL = re.compile(_JSON_ESCAPE_TEXT + r"|[\x7f-\x9f]")
+
+
+def json_has_control(encoded: str) -> bool:
+    """Whether JSON text holds a control character other than tab, line feed and carriage return."""
+    return _JSON_CONTROL.search(encoded) is not None
+
+
 # Raw bytes of the same characters in UTF-8 (C0 but tab/LF/CR, DEL, C1 as \xc2\x80-\x9f).
 _RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]")
 

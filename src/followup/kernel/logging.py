@@ -36,8 +36,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9_\-]{20,}")
 _SAFE_KEYS = frozenset({"event", "level", "timestamp", "logger", "error_stack", "error_type", "request_id"})
 
 
+# pydantic repeats the offending input in its messages ("input_value='…'"); it may be anything.
+_INPUT_VALUE = re.compile(r"input_value=.*?, input_type=", re.DOTALL)
+
+
 def scrub(text: str) -> str:
     """The text with anything that may identify a customer or open a door replaced by a marker."""
+    text = _INPUT_VALUE.sub("input_value=<hidden>, input_type=", text)
     text = _EMAIL.sub("<email>", text)
     text = _TOKEN.sub(_hide_token, text)
     return _DIGITS.sub(_hide_number, text)

@@ -27,12 +27,25 @@ REQUEST_ID_HEADER = b"x-request-id"
 
 
 def _route_template(scope: Scope) -> str:
+    """The matched route's template under its router's prefix (`/api/v1` + `/customers/{customer_id}`).
+
+    The route knows only its own template; the prefix is the part of the concrete path in front of
+    where the template matches, and prefixes are fixed text, never a parameter.
+    """
     route: Any = scope.get("route")
-    template = getattr(route, "path_format", None) or getattr(route, "path", None)
-    if isinstance(template, str):
-        return template
-    mounted = scope.get("root_path", "")
-    return f"{mounted}/…" if mounted else "(no route)"
+    template = getattr(route, "path_format", None)
+    pattern = getattr(route, "path_regex", None)
+    if not isinstance(template, str) or pattern is None:
+        return "(no route)"
+    path: str = scope.get("path", "")
+    tail = _tail_patterns.get(pattern.pattern)
+    if tail is None:
+        tail = _tail_patterns[pattern.pattern] = re.compile(pattern.pattern.lstrip("^"))
+    match = tail.search(path)
+    return (path[: match.start()] if match else "") + template
+
+
+_tail_patterns: dict[str, re.Pattern[str]] = {}
 
 
 class RequestLog:
