@@ -78,6 +78,7 @@ class EventIn(TypedDict):
 
 
 EVENTS = TypeAdapter(list[EventIn])
+_VALID_UNICODE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
 FRIENDLY = {
     # The schema's own wording for a pattern names the pattern; say what it means instead.
     ("event_id", "string_pattern_mismatch"): "event_id must not contain control characters",
