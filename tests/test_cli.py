@@ -9,6 +9,7 @@ import codecs
 import json
 import os
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -511,3 +512,35 @@ def test_events_import_with_an_unknown_encoding_is_one_line(upgraded: Cli) -> No
         "error: --encoding klingon is not an encoding Python knows; e.g. utf-8, gbk, gb18030, big5"
     )
     assert upgraded.rows("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_an_interrupted_import_says_what_was_stored_and_exits_130(upgraded: Cli) -> None:
+    # Given a file long enough to be interrupted after its first batches
+    file = upgraded.directory / "events.ndjson"
+    file.write_text("".join(json.dumps(transfer(f"e{i}", f"c{i % 50}")) + "\n" for i in range(30_000)))
+    process = subprocess.Popen(
+        [str(FOLLOWUP), "events", "import", str(file), "--batch-size", "50"],
+        cwd=upgraded.directory,
+        env=upgraded.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # When Ctrl-C arrives once the first batch is stored
+    deadline = time.monotonic() + 60
+    while upgraded.rows("SELECT count(*) FROM events") == [(0,)]:
+        assert time.monotonic() < deadline, "no batch was stored"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+
+    # Then it exits 130 and says, in one line, how many events stay stored, which the database confirms
+    assert process.returncode == 130, stderr
+    assert stdout == ""
+    stored = upgraded.rows("SELECT count(*) FROM events")[0][0]
+    assert 0 < int(str(stored)) < 30_000
+    assert f"error: interrupted; the {int(str(stored)):,} events stored before stay stored." in one_line(stderr)
+    assert "Traceback" not in stderr
+    # And importing again finishes the job
+    again = upgraded("events", "import", str(file))
+    assert json.loads(again.stdout) == {"accepted": 30_000 - int(str(stored)), "duplicates": stored, "rejected": 0}

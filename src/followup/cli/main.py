@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain
@@ -198,7 +199,8 @@ def events_import(
     """Ingest events from NDJSON, in batches, exactly as POST /api/v1/events does.
 
     Exit status: 0 when the import ran (bad lines are listed and skipped); 1 when every event was
-    rejected; 2 when nothing was imported because the file, its encoding or the settings are wrong.
+    rejected; 2 when nothing was imported because the file, its encoding or the settings are wrong;
+    130 when interrupted (the batches stored before stay stored).
     """
     from followup.events import service  # noqa: PLC0415
 
@@ -237,20 +239,32 @@ def events_import(
                 batch.clear()
                 line_numbers.clear()
 
-            for number, line, size in _decoded_lines(source, codec):
-                progress.advance(task, size)
-                if not line.strip():
-                    continue
-                try:
-                    batch.append(json.loads(line))
-                except json.JSONDecodeError:
-                    rejected.append(f"line {number}: not valid JSON")
-                    continue
-                line_numbers.append(number)
-                if len(batch) >= batch_size:
+            # Ctrl-C stops between batches, never inside one: each batch is its own transaction, so
+            # what is counted as stored is exactly what is, and importing the file again stores only
+            # what is missing (the rest count as duplicates).
+            with _interruptible() as interrupted:
+                for number, line, size in _decoded_lines(source, codec):
+                    if interrupted.is_set():
+                        break
+                    progress.advance(task, size)
+                    if not line.strip():
+                        continue
+                    try:
+                        batch.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        rejected.append(f"line {number}: not valid JSON")
+                        continue
+                    line_numbers.append(number)
+                    if len(batch) >= batch_size:
+                        flush()
+                if batch and not interrupted.is_set():
                     flush()
-            if batch:
-                flush()
+            if interrupted.is_set():
+                raise _fail(
+                    f"interrupted; the {accepted:,} events stored before stay stored. "
+                    "Import the file again to finish: events already stored count as duplicates",
+                    code=130,
+                )
     for message in rejected[:20]:
         err.print(f"[yellow]rejected[/yellow] {escape(message)}", soft_wrap=True)
     if len(rejected) > 20:
@@ -258,6 +272,21 @@ def events_import(
     typer.echo(json.dumps({"accepted": accepted, "duplicates": duplicates, "rejected": len(rejected)}))
     if rejected and accepted == 0:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C (SIGINT) sets the event instead of raising KeyboardInterrupt."""
+    interrupted = threading.Event()
+
+    def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 # Byte-order marks, longest first: UTF-32's little-endian mark begins with UTF-16's.
