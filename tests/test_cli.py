@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 
 from followup.app import create_app
 from followup.config import Settings
+from followup.kernel.db import describe_database
 from followup.runtime import build_runtime
 from followup.staff import service as staff
 from tests.builders.events import transfer
@@ -544,3 +545,16 @@ def test_an_interrupted_import_says_what_was_stored_and_exits_130(upgraded: Cli)
     # And importing again finishes the job
     again = upgraded("events", "import", str(file))
     assert json.loads(again.stdout) == {"accepted": 30_000 - int(str(stored)), "duplicates": stored, "rejected": 0}
+
+
+@pytest.mark.parametrize(
+    ("url", "described"),
+    [
+        (f"postgresql+psycopg://followup:{PASSWORD}@db.internal:5433/followup", "postgresql db.internal:5433/followup"),
+        ("sqlite:///./var/followup.db", "sqlite ./var/followup.db"),
+    ],
+)
+def test_the_start_up_line_names_the_database_without_user_or_password(url: str, described: str) -> None:
+    assert describe_database(url) == described
+    assert PASSWORD not in describe_database(url)
+    assert "followup@" not in describe_database(url)
