@@ -5,24 +5,30 @@ traceback; what a script reads (a key, a password, counts) is alone on stdout.""
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import os
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import URL, make_url
 
 from followup.app import create_app
 from followup.config import Settings
+from followup.kernel.db import describe_database
 from followup.runtime import build_runtime
 from followup.staff import service as staff
 from tests.builders.events import transfer
-from tests.conftest import MASTER_KEY
+from tests.conftest import MASTER_KEY, free_port
 
 FOLLOWUP = Path(sys.prefix) / "bin" / "followup"
 
@@ -282,3 +288,273 @@ def test_keys_generate_prints_a_usable_master_key(cli: Cli) -> None:
     key = result.stdout.strip()
     assert len(base64.b64decode(key, validate=True)) == 32
     assert cli("db", "upgrade", FOLLOWUP_MASTER_KEY=key).returncode == 0
+
+
+# ── a database that cannot be used: one line naming FOLLOWUP_DATABASE_URL ────────────────────────
+
+PASSWORD = "Never-Print-Me-7f3a"
+URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+
+
+def only_line(stderr: str) -> str:
+    """The whole of stderr, asserted to be exactly one line (however narrow the terminal)."""
+    assert stderr.endswith("\n"), stderr
+    assert stderr.count("\n") == 1, stderr
+    return stderr.rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            f"postgresql+psycopg://followup:{PASSWORD}@127.0.0.1:9/followup",
+            "error: cannot connect to PostgreSQL at 127.0.0.1:9 (connection refused); check the host and port in "
+            "FOLLOWUP_DATABASE_URL and that the server is running",
+        ),
+        (
+            f"postgresql+psycopg://followup:{PASSWORD}@no-such-host.invalid:5432/followup",
+            "error: cannot find the database host no-such-host.invalid; check the host in FOLLOWUP_DATABASE_URL",
+        ),
+        (
+            f"mysql://followup:{PASSWORD}@127.0.0.1/followup",
+            f"error: FOLLOWUP_DATABASE_URL names a mysql database, which followup does not support; use {URL_FORMS}",
+        ),
+        (
+            f"postgresql+psycopg2://followup:{PASSWORD}@127.0.0.1/followup",
+            "error: FOLLOWUP_DATABASE_URL asks for the psycopg2 driver, which followup does not ship; "
+            "start the URL with postgresql+psycopg://",
+        ),
+        (
+            f"followup:{PASSWORD}@db.internal",
+            f"error: FOLLOWUP_DATABASE_URL is not a database URL; write it as {URL_FORMS}",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("serve", "--port", "9"), ("worker", "--once")])
+def test_a_database_that_cannot_be_used_is_one_line_naming_the_setting(
+    cli: Cli, url: str, message: str, command: tuple[str, ...]
+) -> None:
+    # Given a URL that cannot work, a master key (so the URL is what fails) and a narrow terminal
+    result = cli(*command, FOLLOWUP_DATABASE_URL=url, FOLLOWUP_MASTER_KEY=MASTER_KEY, COLUMNS="40")
+
+    # Then the command stops with one line on stderr that says what to fix, and never the password
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert only_line(result.stderr) == message
+    assert PASSWORD not in result.stderr
+    assert list(cli.directory.iterdir()) == []
+
+
+def test_a_sqlite_directory_that_cannot_be_created_is_one_line(cli: Cli) -> None:
+    # Given a database path below a regular file, where no directory can be made (even for root)
+    (cli.directory / "not-a-directory").write_text("")
+    url = f"sqlite:///{cli.directory}/not-a-directory/var/followup.db"
+
+    result = cli("db", "upgrade", FOLLOWUP_DATABASE_URL=url, COLUMNS="40")
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert only_line(result.stderr) == (
+        f"error: cannot create {cli.directory}/not-a-directory/var for the SQLite database (Not a directory); "
+        "point FOLLOWUP_DATABASE_URL at a file in a directory this user can create and write"
+    )
+
+
+def _postgres_url_or_skip() -> URL:
+    base = os.environ.get("FOLLOWUP_TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("needs a PostgreSQL server: set FOLLOWUP_TEST_DATABASE_URL")
+    return make_url(base)
+
+
+def test_a_postgresql_database_that_does_not_exist_is_one_line(cli: Cli) -> None:
+    server = _postgres_url_or_skip()
+    url = server.set(database="followup_no_such_database", password=server.password or PASSWORD)
+
+    rendered = url.render_as_string(hide_password=False)
+    result = cli("db", "upgrade", FOLLOWUP_DATABASE_URL=rendered, FOLLOWUP_MASTER_KEY=MASTER_KEY, COLUMNS="40")
+
+    assert result.returncode == 2
+    assert only_line(result.stderr) == (
+        f'error: PostgreSQL at {server.host}:{server.port or 5432} has no database "followup_no_such_database"; '
+        "create it, or fix the database name in FOLLOWUP_DATABASE_URL"
+    )
+    assert str(url.password) not in result.stderr
+
+
+def test_a_postgresql_user_that_does_not_exist_is_one_line(cli: Cli) -> None:
+    server = _postgres_url_or_skip()
+    url = server.set(username="followup_no_such_user", password=PASSWORD)
+
+    rendered = url.render_as_string(hide_password=False)
+    result = cli("worker", "--once", FOLLOWUP_DATABASE_URL=rendered, FOLLOWUP_MASTER_KEY=MASTER_KEY)
+
+    assert result.returncode == 2
+    assert only_line(result.stderr) == (
+        f'error: PostgreSQL at {server.host}:{server.port or 5432} has no user "followup_no_such_user"; '
+        "check the user in FOLLOWUP_DATABASE_URL"
+    )
+    assert PASSWORD not in result.stderr
+
+
+# ── serve says where it serves ───────────────────────────────────────────────────────────────────
+
+
+def test_serve_logs_one_start_up_line_with_address_database_and_public_url(upgraded: Cli) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(FOLLOWUP), "serve", "--port", str(port)],
+        cwd=upgraded.directory,
+        env={**upgraded.env, "FOLLOWUP_PUBLIC_URL": "https://feedback.wallet.example/"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # When it answers on its port
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "followup serve did not start"
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+
+    # Then it has said, in one line, where it serves, on which database, and the public URL of links
+    assert stdout == ""
+    (line,) = [line for line in stderr.splitlines() if " serving " in line]
+    assert f"address=http://127.0.0.1:{port}" in line
+    assert f"database='sqlite {upgraded.database}'" in line
+    assert "public_url=https://feedback.wallet.example" in line
+    # And nothing but that line: no access log of its own start, no traceback on SIGTERM
+    assert [entry for entry in stderr.splitlines() if entry.strip()] == [line]
+
+
+# ── events import: encodings ─────────────────────────────────────────────────────────────────────
+
+CHINESE = {"to": "朋友", "note": "房租"}
+
+
+def _event_lines() -> list[str]:
+    """An ASCII-only first line, then a line with Chinese text."""
+    return [json.dumps(transfer("e1", "c1")), json.dumps(transfer("e2", "c1", attributes=CHINESE), ensure_ascii=False)]
+
+
+def test_events_import_refuses_a_gbk_file_whole_and_names_line_encoding_and_option(upgraded: Cli) -> None:
+    # Given a GBK file whose first line is valid in any encoding and whose second is not UTF-8
+    file = upgraded.directory / "events-gbk.ndjson"
+    file.write_bytes(("\n".join(_event_lines()) + "\n").encode("gbk"))
+
+    result = upgraded("events", "import", str(file), COLUMNS="40")
+
+    # Then nothing is imported, not even line 1, and one line says why and what to do
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert only_line(result.stderr) == (
+        "error: line 2 is not valid UTF-8 (byte 0xc5); nothing was imported. "
+        "If the file is in another encoding, name it with --encoding, e.g. --encoding gbk"
+    )
+    assert upgraded.rows("SELECT count(*) FROM events") == [(0,)]
+    assert upgraded.rows("SELECT count(*) FROM customers") == [(0,)]
+
+    # When the encoding is named, every line is imported with its text intact
+    named = upgraded("events", "import", str(file), "--encoding", "gbk")
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout) == {"accepted": 2, "duplicates": 0, "rejected": 0}
+    stored = upgraded.rows("SELECT attributes FROM events WHERE event_id = 'e2'")
+    assert json.loads(str(stored[0][0])) == CHINESE
+
+
+def test_events_import_of_gbk_on_stdin_is_refused_whole_too(upgraded: Cli) -> None:
+    stdin = ("\n".join(_event_lines()) + "\n").encode("gbk")
+    result = subprocess.run(
+        [str(FOLLOWUP), "events", "import", "-"],
+        cwd=upgraded.directory,
+        env=upgraded.env,
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith("error: line 2 is not valid UTF-8 (byte 0xc5); nothing was imported.")
+    assert upgraded.rows("SELECT count(*) FROM events") == [(0,)]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+def test_events_import_reads_a_byte_order_mark(upgraded: Cli, encoding: str) -> None:
+    # Given a file that starts with a byte-order mark (utf-16-be gets its mark written by hand)
+    text = "\n".join(_event_lines()) + "\n"
+    data = codecs.BOM_UTF16_BE + text.encode(encoding) if encoding == "utf-16-be" else text.encode(encoding)
+    file = upgraded.directory / "events-bom.ndjson"
+    file.write_bytes(data)
+
+    result = upgraded("events", "import", str(file))
+
+    # Then line 1 is an event like any other, not "not valid JSON"
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"accepted": 2, "duplicates": 0, "rejected": 0}
+    assert "rejected" not in result.stderr
+    assert upgraded.rows("SELECT event_id FROM events ORDER BY event_id") == [("e1",), ("e2",)]
+
+
+def test_events_import_with_an_unknown_encoding_is_one_line(upgraded: Cli) -> None:
+    file = upgraded.directory / "events.ndjson"
+    file.write_text(json.dumps(transfer("e1", "c1")) + "\n", encoding="utf-8")
+
+    result = upgraded("events", "import", str(file), "--encoding", "klingon")
+
+    assert result.returncode == 2
+    assert only_line(result.stderr) == (
+        "error: --encoding klingon is not an encoding Python knows; e.g. utf-8, gbk, gb18030, big5"
+    )
+    assert upgraded.rows("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_an_interrupted_import_says_what_was_stored_and_exits_130(upgraded: Cli) -> None:
+    # Given a file long enough to be interrupted after its first batches
+    file = upgraded.directory / "events.ndjson"
+    file.write_text("".join(json.dumps(transfer(f"e{i}", f"c{i % 50}")) + "\n" for i in range(30_000)))
+    process = subprocess.Popen(
+        [str(FOLLOWUP), "events", "import", str(file), "--batch-size", "50"],
+        cwd=upgraded.directory,
+        env=upgraded.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # When Ctrl-C arrives once the first batch is stored
+    deadline = time.monotonic() + 60
+    while upgraded.rows("SELECT count(*) FROM events") == [(0,)]:
+        assert time.monotonic() < deadline, "no batch was stored"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+
+    # Then it exits 130 and says, in one line, how many events stay stored, which the database confirms
+    assert process.returncode == 130, stderr
+    assert stdout == ""
+    stored = upgraded.rows("SELECT count(*) FROM events")[0][0]
+    assert 0 < int(str(stored)) < 30_000
+    assert f"error: interrupted; the {int(str(stored)):,} events stored before stay stored." in one_line(stderr)
+    assert "Traceback" not in stderr
+    # And importing again finishes the job
+    again = upgraded("events", "import", str(file))
+    assert json.loads(again.stdout) == {"accepted": 30_000 - int(str(stored)), "duplicates": stored, "rejected": 0}
+
+
+@pytest.mark.parametrize(
+    ("url", "described"),
+    [
+        (f"postgresql+psycopg://followup:{PASSWORD}@db.internal:5433/followup", "postgresql db.internal:5433/followup"),
+        ("sqlite:///./var/followup.db", "sqlite ./var/followup.db"),
+    ],
+)
+def test_the_start_up_line_names_the_database_without_user_or_password(url: str, described: str) -> None:
+    assert describe_database(url) == described
+    assert PASSWORD not in describe_database(url)
+    assert "followup@" not in describe_database(url)

@@ -7,6 +7,7 @@ is set); the summary it prints is checked against what the API reports.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from followup.app import create_app
 from followup.config import Settings
 from followup.demo.simulate import STRATEGY_KEYS, DemoRun, demo_settings, play_month
-from followup.demo.summary import DemoSummary, collect_summary
+from followup.demo.summary import CASCADE_REASONS, SYNTHETIC, DemoSummary, collect_summary
 from followup.demo.world import build_world
 from followup.staff import service as staff
 from tests.conftest import MASTER_KEY, wipe
@@ -122,6 +123,24 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
         cases = _all(api, "/api/v1/cases")
         assert Counter((c["priority"], c["kind"]) for c in cases) == Counter(summary.cases)
 
+        # Moves to the next channel, by reason, are the follow-ups' own history entries
+        cascades = Counter(h["reason"] for f in followups for h in f["history"] if h["action"] == "cascaded")
+        assert {reason: count for reason, count in summary.cascaded_by_reason.items() if count} == dict(cascades)
+        assert summary.cascaded == sum(cascades.values())
+        # Which strategies reward is what the strategies say
+        rewards = {
+            s["key"]: (s["reward"] or {}).get("points", 0) for s in api.get("/api/v1/strategies").json()["items"]
+        }
+        assert (
+            summary.reward_points
+            == rewards
+            == {
+                "after-failed-payment": 0,
+                "after-first-use": 0,
+                "after-large-transfer": 20,
+            }
+        )
+
 
 def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path) -> None:
     database = tmp_path / "demo.db"
@@ -143,6 +162,25 @@ def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path)
     assert "Traceback" not in result.stderr
     for title in ("Events", "Follow-ups", "Not contacted, and why", "Messages", "Answers per strategy", "Rewards"):
         assert title in result.stdout
+    output = " ".join(result.stdout.split())
+    # The figures are said to be synthetic, before any of them
+    assert output.index(" ".join(SYNTHETIC.split())) < output.index("Events (")
+    # Moves to the next channel are broken down by reason, each reason on its own row
+    assert "moved on to the next channel, because of" in output
+    for words in CASCADE_REASONS.values():
+        assert re.search(rf"{words} +[0-9,]+", output), words
+    # Which strategies reward, and with what
+    assert re.search(r"after-large-transfer: points per answer +20", output)
+    assert re.search(r"after-failed-payment: points per answer +no reward", output)
+    # "Too late" is explained and split by cause, and the parts add up
+    late = re.search(
+        r"Ratings that came too late, turned away as a real customer's would be: ([0-9,]+) — ([0-9,]+) after the "
+        r"follow-up had expired, ([0-9,]+) through a second message \(a reminder, or another channel\) of a "
+        r"follow-up already answered\.",
+        output,
+    )
+    assert late, output
+    assert int(late[1]) == int(late[2]) + int(late[3])
     assert "/console" not in result.stdout  # --no-serve: nothing is served, so no address is printed
     assert database.exists()
     assert (tmp_path / "demo.db.key").exists()

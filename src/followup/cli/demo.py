@@ -84,7 +84,7 @@ def demo(  # noqa: PLR0917 - typer maps each option to a parameter
 ) -> None:
     """Play a wallet's month of follow-ups on a simulated clock, then serve it."""
     from followup.demo.simulate import STRATEGY_KEYS, demo_settings, play_month  # noqa: PLC0415
-    from followup.demo.summary import collect_summary, render_summary  # noqa: PLC0415
+    from followup.demo.summary import collect_summary, render_answers, render_summary  # noqa: PLC0415
     from followup.demo.world import build_world  # noqa: PLC0415
     from followup.kernel.db import make_engine  # noqa: PLC0415
     from followup.migrations.runner import upgrade  # noqa: PLC0415
@@ -129,12 +129,8 @@ def demo(  # noqa: PLR0917 - typer maps each option to a parameter
         summary = collect_summary(run.runtime, STRATEGY_KEYS)
         wide = Console(width=max(out.width, 100)) if not out.is_terminal else out
         render_summary(summary, wide)
-        answers = run.answers
-        out.print(
-            f"Simulated customers gave {answers.ratings:,} ratings and {answers.comments:,} comments "
-            f"({answers.security_comments:,} about security); {answers.too_late:,} came too late. "
-            f"The month took {time.monotonic() - began:.1f} s."
-        )
+        render_answers(run.answers, wide)
+        out.print(f"The month took {time.monotonic() - began:.1f} s.")
         if no_serve:
             return
         _serve(run.runtime, end=world.end, host=host, port=port, public_url=public_url)

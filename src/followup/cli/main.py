@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import shutil
 import signal
 import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import IO, Annotated, cast
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from followup.config import Settings
+from followup.kernel.db import check_database_url, explain_connection_failure
 from followup.kernel.errors import FollowupError
 from followup.kernel.logging import configure_logging
 from followup.runtime import Runtime, build_runtime
@@ -39,7 +47,9 @@ err = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    # One line whatever the terminal's width (scripts grep it), and the message taken literally:
+    # a driver's "[Errno 2]" is text, not markup.
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -55,16 +65,39 @@ def _settings() -> Settings:
 def _runtime() -> Iterator[Runtime]:
     settings = _settings()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
-    try:
-        runtime = build_runtime(settings)
-    except (FollowupError, ValueError) as exc:
-        raise _fail(getattr(exc, "message", str(exc))) from exc
+    runtime = _open_runtime(settings)
     try:
         yield runtime
     except FollowupError as exc:
         raise _fail(exc.message) from exc
+    except OperationalError as exc:
+        # The database went away in the middle of the command.
+        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
     finally:
         runtime.close()
+
+
+def _open_runtime(settings: Settings) -> Runtime:
+    """Build the runtime and open one connection to the database before any work starts.
+
+    A database that cannot be used (a server that does not answer, a wrong name or password, a
+    driver this build lacks, a SQLite directory that cannot be created) stops the command with one
+    line naming FOLLOWUP_DATABASE_URL, instead of a driver's traceback halfway through the work.
+    """
+    try:
+        check_database_url(settings.database_url)
+        runtime = build_runtime(settings)
+    except (FollowupError, ValueError) as exc:
+        raise _fail(getattr(exc, "message", str(exc))) from exc
+    except OSError as exc:
+        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
+    try:
+        with runtime.engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        runtime.close()
+        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
+    return runtime
 
 
 def _check_schema(runtime: Runtime) -> None:
@@ -93,10 +126,12 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from followup.app import create_app  # noqa: PLC0415
+    from followup.cli.serving import AnnouncingServer  # noqa: PLC0415
 
     with _runtime() as runtime:
         _check_schema(runtime)
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+        AnnouncingServer(config, settings=runtime.settings).run()
 
 
 @app.command()
@@ -156,64 +191,196 @@ def keys_generate() -> None:
 def events_import(
     path: Annotated[Path, typer.Argument(help="NDJSON file, one event per line; - for stdin")],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 5000,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="the file's text encoding, e.g. gbk; default UTF-8 (a byte-order mark always decides)"),
+    ] = None,
 ) -> None:
-    """Ingest events from NDJSON, in batches, exactly as POST /api/v1/events does."""
+    """Ingest events from NDJSON, in batches, exactly as POST /api/v1/events does.
+
+    Exit status: 0 when the import ran (bad lines are listed and skipped); 1 when every event was
+    rejected; 2 when nothing was imported because the file, its encoding or the settings are wrong;
+    130 when interrupted (the batches stored before stay stored).
+    """
     from followup.events import service  # noqa: PLC0415
 
-    if str(path) != "-" and not path.is_file():
-        raise _fail(f"no such file: {path}")
-    handle = sys.stdin if str(path) == "-" else path.open(encoding="utf-8")
-    total_size = path.stat().st_size if str(path) != "-" else None
-    accepted = duplicates = 0
-    rejected: list[str] = []
-    with (
-        _runtime() as runtime,
-        handle,
-        Progress(
-            TextColumn("[bold]importing"),
-            BarColumn(),
-            TextColumn("{task.completed:,.0f} bytes"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=total_size is None,
-        ) as progress,
-    ):
-        _check_schema(runtime)
-        task = progress.add_task("import", total=total_size)
-        batch: list[object] = []
-        line_numbers: list[int] = []
+    with _events_source(path) as source:
+        codec = _events_codec(source, encoding)
+        # Decode the whole file before storing anything: a file in the wrong encoding is refused
+        # whole instead of being imported up to its first undecodable line.
+        _check_decodes(source, codec)
+        source.seek(0)
+        total_size = path.stat().st_size if str(path) != "-" else None
+        accepted = duplicates = 0
+        rejected: list[str] = []
+        with (
+            _runtime() as runtime,
+            Progress(
+                TextColumn("[bold]importing"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f} bytes"),
+                TimeRemainingColumn(),
+                console=err,
+                disable=total_size is None,
+            ) as progress,
+        ):
+            _check_schema(runtime)
+            task = progress.add_task("import", total=total_size)
+            batch: list[object] = []
+            line_numbers: list[int] = []
 
-        def flush() -> None:
-            nonlocal accepted, duplicates
-            with runtime.session() as session:
-                result = service.ingest_events(session, batch, now=runtime.clock.now(), settings=runtime.settings)
-            accepted += result.accepted
-            duplicates += result.duplicates
-            rejected.extend(f"line {line_numbers[r.index]}: {r.message}" for r in result.rejected)
-            batch.clear()
-            line_numbers.clear()
+            def flush() -> None:
+                nonlocal accepted, duplicates
+                with runtime.session() as session:
+                    result = service.ingest_events(session, batch, now=runtime.clock.now(), settings=runtime.settings)
+                accepted += result.accepted
+                duplicates += result.duplicates
+                rejected.extend(f"line {line_numbers[r.index]}: {r.message}" for r in result.rejected)
+                batch.clear()
+                line_numbers.clear()
 
-        for number, line in enumerate(handle, start=1):
-            progress.advance(task, len(line.encode()))
-            if not line.strip():
-                continue
-            try:
-                batch.append(json.loads(line))
-            except json.JSONDecodeError:
-                rejected.append(f"line {number}: not valid JSON")
-                continue
-            line_numbers.append(number)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
+            # Ctrl-C stops between batches, never inside one: each batch is its own transaction, so
+            # what is counted as stored is exactly what is, and importing the file again stores only
+            # what is missing (the rest count as duplicates).
+            with _interruptible() as interrupted:
+                for number, line, size in _decoded_lines(source, codec):
+                    if interrupted.is_set():
+                        break
+                    progress.advance(task, size)
+                    if not line.strip():
+                        continue
+                    try:
+                        batch.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        rejected.append(f"line {number}: not valid JSON")
+                        continue
+                    line_numbers.append(number)
+                    if len(batch) >= batch_size:
+                        flush()
+                if batch and not interrupted.is_set():
+                    flush()
+            if interrupted.is_set():
+                raise _fail(
+                    f"interrupted; the {accepted:,} events stored before stay stored. "
+                    "Import the file again to finish: events already stored count as duplicates",
+                    code=130,
+                )
     for message in rejected[:20]:
-        err.print(f"[yellow]rejected[/yellow] {message}")
+        err.print(f"[yellow]rejected[/yellow] {escape(message)}", soft_wrap=True)
     if len(rejected) > 20:
         err.print(f"… and {len(rejected) - 20} more rejected")
     typer.echo(json.dumps({"accepted": accepted, "duplicates": duplicates, "rejected": len(rejected)}))
     if rejected and accepted == 0:
         raise typer.Exit(1)
+
+
+@contextmanager
+def _interruptible() -> Iterator[threading.Event]:
+    """While the block runs, Ctrl-C (SIGINT) sets the event instead of raising KeyboardInterrupt."""
+    interrupted = threading.Event()
+
+    def _on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# Byte-order marks, longest first: UTF-32's little-endian mark begins with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+@contextmanager
+def _events_source(path: Path) -> Iterator[IO[bytes]]:
+    """The events as bytes that can be read twice: the file itself, or stdin kept in a spool
+    (memory up to 64 MiB, then a temporary file)."""
+    if str(path) == "-":
+        with tempfile.SpooledTemporaryFile(max_size=64 * 2**20) as spool:
+            shutil.copyfileobj(sys.stdin.buffer, spool)
+            spool.seek(0)
+            yield cast(IO[bytes], spool)
+        return
+    if not path.is_file():
+        raise _fail(f"no such file: {path}")
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle
+
+
+def _events_codec(source: IO[bytes], encoding: str | None) -> str:
+    """A byte-order mark decides; without one, --encoding or else UTF-8 (utf-8-sig reads BOM-less UTF-8 too)."""
+    name = "utf-8"
+    if encoding is not None:
+        try:
+            name = codecs.lookup(encoding).name
+        except LookupError as exc:
+            known = "e.g. utf-8, gbk, gb18030, big5"
+            raise _fail(f"--encoding {encoding} is not an encoding Python knows; {known}") from exc
+    head = source.read(4)
+    source.seek(0)
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            return codec
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _encoding_name(codec: str) -> str:
+    return {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-32": "UTF-32"}.get(codec, codec)
+
+
+class _Undecodable(Exception):
+    def __init__(self, line: int, problem: UnicodeDecodeError) -> None:
+        super().__init__(line)
+        self.line = line
+        self.problem = problem
+
+
+def _decoded_lines(source: IO[bytes], codec: str) -> Iterator[tuple[int, str, int]]:
+    """(line number, text, bytes read for it) per line; raises _Undecodable at the first bad byte.
+
+    The decoder is incremental, so a line split anywhere (UTF-16 newlines are two bytes) decodes
+    the same as the whole file would.
+    """
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    pending = ""
+    number = consumed = 0
+    for raw in chain(source, [b""]):
+        consumed += len(raw)
+        try:
+            pending += decoder.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            raise _Undecodable(number + 1, exc) from exc
+        *complete, pending = pending.split("\n")
+        for text in complete:
+            number += 1
+            yield number, text, consumed
+            consumed = 0
+    if pending:
+        yield number + 1, pending, consumed
+
+
+def _check_decodes(source: IO[bytes], codec: str) -> None:
+    try:
+        for _ in _decoded_lines(source, codec):
+            pass
+    except _Undecodable as exc:
+        bad = exc.problem.object[exc.problem.start : exc.problem.start + 1].hex()
+        raise _fail(
+            f"line {exc.line} is not valid {_encoding_name(codec)} (byte 0x{bad}); nothing was imported. "
+            "If the file is in another encoding, name it with --encoding, e.g. --encoding gbk"
+        ) from exc
 
 
 from followup.cli.bench import bench  # noqa: E402 - the commands live in their own modules

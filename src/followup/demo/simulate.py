@@ -282,7 +282,14 @@ class AnswerStats:
     skipped: int = 0
     comments: int = 0
     security_comments: int = 0
-    too_late: int = 0
+    # Ratings turned away because the link no longer took them: the follow-up had expired, or the
+    # customer had already answered it through another of its messages.
+    late_after_expiry: int = 0
+    late_already_answered: int = 0
+
+    @property
+    def too_late(self) -> int:
+        return self.late_after_expiry + self.late_already_answered
 
 
 @dataclass(order=True)
@@ -291,6 +298,7 @@ class _Pending:
     order: int
     step: str = field(compare=False)  # "rating" or "details"
     token: str = field(compare=False)
+    followup: str = field(compare=False)  # the follow-up the message belongs to
     answers: dict[str, Any] = field(compare=False)
 
 
@@ -314,6 +322,7 @@ class Simulation:
         self.zones: dict[str, ZoneInfo] = {}
         self.answers = AnswerStats()
         self._pending: list[_Pending] = []
+        self._answered: set[str] = set()  # follow-ups rated, so a later rating of one is told apart
         self._order = 0
         self._next_event = 0
 
@@ -394,22 +403,23 @@ class Simulation:
         at = self._awake(sent.at + delay, person, rng)
         content = delivery.content
         token = content.link.rsplit("/s/", 1)[-1]
+        followup = delivery.idempotency_key.rsplit("-", 2)[0]  # "followup-{id}", before step and channel
         scale = "nps" if len(content.rating_links) == 11 else "csat"
         mishaps = self.world.recent_mishaps(person.customer_id, at, within=dt.timedelta(days=7))
         failed = sum(1 for m in mishaps if m.kind == "payment_failed")
         disputes = sum(1 for m in mishaps if m.kind == "dispute")
         takeover = any(m.kind == "takeover" for m in mishaps)
         score = _score(rng, scale, mood=person.mood, failed=failed, disputes=disputes, takeover=takeover)
-        self._push(at, "rating", token, {scale: score})
+        self._push(at, "rating", token, followup, {scale: score})
         roll = rng.random()
         if roll < 0.55:
             mood = "security" if takeover or rng.random() < 0.015 else ("bad" if _is_low(scale, score) else "good")
             answers: dict[str, Any] = {}
             if mood == "security" or rng.random() < 0.6:
                 answers["comment"] = rng.choice(COMMENTS[person.locale][mood])
-            self._push(at + dt.timedelta(seconds=rng.randint(20, 240)), "details", token, answers)
+            self._push(at + dt.timedelta(seconds=rng.randint(20, 240)), "details", token, followup, answers)
         elif roll < 0.8:
-            self._push(at + dt.timedelta(seconds=rng.randint(5, 30)), "details", token, {})
+            self._push(at + dt.timedelta(seconds=rng.randint(5, 30)), "details", token, followup, {})
 
     def _awake(self, at: dt.datetime, person: SimCustomer, rng: random.Random) -> dt.datetime:
         """People answer while awake: an answer falling in the night waits for the morning."""
@@ -421,9 +431,9 @@ class Simulation:
             morning += dt.timedelta(days=1)
         return morning.astimezone(dt.UTC) + dt.timedelta(hours=rng.random() * 3)
 
-    def _push(self, at: dt.datetime, step: str, token: str, answers: dict[str, Any]) -> None:
+    def _push(self, at: dt.datetime, step: str, token: str, followup: str, answers: dict[str, Any]) -> None:
         self._order += 1
-        heapq.heappush(self._pending, _Pending(at, self._order, step, token, answers))
+        heapq.heappush(self._pending, _Pending(at, self._order, step, token, followup, answers))
 
     def _answer_until(self, until: dt.datetime) -> None:
         runtime = self.runtime
@@ -438,11 +448,14 @@ class Simulation:
                     else:
                         followups.record_details(session, pending.token, pending.answers, now=now, keys=runtime.keys)
             except (InvitationInvalid, AnswerInvalid):
-                if pending.step == "rating":
-                    self.answers.too_late += 1  # expired, or answered already through another message
+                if pending.step == "rating" and pending.followup in self._answered:
+                    self.answers.late_already_answered += 1
+                elif pending.step == "rating":
+                    self.answers.late_after_expiry += 1
                 continue
             stats = self.answers
             if pending.step == "rating":
+                self._answered.add(pending.followup)
                 stats.ratings += 1
             elif not pending.answers:
                 stats.skipped += 1

@@ -9,12 +9,24 @@ from rich.console import Console
 from rich.table import Table
 
 from followup.demo.repository import DemoCounts
+from followup.demo.simulate import AnswerStats
 from followup.insights import service as insights
 from followup.insights.schemas import MetricsGroup
 from followup.runtime import Runtime
+from followup.strategies import service as strategies
 
 STATUS_ORDER = ("planned", "invited", "reminded", "responded", "expired", "suppressed", "failed")
 PRIORITY_ORDER = ("security", "high", "normal")
+# Why a follow-up left a channel for the strategy's next one, in words; always listed, even at 0.
+CASCADE_REASONS = {
+    "no_consent": "no consent to that channel",
+    "unreachable": "no address for that channel",
+    "send_failed": "sending failed for good",
+}
+SYNTHETIC = (
+    "Every figure below is synthetic: invented customers, events and answers, played through the real "
+    "engine and counted from what it stored. None describes a real wallet."
+)
 
 
 @dataclass(frozen=True)
@@ -34,9 +46,12 @@ class DemoSummary:
     sent: int
     refusals_by_reason: dict[str, int]
     deferred_for_quiet_hours: int
-    cascaded: int
+    # Moves to the strategy's next channel, by the reason the channel was left.
+    cascaded_by_reason: dict[str, int]
     messages: dict[tuple[str, str, str], int]
     metrics: tuple[StrategyMetrics, ...]
+    # Points each strategy grants per answer (0: no reward), by strategy key.
+    reward_points: dict[str, int]
     rewards_granted: int
     points_granted: int
     cases: dict[tuple[str, str], int]
@@ -49,6 +64,10 @@ class DemoSummary:
     def followups(self) -> int:
         return sum(self.followups_by_status.values())
 
+    @property
+    def cascaded(self) -> int:
+        return sum(self.cascaded_by_reason.values())
+
 
 def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSummary:
     with runtime.read_session() as session:
@@ -59,6 +78,10 @@ def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSum
             summary = insights.metrics_summary(session, strategy_key=key, since=None, until=None, group_by="channel")
             metrics.append(StrategyMetrics(strategy=key, total=summary.total, by_channel=tuple(summary.groups)))
         rewards, points = counts.rewards()
+        reward_points = {}
+        for key in strategy_keys:
+            reward = strategies.describe_strategy(strategies.access_strategy(session, key)).reward
+            reward_points[key] = reward.points if reward is not None else 0
         return DemoSummary(
             events_by_type=dict(sorted(counts.events_by_type().items())),
             followups_by_status=counts.followups_by_status(),
@@ -66,9 +89,13 @@ def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSum
             sent=counts.followups_sent(),
             refusals_by_reason=dict(sorted(counts.refusals_by_reason().items(), key=lambda kv: (-kv[1], kv[0]))),
             deferred_for_quiet_hours=history.get(("deferred", "quiet_hours"), 0),
-            cascaded=sum(count for (action, _), count in history.items() if action == "cascaded"),
+            cascaded_by_reason={
+                **dict.fromkeys(CASCADE_REASONS, 0),
+                **{reason: count for (action, reason), count in history.items() if action == "cascaded"},
+            },
             messages=dict(sorted(counts.messages().items())),
             metrics=tuple(metrics),
+            reward_points=reward_points,
             rewards_granted=rewards,
             points_granted=points,
             cases=dict(sorted(counts.cases().items())),
@@ -88,6 +115,7 @@ def _score(value: float | None, count: int) -> str:
 
 
 def render_summary(summary: DemoSummary, console: Console) -> None:
+    console.print(SYNTHETIC)
     events = Table(title=f"Events ({_n(summary.events)})", title_justify="left", box=box.SIMPLE_HEAD)
     events.add_column("type")
     events.add_column("events", justify="right")
@@ -99,7 +127,9 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
     funnel.add_column("follow-ups", justify="right")
     funnel.add_row("planned (allowed by the contact policy)", _n(summary.planned))
     funnel.add_row("  of which deferred for quiet hours", _n(summary.deferred_for_quiet_hours))
-    funnel.add_row("  moved on to the next channel", _n(summary.cascaded))
+    funnel.add_row("  moved on to the next channel, because of", _n(summary.cascaded))
+    for reason, count in summary.cascaded_by_reason.items():
+        funnel.add_row(f"    {CASCADE_REASONS.get(reason, reason)}", _n(count))
     funnel.add_row("sent", _n(summary.sent))
     for status in STATUS_ORDER:
         funnel.add_row(f"now {status}", _n(summary.followups_by_status.get(status, 0)))
@@ -139,6 +169,8 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
     rewards = Table(title="Rewards and cases", title_justify="left", box=box.SIMPLE_HEAD)
     rewards.add_column("what")
     rewards.add_column("count", justify="right")
+    for key, points in summary.reward_points.items():
+        rewards.add_row(f"{key}: points per answer", _n(points) if points else "no reward")
     rewards.add_row("rewards granted", _n(summary.rewards_granted))
     rewards.add_row("points granted", _n(summary.points_granted))
     by_priority: dict[str, int] = {}
@@ -149,3 +181,14 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
 
     for table in (events, funnel, refusals, messages, metrics, rewards):
         console.print(table)
+
+
+def render_answers(answers: AnswerStats, console: Console) -> None:
+    """What the simulated customers did, including the answers the engine turned away, and why."""
+    console.print(
+        f"Simulated customers gave {answers.ratings:,} ratings and {answers.comments:,} comments "
+        f"({answers.security_comments:,} about security). Ratings that came too late, turned away as a real "
+        f"customer's would be: {answers.too_late:,} — {answers.late_after_expiry:,} after the follow-up had "
+        f"expired, {answers.late_already_answered:,} through a second message (a reminder, or another "
+        "channel) of a follow-up already answered."
+    )

@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
-from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import JSON, TypeDecorator
+
+from followup.kernel.errors import ConfigurationError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -223,3 +226,103 @@ class BulkStatements:
                 if not cursor.nextset():
                     break
         return out
+
+
+# ── telling an operator what is wrong with FOLLOWUP_DATABASE_URL ─────────────────────────────────
+# A start-up failure is printed as one sentence naming the setting to fix, never the URL itself:
+# the URL may carry a password.
+
+_URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB"
+_SUPPORTED_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a URL this build cannot open (unparseable, another database, another driver)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"FOLLOWUP_DATABASE_URL is not a database URL; write it as {_URL_FORMS}") from exc
+    backend = parsed.get_backend_name()
+    if backend not in _SUPPORTED_DRIVERS:
+        raise ConfigurationError(
+            f"FOLLOWUP_DATABASE_URL names a {backend} database, which followup does not support; use {_URL_FORMS}"
+        )
+    # Only a supported backend's dialect is loaded to learn its default driver.
+    driver = parsed.get_driver_name()
+    if driver != _SUPPORTED_DRIVERS[backend]:
+        scheme = f"{backend}+{_SUPPORTED_DRIVERS[backend]}://" if backend == "postgresql" else "sqlite:///"
+        raise ConfigurationError(
+            f"FOLLOWUP_DATABASE_URL asks for the {driver} driver, which followup does not ship; "
+            f"start the URL with {scheme}"
+        )
+
+
+def describe_database(url: str) -> str:
+    """What a start-up line may say about the database: its kind and where it is, no user or password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    return f"{parsed.get_backend_name()} {_server(parsed)}/{parsed.database or ''}"
+
+
+def explain_connection_failure(url: str, exc: BaseException) -> str:
+    """One sentence for a database that cannot be opened: what went wrong and which setting to fix.
+
+    The driver's own message is matched for the common causes (it has no codes before a session
+    exists); anything else is quoted in one line, with the URL's password blanked out.
+    """
+    parsed = make_url(url)
+    detail = str(getattr(exc, "orig", None) or exc)
+    if parsed.password:
+        detail = detail.replace(str(parsed.password), "***")
+    lowered = detail.lower()
+    if parsed.get_backend_name() == "sqlite":
+        advice = "point FOLLOWUP_DATABASE_URL at a file in a directory this user can create and write"
+        if isinstance(exc, OSError) and exc.filename:
+            # Creating the database's directory or its key file failed.
+            return f"cannot create {exc.filename} for the SQLite database ({exc.strerror}); {advice}"
+        return f"cannot open the SQLite database {parsed.database or ':memory:'} ({_first_line(detail)}); {advice}"
+    server = _server(parsed)
+    database = parsed.database or ""
+    if "failed to resolve host" in lowered or "could not translate host name" in lowered:
+        return f"cannot find the database host {parsed.host}; check the host in FOLLOWUP_DATABASE_URL"
+    if "connection refused" in lowered:
+        return (
+            f"cannot connect to PostgreSQL at {server} (connection refused); check the host and port in "
+            "FOLLOWUP_DATABASE_URL and that the server is running"
+        )
+    if "timeout" in lowered or "timed out" in lowered:
+        return (
+            f"cannot connect to PostgreSQL at {server} (timed out); check the host and port in "
+            "FOLLOWUP_DATABASE_URL and that no firewall is in the way"
+        )
+    if f'database "{database}" does not exist' in detail:
+        return (
+            f'PostgreSQL at {server} has no database "{database}"; create it, or fix the database name in '
+            "FOLLOWUP_DATABASE_URL"
+        )
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        return (
+            f'PostgreSQL at {server} refused the password of user "{parsed.username}"; check the user and '
+            "password in FOLLOWUP_DATABASE_URL"
+        )
+    if "role" in lowered and "does not exist" in lowered:
+        return f'PostgreSQL at {server} has no user "{parsed.username}"; check the user in FOLLOWUP_DATABASE_URL'
+    if "pg_hba.conf" in lowered:
+        return (
+            f'PostgreSQL at {server} does not let this host sign in as "{parsed.username}" (pg_hba.conf); '
+            "check FOLLOWUP_DATABASE_URL or the server's access rules"
+        )
+    return f"cannot use the database at {server}/{database} ({_first_line(detail)}); check FOLLOWUP_DATABASE_URL"
+
+
+def _server(parsed: URL) -> str:
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+
+
+def _first_line(text: str) -> str:
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("(Background on this error"):
+            return line.removeprefix("connection failed: ").removesuffix(".")
+    return "no detail given"

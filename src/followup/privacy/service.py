@@ -148,20 +148,25 @@ def unsubscribe(
     subject_id_of: Mapping[int, str] | None = None,
     notice_version: str,
     now: dt.datetime,
-) -> UnsubscribeLink:
-    """Withdraw the consent the link stands for. Using a link twice changes nothing more."""
+) -> bool:
+    """Withdraw the consent the link stands for, on every use of the link.
+
+    The link stays good after its first use: a customer who gave the consent back later (in the
+    wallet, through the API) and clicks an old link asks, right now, to be unsubscribed again, so the
+    consent is withdrawn again, with its ledger row and audit entry. Returns whether consent was
+    withdrawn now (False when it already was, and nothing was written), so the page can say which.
+    """
     link = access_unsubscribe_link(session, token)
-    repo = PrivacyRepository(session)
-    if repo.mark_unsubscribe_used(link.id, now):
-        subject_id = (subject_id_of or {}).get(link.customer_id, str(link.customer_id))
-        record_consents(
-            session,
-            link.customer_id,
-            {link.purpose: {link.channel: False}},
-            subject_id=subject_id,
-            source="unsubscribe_link",
-            notice_version=notice_version,
-            actor=Actor(kind="customer", id=subject_id),
-            now=now,
-        )
-    return link
+    PrivacyRepository(session).mark_unsubscribe_used(link.id, now)  # keeps the first use's time
+    subject_id = (subject_id_of or {}).get(link.customer_id, str(link.customer_id))
+    withdrawn = record_consents(
+        session,
+        link.customer_id,
+        {link.purpose: {link.channel: False}},
+        subject_id=subject_id,
+        source="unsubscribe_link",
+        notice_version=notice_version,
+        actor=Actor(kind="customer", id=subject_id),
+        now=now,
+    )
+    return withdrawn > 0

@@ -1,8 +1,9 @@
 """Pages customers see: the survey behind a message's link, and one-click unsubscribe.
 
-GET never changes anything (mail scanners open links on their own); every change is a POST.
-Unknown, used and expired links all get the same page with status 404, so a probe cannot tell
-them apart.
+GET (and HEAD, which answers as GET without the body) never changes anything: mail scanners open
+links on their own; every change is a POST. Unknown, used and expired links all get the same page
+with status 404, so a probe cannot tell them apart — except for the customer who has just answered,
+whose redirect carries a signed receipt (see `receipts`) that shows the thank-you page instead.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -23,6 +25,7 @@ from followup.privacy import service as privacy
 from followup.surveys import service as surveys
 from followup.surveys.schemas import RATING_SCALES, AnswerProblem, first_rating_question
 from followup.surveys.service import AnswerInvalid, InvitationInvalid, OpenInvitation
+from followup.web.receipts import issue_receipt, read_receipt
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -43,6 +46,9 @@ TEXT: dict[str, dict[str, str]] = {
         "unsubscribe_button": "确认退订",
         "unsubscribed_heading": "已退订",
         "unsubscribed_text": "您将不会再收到回访邮件。如需恢复，可在钱包应用的隐私设置中开启。",
+        "already_unsubscribed_heading": "您已退订",
+        "already_unsubscribed_text": "您此前已退订回访邮件，本次无需更改。如需恢复，可在钱包应用的隐私设置中开启。",
+        "reward": "感谢参与，{points} 积分已发放到您的账户。",
     },
     "en": {
         "rating_lead": "Pick a score, then submit.",
@@ -61,6 +67,12 @@ TEXT: dict[str, dict[str, str]] = {
         "unsubscribed_text": (
             "You will not get feedback emails from us. You can turn them back on in the wallet app's privacy settings."
         ),
+        "already_unsubscribed_heading": "You were already unsubscribed",
+        "already_unsubscribed_text": (
+            "You had already unsubscribed from feedback emails, so nothing changed. "
+            "You can turn them back on in the wallet app's privacy settings."
+        ),
+        "reward": "Thank you: {points} points have been added to your account.",
     },
 }
 # What a bad answer means, said to the customer in their language (the API keeps its English).
@@ -131,6 +143,10 @@ def _locale_of(session: Any, opened: OpenInvitation) -> str:
     return customer.locale if customer else "en"
 
 
+def _reward_text(locale: str, points: int) -> str | None:
+    return TEXT.get(locale, TEXT["en"])["reward"].format(points=points) if points > 0 else None
+
+
 def _problem_text(exc: AnswerInvalid, opened: OpenInvitation, locale: str) -> str:
     problem = exc.__cause__
     if not isinstance(problem, AnswerProblem):
@@ -180,6 +196,7 @@ def _details_page(
     locale: str,
     error: str | None = None,
     status_code: int = 200,
+    reward_points: int = 0,
 ) -> Response:
     rating = first_rating_question(opened.questions)
     title = opened.title.get(locale)
@@ -193,33 +210,53 @@ def _details_page(
             "questions": [q for q in opened.questions if q.id != rating.id],
             "scales": {kind: range(low, high + 1) for kind, (low, high) in RATING_SCALES.items()},
             "error": error,
+            "reward": _reward_text(locale, reward_points),
         },
         locale=locale,
         status_code=status_code,
     )
 
 
-def _thanks_page(request: Request, locale: str) -> Response:
+def _thanks_page(request: Request, locale: str, *, reward_points: int = 0) -> Response:
     text = TEXT.get(locale, TEXT["en"])
     return _page(
         request,
         "message.html",
-        {"page_title": text["thanks_heading"], "heading": text["thanks_heading"], "text": text["thanks_text"]},
+        {
+            "page_title": text["thanks_heading"],
+            "heading": text["thanks_heading"],
+            "text": text["thanks_text"],
+            "notice": _reward_text(locale, reward_points),
+        },
         locale=locale,
     )
 
 
-@router.get("/s/{token}", response_class=HTMLResponse)
-def show_survey(request: Request, token: str, session: ReadSession, now: Now, score: str | None = None) -> Response:
+@router.api_route("/s/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def show_survey(
+    request: Request,
+    token: str,
+    session: ReadSession,
+    now: Now,
+    keys: Keys,
+    score: str | None = None,
+    receipt: str | None = None,
+) -> Response:
+    # The receipt of the rating just given: the reward is shown on the first page after it, and only
+    # while the receipt lasts; a later visit gets the plain pages.
+    answered = read_receipt(keys, token, receipt, now=now)
     try:
         opened = surveys.open_invitation(session, token, now=now)
     except InvitationInvalid:
+        if answered is not None:
+            return _thanks_page(request, answered.locale, reward_points=answered.points)
         return invalid_link_page(request)
     locale = _locale_of(session, opened)
+    points = answered.points if answered is not None else 0
     if opened.state == "details":
         if not [q for q in opened.questions if q.id != first_rating_question(opened.questions).id]:
-            return _thanks_page(request, locale)
-        return _details_page(request, opened, token, locale=locale)
+            return _thanks_page(request, locale, reward_points=points)
+        return _details_page(request, opened, token, locale=locale, reward_points=points)
     # Only ASCII 0-9 selects a score: "²" passes str.isdigit() but int() cannot read it.
     selected = int(score) if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()) else None
     return _rating_page(request, opened, token, locale=locale, selected=selected)
@@ -238,8 +275,13 @@ def answer_survey(
     answers = {k: v for k, v in form.items() if k not in ("step", "skip")}
     try:
         if step == "rating":
-            followups.record_rating(session, token, answers, now=now, keys=keys)
-            return RedirectResponse(f"/s/{token}", status_code=303)
+            outcome = followups.record_rating(session, token, answers, now=now, keys=keys)
+            # POST/redirect/GET: a reload does not post the rating again. The GET after the redirect
+            # shows the optional questions, or — when the rating used the link up — the thank-you page,
+            # which only the receipt can open.
+            page_locale = locale if locale in TEXT else "en"
+            signed = issue_receipt(keys, token, points=outcome.reward_points, locale=page_locale, now=now)
+            return RedirectResponse(f"/s/{token}?receipt={quote(signed)}", status_code=303)
         if step == "details":
             followups.record_details(session, token, {} if form.get("skip") else answers, now=now, keys=keys)
             return _thanks_page(request, locale)
@@ -255,7 +297,7 @@ def answer_survey(
     return invalid_link_page(request)
 
 
-@router.get("/u/{token}", response_class=HTMLResponse)
+@router.api_route("/u/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def show_unsubscribe(request: Request, token: str, session: ReadSession) -> Response:
     try:
         link = privacy.access_unsubscribe_link(session, token)
@@ -263,30 +305,38 @@ def show_unsubscribe(request: Request, token: str, session: ReadSession) -> Resp
         return invalid_link_page(request)
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"
+    text = TEXT.get(locale, TEXT["en"])
     return _page(
-        request, "unsubscribe.html", {"page_title": TEXT[locale]["unsubscribe_heading"], "token": token}, locale=locale
+        request, "unsubscribe.html", {"page_title": text["unsubscribe_heading"], "token": token}, locale=locale
     )
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
 def unsubscribe(request: Request, token: str, session: WriteSession, now: Now, settings: AppSettings) -> Response:
-    """RFC 8058 one-click: a mail client POSTs `List-Unsubscribe=One-Click` here; the page's button too."""
+    """RFC 8058 one-click: a mail client POSTs `List-Unsubscribe=One-Click` here; the page's button too.
+
+    Every use withdraws the consent again (it may have been given back since), and the page says
+    whether this use changed anything.
+    """
     try:
         link = privacy.access_unsubscribe_link(session, token)
     except NotFound:
         return invalid_link_page(request)
     external = customers.external_ids(session, [link.customer_id])
-    privacy.unsubscribe(session, token, subject_id_of=external, notice_version=settings.privacy_notice_version, now=now)
+    withdrawn = privacy.unsubscribe(
+        session, token, subject_id_of=external, notice_version=settings.privacy_notice_version, now=now
+    )
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"
-    text = TEXT[locale]
+    text = TEXT.get(locale, TEXT["en"])
+    prefix = "unsubscribed" if withdrawn else "already_unsubscribed"
     return _page(
         request,
         "message.html",
         {
-            "page_title": text["unsubscribed_heading"],
-            "heading": text["unsubscribed_heading"],
-            "text": text["unsubscribed_text"],
+            "page_title": text[f"{prefix}_heading"],
+            "heading": text[f"{prefix}_heading"],
+            "text": text[f"{prefix}_text"],
         },
         locale=locale,
     )
