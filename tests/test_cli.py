@@ -400,6 +400,9 @@ def test_a_postgresql_user_that_does_not_exist_is_one_line(cli: Cli) -> None:
 # ── serve says where it serves ───────────────────────────────────────────────────────────────────
 
 
+TOKEN = "Qw3rTy7UiOp0AsDfGh1JkLzXcVbNm9Qw3rTy7UiOp0A"
+
+
 def test_serve_logs_one_start_up_line_with_address_database_and_public_url(upgraded: Cli) -> None:
     port = free_port()
     process = subprocess.Popen(
@@ -420,6 +423,8 @@ def test_serve_logs_one_start_up_line_with_address_database_and_public_url(upgra
             except httpx.TransportError:
                 assert time.monotonic() < deadline, "followup serve did not start"
                 time.sleep(0.1)
+        # And a customer opens a survey link
+        assert httpx.get(f"http://127.0.0.1:{port}/s/{TOKEN}?score=9").status_code == 404
     finally:
         process.terminate()
         stdout, stderr = process.communicate(timeout=30)
@@ -430,8 +435,12 @@ def test_serve_logs_one_start_up_line_with_address_database_and_public_url(upgra
     assert f"address=http://127.0.0.1:{port}" in line
     assert f"database='sqlite {upgraded.database}'" in line
     assert "public_url=https://feedback.wallet.example" in line
-    # And nothing but that line: no access log of its own start, no traceback on SIGTERM
-    assert [entry for entry in stderr.splitlines() if entry.strip()] == [line]
+    # And besides it only access lines, naming each route but never the token in the link
+    others = [entry for entry in stderr.splitlines() if entry.strip() and entry != line]
+    assert others, "an access line for each request"
+    assert all(" request " in entry and "status=" in entry for entry in others), others
+    assert any("route=/s/{token}" in entry and "status=404" in entry for entry in others), others
+    assert TOKEN not in stderr
 
 
 # ── events import: encodings ─────────────────────────────────────────────────────────────────────

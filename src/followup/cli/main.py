@@ -130,7 +130,11 @@ def serve(
 
     with _runtime() as runtime:
         _check_schema(runtime)
-        config = uvicorn.Config(create_app(runtime), host=host, port=port, log_level="warning", access_log=False)
+        # log_config=None: uvicorn keeps the logging configure_logging set (one format, scrubbed);
+        # the app writes its own access line, naming routes rather than paths with tokens in them.
+        config = uvicorn.Config(
+            create_app(runtime), host=host, port=port, log_level="warning", access_log=False, log_config=None
+        )
         AnnouncingServer(config, settings=runtime.settings).run()
 
 
