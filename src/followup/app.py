@@ -26,6 +26,7 @@ from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADER
 from followup.kernel.logging import get_logger
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
+from followup.staff.auth import MetricsReader
 from followup.strategies.endpoints import router as strategies_router
 from followup.surveys.endpoints import router as surveys_router
 from followup.web.console.router import install_console
@@ -155,6 +156,8 @@ def create_app(runtime: Runtime) -> FastAPI:
             )
         return await call_next(request)
 
+    hsts = runtime.settings.public_url.startswith("https://")  # served over TLS: tell browsers to stay on it
+
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
@@ -167,6 +170,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", csp)
         if is_page or is_console or path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
+        if hsts:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         REQUESTS.labels(request.method, str(response.status_code)).inc()
         return response
 
@@ -176,7 +181,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[MetricsReader])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
