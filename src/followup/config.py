@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     # Logging: level name and format ("console" for people, "json" for collectors).
     log_level: str = "INFO"
     log_format: str = "console"
+    # Console sign-in throttling. After N wrong passwords for one account within a day, that
+    # account's sign-in locks; after M from one client address, that address's does. The first lock
+    # lasts FIRST seconds and doubles with each further failure, up to LONGEST. While locked, even
+    # the right password is refused; a success clears the account's count.
+    console_sign_in_account_failures: int = Field(default=5, ge=1)
+    console_sign_in_address_failures: int = Field(default=20, ge=1)
+    console_sign_in_first_lock_seconds: float = Field(default=30.0, gt=0)
+    console_sign_in_longest_lock_seconds: float = Field(default=900.0, gt=0)
+    # Bearer token that GET /metrics requires (`Authorization: Bearer TOKEN`); use a long random
+    # value. Unset (the default) turns metrics off: /metrics answers 404.
+    metrics_token: SecretStr | None = None
 
     @field_validator("quiet_hours_start", "quiet_hours_end")
     @classmethod
