@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     # postgresql+psycopg://USER@HOST:5432/DB
     database_url: str = "sqlite:///./var/followup.db"
     # Base of every link put into a message (survey pages, unsubscribe); must be what customers reach.
+    # When it is https://, every response tells browsers to use https only (HSTS, one year).
     public_url: str = "http://127.0.0.1:8000"
     # Outgoing mail server: smtp://[user:password@]host:port; smtps:// for implicit TLS, smtp+starttls:// for STARTTLS.
     smtp_url: str = "smtp://127.0.0.1:2525"
