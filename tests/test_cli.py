@@ -147,7 +147,9 @@ def test_staff_create_admin_prints_a_password_that_signs_in(upgraded: Cli) -> No
     runtime = build_runtime(Settings(_env_file=None, database_url=upgraded.url, master_key=None))  # type: ignore[call-arg]
     try:
         with runtime.session() as session:
-            assert staff.authenticate_staff(session, email="A@B.C", password=password).role == "admin"
+            member = staff.access_staff_by_email(session, "A@B.C")
+            assert member.role == "admin"
+            assert staff.password_checker().verify(member.password_hash, password)
     finally:
         runtime.close()
 

@@ -14,10 +14,13 @@ from followup.kernel.time import ManualClock
 from followup.runtime import Runtime
 from followup.staff import service as staff
 from followup.web.console.auth import SESSION_COOKIE
+from followup.web.console.router import FOLLOWUP_STATUSES
 from followup.worker import Worker
 from tests.builders.events import transfer
 from tests.builders.strategies import strategy_body
 from tests.builders.surveys import survey_body
+from tests.conftest import SmtpSink
+from tests.helpers import survey_path, unsubscribe_path
 
 EMAIL = "zhang.san@example.com"
 PHONE = "+8613812341234"
@@ -65,7 +68,7 @@ def console(runtime: Runtime) -> TestClient:
 
 
 @pytest.fixture
-def sent_message(api: TestClient, runtime: Runtime, clock: ManualClock) -> None:
+def sent_message(api: TestClient, runtime: Runtime, clock: ManualClock, smtp: SmtpSink) -> None:
     """Given a customer with email and phone, a survey, a strategy, an event, and the invitation sent."""
     customer = {
         "email": EMAIL,
@@ -157,23 +160,6 @@ def test_sign_in_never_redirects_to_another_site(runtime: Runtime, console: Test
         assert answer.headers["location"] == "/console"
 
 
-def test_a_tampered_or_expired_session_is_refused(runtime: Runtime, console: TestClient, clock: ManualClock) -> None:
-    sign_in(console, "ops@wallet.example", make_staff(runtime))
-    assert console.get("/console").status_code == 200
-    good = console.cookies[SESSION_COOKIE]
-
-    staff_id, expires, nonce, signature = good.split(".")
-    console.cookies.clear()
-    console.cookies.set(SESSION_COOKIE, f"{int(staff_id) + 1}.{expires}.{nonce}.{signature}", path="/console")
-    assert console.get("/console").status_code == 303
-
-    console.cookies.clear()
-    console.cookies.set(SESSION_COOKIE, good, path="/console")
-    assert console.get("/console").status_code == 200
-    clock.advance(dt.timedelta(hours=8, seconds=1))
-    assert console.get("/console").status_code == 303
-
-
 def test_sign_out_needs_the_csrf_token(runtime: Runtime, console: TestClient) -> None:
     sign_in(console, "ops@wallet.example", make_staff(runtime))
     page = console.get("/console")
@@ -207,30 +193,80 @@ def test_overview_counts_and_chart_data(runtime: Runtime, console: TestClient) -
     assert re.search(r'<span class="label">Events</span><span class="value">1</span>', page)
     assert re.search(r'<span class="label">Invited</span><span class="value">1</span>', page)
     assert re.search(r'<span class="label">Response rate</span><span class="value">0.0%</span>', page)
-    assert 'data-series=\'{"days": [1795392000], "nps": [null], "response_rate": [0.0]}\'' in page
+    # Invited today: the day is not over, so the chart gets no response rate for it yet
+    assert 'data-series=\'{"days": [1795392000], "nps": [null], "response_rate": [null]}\'' in page
+    assert "Today (2026-11-23) has no response rate in the chart until the day is over" in page
+    assert '<tr class="incomplete"><td>2026-11-23 (not over yet)</td>' in page
+    assert '<td class="num">0.0% so far</td>' in page
 
 
 @pytest.mark.usefixtures("sent_message")
-def test_outbox_shows_the_message_with_its_links_and_only_masked_contacts(
-    runtime: Runtime, console: TestClient
+def test_a_day_that_is_over_is_charted_in_full(runtime: Runtime, console: TestClient, clock: ManualClock) -> None:
+    clock.advance(dt.timedelta(days=1))
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get("/console").text
+    assert 'data-series=\'{"days": [1795392000], "nps": [null], "response_rate": [0.0]}\'' in page
+    assert "has no response rate in the chart" not in page
+    assert "not over yet" not in page
+    assert 'class="incomplete"' not in page
+
+
+def test_numbers_carry_thousands_separators(api: TestClient, runtime: Runtime, console: TestClient) -> None:
+    # Given 1,234 events (none of which plans a follow-up: there is no strategy)
+    batch = [transfer(f"e{n}", f"c{n % 7}") for n in range(1234)]
+    assert api.post("/api/v1/events", json={"events": batch}).json()["accepted"] == 1234
+
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get("/console").text
+
+    assert '<span class="label">Events</span><span class="value">1,234</span>' in page
+    assert ">1234<" not in page
+
+
+@pytest.mark.usefixtures("sent_message")
+def test_a_message_reads_as_sent_but_none_of_its_links_act(
+    runtime: Runtime, console: TestClient, smtp: SmtpSink
 ) -> None:
+    # Given the invitation the customer received, with its survey and unsubscribe links
+    mail = smtp.wait_for(1)[0]
+    token = survey_path(mail).removeprefix("/s/")
+    unsubscribe_token = unsubscribe_path(mail).removeprefix("/u/")
+
+    # When staff reads the outbox, the message and the customer's page
     sign_in(console, "ops@wallet.example", make_staff(runtime))
     outbox = console.get("/console/outbox").text
     message = console.get("/console/outbox/1").text
     customer = console.get("/console/customers/c1").text
 
+    # Then the message reads as the customer saw it
     assert "邀请您评价：支付体验回访" in outbox
     assert "z***@example.com" in outbox
     assert "邀请您评价：支付体验回访" in message
     assert "您有多大可能向朋友推荐我们？" in message
-    assert re.search(r'href="/s/[A-Za-z0-9_-]{43}\?score=9"', message), "score links open the survey here"
-    assert re.search(r"<code>http://testserver/s/[A-Za-z0-9_-]{43}</code>", message), "the link as received"
-    assert "z***@example.com" in customer
-    assert "138****1234" in customer
+    assert (
+        len(
+            re.findall(
+                r'<span class="inert" title="Link hidden: acting on it would answer as the customer">'
+                r"(?:10|\d)</span>",
+                message,
+            )
+        )
+        == 11
+    )
+    assert "<strong>Links hidden:</strong> acting on one would answer as the customer" in message
+    assert "<code>http://testserver/s/…</code>" in message, "where the link led, without its token"
+    assert "<code>http://testserver/u/…</code>" in message
+    # But no link acts: no survey or unsubscribe address anywhere, and no token in any page
+    assert not re.search(r'href="[^"]*/(s|u)/', message)
+    assert "?score=" not in message
     for page in (outbox, message, customer):
+        assert token not in page
+        assert unsubscribe_token not in page
         assert EMAIL not in page
         assert "zhang.san" not in page
         assert "13812341234" not in page
+    assert "z***@example.com" in customer
+    assert "138****1234" in customer
 
 
 @pytest.mark.usefixtures("sent_message")
@@ -255,9 +291,79 @@ def test_an_in_app_message_shows_as_the_inbox_item(api: TestClient, runtime: Run
     sign_in(console, "ops@wallet.example", make_staff(runtime))
     page = console.get(f"/console/outbox/{sent[0]['id']}").text
 
-    # Then it reads as the inbox item, with its link opening the survey here, and no email header
+    # Then it reads as the inbox item, its link shown but inert, and no email header
     assert '<section class="inbox-item" lang="en">' in page
     assert "How did we do? Your payment" in page
-    assert re.search(r'class="button" href="/s/[A-Za-z0-9_-]{43}"', page)
+    assert re.search(r'<span class="button inert" title="[^"]+">[^<]+</span>', page)
+    assert '<p class="link-text">http://testserver/s/…</p>' in page
+    assert not re.search(r'href="[^"]*/s/', page)
     assert "<dt>From</dt>" not in page
     assert "in-app inbox" in page
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "sentence"),
+    [
+        ("/console/outbox/99999999999999999999", 404, "this one names no message"),
+        ("/console/outbox/9223372036854775808", 404, "this one names no message"),
+        ("/console/outbox/-1", 404, "this one names no message"),
+        ("/console/outbox/abc", 404, "this one names no message"),
+        ("/console/outbox/9223372036854775807", 404, "There is no message 9223372036854775807."),
+        ("/console/outbox?page=9223372036854775807", 400, "The page number must be a whole number from 1 to 100,000."),
+        ("/console/outbox?page=0", 400, "The page number must be a whole number from 1 to 100,000."),
+        ("/console/responses?page=-3", 400, "The page number must be a whole number from 1 to 100,000."),
+        ("/console/followups?page=two", 400, "The page number must be a whole number from 1 to 100,000."),
+        ("/console/cases?page=1e3", 400, "The page number must be a whole number from 1 to 100,000."),
+        ("/console/customers/" + "x" * 300, 404, "There is no customer"),
+        ("/console/nowhere", 404, "There is no such page in the console."),
+        ("/console/outbox/1/more", 404, "There is no such page in the console."),
+    ],
+)
+def test_out_of_range_and_unknown_console_urls_answer_a_page_not_json_or_500(
+    runtime: Runtime, console: TestClient, path: str, status: int, sentence: str
+) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get(path)
+    assert page.status_code == status
+    assert page.headers["content-type"].startswith("text/html")
+    assert sentence in page.text
+    assert '<a href="/console/outbox"' in page.text, "the page keeps the console's navigation"
+
+
+@pytest.mark.parametrize(
+    ("path", "valid"),
+    [
+        ("/console/followups?status=bogus", FOLLOWUP_STATUSES),
+        ("/console/cases?status=bogus", ("open", "closed", "all")),
+    ],
+)
+def test_an_unknown_status_filter_says_so_and_lists_the_valid_ones(
+    runtime: Runtime, console: TestClient, path: str, valid: tuple[str, ...]
+) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get(path)
+    assert page.status_code == 400
+    assert "There is no status &#39;bogus&#39;. Choose one of these:" in page.text
+    listed = re.findall(r'<li><a href="/console/\w+\?status=(\w+)"><code>\w+</code></a></li>', page.text)
+    assert listed == list(valid)
+    assert "No follow-up." not in page.text
+    assert "No case." not in page.text
+
+
+def test_console_root_with_a_slash_leads_to_the_overview(runtime: Runtime, console: TestClient) -> None:
+    sign_in(console, "ops@wallet.example", make_staff(runtime))
+    page = console.get("/console/")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/console"
+
+
+def test_an_unknown_console_path_is_a_page_for_visitors_too(console: TestClient) -> None:
+    page = console.get("/console/nowhere")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "There is no such page in the console." in page.text
+    assert "Sign out" not in page.text
+    assert page.headers["Content-Security-Policy"] == CONSOLE_CSP
+    # The console's static files are still served, and an unknown one is still a 404
+    assert console.get("/console/static/console.css").status_code == 200
+    assert console.get("/console/static/nothing.css").status_code == 404

@@ -142,6 +142,9 @@ def test_control_characters_in_page_urls_get_a_400_page(api: TestClient, path: s
     assert response.status_code == 400
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "请求无法处理" in response.text
+    assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
 
 
 def test_the_events_batch_refuses_each_bad_event_on_its_own(api: TestClient, runtime: Runtime) -> None:

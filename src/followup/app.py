@@ -28,6 +28,7 @@ from followup.kernel.logging import get_logger
 from followup.kernel.requests import RequestLog
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
+from followup.staff.auth import MetricsReader
 from followup.strategies.endpoints import router as strategies_router
 from followup.surveys.endpoints import router as surveys_router
 from followup.web.console.router import install_console
@@ -137,6 +138,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         }.get(exc.status_code, str(exc.detail))
         return _error(exc.status_code, code, message)
 
+    hsts = runtime.settings.public_url.startswith("https://")  # served over TLS: tell browsers to stay on it
+
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
@@ -149,18 +152,25 @@ def create_app(runtime: Runtime) -> FastAPI:
         response.headers.setdefault("Content-Security-Policy", csp)
         if is_page or is_console or path.startswith("/api/"):
             response.headers["Cache-Control"] = "no-store"
+        if hsts:
+            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         REQUESTS.labels(request.method, str(response.status_code)).inc()
         return response
 
     # Added last, so outermost: the guard sees every request before routing, and the request log
     # wraps everything, including the guard's refusals.
+    # Their own answers (a refusal, a 500) never pass `_headers`, so they carry the headers here.
+    own_headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP, "Cache-Control": "no-store"}
+    if hsts:
+        own_headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     app.add_middleware(
         InputGuard,
         max_body_bytes=runtime.settings.max_body_bytes,
         large_bodies={"/api/v1/events": runtime.settings.max_events_body_bytes},
         batches=frozenset({"/api/v1/events"}),
+        extra_headers=own_headers,
     )
-    app.add_middleware(RequestLog, extra_headers={**SECURITY_HEADERS, "Content-Security-Policy": API_CSP})
+    app.add_middleware(RequestLog, extra_headers=own_headers)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, Any]:
@@ -168,7 +178,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[MetricsReader])
     def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 

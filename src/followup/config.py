@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     # postgresql+psycopg://USER@HOST:5432/DB
     database_url: str = "sqlite:///./var/followup.db"
     # Base of every link put into a message (survey pages, unsubscribe); must be what customers reach.
+    # When it is https://, every response tells browsers to use https only (HSTS, one year).
     public_url: str = "http://127.0.0.1:8000"
     # Outgoing mail server: smtp://[user:password@]host:port; smtps:// for implicit TLS, smtp+starttls:// for STARTTLS.
     smtp_url: str = "smtp://127.0.0.1:2525"
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
     # Logging: level name and format ("console" for people, "json" for collectors).
     log_level: str = "INFO"
     log_format: str = "console"
+    # Console sign-in throttling. After N wrong passwords for one account within a day, that
+    # account's sign-in locks; after M from one client address, that address's does. The first lock
+    # lasts FIRST seconds and doubles with each further failure, up to LONGEST. While locked, even
+    # the right password is refused; a success clears the account's count.
+    console_sign_in_account_failures: int = Field(default=5, ge=1)
+    console_sign_in_address_failures: int = Field(default=20, ge=1)
+    console_sign_in_first_lock_seconds: float = Field(default=30.0, gt=0)
+    console_sign_in_longest_lock_seconds: float = Field(default=900.0, gt=0)
+    # Bearer token that GET /metrics requires (`Authorization: Bearer TOKEN`); use a long random
+    # value. Unset (the default) turns metrics off: /metrics answers 404.
+    metrics_token: SecretStr | None = None
 
     # Limits on what one request may store, each refused with 422 `limit_exceeded` naming the field.
     # They apply when data is written: data stored before a limit was lowered still reads and runs.

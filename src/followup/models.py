@@ -13,7 +13,7 @@ from followup.kernel.jobs import Job
 from followup.policy.models import ContactReservation
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.rewards.models import RewardAccount, RewardEntry
-from followup.staff.models import ApiKey, StaffMember
+from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Strategy
 from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
 
@@ -25,6 +25,7 @@ __all__ = [
     "Case",
     "Consent",
     "ConsentRecord",
+    "ConsoleSession",
     "ContactReservation",
     "Customer",
     "CustomerKey",
@@ -38,6 +39,7 @@ __all__ = [
     "Response",
     "RewardAccount",
     "RewardEntry",
+    "SignInThrottle",
     "StaffMember",
     "Strategy",
     "Survey",

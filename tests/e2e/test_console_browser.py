@@ -1,5 +1,6 @@
 """The console in a real browser (Debian's headless Chromium): sign in, find the message in the
-outbox, open its survey link, answer as the customer, and see the answer among the responses.
+outbox and see that its links do not act, answer through the link of the email the customer really
+received, and see the answer among the responses; then the console's error pages.
 
 Screenshots of each step go to docs/screenshots/, for the README and for a person to look at.
 """
@@ -7,6 +8,7 @@ Screenshots of each step go to docs/screenshots/, for the README and for a perso
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,8 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 # Scores of the customers who answered on the days before the browser's customer (c5) is asked.
 EARLIER_SCORES = {"c1": 10, "c2": 8, "c3": 4, "c4": 9}
+DAY = 24 * 60 * 60
+HALF_DAY = DAY // 2
 
 
 @pytest.fixture
@@ -95,8 +99,8 @@ def staff_password(api: TestClient, runtime: Runtime, smtp: SmtpSink, clock: Man
     return password
 
 
-def test_sign_in_open_the_message_answer_as_the_customer_and_see_the_response(
-    browser_page: object, staff_password: str, api: TestClient, live_server: LiveServer
+def test_sign_in_read_the_message_with_inert_links_and_see_the_customers_answer(
+    browser_page: object, staff_password: str, api: TestClient, live_server: LiveServer, smtp: SmtpSink
 ) -> None:
     from playwright.sync_api import ConsoleMessage, Page, expect  # the fixture skipped without Chromium
 
@@ -134,24 +138,40 @@ def test_sign_in_open_the_message_answer_as_the_customer_and_see_the_response(
     assert "c5.wallet@example.com" not in page.content()
     page.screenshot(path=str(SCREENSHOTS / "outbox.png"), full_page=True)
 
-    # The overview has the numbers and the chart drawn by our script under the strict CSP
+    # The overview has the numbers and the chart drawn by our script under the strict CSP, on a
+    # scale of the five days it covers (not years)
     page.get_by_role("link", name="Overview").click()
     expect(page.locator(".tile").filter(has_text="Events")).to_contain_text("5")
     expect(page.locator(".tile").filter(has_text="Response rate")).to_contain_text("80.0%")
     expect(page.locator("#daily-chart canvas")).to_have_count(1)
+    first_day = int(dt.datetime(2026, 11, 23, tzinfo=dt.UTC).timestamp())
+    assert json.loads(page.locator("#daily-chart").get_attribute("data-x-range") or "") == [
+        first_day - HALF_DAY,
+        first_day + 4 * DAY + HALF_DAY,
+    ]
+    expect(page.locator(".chart-note")).to_contain_text("Today (2026-11-27) has no response rate in the chart")
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
-    # When staff opens the newest message, it reads as the email the customer got, on a phone
+    # When staff opens the newest message, it reads as the email the customer got, on a phone,
+    # but none of its links acts: no survey or unsubscribe address is in the page at all
     page.set_viewport_size(PHONE)  # type: ignore[arg-type]
     page.get_by_role("link", name="Outbox").click()
     page.locator(".messages li a").first.click()
     expect(page.locator(".email")).to_contain_text("您有多大可能向朋友推荐我们？")
     expect(page.locator(".envelope")).to_contain_text("c***@example.com")
+    expect(page.locator(".inert-note")).to_contain_text("acting on one would answer as the customer")
+    expect(page.locator(".rating-links .inert")).to_have_count(11)
+    expect(page.locator(".email a")).to_have_count(0)
+    customers_mail = smtp.wait_for(5)[-1]
+    token_path = survey_path(customers_mail)
+    assert token_path.removeprefix("/s/") not in page.content()
+    assert not re.search(r'href="[^"]*/(s|u)/', page.content())
+    page.locator(".rating-links .inert", has_text=re.compile(r"^9$")).click()
+    expect(page).to_have_url(re.compile(r"/console/outbox/\d+$"))  # clicking a score goes nowhere
     page.screenshot(path=str(SCREENSHOTS / "message.png"), full_page=True)
 
-    # And clicks 9 in it: the customer's survey page opens with 9 chosen
-    page.locator(".rating-links a", has_text=re.compile(r"^9$")).click()
-    expect(page).to_have_url(re.compile(r"/s/[A-Za-z0-9_-]{43}\?score=9$"))
+    # And the customer answers 9 through the link of the email they really received
+    page.goto(f"{live_server.url}{token_path}?score=9")
     expect(page.locator('input[name="nps"][value="9"]')).to_be_checked()
     page.screenshot(path=str(SCREENSHOTS / "survey.png"), full_page=True)
     page.get_by_role("button", name="提交").click()
@@ -174,3 +194,61 @@ def test_sign_in_open_the_message_answer_as_the_customer_and_see_the_response(
     assert failed == []
     assert problems == []
     assert api.get("/api/v1/customers/c5/rewards").json()["balance"] == 10
+
+    # The console's mistakes are pages too: an unknown status filter lists the valid ones…
+    answer = page.goto(f"{live_server.url}/console/followups?status=bogus")
+    assert answer is not None
+    assert answer.status == 400
+    expect(page.locator(".problem .choices a")).to_have_count(7)
+    page.screenshot(path=str(SCREENSHOTS / "unknown-status.png"))
+    # …an unknown path is a 404 page in the console's frame…
+    answer = page.goto(f"{live_server.url}/console/outbox/99999999999999999999")
+    assert answer is not None
+    assert answer.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    page.screenshot(path=str(SCREENSHOTS / "not-found.png"))
+    # …and after signing out, five wrong passwords lock the sign-in with a page saying until when
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{live_server.url}/console/login")
+    for _ in range(6):
+        page.get_by_label("Email").fill("ops@wallet.example")
+        page.get_by_label("Password").fill("not-the-password")
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".error")).to_contain_text("Too many failed sign-ins. Try again after")
+    page.screenshot(path=str(SCREENSHOTS / "sign-in-throttled.png"))
+    # The browser reports each 4xx page as a failed load; nothing else (no CSP refusal, no script error)
+    assert [p for p in problems if not p.startswith("Failed to load resource: the server responded")] == []
+
+
+def test_one_day_of_data_is_charted_on_a_scale_of_one_day(
+    browser_page: object, api: TestClient, runtime: Runtime, live_server: LiveServer, clock: ManualClock
+) -> None:
+    from playwright.sync_api import Page, expect  # the fixture skipped without Chromium
+
+    page = browser_page
+    assert isinstance(page, Page)
+    # Given one customer asked yesterday, and nothing since
+    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+    assert api.post("/api/v1/strategies", json=strategy_body(delay="PT0S")).status_code == 201
+    customer = {"locale": "en", "time_zone": "Asia/Shanghai", "consents": {"feedback": {"inapp": True}}}
+    assert api.put("/api/v1/customers/c1", json=customer).status_code == 200
+    assert api.post("/api/v1/events", json={"events": [transfer("e1", "c1")]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    clock.advance(dt.timedelta(days=1))
+    with runtime.session() as session:
+        _, password = staff.create_staff(session, email="ops@wallet.example", role="admin", now=clock.now())
+
+    # When staff opens the overview
+    page.goto(f"{live_server.url}/console/login")
+    page.get_by_label("Email").fill("ops@wallet.example")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#daily-chart canvas")).to_have_count(1)
+
+    # Then the chart spans that one day, not years around it
+    day = int(dt.datetime(2026, 11, 23, tzinfo=dt.UTC).timestamp())
+    assert json.loads(page.locator("#daily-chart").get_attribute("data-x-range") or "") == [
+        day - HALF_DAY,
+        day + HALF_DAY,
+    ]
+    page.screenshot(path=str(SCREENSHOTS / "overview-one-day.png"), full_page=True)

@@ -183,6 +183,30 @@ def staff_create_admin(email: Annotated[str, typer.Option(help="the admin's emai
         typer.echo(password)
 
 
+@staff_app.command("set-password")
+def staff_set_password(email: Annotated[str, typer.Option(help="the staff member's email address")]) -> None:
+    """Give a staff account a new generated password (printed) and end its console sessions."""
+    from followup.staff import service  # noqa: PLC0415
+
+    with _runtime() as runtime:
+        _check_schema(runtime)
+        with runtime.session() as session:
+            password = service.set_staff_password(session, service.access_staff_by_email(session, email))
+        typer.echo(password)
+
+
+@staff_app.command("disable")
+def staff_disable(email: Annotated[str, typer.Option(help="the staff member's email address")]) -> None:
+    """Disable a staff account: it can no longer sign in, and its console sessions end at once."""
+    from followup.staff import service  # noqa: PLC0415
+
+    with _runtime() as runtime:
+        _check_schema(runtime)
+        with runtime.session() as session:
+            service.disable_staff(session, service.access_staff_by_email(session, email), now=runtime.clock.now())
+        typer.echo(f"disabled {email.strip()}; its console sessions have ended")
+
+
 @keys_app.command("generate")
 def keys_generate() -> None:
     """Print a new random master key for FOLLOWUP_MASTER_KEY."""

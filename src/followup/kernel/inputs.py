@@ -98,9 +98,17 @@ class InputGuard:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, large_bodies: dict[str, int], batches: frozenset[str]
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        large_bodies: dict[str, int],
+        batches: frozenset[str],
+        extra_headers: dict[str, str],
     ) -> None:
         self.app = app
+        # Security headers of the app: a refusal written here never reaches the app's own middleware.
+        self.extra_headers = [(name.lower().encode(), value.encode()) for name, value in extra_headers.items()]
         self.max_body_bytes = max_body_bytes
         # Paths whose own request shape allows a larger body (the events batch).
         self.large_bodies = large_bodies
@@ -119,7 +127,7 @@ class InputGuard:
                 headers = dict(scope.get("headers") or [])
                 _check_body(body, headers.get(b"content-type", b"").decode("latin-1").lower())
         except InputRefused as refused:
-            await _refuse(send, refused, as_page=not scope["path"].startswith("/api/"))
+            await _refuse(send, refused, as_page=not scope["path"].startswith("/api/"), headers=self.extra_headers)
             return
 
         delivered = False
@@ -179,7 +187,7 @@ _PAGE = """<!doctype html>
 """
 
 
-async def _refuse(send: Send, refused: InputRefused, *, as_page: bool) -> None:
+async def _refuse(send: Send, refused: InputRefused, *, as_page: bool, headers: list[tuple[bytes, bytes]]) -> None:
     if as_page:
         body = _PAGE.format(message=html.escape(refused.message)).encode()
         content_type = b"text/html; charset=utf-8"
@@ -194,6 +202,7 @@ async def _refuse(send: Send, refused: InputRefused, *, as_page: bool) -> None:
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                *headers,
             ],
         }
     )

@@ -103,7 +103,6 @@ class RequestLog:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
             *self.extra_headers,
         ]
         await send({"type": "http.response.start", "status": 500, "headers": headers})

@@ -1,13 +1,15 @@
-"""Authentication dependencies for the API."""
+"""Authentication dependencies for the API and for /metrics."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header
 
 from followup.kernel.actors import Actor
-from followup.kernel.http import ReadSession
+from followup.kernel.errors import NotFound, Unauthorized
+from followup.kernel.http import AppSettings, ReadSession
 from followup.staff import service
 
 
@@ -16,3 +18,20 @@ def _api_actor(session: ReadSession, authorization: Annotated[str | None, Header
 
 
 ApiActor = Annotated[Actor, Depends(_api_actor)]
+
+
+def _metrics_reader(settings: AppSettings, authorization: Annotated[str | None, Header()] = None) -> None:
+    """/metrics opens only to `Authorization: Bearer FOLLOWUP_METRICS_TOKEN`. With no token set,
+    metrics are off and the path answers 404: the safe default for an app facing the internet."""
+    if settings.metrics_token is None:
+        raise NotFound("Metrics are off: set FOLLOWUP_METRICS_TOKEN to serve them.", code="metrics_disabled")
+    scheme, _, given = (authorization or "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    # Constant-time, so the token cannot be guessed a character at a time from response times.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthorized(
+            "Send the metrics token as 'Authorization: Bearer <FOLLOWUP_METRICS_TOKEN>'.", code="invalid_metrics_token"
+        )
+
+
+MetricsReader = Depends(_metrics_reader)

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+
+from sqlalchemy import Insert, case, delete, select, update
 from sqlalchemy.orm import Session
 
-from followup.staff.models import ApiKey, StaffMember
+from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 
 
 class StaffRepository:
@@ -19,5 +21,79 @@ class StaffRepository:
     def get_staff(self, staff_id: int) -> StaffMember | None:
         return self.session.get(StaffMember, staff_id)
 
-    def add(self, row: ApiKey | StaffMember) -> None:
+    def add(self, row: ApiKey | StaffMember | ConsoleSession) -> None:
         self.session.add(row)
+
+    # Console sessions
+
+    def active_session_staff(self, token_hash: str, *, now: dt.datetime) -> StaffMember | None:
+        """The enabled staff member behind an unexpired session, in one query."""
+        query = (
+            select(StaffMember)
+            .join(ConsoleSession, ConsoleSession.staff_id == StaffMember.id)
+            .where(
+                ConsoleSession.token_hash == token_hash,
+                ConsoleSession.expires_at > now,
+                StaffMember.disabled_at.is_(None),
+            )
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def delete_session(self, token_hash: str) -> int:
+        result = self.session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == token_hash))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_sessions_of(self, staff_id: int) -> int:
+        result = self.session.execute(delete(ConsoleSession).where(ConsoleSession.staff_id == staff_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_expired_sessions(self, *, now: dt.datetime) -> None:
+        self.session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
+
+    # Sign-in throttling
+
+    def latest_lock(self, keys: list[tuple[str, str]], *, now: dt.datetime) -> dt.datetime | None:
+        """The furthest `locked_until` still in the future among these (scope, key hash) pairs."""
+        found: dt.datetime | None = None
+        for scope, key_hash in keys:
+            until = self.session.scalars(
+                select(SignInThrottle.locked_until).where(
+                    SignInThrottle.scope == scope,
+                    SignInThrottle.key_hash == key_hash,
+                    SignInThrottle.locked_until > now,
+                )
+            ).one_or_none()
+            if until is not None and (found is None or until > found):
+                found = until
+        return found
+
+    def count_failure(self, scope: str, key_hash: str, *, now: dt.datetime, forget_before: dt.datetime) -> int:
+        """Add one failure and return the count; a count whose last failure is older than
+        `forget_before` starts again at one. One atomic upsert, so concurrent servers never lose a count."""
+        restarted = case((SignInThrottle.last_failure_at < forget_before, 1), else_=SignInThrottle.failures + 1)
+        values = {"scope": scope, "key_hash": key_hash, "failures": 1, "last_failure_at": now}
+        changes = {"failures": restarted, "last_failure_at": now}
+        statement: Insert
+        if self.session.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+            upsert = pg_insert(SignInThrottle).values(values)
+            statement = upsert.on_conflict_do_update(index_elements=["scope", "key_hash"], set_=changes)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+            lite = sqlite_insert(SignInThrottle).values(values)
+            statement = lite.on_conflict_do_update(index_elements=["scope", "key_hash"], set_=changes)
+        return int(self.session.execute(statement.returning(SignInThrottle.failures)).scalar_one())
+
+    def lock(self, scope: str, key_hash: str, *, until: dt.datetime) -> None:
+        self.session.execute(
+            update(SignInThrottle)
+            .where(SignInThrottle.scope == scope, SignInThrottle.key_hash == key_hash)
+            .values(locked_until=until)
+        )
+
+    def clear_failures(self, scope: str, key_hash: str) -> None:
+        self.session.execute(
+            delete(SignInThrottle).where(SignInThrottle.scope == scope, SignInThrottle.key_hash == key_hash)
+        )

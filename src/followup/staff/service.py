@@ -1,23 +1,91 @@
-"""Staff accounts and API keys."""
+"""Staff accounts, their console sign-in and sessions, and API keys."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import hmac
 import secrets
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from followup.kernel.actors import Actor
-from followup.kernel.crypto import hash_token
-from followup.kernel.errors import Conflict, InvalidInput, Unauthorized
-from followup.staff.models import ApiKey, StaffMember
+from followup.kernel.crypto import hash_token, new_token
+from followup.kernel.errors import Conflict, FollowupError, InvalidInput, NotFound, Unauthorized
+from followup.kernel.logging import get_logger
+from followup.staff.models import ApiKey, ConsoleSession, StaffMember
 from followup.staff.repository import StaffRepository
 
-_hasher = PasswordHasher()
+log = get_logger(__name__)
 KEY_PREFIX = "fu_"
 ROLES = ("admin", "analyst", "agent", "auditor")
+# Failures older than this are forgotten: a colleague's typo last week does not shorten today's patience.
+FAILURE_MEMORY = dt.timedelta(days=1)
+
+
+class PasswordChecker:
+    """argon2 hashing and verification, with one dummy hash made when the checker is built.
+
+    Every sign-in runs exactly one argon2 verification with the same parameters, whether the email
+    belongs to an enabled account or not: an unknown email is checked against the dummy hash, so
+    the answer takes as long as a wrong password and does not tell which staff accounts exist.
+    """
+
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
+        self.dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    def hash(self, password: str) -> str:
+        return self.hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """True when `password` matches; None stands for "no usable account" and never matches."""
+        try:
+            matched = self.hasher.verify(self.dummy_hash if password_hash is None else password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return bool(matched) and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self.hasher.check_needs_rehash(password_hash)
+
+
+@functools.cache
+def password_checker() -> PasswordChecker:
+    """The process's checker; the console builds it at start-up so no sign-in pays for the dummy hash."""
+    return PasswordChecker()
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """How many wrong passwords are free before sign-in locks, and how long the lock lasts: the
+    first lock lasts `first_lock`, each further failure doubles it, up to `longest_lock`."""
+
+    failures_per_account: int
+    failures_per_address: int
+    first_lock: dt.timedelta
+    longest_lock: dt.timedelta
+
+    def lock_for(self, failures: int, free: int) -> dt.timedelta | None:
+        if failures < free:
+            return None
+        doublings = min(failures - free, 30)  # 2**30 first locks is past any sane cap already
+        return min(self.first_lock * (1 << doublings), self.longest_lock)
+
+
+class SignInThrottled(FollowupError):
+    status_code = 429
+    code = "sign_in_throttled"
+
+    def __init__(self, retry_at: dt.datetime) -> None:
+        super().__init__(
+            f"Too many failed sign-ins. Try again after {retry_at:%H:%M:%S} UTC.", code="sign_in_throttled"
+        )
+        self.retry_at = retry_at
 
 
 def create_api_key(session: Session, *, name: str, now: dt.datetime) -> tuple[ApiKey, str]:
@@ -46,35 +114,141 @@ def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
     return Actor(kind="api_key", id=str(row.id), label=row.name)
 
 
-def create_staff(session: Session, *, email: str, role: str, now: dt.datetime) -> tuple[StaffMember, str]:
+def _normal_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_staff(
+    session: Session, *, email: str, role: str, now: dt.datetime, passwords: PasswordChecker | None = None
+) -> tuple[StaffMember, str]:
     """A staff account with a generated password, returned once in clear."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 254:
+    email = _normal_email(email)
+    if "@" not in email or len(email) > 254 or "\x00" in email:
         raise InvalidInput("give a valid email address for the staff account", field="email")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if StaffRepository(session).staff_by_email(email) is not None:
         raise Conflict(f"A staff account for {email} already exists.", code="staff_exists", field="email")
     password = secrets.token_urlsafe(12)
-    member = StaffMember(email=email, password_hash=_hasher.hash(password), role=role, created_at=now)
+    member = StaffMember(
+        email=email, password_hash=(passwords or password_checker()).hash(password), role=role, created_at=now
+    )
     StaffRepository(session).add(member)
     session.flush()
     return member, password
 
 
-def authenticate_staff(session: Session, *, email: str, password: str) -> StaffMember:
-    member = StaffRepository(session).staff_by_email(email.strip().lower())
-    try:
-        if member is None or member.disabled_at is not None:
-            _hasher.verify(_hasher.hash("timing-equaliser"), password + "x")
-            raise VerificationError
-        _hasher.verify(member.password_hash, password)
-    except VerificationError as exc:
-        raise Unauthorized("Wrong email or password.", code="invalid_login") from exc
+def access_staff_by_email(session: Session, email: str) -> StaffMember:
+    member = StaffRepository(session).staff_by_email(_normal_email(email))
+    if member is None:
+        raise NotFound(f"There is no staff account for {email.strip()}.", code="staff_not_found", field="email")
     return member
 
 
-def get_active_staff(session: Session, staff_id: int) -> StaffMember | None:
-    """The staff member behind a console session, or None once the account is gone or disabled."""
-    member = StaffRepository(session).get_staff(staff_id)
-    return member if member is not None and member.disabled_at is None else None
+def set_staff_password(session: Session, member: StaffMember, *, passwords: PasswordChecker | None = None) -> str:
+    """Give the account a new generated password (returned once in clear) and end all its console
+    sessions: whoever knew the old password may hold one of them."""
+    password = secrets.token_urlsafe(12)
+    member.password_hash = (passwords or password_checker()).hash(password)
+    StaffRepository(session).delete_sessions_of(member.id)
+    session.flush()
+    return password
+
+
+def disable_staff(session: Session, member: StaffMember, *, now: dt.datetime) -> StaffMember:
+    """Disable the account and end its console sessions at once. Disabling twice keeps the first date."""
+    if member.disabled_at is None:
+        member.disabled_at = now
+    StaffRepository(session).delete_sessions_of(member.id)
+    session.flush()
+    return member
+
+
+def _throttle_key(secret: bytes, scope: str, value: str) -> str:
+    """An HMAC, not a plain hash: a leaked table must not let anyone test a list of emails against it."""
+    return hmac.new(secret, f"{scope}|{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign_in_staff(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    address: str,
+    limits: SignInLimits,
+    throttle_secret: bytes,
+    passwords: PasswordChecker,
+    now: dt.datetime,
+) -> StaffMember:
+    """Check a console sign-in against the account's and the client address's failure counts.
+
+    While either is locked, no password is checked at all (the right one included), and the
+    attempt does not lengthen the lock. Each wrong password counts for both; a success clears the
+    account's count but not the address's, so one valid account cannot wash an address clean.
+    The failure counts are written before `Unauthorized` is raised: the caller must commit them
+    even though sign-in failed. Logs name the account by staff id or by a prefix of its HMAC.
+    """
+    email = _normal_email(email)
+    account_key = _throttle_key(throttle_secret, "account", email)
+    address_key = _throttle_key(throttle_secret, "address", address)
+    repository = StaffRepository(session)
+    member = repository.staff_by_email(email) if "\x00" not in email else None
+    who = {"staff_id": member.id if member else None, "account": account_key[:12], "address": address_key[:12]}
+
+    locked_until = repository.latest_lock([("account", account_key), ("address", address_key)], now=now)
+    if locked_until is not None:
+        log.warning("console_sign_in_failed", reason="throttled", retry_at=locked_until.isoformat(), **who)
+        raise SignInThrottled(locked_until)
+
+    usable = member is not None and member.disabled_at is None
+    if member is not None and usable and passwords.verify(member.password_hash, password):
+        repository.clear_failures("account", account_key)
+        if passwords.needs_rehash(member.password_hash):
+            member.password_hash = passwords.hash(password)
+        return member
+    if not usable:
+        passwords.verify(None, password)  # the same argon2 work as a wrong password
+
+    forget_before = now - FAILURE_MEMORY
+    account_failures = repository.count_failure("account", account_key, now=now, forget_before=forget_before)
+    address_failures = repository.count_failure("address", address_key, now=now, forget_before=forget_before)
+    for scope, key, failures, free in (
+        ("account", account_key, account_failures, limits.failures_per_account),
+        ("address", address_key, address_failures, limits.failures_per_address),
+    ):
+        lock = limits.lock_for(failures, free)
+        if lock is not None:
+            repository.lock(scope, key, until=now + lock)
+    reason = "unknown_account" if member is None else "disabled_account" if not usable else "wrong_password"
+    log.warning(
+        "console_sign_in_failed",
+        reason=reason,
+        account_failures=account_failures,
+        address_failures=address_failures,
+        **who,
+    )
+    raise Unauthorized("Wrong email or password.", code="invalid_login")
+
+
+def start_console_session(session: Session, member: StaffMember, *, now: dt.datetime, lifetime: dt.timedelta) -> str:
+    """A new session row; the token for the cookie is returned once, only its hash is stored."""
+    repository = StaffRepository(session)
+    repository.delete_expired_sessions(now=now)
+    token = new_token()
+    repository.add(
+        ConsoleSession(token_hash=hash_token(token), staff_id=member.id, created_at=now, expires_at=now + lifetime)
+    )
+    session.flush()
+    return token
+
+
+def get_console_session_staff(session: Session, token: str, *, now: dt.datetime) -> StaffMember | None:
+    """The enabled staff member behind a session token, or None once it ended, expired or the
+    account was disabled."""
+    if not token or len(token) > 100:
+        return None
+    return StaffRepository(session).active_session_staff(hash_token(token), now=now)
+
+
+def end_console_session(session: Session, token: str) -> None:
+    StaffRepository(session).delete_session(hash_token(token))

@@ -1,9 +1,9 @@
-"""Console sign-in: a signed session cookie and the CSRF tokens of its forms.
+"""Console sign-in: a server-side session behind a random cookie, and the CSRF tokens of its forms.
 
-The cookie holds `staff id . expiry . nonce`, signed with HMAC-SHA256 under a key derived from the
-master key, so nothing is stored server-side and rotating the master key signs everyone out. The
-account is looked up again on every request, so disabling a staff member ends their session at once.
-CSRF tokens are an HMAC of the session's nonce (or, before sign-in, of a nonce in a short-lived
+The cookie holds a random 256-bit token; the database keeps only its SHA-256 beside the staff id
+and the expiry (`staff.start_console_session`). Every request looks the session up again, so
+signing out, a password change and disabling the account end it on every server at once.
+CSRF tokens are an HMAC of the session token (or, before sign-in, of a nonce in a short-lived
 cookie): a form from another site cannot know them, and SameSite=Strict is the second wall.
 """
 
@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request, Response
 
+from followup.config import Settings
 from followup.kernel.http import ReadSession, runtime_of
 from followup.staff import service as staff
 
@@ -29,6 +30,7 @@ SESSION_LIFETIME = dt.timedelta(hours=8)
 LOGIN_FORM_LIFETIME = dt.timedelta(minutes=30)
 COOKIE_PATH = "/console"
 _KEY_LABEL = "console-session/v1"
+_THROTTLE_LABEL = "console-sign-in/v1"
 
 
 class LoginRequired(Exception):
@@ -50,6 +52,27 @@ class SignedInStaff:
 def _key(request: Request) -> bytes:
     key: bytes = runtime_of(request).keys.derive_key(_KEY_LABEL)
     return key
+
+
+def throttle_secret(request: Request) -> bytes:
+    """The key of the HMACs that name accounts and addresses in the sign-in failure counts."""
+    key: bytes = runtime_of(request).keys.derive_key(_THROTTLE_LABEL)
+    return key
+
+
+def sign_in_limits(settings: Settings) -> staff.SignInLimits:
+    return staff.SignInLimits(
+        failures_per_account=settings.console_sign_in_account_failures,
+        failures_per_address=settings.console_sign_in_address_failures,
+        first_lock=dt.timedelta(seconds=settings.console_sign_in_first_lock_seconds),
+        longest_lock=dt.timedelta(seconds=settings.console_sign_in_longest_lock_seconds),
+    )
+
+
+def client_address(request: Request) -> str:
+    """The address the request came from (behind a proxy, uvicorn's --proxy-headers puts the
+    forwarded client here when the proxy is trusted)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _now(request: Request) -> dt.datetime:
@@ -78,41 +101,46 @@ def _cookie(response: Response, request: Request, name: str, value: str, *, max_
     )
 
 
-def start_session(request: Request, response: Response, staff_id: int) -> None:
-    expires = int((_now(request) + SESSION_LIFETIME).timestamp())
-    payload = f"{staff_id}.{expires}.{secrets.token_urlsafe(16)}"
-    value = f"{payload}.{_mac(_key(request), 'session|' + payload)}"
-    _cookie(response, request, SESSION_COOKIE, value, max_age=int(SESSION_LIFETIME.total_seconds()))
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    _cookie(response, request, SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()))
     response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
 
-def end_session(response: Response) -> None:
+def session_token(request: Request) -> str:
+    return request.cookies.get(SESSION_COOKIE, "")
+
+
+def clear_session_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH)
 
 
-def _read_session(request: Request) -> tuple[int, str] | None:
-    """(staff id, nonce) of a cookie that is authentic and not expired."""
-    parts = request.cookies.get(SESSION_COOKIE, "").split(".")
-    if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
+def current_staff(request: Request, session: ReadSession) -> SignedInStaff | None:
+    """The signed-in staff member, or None: for pages that also answer visitors (the 404 page)."""
+    token = session_token(request)
+    member = staff.get_console_session_staff(session, token, now=_now(request))
+    if member is None:
         return None
-    payload = ".".join(parts[:3])
-    if not hmac.compare_digest(parts[3], _mac(_key(request), "session|" + payload)):
-        return None
-    if int(parts[1]) <= _now(request).timestamp():
-        return None
-    return int(parts[0]), parts[2]
+    return SignedInStaff(id=member.id, email=member.email, role=member.role, csrf=_csrf_for(_key(request), token))
 
 
 def _signed_in(request: Request, session: ReadSession) -> SignedInStaff:
-    found = _read_session(request)
-    member = staff.get_active_staff(session, found[0]) if found else None
-    if found is None or member is None:
+    signed_in = current_staff(request, session)
+    if signed_in is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
-    return SignedInStaff(id=member.id, email=member.email, role=member.role, csrf=_csrf_for(_key(request), found[1]))
+    return signed_in
 
 
 ConsoleStaff = Annotated[SignedInStaff, Depends(_signed_in)]
+MaybeStaff = Annotated[SignedInStaff | None, Depends(current_staff)]
+
+
+def console_password_checker() -> staff.PasswordChecker:
+    """The sign-in's password checker (a dependency, so a test can hand it a recording hasher)."""
+    return staff.password_checker()
+
+
+Passwords = Annotated[staff.PasswordChecker, Depends(console_password_checker)]
 
 
 def check_csrf(signed_in: SignedInStaff, token: str) -> bool:

@@ -1,37 +1,48 @@
 """The console's pages. Every page reads through the domains' services, the same ones the API
 calls; nothing here decides anything. Any signed-in staff member may view (roles gate changes,
-and the console makes none yet)."""
+and the console makes none yet).
+
+Every answer is a page, mistakes included: a bad id or page number, an unknown status filter or
+an unknown console path gets a 4xx page that says what went wrong, never JSON or a 500.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from jinja2 import pass_context
-from jinja2.runtime import Context
 
 from followup.cases import service as cases
+from followup.channels.schemas import MessageContent
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.events import service as events
 from followup.followups import service as followups
 from followup.followups.schemas import FollowupStatus
 from followup.insights import service as insights
+from followup.insights.schemas import DailyPoint
 from followup.kernel.errors import NotFound, Unauthorized
-from followup.kernel.http import AppSettings, Keys, ReadSession
+from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
 from followup.web.console import auth
-from followup.web.console.auth import ConsoleStaff, LoginRequired
+from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+# Far beyond any outbox, and (page - 1) * PAGE_SIZE stays a small integer for every database.
+LAST_ALLOWED_PAGE = 100_000
+# Ids are 64-bit integers in every table: a larger number names nothing, and would overflow the query.
+LARGEST_ID = 2**63 - 1
+CUSTOMER_ID_MAX_LENGTH = 128
 FOLLOWUP_STATUSES: tuple[FollowupStatus, ...] = (
     "planned",
     "invited",
@@ -41,19 +52,11 @@ FOLLOWUP_STATUSES: tuple[FollowupStatus, ...] = (
     "suppressed",
     "failed",
 )
+CASE_STATUSES = ("open", "closed", "all")
+HIDDEN_LINK = "…"
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-
-@pass_context
-def _local_link(context: Context, url: str) -> str:
-    """A message's link, made relative when it points at this app: the console may be reached
-    under another host name than the public one customers use, and the link must still open here."""
-    public_url: str = context.get("public_url", "")
-    if public_url and url.startswith(public_url + "/"):
-        return url[len(public_url) :]
-    return url
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -61,17 +64,22 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
+    return "–" if value is None else f"{value * 100:,.1f}%"
 
 
 def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+    return "–" if value is None else f"{value:,.1f}"
 
 
-templates.env.filters["local_link"] = _local_link
+def _count(value: int | None) -> str:
+    """A whole number with thousands separators: 12,345."""
+    return "–" if value is None else f"{value:,}"
+
+
 templates.env.filters["when"] = _when
 templates.env.filters["percent"] = _percent
 templates.env.filters["number"] = _number
+templates.env.filters["count"] = _count
 
 
 def _page(
@@ -80,17 +88,46 @@ def _page(
     return templates.TemplateResponse(request, name, {"staff": signed_in, **context}, status_code=status_code)
 
 
+def _problem(
+    request: Request, signed_in: auth.SignedInStaff | None, *, title: str, text: str, status_code: int, **extra: Any
+) -> Response:
+    context = {"title": title, "text": text, **extra}
+    return _page(request, "problem.html", signed_in, context, status_code=status_code)
+
+
+def _not_found(request: Request, signed_in: auth.SignedInStaff | None, text: str) -> Response:
+    return _problem(request, signed_in, title="Not found", text=text, status_code=404)
+
+
+def _whole_number(text: str, *, low: int, high: int) -> int | None:
+    """`text` as an integer in [low, high], or None: ids and page numbers come from the URL."""
+    text = text.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(high)):
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def _page_number(request: Request, signed_in: auth.SignedInStaff, text: str) -> int | Response:
+    page = _whole_number(text, low=1, high=LAST_ALLOWED_PAGE)
+    if page is None:
+        return _problem(
+            request,
+            signed_in,
+            title="No such page",
+            text=f"The page number must be a whole number from 1 to {LAST_ALLOWED_PAGE:,}.",
+            status_code=400,
+        )
+    return page
+
+
 def _pages(page: int, total: int) -> dict[str, Any]:
     last = max(1, -(-total // PAGE_SIZE))
     return {"page": page, "last_page": last, "total": total}
 
 
 def _offset(page: int) -> int:
-    return (max(page, 1) - 1) * PAGE_SIZE
-
-
-def _not_found(request: Request, signed_in: auth.SignedInStaff, text: str) -> Response:
-    return _page(request, "not_found.html", signed_in, {"title": "Not found", "text": text}, status_code=404)
+    return (page - 1) * PAGE_SIZE
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -114,7 +151,10 @@ def _login_page(request: Request, *, next_path: str, error: str | None, status_c
 @router.post("/login", response_class=HTMLResponse)
 def login(
     request: Request,
-    session: ReadSession,
+    session: WriteSession,
+    settings: AppSettings,
+    passwords: Passwords,
+    now: Now,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
@@ -126,37 +166,66 @@ def login(
             request, next_path=next_path, error="The form expired; please sign in again.", status_code=403
         )
     try:
-        member = staff.authenticate_staff(session, email=email, password=password)
+        member = staff.sign_in_staff(
+            session,
+            email=email,
+            password=password,
+            address=auth.client_address(request),
+            limits=auth.sign_in_limits(settings),
+            throttle_secret=auth.throttle_secret(request),
+            passwords=passwords,
+            now=now,
+        )
+    except staff.SignInThrottled as exc:
+        # Answered with a page rather than raised, here and below: the failure counted by
+        # sign_in_staff must be committed although sign-in failed.
+        wait = max(1, math.ceil((exc.retry_at - now).total_seconds()))
+        response = _login_page(request, next_path=next_path, error=exc.message, status_code=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     except Unauthorized as exc:
         return _login_page(request, next_path=next_path, error=exc.message, status_code=401)
+    token = staff.start_console_session(session, member, now=now, lifetime=auth.SESSION_LIFETIME)
     response = RedirectResponse(next_path, status_code=303)
-    auth.start_session(request, response, member.id)
+    auth.set_session_cookie(request, response, token)
     return response
 
 
 @router.post("/logout")
-def logout(request: Request, signed_in: ConsoleStaff, csrf: Annotated[str, Form(max_length=200)] = "") -> Response:
+def logout(
+    request: Request, signed_in: ConsoleStaff, session: WriteSession, csrf: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
     if not auth.check_csrf(signed_in, csrf):
-        return _page(
+        return _problem(
             request,
-            "not_found.html",
             signed_in,
-            {"title": "Refused", "text": "The form expired or came from elsewhere; reload the page and try again."},
+            title="Refused",
+            text="The form expired or came from elsewhere; reload the page and try again.",
             status_code=403,
         )
+    staff.end_console_session(session, auth.session_token(request))
     response = RedirectResponse("/console/login", status_code=303)
-    auth.end_session(response)
+    auth.clear_session_cookie(response)
     return response
 
 
-@router.get("", response_class=HTMLResponse)
-def overview(request: Request, signed_in: ConsoleStaff, session: ReadSession) -> Response:
-    summary = insights.overview(session)
-    series = {
-        "days": [int(dt.datetime.combine(p.day, dt.time(), dt.UTC).timestamp()) for p in summary.daily],
-        "response_rate": [None if p.response_rate is None else round(p.response_rate * 100, 1) for p in summary.daily],
-        "nps": [p.nps for p in summary.daily],
+def _chart_series(daily: list[DailyPoint], today: dt.date) -> dict[str, list[Any]]:
+    """The chart's data. A day not over yet has no response rate: its invitations have had no
+    time to be answered, and its rate would plunge toward zero. Its NPS, an average of the
+    answers already in, stays."""
+    return {
+        "days": [int(dt.datetime.combine(p.day, dt.time(), dt.UTC).timestamp()) for p in daily],
+        "response_rate": [
+            None if p.response_rate is None or p.day >= today else round(p.response_rate * 100, 1) for p in daily
+        ],
+        "nps": [p.nps for p in daily],
     }
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request, signed_in: ConsoleStaff, session: ReadSession, now: Now) -> Response:
+    summary = insights.overview(session)
+    today = now.astimezone(dt.UTC).date()
     return _page(
         request,
         "overview.html",
@@ -167,51 +236,99 @@ def overview(request: Request, signed_in: ConsoleStaff, session: ReadSession) ->
             "events": events.count_events(session),
             "summary": summary,
             "statuses": FOLLOWUP_STATUSES,
-            "series": series,
+            "series": _chart_series(summary.daily, today),
+            "today": today,
         },
     )
 
 
 @router.get("/outbox", response_class=HTMLResponse)
-def outbox(request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: int = 1) -> Response:
-    messages, total = dispatch.list_outbox(session, customer_id=None, limit=PAGE_SIZE, offset=_offset(page), keys=keys)
+def outbox(request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: str = "1") -> Response:
+    number = _page_number(request, signed_in, page)
+    if isinstance(number, Response):
+        return number
+    messages, total = dispatch.list_outbox(
+        session, customer_id=None, limit=PAGE_SIZE, offset=_offset(number), keys=keys
+    )
     return _page(
         request,
         "outbox.html",
         signed_in,
-        {"title": "Outbox", "nav": "outbox", "messages": messages, **_pages(page, total)},
+        {"title": "Outbox", "nav": "outbox", "messages": messages, **_pages(number, total)},
+    )
+
+
+def _hidden(url: str) -> str:
+    """The link without its token: where it led (`https://host/s/…`), not what it would do."""
+    parts = urlsplit(url)
+    section = parts.path.rsplit("/", 1)[0]
+    return f"{parts.scheme}://{parts.netloc}{section}/{HIDDEN_LINK}"
+
+
+def _as_shown_to_staff(content: MessageContent) -> MessageContent:
+    """The message as its customer saw it, with every link's token taken out. A link would act:
+    a survey link answers as the customer (points, cases), an unsubscribe link unsubscribes them.
+    Answering on a customer's behalf belongs to the call queue, not to whoever opens the outbox."""
+    return content.model_copy(
+        update={
+            "link": _hidden(content.link),
+            "unsubscribe_url": _hidden(content.unsubscribe_url) if content.unsubscribe_url else None,
+            "rating_links": [r.model_copy(update={"url": _hidden(r.url)}) for r in content.rating_links],
+        }
     )
 
 
 @router.get("/outbox/{message_id}", response_class=HTMLResponse)
 def show_message(
-    request: Request, message_id: int, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, settings: AppSettings
+    request: Request, message_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, settings: AppSettings
 ) -> Response:
+    number = _whole_number(message_id, low=1, high=LARGEST_ID)
+    if number is None:
+        return _not_found(request, signed_in, "A message number is a whole number, like 42; this one names no message.")
     try:
-        message = dispatch.access_outbox_message(session, message_id, keys=keys)
+        message = dispatch.access_outbox_message(session, number, keys=keys)
     except NotFound as exc:
         return _not_found(request, signed_in, exc.message)
+    content = _as_shown_to_staff(message.content) if message.content else None
     return _page(
         request,
         "message.html",
         signed_in,
         {
-            "title": message.content.subject if message.content else f"Message {message.id}",
+            "title": content.subject if content else f"Message {message.id}",
             "nav": "outbox",
-            "message": message,
+            "message": message.model_copy(update={"content": content}),
             "sender": settings.smtp_from,
-            "public_url": settings.public_url,
         },
+    )
+
+
+def _unknown_status(
+    request: Request, signed_in: auth.SignedInStaff, *, status: str, valid: tuple[str, ...], back: str
+) -> Response:
+    return _problem(
+        request,
+        signed_in,
+        title="Unknown status",
+        text=f"There is no status '{status[:40]}'. Choose one of these:",
+        status_code=400,
+        choices=[(s, f"{back}?status={s}") for s in valid],
+        back=back,
     )
 
 
 @router.get("/followups", response_class=HTMLResponse)
 def followup_list(
-    request: Request, signed_in: ConsoleStaff, session: ReadSession, status: str = "", page: int = 1
+    request: Request, signed_in: ConsoleStaff, session: ReadSession, status: str = "", page: str = "1"
 ) -> Response:
-    chosen = status if status in FOLLOWUP_STATUSES else None
+    if status and status not in FOLLOWUP_STATUSES:
+        return _unknown_status(request, signed_in, status=status, valid=FOLLOWUP_STATUSES, back="/console/followups")
+    number = _page_number(request, signed_in, page)
+    if isinstance(number, Response):
+        return number
+    chosen = status or None
     rows, total = followups.list_followups(
-        session, customer_id=None, status=chosen, limit=PAGE_SIZE, offset=_offset(page)
+        session, customer_id=None, status=chosen, limit=PAGE_SIZE, offset=_offset(number)
     )
     return _page(
         request,
@@ -222,16 +339,19 @@ def followup_list(
             "nav": "followups",
             "followups": rows,
             "statuses": FOLLOWUP_STATUSES,
-            "status": chosen or "",
-            **_pages(page, total),
+            "status": status,
+            **_pages(number, total),
         },
     )
 
 
 @router.get("/responses", response_class=HTMLResponse)
 def response_list(
-    request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: int = 1
+    request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: str = "1"
 ) -> Response:
+    number = _page_number(request, signed_in, page)
+    if isinstance(number, Response):
+        return number
     rows, total = surveys.list_responses(
         session,
         customer_id=None,
@@ -239,30 +359,39 @@ def response_list(
         since=None,
         until=None,
         limit=PAGE_SIZE,
-        offset=_offset(page),
+        offset=_offset(number),
         keys=keys,
     )
     return _page(
         request,
         "responses.html",
         signed_in,
-        {"title": "Responses", "nav": "responses", "responses": rows, **_pages(page, total)},
+        {"title": "Responses", "nav": "responses", "responses": rows, **_pages(number, total)},
     )
 
 
 @router.get("/cases", response_class=HTMLResponse)
 def case_list(
-    request: Request, signed_in: ConsoleStaff, session: ReadSession, status: str = "open", page: int = 1
+    request: Request, signed_in: ConsoleStaff, session: ReadSession, status: str = "open", page: str = "1"
 ) -> Response:
-    chosen = status if status in ("open", "closed") else None
+    if status not in CASE_STATUSES:
+        return _unknown_status(request, signed_in, status=status, valid=CASE_STATUSES, back="/console/cases")
+    number = _page_number(request, signed_in, page)
+    if isinstance(number, Response):
+        return number
     rows, total = cases.list_cases(
-        session, status=chosen, priority=None, customer_id=None, limit=PAGE_SIZE, offset=_offset(page)
+        session,
+        status=None if status == "all" else status,
+        priority=None,
+        customer_id=None,
+        limit=PAGE_SIZE,
+        offset=_offset(number),
     )
     return _page(
         request,
         "cases.html",
         signed_in,
-        {"title": "Cases", "nav": "cases", "cases": rows, "status": chosen or "all", **_pages(page, total)},
+        {"title": "Cases", "nav": "cases", "cases": rows, "status": status, **_pages(number, total)},
     )
 
 
@@ -270,9 +399,11 @@ def case_list(
 def show_customer(
     request: Request, customer_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys
 ) -> Response:
-    customer = customers.get_customer(session, customer_id)
+    # No stored id is longer or holds a NUL (which PostgreSQL text cannot even compare against).
+    usable = len(customer_id) <= CUSTOMER_ID_MAX_LENGTH and "\x00" not in customer_id
+    customer = customers.get_customer(session, customer_id) if usable else None
     if customer is None:
-        return _not_found(request, signed_in, f"There is no customer {customer_id}.")
+        return _not_found(request, signed_in, f"There is no customer {customer_id[:CUSTOMER_ID_MAX_LENGTH]!r}.")
     their_followups, _ = followups.list_followups(
         session, customer_id=customer.id, status=None, limit=PAGE_SIZE, offset=0
     )
@@ -296,10 +427,23 @@ def show_customer(
     )
 
 
+@router.get("/{unknown:path}", response_class=HTMLResponse)
+def unknown_page(request: Request, unknown: str, signed_in: MaybeStaff) -> Response:
+    """Any other console path: `/console/` leads to the overview, the rest is a 404 page."""
+    if unknown == "":
+        return RedirectResponse("/console", status_code=303)
+    return _not_found(request, signed_in, "There is no such page in the console.")
+
+
 def install_console(app: FastAPI) -> None:
-    """Mount the console: its pages, its static files, and the redirect to sign in."""
-    app.include_router(router)
+    """Mount the console: its static files, its pages, and the redirect to sign in.
+
+    Static files are mounted before the pages, whose last route answers every other console path.
+    The password checker is built here, at start-up, so its dummy hash costs no sign-in anything.
+    """
+    staff.password_checker()
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
+    app.include_router(router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> Response:
