@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import URL, make_url
 
+import followup
 from followup.app import create_app
 from followup.config import Settings
 from followup.kernel.db import describe_database
@@ -427,6 +428,15 @@ def test_serve_logs_one_start_up_line_with_address_database_and_public_url(upgra
                 time.sleep(0.1)
         # And a customer opens a survey link
         assert httpx.get(f"http://127.0.0.1:{port}/s/{TOKEN}?score=9").status_code == 404
+        # And a browser loads the pages' style sheet and the console's script, whole
+        web = Path(followup.__file__).parent / "web"
+        for path, file in (
+            ("/static/pages.css", web / "static" / "pages.css"),
+            ("/console/static/vendor/htmx.min.js", web / "console" / "static" / "vendor" / "htmx.min.js"),
+        ):
+            asset = httpx.get(f"http://127.0.0.1:{port}{path}")
+            assert asset.status_code == 200
+            assert asset.content == file.read_bytes()
     finally:
         process.terminate()
         stdout, stderr = process.communicate(timeout=30)

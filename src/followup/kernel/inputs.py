@@ -123,11 +123,17 @@ class InputGuard:
         try:
             self._check_url(scope)
             body = await self._read_body(scope, receive)
-            if scope["path"].rstrip("/") not in self.batches:
+            if body is not None and scope["path"].rstrip("/") not in self.batches:
                 headers = dict(scope.get("headers") or [])
                 _check_body(body, headers.get(b"content-type", b"").decode("latin-1").lower())
         except InputRefused as refused:
             await _refuse(send, refused, as_page=not scope["path"].startswith("/api/"), headers=self.extra_headers)
+            return
+        if body is None:
+            # Nothing was read: the app reads the request itself. Replaying an empty body here
+            # would hand it a second `http.request` where it waits for `http.disconnect`, and a
+            # file being sent would be cut short of its Content-Length.
+            await self.app(scope, receive, send)
             return
 
         delivered = False
@@ -148,7 +154,8 @@ class InputGuard:
             for key, value in parse_qsl(query, keep_blank_values=True, errors="surrogateescape"):
                 check_text(key + value, where="query string")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        """The whole body, or None for a request that declares none (a GET) and was not read."""
         limit = self.large_bodies.get(scope["path"].rstrip("/"), self.max_body_bytes)
         too_large = InputRefused(
             413,
@@ -159,8 +166,9 @@ class InputGuard:
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             raise too_large
-        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE") and not declared:
-            return b""
+        bodiless = scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE")
+        if bodiless and not declared and b"transfer-encoding" not in headers:
+            return None
         chunks: list[bytes] = []
         size = 0
         while True:
