@@ -192,6 +192,15 @@ def test_unknown_field_is_named_and_nothing_changes(api: TestClient, runtime: Ru
             "time_zone: '../../etc/passwd' is not an IANA time zone, e.g. Asia/Shanghai or Europe/London",
         ),
         ({"time_zone": ""}, "time_zone", "time_zone: '' is not an IANA time zone, e.g. Asia/Shanghai or Europe/London"),
+        # Files beside the zones on many hosts, the tz database's placeholder, and a name with a space
+        *[
+            (
+                {"time_zone": name},
+                "time_zone",
+                f"time_zone: {name!r} is not an IANA time zone, e.g. Asia/Shanghai or Europe/London",
+            )
+            for name in ("posixrules", "localtime", "Factory", "UTC ", " Asia/Shanghai")
+        ],
         ({"locale": "fr-FR"}, "locale", "locale: Input should be 'zh-CN' or 'en'"),
         ({"locale": "zh_CN"}, "locale", "locale: Input should be 'zh-CN' or 'en'"),
         ({"attributes": "gold"}, "attributes", "attributes: Input should be a valid dictionary"),
@@ -943,7 +952,32 @@ def test_invalid_strategy_updates_are_422_and_change_nothing(
             "group_by",
             "group_by: Input should be 'channel', 'event_type' or 'locale'",
         ),
-        ("/api/v1/metrics/summary?from=2026-11-01T00:00:00", "from", "from: Input should have timezone info"),
+        (
+            "/api/v1/metrics/summary?from=2026-11-01T00:00:00",
+            "from",
+            "from: give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00",
+        ),
+        # Numbers are not times, nor is a date alone
+        (
+            "/api/v1/metrics/summary?to=0.5",
+            "to",
+            "to: give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00",
+        ),
+        (
+            "/api/v1/responses?from=1764547200",
+            "from",
+            "from: give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00",
+        ),
+        (
+            "/api/v1/responses?from=2026-11-01",
+            "from",
+            "from: give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00",
+        ),
+        (
+            "/api/v1/responses?to=2026-11-01T00:00Z",
+            "to",
+            "to: give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00",
+        ),
         ("/api/v1/responses?to=next-week", "to", None),
         ("/api/v1/responses?to=9999-12-31T23:59:59-23:59", "to", "to: the time is outside the years 1 to 9999 in UTC"),
         (
@@ -980,3 +1014,44 @@ def test_a_nul_character_in_a_url_is_400(api: TestClient, path: str) -> None:
         None,
         f"The {where} contains a control character (U+0000); remove it and send the request again.",
     )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2026-11-01T00:00:00Z",
+        "2026-11-01t08:00:00.5+08:00",
+        "2026-11-01 00:00:00-05:00",
+        "2026-11-01T00:00:00.123456789z",
+    ],
+)
+def test_rfc_3339_times_are_taken_as_filters(api: TestClient, when: str) -> None:
+    answer = api.get("/api/v1/responses", params={"from": when, "to": "2026-12-01T00:00:00Z"})
+
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    "zone", ["Asia/Shanghai", "Asia/Calcutta", "UTC", "Etc/GMT-8", "America/Argentina/Buenos_Aires"]
+)
+def test_every_zone_of_the_tz_database_is_taken(api: TestClient, zone: str) -> None:
+    answer = api.put("/api/v1/customers/tz-1", json={"time_zone": zone})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["time_zone"] == zone
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/followups?costumer_id=c1", "costumer_id"),  # a misspelt filter would answer every row
+        ("/api/v1/surveys?limit=5&page=2", "page"),
+        ("/api/v1/customers/c1?fields=email", "fields"),
+        ("/api/v1/metrics/summary?=x", ""),
+    ],
+)
+def test_a_query_parameter_the_route_does_not_take_is_named(
+    api: TestClient, runtime: Runtime, existing: Rows, path: str, name: str
+) -> None:
+    assert_error(api.get(path), 422, "unknown_field", name, f"'{name}' is not a parameter this request accepts")
+    assert database_rows(runtime) == existing

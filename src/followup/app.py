@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -22,9 +22,10 @@ from followup.events.endpoints import router as events_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
-from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS
+from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS, known_query_only
 from followup.kernel.inputs import InputGuard
 from followup.kernel.logging import get_logger
+from followup.kernel.openapi import install_openapi
 from followup.kernel.requests import RequestLog
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
@@ -33,13 +34,18 @@ from followup.strategies.endpoints import router as strategies_router
 from followup.surveys.endpoints import router as surveys_router
 from followup.web.console.router import install_console
 from followup.web.hosted import router as hosted_router
+from followup.web.methods import allow_header
 
 log = get_logger(__name__)
 REQUESTS = Counter("followup_http_requests_total", "HTTP requests answered", ["method", "status"])
 
 
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "field": field}})
+def _error(
+    status: int, code: str, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"code": code, "message": message, "field": field}}, headers=headers
+    )
 
 
 def _client_path(loc: tuple[Any, ...], body: Any, kind: str) -> list[str]:
@@ -109,10 +115,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         cases_router,
         insights_router,
     ):
-        app.include_router(router, prefix="/api/v1")
+        app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
     app.include_router(hosted_router)
     install_console(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
+    install_openapi(app)
 
     @app.exception_handler(FollowupError)
     async def _followup_error(_request: Request, exc: FollowupError) -> JSONResponse:
@@ -136,6 +143,9 @@ def create_app(runtime: Runtime) -> FastAPI:
             404: "No such resource.",
             405: "This method is not allowed here.",
         }.get(exc.status_code, str(exc.detail))
+        if exc.status_code == 405:
+            # RFC 9110 §15.5.6: a 405 names the methods the path does answer.
+            return _error(405, code, message, headers={"Allow": allow_header(request)})
         return _error(exc.status_code, code, message)
 
     hsts = runtime.settings.public_url.startswith("https://")  # served over TLS: tell browsers to stay on it

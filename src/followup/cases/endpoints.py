@@ -8,6 +8,7 @@ from followup.cases import service
 from followup.cases.schemas import CaseClose, CaseOut, CasePriority, CaseStatus
 from followup.customers import service as customers
 from followup.kernel.http import Now, ReadSession, WriteSession
+from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
@@ -15,7 +16,7 @@ from followup.staff.auth import ApiActor
 router = APIRouter(tags=["cases"])
 
 
-@router.get("/cases", response_model=Page[CaseOut])
+@router.get("/cases", response_model=Page[CaseOut], responses=may_answer(404))
 def list_cases(
     session: ReadSession,
     actor: ApiActor,
@@ -32,7 +33,7 @@ def list_cases(
     return Page[CaseOut](items=items, total=total)
 
 
-@router.post("/cases/{case_id}/close", response_model=CaseOut)
+@router.post("/cases/{case_id}/close", response_model=CaseOut, responses=may_answer(404, 409))
 def close_case(
     case_id: Annotated[int, Path(ge=1, le=2**62)], body: CaseClose, session: WriteSession, actor: ApiActor, now: Now
 ) -> CaseOut:

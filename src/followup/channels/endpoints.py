@@ -8,13 +8,14 @@ from followup.channels import service
 from followup.channels.schemas import InboxItemOut
 from followup.customers import service as customers
 from followup.kernel.http import Keys, ReadSession
+from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["inbox"])
 
 
-@router.get("/customers/{customer_id}/inbox", response_model=list[InboxItemOut])
+@router.get("/customers/{customer_id}/inbox", response_model=list[InboxItemOut], responses=may_answer(404))
 def list_inbox(
     customer_id: Annotated[str, Path(min_length=1, max_length=128)],
     session: ReadSession,

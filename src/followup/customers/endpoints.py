@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path
 from followup.customers import service
 from followup.customers.schemas import CustomerOut, CustomerUpsert
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
+from followup.kernel.openapi import may_answer
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["customers"])
@@ -36,6 +37,6 @@ def upsert_customer(
     return service.describe_customer(session, customer, keys=keys)
 
 
-@router.get("/customers/{customer_id}", response_model=CustomerOut)
+@router.get("/customers/{customer_id}", response_model=CustomerOut, responses=may_answer(404))
 def get_customer(customer_id: CustomerId, session: ReadSession, actor: ApiActor, keys: Keys) -> CustomerOut:
     return service.describe_customer(session, service.access_customer(session, customer_id), keys=keys)

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import zoneinfo
 from collections.abc import Mapping
+from importlib import resources
 from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, field_validator
@@ -16,11 +17,24 @@ Locale = Literal["zh-CN", "en"]
 AttributeValue = str | int | float | bool | None | list[str | int | float | bool]
 
 
+def _iana_zones() -> frozenset[str]:
+    """The tz database's list of zone names (the `tzdata` package's own list), without `Factory`.
+
+    Not `zoneinfo.available_timezones()`: that also walks the system's zoneinfo directory, which
+    holds files that are not zones (`localtime`, `posixrules`) and differs from one host to another.
+    """
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - {"Factory"}
+
+
+IANA_ZONES = _iana_zones()
+
+
 def check_time_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"'{value}' is not an IANA time zone, e.g. Asia/Shanghai or Europe/London") from exc
+    if value not in IANA_ZONES:
+        shown = value if len(value) <= 64 else value[:64] + "…"
+        raise ValueError(f"{shown!r} is not an IANA time zone, e.g. Asia/Shanghai or Europe/London")
+    zoneinfo.ZoneInfo(value)  # every listed name loads; a broken tzdata install fails loudly here
     return value
 
 
@@ -59,10 +73,11 @@ class CustomerUpsert(Schema):
     attributes: dict[str, AttributeValue] | None = None
     consents: dict[Purpose, dict[ChannelName, bool]] | None = None
 
-    @field_validator("time_zone")
+    @field_validator("time_zone", mode="before")
     @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else check_time_zone(value)
+    def _tz(cls, value: object) -> object:
+        # Before whitespace is stripped: "UTC " is not a zone's name, and is refused, not mended.
+        return check_time_zone(value) if isinstance(value, str) else value
 
 
 class CustomerOut(Schema):

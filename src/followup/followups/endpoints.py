@@ -8,6 +8,7 @@ from followup.customers import service as customers
 from followup.followups import service
 from followup.followups.schemas import FollowupOut, FollowupStatus
 from followup.kernel.http import ReadSession
+from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
@@ -15,7 +16,7 @@ from followup.staff.auth import ApiActor
 router = APIRouter(tags=["followups"])
 
 
-@router.get("/followups", response_model=Page[FollowupOut])
+@router.get("/followups", response_model=Page[FollowupOut], responses=may_answer(404))
 def list_followups(
     session: ReadSession,
     actor: ApiActor,

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Query
 from followup.insights import service
 from followup.insights.schemas import GroupBy, MetricsSummary
 from followup.kernel.http import ReadSession
+from followup.kernel.openapi import may_answer
 from followup.kernel.schemas import UtcDateTime
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics/summary", response_model=MetricsSummary)
+@router.get("/metrics/summary", response_model=MetricsSummary, responses=may_answer(404))
 def metrics_summary(
     session: ReadSession,
     actor: ApiActor,

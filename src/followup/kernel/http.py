@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider
+from followup.kernel.errors import InvalidInput
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -76,3 +77,35 @@ Now = Annotated[dt.datetime, Depends(_now)]
 Keys = Annotated[KeyProvider, Depends(_keys)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 ChannelNames = Annotated[frozenset[str], Depends(_channel_names)]
+
+
+def _declared_query_names(route: Any) -> frozenset[str]:
+    # Kept on the route itself (routes are not hashable); worked out on the route's first request.
+    names: frozenset[str] | None = getattr(route, "_followup_query_names", None)
+    if names is None:
+        names = frozenset(_query_aliases(route.dependant))
+        route._followup_query_names = names
+    return names
+
+
+def _query_aliases(dependant: Any) -> Iterator[str]:
+    """The query parameters of an endpoint and of every dependency beneath it."""
+    for param in dependant.query_params:
+        yield param.alias
+    for sub in dependant.dependencies:
+        yield from _query_aliases(sub)
+
+
+def known_query_only(request: Request) -> None:
+    """Refuse a query parameter the route does not declare, as bodies refuse unknown fields.
+
+    A misspelt filter (`?costumer_id=c1`) would otherwise be ignored and answer every row.
+    """
+    route = request.scope.get("route")
+    if route is None:
+        return
+    declared = _declared_query_names(route)
+    for name in request.query_params:
+        if name not in declared:
+            shown = name if len(name) <= 64 else name[:64] + "…"
+            raise InvalidInput(f"'{shown}' is not a parameter this request accepts", code="unknown_field", field=shown)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Generic, TypeVar
+import re
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict
 
 T = TypeVar("T")
 
@@ -26,7 +27,22 @@ def _in_utc(value: dt.datetime) -> dt.datetime:
         raise ValueError("the time is outside the years 1 to 9999 in UTC") from exc
 
 
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+# RFC 3339 §5.6 date-time: full date, full time, offset required ("T" may be a space, §5.6 note).
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only RFC 3339 text is a time here: not a number of seconds, not a date, not a time without an offset."""
+    if isinstance(value, dt.datetime):
+        return value  # built in code, not read from a request
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError(
+            "give an RFC 3339 time with an offset, such as 2026-11-01T00:00:00Z or 2026-11-01T08:00:00+08:00"
+        )
+    return value
+
+
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 class Page(BaseModel, Generic[T]):

@@ -5,16 +5,28 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from followup.kernel.actors import Actor
 from followup.kernel.errors import NotFound, Unauthorized
 from followup.kernel.http import AppSettings, ReadSession
 from followup.staff import service
 
+# Declares the bearer scheme in the OpenAPI document; the key itself is read from the header below,
+# so a wrong scheme or a missing key gets the service's own sentence rather than FastAPI's.
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="followup API key (fu_…)",
+    description="An API key from `followup apikey create`, sent as `Authorization: Bearer <key>`.",
+)
 
-def _api_actor(session: ReadSession, authorization: Annotated[str | None, Header()] = None) -> Actor:
-    return service.authenticate_api_key(session, authorization)
+
+def _api_actor(
+    session: ReadSession, request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor:
+    return service.authenticate_api_key(session, request.headers.get("authorization"))
 
 
 ApiActor = Annotated[Actor, Depends(_api_actor)]

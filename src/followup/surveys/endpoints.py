@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query
 
 from followup.customers import service as customers
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
+from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page, UtcDateTime
 from followup.staff.auth import ApiActor
@@ -15,7 +16,7 @@ from followup.surveys.schemas import ResponseOut, SurveyCreate, SurveyOut
 router = APIRouter(tags=["surveys"])
 
 
-@router.post("/surveys", response_model=SurveyOut, status_code=201)
+@router.post("/surveys", response_model=SurveyOut, status_code=201, responses=may_answer(409))
 def create_survey(
     body: SurveyCreate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
 ) -> SurveyOut:
@@ -29,12 +30,12 @@ def list_surveys(session: ReadSession, actor: ApiActor, limit: Limit = 50, offse
     return Page[SurveyOut](items=items, total=total)
 
 
-@router.get("/surveys/{key}", response_model=SurveyOut)
+@router.get("/surveys/{key}", response_model=SurveyOut, responses=may_answer(404))
 def get_survey(key: Annotated[str, Path(max_length=64)], session: ReadSession, actor: ApiActor) -> SurveyOut:
     return service.describe_survey(session, service.access_survey(session, key))
 
 
-@router.get("/responses", response_model=Page[ResponseOut])
+@router.get("/responses", response_model=Page[ResponseOut], responses=may_answer(404))
 def list_responses(
     session: ReadSession,
     actor: ApiActor,

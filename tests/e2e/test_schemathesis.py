@@ -1,0 +1,93 @@
+"""The API against its own document: every answer a served app gives must be one the document allows.
+
+Schemathesis reads `/api/v1/openapi.json` from a real server (uvicorn on loopback) and sends each
+operation valid and invalid requests, generated from the document. A run fails on any 5xx and on
+any answer the document contradicts: a status it does not list, a body that does not match the
+schema of that status, a content type it does not name, a header it requires and is missing.
+
+Bounded for CI: a fixed number of examples per operation (about 3,000 requests in all), derandomized
+so a failure replays; `FOLLOWUP_SCHEMATHESIS_EXAMPLES` raises it for a longer run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from followup.runtime import Runtime
+from tests.builders.customers import make_customer
+from tests.builders.strategies import make_strategy
+from tests.builders.surveys import make_survey
+from tests.conftest import LiveServer
+
+EXAMPLES = int(os.environ.get("FOLLOWUP_SCHEMATHESIS_EXAMPLES", "90"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture
+def served(runtime: Runtime, api_key: str) -> Iterator[tuple[LiveServer, str]]:
+    # Something to find, so that reads and updates reach past their 404s
+    make_customer(runtime, "c1")
+    make_survey(runtime)
+    make_strategy(runtime)
+    server = LiveServer(runtime)
+    server.start()
+    yield server, api_key
+    server.stop()
+
+
+def test_every_answer_is_one_the_document_allows(served: tuple[LiveServer, str]) -> None:
+    server, key = served
+    schema = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json")
+    # The key is sent on every request below; a case without it would only be a 401.
+    schema.config.generation.update(with_security_parameters=False)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 17, "every API operation is in the document"
+
+    failures: list[str] = []
+    requests = 0
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(
+                max_examples=EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
+            def exchange(case: schemathesis.Case) -> None:
+                nonlocal requests
+                requests += 1
+                case.call_and_validate(
+                    base_url=server.url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS, timeout=30
+                )
+
+            try:
+                exchange()
+            except (AssertionError, BaseExceptionGroup) as failure:  # each operation's first contradiction
+                failures.append(f"{operation.label} ({mode.value}):\n{failure}")
+
+    assert requests >= len(operations) * EXAMPLES, f"only {requests} requests were sent"
+    assert not failures, "\n\n".join(failures)
