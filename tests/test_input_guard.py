@@ -3,10 +3,12 @@ caller's language (JSON for the API, a page for people)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -16,6 +18,7 @@ from followup.runtime import Runtime, build_runtime
 from followup.surveys import service as surveys
 from tests.builders.events import transfer
 from tests.builders.surveys import survey_body
+from tests.conftest import LiveServer
 from tests.test_api_errors import Rows, assert_error, database_rows
 
 
@@ -179,3 +182,29 @@ def test_the_events_batch_refuses_each_bad_event_on_its_own(api: TestClient, run
             {"index": 4, "event_id": "e5", "code": "invalid_event", "message": control},
         ],
     }
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_client_that_writes_the_whole_body_first_reads_the_413(
+    live_server: LiveServer, api_key: str, runtime: Runtime, *, chunked: bool
+) -> None:
+    # Given a client that writes the whole body before it reads an answer, as the standard
+    # library's does, and a body larger than the socket buffers hold
+    body = b'{"key": "big", "padding": "' + b"x" * 30_000_000 + b'"}'
+    connection = http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=30)
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    if chunked:
+        connection.request(
+            "POST", "/api/v1/surveys", body=(body[i : i + 65536] for i in range(0, len(body), 65536)), headers=headers
+        )
+    else:
+        connection.request("POST", "/api/v1/surveys", body=body, headers=headers)
+    answer = connection.getresponse()
+
+    # Then it reads the reason, not a reset connection
+    assert answer.status == 413
+    assert json.loads(answer.read())["error"]["code"] == "body_too_large"
+    connection.close()
+    assert survey_count(runtime) == 0
+    # And the server goes on serving
+    assert httpx.get(f"{live_server.url}/healthz").status_code == 200

@@ -165,6 +165,7 @@ class InputGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
+            await _drain(scope, receive, headers)
             raise too_large
         bodiless = scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE")
         if bodiless and not declared and b"transfer-encoding" not in headers:
@@ -178,11 +179,38 @@ class InputGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body", False):
+                    await _drain(scope, receive, headers)
                 raise too_large
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+# How much of a refused body is read and thrown away before the 413 is sent.
+DRAIN_BYTES = 64 * 1024 * 1024
+
+
+async def _drain(scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> None:
+    """Read and discard the rest of a body that will be refused, up to DRAIN_BYTES.
+
+    Most HTTP clients write the whole body before they read an answer: a server that answers 413
+    and closes mid-body leaves them with "connection reset" instead of the reason. Reading the
+    rest (never keeping it) lets them see the 413. A client that sent `Expect: 100-continue` is
+    waiting for leave to send, so it gets the 413 at once and sends nothing; a body beyond
+    DRAIN_BYTES is cut off, at the cost of that client's clear answer.
+    """
+    if headers.get(b"expect", b"").lower() == b"100-continue":
+        return
+    drained = 0
+    while drained <= DRAIN_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 # A customer who opened a damaged link, or staff on the console, get a page rather than JSON.
