@@ -354,3 +354,19 @@ def test_staff_commands_name_an_unknown_account_in_one_line(runtime: Runtime) ->
         assert result.stdout == ""
         assert "There is no staff account for nobody@wallet.example." in result.stderr
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("email", "password"), [("a" * 300 + "@wallet.example", "x"), ("ops@wallet.example", "p" * 1001)]
+)
+def test_a_sign_in_form_over_its_bounds_gets_a_page_not_json(
+    runtime: Runtime, console: TestClient, email: str, password: str
+) -> None:
+    answer = attempt(console, email, password)
+
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Request refused" in answer.text
+    assert "at most" in answer.text  # says which bound was passed
+    assert password not in answer.text
+    assert rows(runtime, "SELECT count(*) FROM console_sessions") == [(0,)]

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
@@ -23,7 +23,7 @@ from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
 from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS, known_query_only
-from followup.kernel.inputs import InputGuard
+from followup.kernel.inputs import InputGuard, refusal_page
 from followup.kernel.logging import get_logger
 from followup.kernel.openapi import install_openapi
 from followup.kernel.requests import RequestLog
@@ -65,7 +65,8 @@ def _client_path(loc: tuple[Any, ...], body: Any, kind: str) -> list[str]:
     return path
 
 
-def _validation_error(exc: RequestValidationError) -> JSONResponse:
+def _validation_problem(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
+    """(status, code, message, field) of the first error pydantic found."""
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
     kind = str(first.get("type", "invalid"))
@@ -76,11 +77,11 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         loc = [str(part) for part in raw_loc if part not in ("query", "path", "header")]
     field = ".".join(loc) or None
     if kind == "json_invalid":
-        return _error(400, "malformed_json", "The request body is not valid JSON.")
+        return (400, "malformed_json", "The request body is not valid JSON.", None)
     if kind == "missing" and not loc:
-        return _error(400, "missing_body", "This request needs a JSON body.")
+        return (400, "missing_body", "This request needs a JSON body.", None)
     if not loc and kind in ("model_type", "model_attributes_type", "dict_type"):
-        return _error(422, "invalid_body", "The request body must be a JSON object.")
+        return (422, "invalid_body", "The request body must be a JSON object.", None)
     code = {"missing": "missing_field", "extra_forbidden": "unknown_field"}.get(kind, "invalid_field")
     # A ValueError raised by our own validators already is the sentence to show.
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
@@ -90,7 +91,7 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         message = f"'{field}' is required"
     else:
         message = f"{field}: {message}" if field else message
-    return _error(422, code, message, field)
+    return (422, code, message, field)
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -128,8 +129,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         return _error(exc.status_code, exc.code, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _validation_error(exc)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        if not request.url.path.startswith("/api/"):
+            # A browser's form (console sign-in, a survey page) gets a page, never JSON.
+            status, _code, message, _field = _validation_problem(exc)
+            return HTMLResponse(refusal_page(f"The form could not be used: {message}"), status_code=status)
+        return _error(*_validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -223,9 +223,14 @@ _PAGE = """<!doctype html>
 """
 
 
+def refusal_page(message: str) -> str:
+    """The bilingual page a browser gets for a request refused before any page could handle it."""
+    return _PAGE.format(message=html.escape(message))
+
+
 async def _refuse(send: Send, refused: InputRefused, *, as_page: bool, headers: list[tuple[bytes, bytes]]) -> None:
     if as_page:
-        body = _PAGE.format(message=html.escape(refused.message)).encode()
+        body = refusal_page(refused.message).encode()
         content_type = b"text/html; charset=utf-8"
     else:
         body = json.dumps({"error": {"code": refused.code, "message": refused.message, "field": None}}).encode()
