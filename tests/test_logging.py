@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from followup.app import create_app
-from followup.kernel.logging import configure_logging, get_logger, scrub, use_safe_defaults
+from followup.kernel.logging import configure_logging, get_logger, scrub, unconfigure_logging
 from followup.runtime import Runtime
 
 SECRET_EMAIL = "li.wei.private@example.cn"
@@ -25,11 +24,7 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixt
     """Logging configured as an operator would (JSON), writing into the captured stderr."""
     configure_logging(level="INFO", fmt="json")
     yield capsys
-    use_safe_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_followup", False):
-            root.removeHandler(handler)
+    unconfigure_logging()
 
 
 def lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:

@@ -74,7 +74,8 @@ class Worker:
 
     def run_timers(self) -> int:
         runtime = self.runtime
-        try:
+
+        def run(*, one_by_one: bool) -> int:
             with runtime.session() as session:
                 return followups.run_due_followups(
                     session,
@@ -82,19 +83,15 @@ class Worker:
                     settings=runtime.settings,
                     keys=runtime.keys,
                     limit=self.batch_size,
+                    one_by_one=one_by_one,
                 )
+
+        try:
+            return run(one_by_one=False)
         except Exception as exc:  # noqa: BLE001 - find the step that broke instead of failing every tick
             log.warning("timer_batch_failed", error=type(exc).__name__)
         # Step by step: a step that breaks again fails its own follow-up and no other.
-        with runtime.session() as session:
-            return followups.run_due_followups(
-                session,
-                now=runtime.clock.now(),
-                settings=runtime.settings,
-                keys=runtime.keys,
-                limit=self.batch_size,
-                one_by_one=True,
-            )
+        return run(one_by_one=True)
 
     def send_due_messages(self) -> int:
         runtime = self.runtime

@@ -4,7 +4,6 @@ at DEBUG in both formats, and not one line names the customer, their words, a to
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from followup.app import create_app
 from followup.channels.base import Delivery, Receipt
-from followup.kernel.logging import configure_logging, use_safe_defaults
+from followup.kernel.logging import configure_logging, unconfigure_logging
 from followup.kernel.time import ManualClock
 from followup.runtime import Runtime, build_runtime
 from followup.worker import Worker
@@ -47,11 +46,7 @@ class ExplodingChannel:
 def logs(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Iterator[pytest.CaptureFixture[str]]:
     configure_logging(level="DEBUG", fmt=request.param)
     yield capsys
-    use_safe_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_followup", False):
-            root.removeHandler(handler)
+    unconfigure_logging()
 
 
 def test_a_full_loop_logs_nothing_personal_or_secret(  # noqa: PLR0917 - pytest injects fixtures by name

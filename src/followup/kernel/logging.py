@@ -151,6 +151,20 @@ def use_safe_defaults() -> None:
     _configure_structlog(logging.INFO, "console")
 
 
+def unconfigure_logging() -> None:
+    """Undo `configure_logging`: back to the safe defaults, and the root logger without our handler.
+
+    For a program that configured logging for a while (a test, an embedding host) and goes on."""
+    use_safe_defaults()
+    _remove_our_handler(logging.getLogger())
+
+
+def _remove_our_handler(root: logging.Logger) -> None:
+    for old in list(root.handlers):
+        if getattr(old, "_followup", False):
+            root.removeHandler(old)
+
+
 def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
     # sys.stderr is looked up per logger, not once: a test harness or a daemon may swap it.
     return structlog.PrintLogger(sys.stderr)
@@ -182,9 +196,7 @@ def _route_standard_logging(level: int, renderer: structlog.typing.Processor) ->
         )
     )
     root = logging.getLogger()
-    for old in list(root.handlers):
-        if getattr(old, "_followup", False):
-            root.removeHandler(old)
+    _remove_our_handler(root)
     handler._followup = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
