@@ -165,7 +165,7 @@ class InputGuard:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
-            await _drain(scope, receive, headers)
+            await _drain(receive, headers)
             raise too_large
         bodiless = scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE")
         if bodiless and not declared and b"transfer-encoding" not in headers:
@@ -180,7 +180,7 @@ class InputGuard:
             size += len(chunk)
             if size > limit:
                 if message.get("more_body", False):
-                    await _drain(scope, receive, headers)
+                    await _drain(receive, headers)
                 raise too_large
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -192,7 +192,7 @@ class InputGuard:
 DRAIN_BYTES = 64 * 1024 * 1024
 
 
-async def _drain(scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> None:
+async def _drain(receive: Receive, headers: dict[bytes, bytes]) -> None:
     """Read and discard the rest of a body that will be refused, up to DRAIN_BYTES.
 
     Most HTTP clients write the whole body before they read an answer: a server that answers 413
