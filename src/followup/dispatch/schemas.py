@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from followup.channels.schemas import MessageContent
 from followup.kernel.schemas import Schema
@@ -32,3 +33,15 @@ class OutboxMessage(Schema):
     created_at: dt.datetime
     sent_at: dt.datetime | None
     content: MessageContent | None
+
+
+class MessageUndelivered(Schema):
+    """The job payload when a message will not reach its customer: refused at send time
+    (`suppressed`) or failed for good (`failed`). The follow-up domain cascades on it."""
+
+    message_id: int
+    followup_id: int
+    step: str
+    channel: str
+    outcome: Literal["failed", "suppressed"]
+    reason: str | None

@@ -10,7 +10,7 @@ import datetime as dt
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,7 @@ from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch.models import Message
 from followup.dispatch.repository import MessageRepository
-from followup.dispatch.schemas import MessageSummary, OutboxMessage
+from followup.dispatch.schemas import MessageSummary, MessageUndelivered, OutboxMessage
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import NotFound
@@ -242,21 +242,24 @@ def record_unknown(session: Session, message_id: int, *, claim: int, error: str)
     message.status, message.lease_until, message.last_error = "unknown", None, error[:2000]
 
 
-def _undelivered(session: Session, message: Message, *, status: str, reason: str | None, now: dt.datetime) -> None:
+def _undelivered(
+    session: Session,
+    message: Message,
+    *,
+    status: Literal["failed", "suppressed"],
+    reason: str | None,
+    now: dt.datetime,
+) -> None:
     message.status, message.reason, message.lease_until = status, reason, None
-    jobs.enqueue(
-        session,
-        UNDELIVERED_JOB,
-        {
-            "message_id": message.id,
-            "followup_id": message.followup_id,
-            "step": message.step,
-            "channel": message.channel,
-            "outcome": status,
-            "reason": reason,
-        },
-        now=now,
+    payload = MessageUndelivered(
+        message_id=message.id,
+        followup_id=message.followup_id,
+        step=message.step,
+        channel=message.channel,
+        outcome=status,
+        reason=reason,
     )
+    jobs.enqueue(session, UNDELIVERED_JOB, payload.model_dump(), now=now)
 
 
 def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[int, list[MessageSummary]]:

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query
 
 from followup.customers import service as customers
 from followup.followups import service
-from followup.followups.schemas import FollowupOut, FollowupStatus
+from followup.followups.enums import FollowupStatus
+from followup.followups.schemas import FollowupOut
 from followup.kernel.http import ReadSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset

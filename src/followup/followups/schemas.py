@@ -2,13 +2,35 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import NamedTuple
+
+from pydantic import BaseModel, ConfigDict
 
 from followup.dispatch.schemas import MessageSummary
+from followup.followups.enums import FollowupStatus
 from followup.kernel.schemas import Schema
 
-FollowupStatus = Literal["planned", "invited", "reminded", "responded", "expired", "suppressed", "failed"]
-OPEN_STATUSES = ("planned", "invited", "reminded")
+
+class FollowupPlan(BaseModel):
+    """What a follow-up will do, copied from its strategy version when it is planned.
+
+    Kept as JSON on the follow-up (`followups.plan`), so editing a strategy never changes a
+    follow-up already under way; read and written only through this model.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    strategy_key: str
+    channels: tuple[str, ...]
+    channel_index: int = 0  # the channel being tried now; a cascade moves it on
+    survey_version_id: int
+    reward_points: int = 0
+    remind_after_s: int | None = None
+    expire_after_s: int
+
+    @property
+    def remaining_channels(self) -> tuple[str, ...]:
+        return self.channels[self.channel_index :]
 
 
 class PlanItem(NamedTuple):

@@ -25,7 +25,7 @@ from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.events import service as events
 from followup.followups import service as followups
-from followup.followups.schemas import FollowupStatus
+from followup.followups.enums import FollowupStatus
 from followup.insights import service as insights
 from followup.insights.schemas import DailyPoint
 from followup.kernel.errors import NotFound, Unauthorized
@@ -43,15 +43,7 @@ LAST_ALLOWED_PAGE = 100_000
 # Ids are 64-bit integers in every table: a larger number names nothing, and would overflow the query.
 LARGEST_ID = 2**63 - 1
 CUSTOMER_ID_MAX_LENGTH = 128
-FOLLOWUP_STATUSES: tuple[FollowupStatus, ...] = (
-    "planned",
-    "invited",
-    "reminded",
-    "responded",
-    "expired",
-    "suppressed",
-    "failed",
-)
+FOLLOWUP_STATUSES: tuple[str, ...] = tuple(FollowupStatus)
 CASE_STATUSES = ("open", "closed", "all")
 HIDDEN_LINK = "…"
 

@@ -1,0 +1,85 @@
+"""Answers: the customer's rating closes the follow-up, grants its reward and opens any case;
+the optional questions after it may open a case of their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from followup.cases import service as cases
+from followup.customers import service as customers
+from followup.followups.enums import OPEN_STATUSES, FollowupStatus
+from followup.followups.repository import FollowupRepository
+from followup.followups.schemas import AnswerOutcome, FollowupPlan
+from followup.kernel.actors import SYSTEM
+from followup.kernel.crypto import KeyProvider
+from followup.rewards import service as rewards
+from followup.surveys import service as surveys
+from followup.surveys.service import InvitationInvalid
+
+
+def record_rating(
+    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+) -> AnswerOutcome:
+    """The one-click answer, with its reward and any detractor case, in the caller's transaction."""
+    opened = surveys.open_invitation(session, token, now=now)
+    repo = FollowupRepository(session)
+    followup = repo.get(opened.invitation.followup_id, lock=True)
+    if followup is None or followup.status not in OPEN_STATUSES:
+        raise InvitationInvalid("This link is not valid any more.")
+    response = surveys.record_rating(session, opened, answers=answers, now=now)
+    followup.status = FollowupStatus.RESPONDED
+    followup.responded_at = now
+    followup.closed_at = now
+    followup.next_step = None
+    followup.due_at = None
+    repo.record(followup.id, at=now, action=FollowupStatus.RESPONDED, detail=response.channel)
+    external_id = customers.external_ids(session, [followup.customer_id]).get(followup.customer_id, "")
+    points = FollowupPlan.model_validate(followup.plan).reward_points
+    granted = 0
+    if points > 0:
+        entry = rewards.grant_points(
+            session,
+            followup.customer_id,
+            points,
+            idempotency_key=f"followup:{followup.id}:response",
+            reason="followup_response",
+            followup_id=followup.id,
+            actor=SYSTEM,
+            subject_id=external_id,
+            now=now,
+        )
+        granted = points if entry is not None else 0
+    case = cases.open_for_rating(
+        session,
+        customer_id=followup.customer_id,
+        followup_id=followup.id,
+        response_id=response.id,
+        nps=response.nps,
+        csat=response.csat,
+        now=now,
+    )
+    return AnswerOutcome(
+        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case.id,) if case else ()
+    )
+
+
+def record_details(
+    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+) -> AnswerOutcome:
+    """The optional questions after the rating; a comment raising a security concern opens a case."""
+    opened = surveys.open_invitation(session, token, now=now)
+    response, texts = surveys.record_details(session, opened, answers=answers, keys=keys, now=now)
+    case = cases.open_for_comment(
+        session,
+        customer_id=response.customer_id,
+        followup_id=response.followup_id,
+        response_id=response.id,
+        texts=texts.values(),
+        now=now,
+    )
+    return AnswerOutcome(
+        response_id=response.id, followup_id=response.followup_id, reward_points=0, case_ids=(case.id,) if case else ()
+    )

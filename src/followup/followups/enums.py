@@ -1,0 +1,36 @@
+"""The follow-up's states and timer steps, named once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FollowupStatus(StrEnum):
+    PLANNED = "planned"
+    INVITED = "invited"
+    REMINDED = "reminded"
+    RESPONDED = "responded"
+    EXPIRED = "expired"
+    SUPPRESSED = "suppressed"
+    FAILED = "failed"
+
+
+# Still waiting for the customer: an answer may come, a timer may still run.
+OPEN_STATUSES = frozenset({FollowupStatus.PLANNED, FollowupStatus.INVITED, FollowupStatus.REMINDED})
+# Invited and not answered yet: a reminder or an expiry applies.
+AWAITING_ANSWER = frozenset({FollowupStatus.INVITED, FollowupStatus.REMINDED})
+
+
+class Step(StrEnum):
+    """The timer: what the worker does to a follow-up when its `due_at` comes."""
+
+    INVITE = "invite"
+    REMIND = "remind"
+    EXPIRE = "expire"
+
+
+class Reason(StrEnum):
+    """Reasons the follow-up domain itself gives for ending a follow-up (the contact policy names its own)."""
+
+    INTERNAL_ERROR = "internal_error"  # a step broke on stored data or a bug; the follow-up ends alone
+    UNREACHABLE = "unreachable"  # the customer or the survey version is gone

@@ -1,0 +1,75 @@
+"""Outreach: the message a follow-up step sends, composed and queued for dispatch."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from followup.config import Settings
+from followup.customers import service as customers
+from followup.dispatch import service as dispatch
+from followup.followups.content import render_message
+from followup.followups.enums import Step
+from followup.followups.models import Followup
+from followup.followups.schemas import FollowupPlan
+from followup.kernel.crypto import KeyProvider
+from followup.policy import service as policy
+from followup.privacy import service as privacy
+from followup.surveys import service as surveys
+from followup.surveys.schemas import LocalizedText
+
+
+def queue_message(
+    session: Session,
+    followup: Followup,
+    plan: FollowupPlan,
+    *,
+    step: Step,
+    channel: str,
+    expires_at: dt.datetime,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+) -> bool:
+    """Open an invitation, compose the step's message and queue it; False when the customer or
+    the survey version is gone and there is nothing to send."""
+    customer = customers.get_by_id(session, followup.customer_id)
+    version = surveys.get_version(session, plan.survey_version_id)
+    if customer is None or version is None:
+        return False
+    token = surveys.create_invitation(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        survey_version_id=version.id,
+        channel=channel,
+        expires_at=expires_at,
+        now=now,
+    )
+    unsubscribe_url = None
+    if channel == "email":
+        unsubscribe_token = privacy.create_unsubscribe_link(
+            session, followup.customer_id, purpose=policy.PURPOSE, channel=channel, now=now
+        )
+        unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token}"
+    content = render_message(
+        step=step,
+        locale=customer.locale,
+        title=LocalizedText.model_validate(version.title),
+        questions=surveys.questions_of(version),
+        survey_url=f"{settings.public_url}/s/{token}",
+        unsubscribe_url=unsubscribe_url,
+        valid_days=max(1, (expires_at - now).days),
+    )
+    dispatch.queue_message(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        step=step,
+        channel=channel,
+        content=content,
+        keys=keys,
+        now=now,
+    )
+    return True

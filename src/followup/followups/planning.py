@@ -1,0 +1,136 @@
+"""Planning: a follow-up for every match, planned or suppressed by the contact policy, in bulk.
+
+This runs inside event ingest, so it reads and writes in batches: one policy check for the
+batch, one insert of the follow-ups, one of their history, one of the contact reservations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.orm import Session
+
+from followup.config import Settings
+from followup.customers.schemas import CustomerSnapshot
+from followup.followups.enums import FollowupStatus, Step
+from followup.followups.repository import FollowupRepository, NewFollowup
+from followup.followups.schemas import FollowupPlan, PlanItem, PlanStats
+from followup.policy import service as policy
+from followup.policy.schemas import PlanningRequest
+
+
+def plan_followups(
+    session: Session,
+    items: Sequence[PlanItem],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    snapshots: Mapping[int, CustomerSnapshot] | None = None,
+) -> PlanStats:
+    """Insert a follow-up for every item: planned when the policy allows, suppressed with the
+    reason when it does not. Bulk reads and bulk inserts: this runs inside event ingest."""
+    stats = PlanStats()
+    if not items:
+        return stats
+    to_check = [item for item in items if item.preset_reason is None]
+    decisions = iter(
+        policy.check_planning(
+            session,
+            [
+                PlanningRequest(
+                    customer_id=i.customer_id,
+                    strategy_id=i.strategy_id,
+                    channels=i.channels,
+                    recontact_days=i.recontact_days,
+                    send_at=i.send_at,
+                )
+                for i in to_check
+            ],
+            now=now,
+            settings=settings,
+            snapshots=snapshots,
+        )
+    )
+    plans: dict[tuple[object, ...], str] = {}
+    rows: list[NewFollowup] = []
+    notes: list[tuple[str, str | None]] = []
+    for item in items:
+        plan = _plan_json(item, plans)
+        decision_reason: str | None
+        if item.preset_reason is not None:
+            decision_reason, deferred, send_at = item.preset_reason, None, None
+        else:
+            decision = next(decisions)
+            decision_reason = None if decision.allowed else decision.reason
+            deferred, send_at = decision.deferred, decision.send_at
+        if decision_reason is not None:
+            status, next_step, closed_at = FollowupStatus.SUPPRESSED, None, now
+        else:
+            status, next_step, closed_at = FollowupStatus.PLANNED, Step.INVITE, None
+        rows.append(
+            NewFollowup(
+                strategy_id=item.strategy_id,
+                customer_id=item.customer_id,
+                event_id=item.event_id,
+                event_type=item.event_type,
+                event_ref=item.event_ref,
+                status=status,
+                reason=decision_reason,
+                plan=plan,
+                next_step=next_step,
+                due_at=send_at if next_step else None,
+                planned_at=now,
+                closed_at=closed_at,
+            )
+        )
+        notes.append((decision_reason or "", deferred))
+
+    inserted = FollowupRepository(session).insert_many(rows)
+    history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
+    reservations: list[tuple[int, int, int]] = []
+    for row, (reason, deferral) in zip(rows, notes, strict=True):
+        followup_id = inserted.get((row.strategy_id, row.event_id))
+        if followup_id is None:
+            stats.duplicates += 1
+            continue
+        if reason:
+            stats.suppressed += 1
+            stats.reasons[reason] = stats.reasons.get(reason, 0) + 1
+            history.append((followup_id, now, FollowupStatus.SUPPRESSED, reason, None))
+            continue
+        stats.planned += 1
+        reservations.append((row.customer_id, row.strategy_id, followup_id))
+        assert row.due_at is not None  # noqa: S101 - a planned follow-up always has its invite due
+        history.append((followup_id, now, FollowupStatus.PLANNED, None, f"invite due {row.due_at.isoformat()}"))
+        if deferral:
+            stats.deferred += 1
+            history.append((followup_id, now, "deferred", deferral, None))
+    FollowupRepository(session).add_history(history)
+    policy.reserve_contacts(session, reservations, now=now)
+    return stats
+
+
+def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
+    """The plan copied onto the follow-up, as JSON text; the same for every item of one strategy
+    version, so it is encoded once per batch and strategy."""
+    key = (
+        item.strategy_key,
+        item.channels,
+        item.survey_version_id,
+        item.reward_points,
+        item.remind_after,
+        item.expire_after,
+    )
+    encoded = cache.get(key)
+    if encoded is None:
+        encoded = FollowupPlan(
+            strategy_key=item.strategy_key,
+            channels=item.channels,
+            survey_version_id=item.survey_version_id,
+            reward_points=item.reward_points,
+            remind_after_s=int(item.remind_after.total_seconds()) if item.remind_after else None,
+            expire_after_s=int(item.expire_after.total_seconds()),
+        ).model_dump_json()
+        cache[key] = encoded
+    return encoded
