@@ -13,24 +13,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from followup.bootstrap import worker_tasks
 from followup.channels.base import (
     DeliveryUnknownError,
     PermanentChannelError,
     TransientChannelError,
 )
 from followup.dispatch import service as dispatch
-from followup.followups import service as followups
-from followup.followups.tasks import on_message_undelivered
 from followup.kernel import jobs
-from followup.kernel.jobs import JobHandler
+from followup.kernel.jobs import Tasks, Timer
 from followup.kernel.logging import get_logger
 from followup.runtime import Runtime
 
 log = get_logger(__name__)
-
-JOB_HANDLERS: dict[str, JobHandler] = {
-    dispatch.UNDELIVERED_JOB: on_message_undelivered,
-}
 
 
 class ClaimLostError(Exception):
@@ -67,17 +62,21 @@ class WorkDone:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, batch_size: int = 200) -> None:
+    def __init__(self, runtime: Runtime, *, batch_size: int = 200, tasks: Tasks | None = None) -> None:
         self.runtime = runtime
         self.batch_size = batch_size
+        self.tasks = tasks if tasks is not None else worker_tasks()
         self.stopping = threading.Event()
 
     def run_timers(self) -> int:
+        return sum(self._run_timer(timer) for timer in self.tasks.timers)
+
+    def _run_timer(self, timer: Timer) -> int:
         runtime = self.runtime
 
         def run(*, one_by_one: bool) -> int:
             with runtime.session() as session:
-                return followups.run_due_followups(
+                return timer(
                     session,
                     now=runtime.clock.now(),
                     settings=runtime.settings,
@@ -218,7 +217,7 @@ class Worker:
                 )
             ]
         for job_id, kind, payload, attempts in claimed:
-            handler = JOB_HANDLERS.get(kind)
+            handler = self.tasks.jobs.get(kind)
             try:
                 if handler is None:
                     raise LookupError(f"no handler for job kind '{kind}'")

@@ -8,15 +8,58 @@ that raises is retried with backoff; handlers must therefore be idempotent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from followup.config import Settings
+from followup.kernel.crypto import KeyProvider
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
 
 JobHandler = Callable[[Session, Mapping[str, Any], dt.datetime], None]
+
+
+class Timer(Protocol):
+    """Work a domain finds due by time: runs up to `limit` due items and says how many.
+
+    With `one_by_one`, each item runs on its own, so one that breaks ends alone; the worker asks
+    for that only after the batch as a whole failed.
+    """
+
+    def __call__(
+        self,
+        session: Session,
+        *,
+        now: dt.datetime,
+        settings: Settings,
+        keys: KeyProvider,
+        limit: int,
+        one_by_one: bool,
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """What one domain gives the worker (its `tasks.py` declares it): job handlers by kind, and timers."""
+
+    jobs: Mapping[str, JobHandler] = field(default_factory=dict)
+    timers: tuple[Timer, ...] = ()
+
+    @staticmethod
+    def merge(parts: Iterable[Tasks]) -> Tasks:
+        """One registry from every domain's; a job kind claimed twice is a mistake at start-up."""
+        jobs: dict[str, JobHandler] = {}
+        timers: list[Timer] = []
+        for part in parts:
+            for kind, handler in part.jobs.items():
+                if kind in jobs:
+                    raise ValueError(f"job kind '{kind}' has two handlers")
+                jobs[kind] = handler
+            timers.extend(part.timers)
+        return Tasks(jobs=jobs, timers=tuple(timers))
 
 
 class Job(Base):
