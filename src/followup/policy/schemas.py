@@ -1,18 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-RefusalReason = Literal[
-    "no_consent",
-    "unreachable",
-    "fatigue",
-    "duplicate",
-    "open_security_case",
-    "holdout",
-    "not_sampled",
-]
-DeferralReason = Literal["quiet_hours"]
+from followup.policy.enums import DeferralReason, RefusalReason
 
 
 class PlanningRequest(NamedTuple):
@@ -25,7 +16,7 @@ class PlanningRequest(NamedTuple):
 
 class Decision(NamedTuple):
     allowed: bool
-    reason: str | None = None
+    reason: RefusalReason | None = None
     channel: str | None = None
     send_at: dt.datetime | None = None
-    deferred: str | None = None
+    deferred: DeferralReason | None = None

@@ -17,6 +17,7 @@ from followup.cases import service as cases
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerSnapshot
+from followup.policy.enums import DeferralReason, RefusalReason
 from followup.policy.quiet_hours import quiet_until
 from followup.policy.repository import ContactLedger
 from followup.policy.schemas import Decision, PlanningRequest
@@ -38,7 +39,7 @@ def reachable(snapshot: CustomerSnapshot, channel: str) -> bool:
 
 def choose_channel(
     snapshot: CustomerSnapshot, consents: Mapping[str, bool], channels: Sequence[str]
-) -> tuple[str | None, str | None]:
+) -> tuple[str | None, RefusalReason | None]:
     """The first channel both reachable and consented, else the reason none is."""
     any_reachable = False
     for channel in channels:
@@ -47,7 +48,7 @@ def choose_channel(
         any_reachable = True
         if consents.get(channel) is True:
             return channel, None
-    return None, ("no_consent" if any_reachable else "unreachable")
+    return None, (RefusalReason.NO_CONSENT if any_reachable else RefusalReason.UNREACHABLE)
 
 
 def defer_for_quiet_hours(at: dt.datetime, *, time_zone: str, settings: Settings) -> dt.datetime | None:
@@ -83,7 +84,7 @@ def check_planning(
     for request in requests:
         snapshot = snapshot_of[request.customer_id]
         if request.customer_id in blocked:
-            decisions.append(Decision(allowed=False, reason="open_security_case"))
+            decisions.append(Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE))
             continue
         channel, refusal = choose_channel(snapshot, consent_of.get(request.customer_id, {}), request.channels)
         if channel is None:
@@ -92,10 +93,10 @@ def check_planning(
         history = reserved[request.customer_id]
         recontact_since = now - dt.timedelta(days=request.recontact_days)
         if any(strategy_id == request.strategy_id and at >= recontact_since for strategy_id, at in history):
-            decisions.append(Decision(allowed=False, reason="duplicate"))
+            decisions.append(Decision(allowed=False, reason=RefusalReason.DUPLICATE))
             continue
         if sum(1 for _, at in history if at >= now - window) >= settings.fatigue_max_followups:
-            decisions.append(Decision(allowed=False, reason="fatigue"))
+            decisions.append(Decision(allowed=False, reason=RefusalReason.FATIGUE))
             continue
         history.append((request.strategy_id, now))
         release = defer_for_quiet_hours(request.send_at, time_zone=snapshot.time_zone, settings=settings)
@@ -104,7 +105,7 @@ def check_planning(
                 allowed=True,
                 channel=channel,
                 send_at=release or request.send_at,
-                deferred="quiet_hours" if release else None,
+                deferred=DeferralReason.QUIET_HOURS if release else None,
             )
         )
     return decisions
@@ -139,14 +140,14 @@ def check_channel(
     """
     snapshot = customers.snapshots(session, [customer_id]).get(customer_id)
     if snapshot is None:
-        return Decision(allowed=False, reason="unreachable")
+        return Decision(allowed=False, reason=RefusalReason.UNREACHABLE)
     if cases.customers_with_open_security_case(session, [customer_id]):
-        return Decision(allowed=False, reason="open_security_case")
+        return Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE)
     consents = privacy.consents_for(session, [customer_id], purpose=PURPOSE).get(customer_id, {})
     channel, refusal = choose_channel(snapshot, consents, channels)
     if channel is None:
         return Decision(allowed=False, reason=refusal)
     release = defer_for_quiet_hours(now, time_zone=snapshot.time_zone, settings=settings)
     if release is not None:
-        return Decision(allowed=True, channel=channel, send_at=release, deferred="quiet_hours")
+        return Decision(allowed=True, channel=channel, send_at=release, deferred=DeferralReason.QUIET_HOURS)
     return Decision(allowed=True, channel=channel, send_at=now)

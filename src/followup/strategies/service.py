@@ -17,6 +17,7 @@ from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.text import text_problem
+from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
 from followup.rules.tree import Predicate, RuleTooLarge, check_size, compile_rule
 from followup.strategies.models import Strategy
@@ -262,9 +263,9 @@ def plan_followups_for_events(
             spec = strategy.spec
             preset = None
             if in_holdout(spec, external_id):
-                preset = "holdout"
+                preset = RefusalReason.HOLDOUT
             elif not is_sampled(spec, external_id):
-                preset = "not_sampled"
+                preset = RefusalReason.NOT_SAMPLED
             items.append(
                 PlanItem(
                     strategy_id=strategy.row.id,
