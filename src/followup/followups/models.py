@@ -19,7 +19,9 @@ class Followup(Base):
 
     __tablename__ = "followups"
     __table_args__ = (
-        UniqueConstraint("strategy_id", "event_id"),
+        # One follow-up per strategy, customer and run: the event it follows up, or (to come) the
+        # periodic wave or proactive period it belongs to. Planning inserts ON CONFLICT DO NOTHING.
+        UniqueConstraint("strategy_id", "customer_id", "run_key"),
         Index("ix_followups_due", "due_at"),
         Index("ix_followups_customer", "customer_id"),
     )
@@ -30,6 +32,7 @@ class Followup(Base):
     event_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("events.id", ondelete="SET NULL"))
     event_type: Mapped[str | None] = mapped_column(String(64))
     event_ref: Mapped[str | None] = mapped_column(String(128))
+    run_key: Mapped[str] = mapped_column(String(64))  # `event:<events.id>`; see followups.schemas.event_run_key
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(32))
     channel: Mapped[str | None] = mapped_column(String(16))

@@ -75,6 +75,7 @@ def plan_followups(
                 event_id=item.event_id,
                 event_type=item.event_type,
                 event_ref=item.event_ref,
+                run_key=item.key(),
                 status=status,
                 reason=decision_reason,
                 plan=plan,
@@ -90,7 +91,7 @@ def plan_followups(
     history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
     reservations: list[tuple[int, int, int]] = []
     for row, (reason, deferral) in zip(rows, notes, strict=True):
-        followup_id = inserted.get((row.strategy_id, row.event_id))
+        followup_id = inserted.get((row.strategy_id, row.customer_id, row.run_key))
         if followup_id is None:
             stats.duplicates += 1
             continue

@@ -16,6 +16,7 @@ NEW_FOLLOWUP_COLUMNS = (
     "event_id",
     "event_type",
     "event_ref",
+    "run_key",
     "status",
     "reason",
     "plan",
@@ -32,6 +33,7 @@ class NewFollowup(NamedTuple):
     event_id: int | None
     event_type: str | None
     event_ref: str | None
+    run_key: str
     status: str
     reason: str | None
     plan: str  # JSON text
@@ -45,10 +47,10 @@ class FollowupRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def insert_many(self, rows: Sequence[NewFollowup]) -> dict[tuple[int, int | None], int]:
-        """Insert follow-ups, skipping any (strategy, event) pair that already has one.
+    def insert_many(self, rows: Sequence[NewFollowup]) -> dict[tuple[int, int, str], int]:
+        """Insert follow-ups, skipping any whose (strategy, customer, run key) already has one.
 
-        Returns (strategy_id, event_id) → new follow-up id for the rows actually inserted.
+        Returns (strategy_id, customer_id, run_key) → new follow-up id for the rows actually inserted.
         """
         if not rows:
             return {}
@@ -60,6 +62,7 @@ class FollowupRepository:
                 r.event_id,
                 r.event_type,
                 r.event_ref,
+                r.run_key,
                 r.status,
                 r.reason,
                 r.plan,
@@ -77,10 +80,10 @@ class FollowupRepository:
             NEW_FOLLOWUP_COLUMNS,
             values,
             slots=slots,
-            on_conflict="(strategy_id, event_id) DO NOTHING",
-            returning="id, strategy_id, event_id",
+            on_conflict="(strategy_id, customer_id, run_key) DO NOTHING",
+            returning="id, strategy_id, customer_id, run_key",
         )
-        return {(strategy_id, event_id): fid for fid, strategy_id, event_id in inserted}
+        return {(strategy_id, customer_id, run_key): fid for fid, strategy_id, customer_id, run_key in inserted}
 
     def add_history(self, rows: Sequence[tuple[int, dt.datetime, str, str | None, str | None]]) -> None:
         """(followup_id, at, action, reason, detail) rows, appended in one executemany."""

@@ -50,6 +50,20 @@ class PlanItem(NamedTuple):
     remind_after: dt.timedelta | None
     expire_after: dt.timedelta
     preset_reason: str | None = None
+    # What this follow-up belongs to, unique per strategy and customer; None: the event's own key.
+    run_key: str | None = None
+
+    def key(self) -> str:
+        if self.run_key is not None:
+            return self.run_key
+        if self.event_id is None:
+            raise ValueError("a follow-up without an event needs a run key")
+        return event_run_key(self.event_id)
+
+
+def event_run_key(event_id: int) -> str:
+    """The run key of an event-driven follow-up: one per strategy, customer and event."""
+    return f"event:{event_id}"
 
 
 @dataclass
