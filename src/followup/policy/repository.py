@@ -3,16 +3,37 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import chunked
 from followup.policy.models import ContactReservation
 
+# The advisory-lock namespace of a customer's contact budget (PostgreSQL's two-key form).
+_BUDGET_LOCKS = 0x66750001
+_LOCK_BUDGETS = text(
+    "SELECT pg_advisory_xact_lock(:space, k) FROM "
+    "(SELECT DISTINCT CAST(id % 2147483647 AS integer) AS k FROM unnest(:ids) AS id ORDER BY k) AS keys"
+).bindparams(bindparam("ids", type_=ARRAY(BIGINT)))
+
 
 class ContactLedger:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def lock_budgets(self, customer_ids: Iterable[int]) -> None:
+        """Hold these customers' contact budgets until the transaction ends, so two transactions
+        planning for one customer at once cannot both spend its last follow-up.
+
+        PostgreSQL: a transaction-scoped advisory lock per customer, taken in key order (no
+        deadlock between two batches). Two customers may share a key; that only serialises them.
+        SQLite: every writing transaction already holds the database's one write lock.
+        """
+        ids = sorted(set(customer_ids))
+        if not ids or self.session.get_bind().dialect.name != "postgresql":
+            return
+        self.session.execute(_LOCK_BUDGETS, {"space": _BUDGET_LOCKS, "ids": ids})
 
     def active_since(self, customer_ids: Iterable[int], since: dt.datetime) -> list[ContactReservation]:
         """Unreleased reservations of these customers, recent or still open."""

@@ -77,7 +77,10 @@ def check_planning(
     window = dt.timedelta(days=settings.fatigue_window_days)
     longest = max([window] + [dt.timedelta(days=r.recontact_days) for r in requests])
     reserved: dict[int, list[tuple[int, dt.datetime]]] = defaultdict(list)
-    for row in ContactLedger(session).active_since(ids, now - longest):
+    ledger = ContactLedger(session)
+    # Held until commit, so the budget read here is still the budget when reserve_contacts spends it.
+    ledger.lock_budgets(ids)
+    for row in ledger.active_since(ids, now - longest):
         reserved[row.customer_id].append((row.strategy_id, row.reserved_at))
 
     decisions: list[Decision] = []
