@@ -55,7 +55,7 @@ def test_no_domain_reaches_into_another_domains_repository_or_models() -> None:
                 and parts[0] == "followup"
                 and parts[1] in DOMAINS
                 and parts[1] != own
-                and parts[2] in {"repository", "models"}
+                and (parts[2] in {"repository", "models"} or parts[2].endswith("_repository"))
             ):
                 offences.append(f"{path.relative_to(SRC)} imports {name}")
     assert offences == []
@@ -64,7 +64,7 @@ def test_no_domain_reaches_into_another_domains_repository_or_models() -> None:
 def test_sql_is_built_only_in_repositories_and_the_kernel() -> None:
     offences = []
     for path in SRC.rglob("*.py"):
-        if _domain_of(path) is None or path.name in {"repository.py", "models.py"}:
+        if _domain_of(path) is None or path.name in {"repository.py", "models.py"} or path.stem.endswith("_repository"):
             continue
         for name in _imports(path):
             parts = name.split(".")

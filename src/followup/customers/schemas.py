@@ -108,3 +108,35 @@ class CustomerSnapshot(NamedTuple):
     has_email: bool
     has_phone: bool
     event_count: int
+
+    def rule_context(self) -> dict[str, Any]:
+        """What a rule tree reads under `customer.` (customers.audience says the same in SQL)."""
+        return {
+            "id": self.external_id,
+            "locale": self.locale,
+            "time_zone": self.time_zone,
+            "attributes": self.attributes,
+            "event_count": self.event_count,
+            "has_email": self.has_email,
+            "has_phone": self.has_phone,
+        }
+
+
+# The fields a rule can select an audience by in the database (customers.audience_repository).
+AUDIENCE_FIELDS = (
+    "customer.id",
+    "customer.locale",
+    "customer.time_zone",
+    "customer.event_count",
+    "customer.has_email",
+    "customer.has_phone",
+    "customer.attributes.<name>",
+)
+
+
+class AudienceFieldError(ValueError):
+    """A rule names a field an audience cannot be found by (an event field, an unknown name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

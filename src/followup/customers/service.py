@@ -9,6 +9,11 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
+from followup.customers.audience_repository import (
+    Node,
+    count_matching,
+    matching_ids,
+)
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerKey
 from followup.customers.repository import CustomerRepository
@@ -271,3 +276,13 @@ def masked_address(session: Session, customer: Customer, channel: str, *, keys: 
     if address is None:
         return None
     return mask_email(address) if channel == "email" else mask_phone(address)
+
+
+def audience_ids(session: Session, rule: Node | None) -> list[int]:
+    """The customers a rule tree over `customer.*` accepts, found by the database (AudienceFieldError
+    for a field an audience cannot be found by)."""
+    return matching_ids(session, rule)
+
+
+def audience_count(session: Session, rule: Node | None) -> int:
+    return count_matching(session, rule)

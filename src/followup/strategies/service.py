@@ -232,18 +232,7 @@ def plan_followups_for_events(
     if not triggered:
         return PlanStats()
     snapshot_of = customers.snapshots(session, {event.customer_id for event in triggered})
-    customer_context = {
-        cid: {
-            "id": snap.external_id,
-            "locale": snap.locale,
-            "time_zone": snap.time_zone,
-            "attributes": snap.attributes,
-            "event_count": snap.event_count,
-            "has_email": snap.has_email,
-            "has_phone": snap.has_phone,
-        }
-        for cid, snap in snapshot_of.items()
-    }
+    customer_context = {cid: snap.rule_context() for cid, snap in snapshot_of.items()}
     items: list[PlanItem] = []
     for event in triggered:
         context = {

@@ -1,0 +1,339 @@
+"""The audience repository: rule trees over `customer.*`, compiled to SQL so an audience is found
+in the database (`rules/` stays pure; the SQL lives here, as every query does, in a repository).
+
+`rules.tree.evaluate` is the meaning; this module says the same thing in SQLite's and PostgreSQL's
+words, and a property test holds the two to each other on both databases. What that takes:
+- every compiled condition is TRUE or FALSE, never NULL, so `not` and `any` keep two values;
+- a missing attribute and a JSON null are the same thing (they satisfy only `ne`, `not_in` and
+  `exists: false`), and a value of another type than the rule's compares false, never raises;
+- strings compare by code point (SQLite's BINARY, PostgreSQL's "C" collation), numbers exactly
+  (PostgreSQL: NUMERIC; a float is bound by its shortest decimal, the text JSON stored);
+- true is not 1: booleans equal only booleans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, TypeGuard
+
+from sqlalchemy import (
+    ColumnElement,
+    Numeric,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
+
+from followup.customers.models import Customer
+from followup.customers.schemas import AUDIENCE_FIELDS, AudienceFieldError
+from followup.rules.tree import AllOf, AnyOf, Condition, NotOf, Scalar
+
+Node = AllOf | AnyOf | NotOf | Condition
+Where = ColumnElement[bool]
+
+# customer.<name> → its column and the one JSON-like type its values have; never missing.
+_TEXT_COLUMNS = {
+    "id": Customer.external_id.expression,
+    "locale": Customer.locale.expression,
+    "time_zone": Customer.time_zone.expression,
+}
+
+
+def _number(value: int | float, dialect: str) -> Any:
+    # PostgreSQL compares NUMERIC: bind a float by the shortest decimal that reads back as it, the
+    # same text json.dumps stored, so 0.1 in a rule equals 0.1 in an attribute.
+    if dialect == "postgresql":
+        return cast(literal(Decimal(repr(value)) if isinstance(value, float) else value, Numeric()), Numeric())
+    return literal(value)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class _Typed:
+    """One field as SQL: a test per JSON type and the field's value read as that type."""
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+
+    def present(self) -> Where:  # neither missing nor null
+        raise NotImplementedError
+
+    def is_number(self) -> Where:
+        raise NotImplementedError
+
+    def is_text(self) -> Where:
+        raise NotImplementedError
+
+    def is_bool(self, value: bool) -> Where:
+        raise NotImplementedError
+
+    def is_list(self) -> Where:
+        raise NotImplementedError
+
+    def number(self) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def text(self) -> ColumnElement[Any]:
+        raise NotImplementedError
+
+    def list_has(self, value: Scalar) -> Where:
+        raise NotImplementedError
+
+    # What a condition means, in terms of the tests above; each result is TRUE or FALSE.
+    def equals(self, value: Scalar) -> Where:
+        if isinstance(value, bool):
+            return self.is_bool(value)
+        if _is_number(value):
+            return and_(self.is_number(), func.coalesce(self.number() == _number(value, self.dialect), false()))
+        return and_(self.is_text(), func.coalesce(self.text() == _text(value, self.dialect), false()))
+
+    def compare(self, op: str, value: Scalar) -> Where:
+        if _is_number(value):
+            left, right, kind = self.number(), _number(value, self.dialect), self.is_number()
+        else:
+            left, right, kind = self.text(), _text(value, self.dialect), self.is_text()
+        compared = {"gt": left > right, "gte": left >= right, "lt": left < right, "lte": left <= right}[op]
+        return and_(kind, func.coalesce(compared, false()))
+
+    def contains(self, value: Scalar | list[Scalar]) -> Where:
+        if isinstance(value, list):
+            return and_(self.is_list(), *[self.list_has(item) for item in value])
+        as_list = and_(self.is_list(), self.list_has(value))
+        if isinstance(value, str):
+            return or_(and_(self.is_text(), func.coalesce(self._substring(value), false())), as_list)
+        return as_list
+
+    def _substring(self, value: str) -> Where:
+        if self.dialect == "postgresql":
+            return func.strpos(self.text(), value) > 0
+        return func.instr(self.text(), value) > 0
+
+
+def _text(value: str | int | float | bool, dialect: str) -> ColumnElement[Any]:
+    bound = literal(value, String())
+    return bound.collate("C") if dialect == "postgresql" else bound
+
+
+class _Column(_Typed):
+    """A column that always holds a value of one type (text, integer or boolean)."""
+
+    def __init__(self, dialect: str, column: ColumnElement[Any], kind: str) -> None:
+        super().__init__(dialect)
+        self.column, self.kind = column, kind
+
+    def present(self) -> Where:
+        return true()
+
+    def is_number(self) -> Where:
+        return true() if self.kind == "number" else false()
+
+    def is_text(self) -> Where:
+        return true() if self.kind == "text" else false()
+
+    def is_bool(self, value: bool) -> Where:
+        if self.kind != "bool":
+            return false()
+        return self.column if value else not_(self.column)
+
+    def is_list(self) -> Where:
+        return false()
+
+    def number(self) -> ColumnElement[Any]:
+        return self.column if self.kind == "number" else null()
+
+    def text(self) -> ColumnElement[Any]:
+        if self.kind != "text":
+            return null()
+        return self.column.collate("C") if self.dialect == "postgresql" else self.column
+
+    def list_has(self, value: Scalar) -> Where:
+        return false()
+
+    def equals(self, value: Scalar) -> Where:
+        # A shortcut of the general form, so an index on the column can serve the condition.
+        if self.kind == "text" and isinstance(value, str):
+            return self.text() == _text(value, self.dialect)
+        if self.kind == "number" and _is_number(value):
+            matched: Where = self.column == _number(value, self.dialect)
+            return matched
+        return super().equals(value)
+
+
+class _SqliteJson(_Typed):
+    """A value inside a JSON column on SQLite: json_type / json_extract / json_each."""
+
+    def __init__(self, column: ColumnElement[Any], path: Sequence[str]) -> None:
+        super().__init__("sqlite")
+        self.column = column
+        self.path = "$" + "".join(f'."{part}"' for part in path)
+        self.type = func.json_type(column, self.path)
+
+    def present(self) -> Where:
+        return func.coalesce(self.type != "null", false())
+
+    def is_number(self) -> Where:
+        return func.coalesce(self.type.in_(("integer", "real")), false())
+
+    def is_text(self) -> Where:
+        return func.coalesce(self.type == "text", false())
+
+    def is_bool(self, value: bool) -> Where:
+        return func.coalesce(self.type == ("true" if value else "false"), false())
+
+    def is_list(self) -> Where:
+        return func.coalesce(self.type == "array", false())
+
+    def number(self) -> ColumnElement[Any]:
+        return func.json_extract(self.column, self.path)
+
+    def text(self) -> ColumnElement[Any]:
+        return func.json_extract(self.column, self.path)
+
+    def list_has(self, value: Scalar) -> Where:
+        items = func.json_each(self.column, self.path).table_valued("value", "type").alias("item")
+        if isinstance(value, bool):
+            match = items.c.type == ("true" if value else "false")
+        elif _is_number(value):
+            match = and_(items.c.type.in_(("integer", "real")), items.c.value == value)
+        else:
+            match = and_(items.c.type == "text", items.c.value == value)
+        return exists(select(literal(1)).select_from(items).where(match))
+
+
+class _PostgresJson(_Typed):
+    """A value inside a json column on PostgreSQL: json_typeof / ->> / json_array_elements."""
+
+    def __init__(self, column: ColumnElement[Any], path: Sequence[str]) -> None:
+        super().__init__("postgresql")
+        self.parts = [literal(part, String()) for part in path]
+        self.value = func.json_extract_path(column, *self.parts)
+        self.raw_text = func.json_extract_path_text(column, *self.parts)
+        self.type = func.json_typeof(self.value)
+
+    def present(self) -> Where:
+        return func.coalesce(self.type != "null", false())
+
+    def is_number(self) -> Where:
+        return func.coalesce(self.type == "number", false())
+
+    def is_text(self) -> Where:
+        return func.coalesce(self.type == "string", false())
+
+    def is_bool(self, value: bool) -> Where:
+        return func.coalesce(and_(self.type == "boolean", self.raw_text == ("true" if value else "false")), false())
+
+    def is_list(self) -> Where:
+        return func.coalesce(self.type == "array", false())
+
+    def number(self) -> ColumnElement[Any]:
+        # Cast only what is a JSON number: PostgreSQL evaluates CASE branches lazily.
+        return case((self.type == "number", cast(self.raw_text, Numeric())), else_=None)
+
+    def text(self) -> ColumnElement[Any]:
+        return self.raw_text.collate("C")
+
+    def list_has(self, value: Scalar) -> Where:
+        items = func.json_array_elements(self.value).table_valued("value").alias("item")
+        element_type = func.json_typeof(items.c.value)
+        element_text = items.c.value.op("#>>")(literal_column("'{}'::text[]"))  # the scalar as text
+        if isinstance(value, bool):
+            match = and_(element_type == "boolean", element_text == ("true" if value else "false"))
+        elif _is_number(value):
+            match = and_(element_type == "number", cast(element_text, Numeric()) == _number(value, self.dialect))
+        else:
+            match = and_(element_type == "string", element_text.collate("C") == _text(value, self.dialect))
+        found = exists(select(literal(1)).select_from(items).where(match))
+        # json_array_elements raises on anything but an array; reach it only through the type check.
+        return case((self.type == "array", found), else_=false())
+
+
+def _customer_field(field: str, dialect: str) -> _Typed | None:
+    parts = field.split(".")
+    if parts[0] != "customer" or len(parts) < 2:
+        return None
+    name = parts[1]
+    if len(parts) == 2:
+        if name in _TEXT_COLUMNS:
+            return _Column(dialect, _TEXT_COLUMNS[name], "text")
+        if name == "event_count":
+            return _Column(dialect, Customer.event_count.expression, "number")
+        if name == "has_email":
+            return _Column(dialect, Customer.email_sealed.is_not(None), "bool")
+        if name == "has_phone":
+            return _Column(dialect, Customer.phone_sealed.is_not(None), "bool")
+        return None
+    if name == "attributes":
+        path = parts[2:]
+        if dialect == "postgresql":
+            return _PostgresJson(Customer.attributes.expression, path)
+        return _SqliteJson(Customer.attributes.expression, path)
+    return None
+
+
+def _condition(condition: Condition, typed: _Typed) -> Where:
+    op, value = condition.op, condition.value
+    if op == "exists":
+        return typed.present() if value else not_(typed.present())
+    if isinstance(value, list):  # `in` and `not_in` (validated), or `contains` with several values
+        if op == "contains":
+            return typed.contains(value)
+        found = or_(*[typed.equals(item) for item in value])
+        return found if op == "in" else not_(found)
+    if value is None:  # refused by Condition's own validation
+        raise AudienceFieldError(condition.field, f"'{condition.op}' needs a value")
+    if op == "contains":
+        return typed.contains(value)
+    if op == "eq":
+        return typed.equals(value)
+    if op == "ne":
+        return not_(typed.equals(value))
+    return typed.compare(op, value)
+
+
+def audience_where(node: Node | None, *, dialect: str) -> Where:
+    """The WHERE clause over `customers` that holds exactly for the customers the tree accepts.
+
+    Raises AudienceFieldError for a field that is not a customer field (event.* has no meaning
+    for an audience found in the database).
+    """
+    if node is None:
+        return true()
+    if isinstance(node, AllOf):
+        return and_(*[audience_where(child, dialect=dialect) for child in node.all])
+    if isinstance(node, AnyOf):
+        return or_(*[audience_where(child, dialect=dialect) for child in node.any])
+    if isinstance(node, NotOf):
+        return not_(audience_where(node.not_, dialect=dialect))
+    typed = _customer_field(node.field, dialect)
+    if typed is None:
+        raise AudienceFieldError(
+            node.field,
+            f"'{node.field}' cannot select an audience; use one of: {', '.join(AUDIENCE_FIELDS)}",
+        )
+    return _condition(node, typed)
+
+
+def matching_ids(session: Session, node: Node | None) -> list[int]:
+    """The ids of the customers the tree accepts, found by the database."""
+    where = audience_where(node, dialect=session.get_bind().dialect.name)
+    return list(session.scalars(select(Customer.id).where(where).order_by(Customer.id)))
+
+
+def count_matching(session: Session, node: Node | None) -> int:
+    where = audience_where(node, dialect=session.get_bind().dialect.name)
+    return int(session.scalar(select(func.count()).select_from(Customer).where(where)) or 0)
