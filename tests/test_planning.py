@@ -68,20 +68,8 @@ def test_a_followup_without_an_event_is_planned_once_per_run(runtime: Runtime) -
 
 
 def test_an_event_followup_gets_its_events_run_key(runtime: Runtime) -> None:
-    item = PlanItem(
-        strategy_id=1,
-        strategy_key="k",
-        customer_id=1,
-        event_id=42,
-        event_type="transfer.succeeded",
-        event_ref="e42",
-        send_at=runtime.clock.now(),
-        channels=("inapp",),
-        recontact_days=0,
-        survey_version_id=1,
-        reward_points=0,
-        remind_after=None,
-        expire_after=dt.timedelta(days=7),
+    item = _item(runtime, customer_id=1, run_key="unused", strategy_id=1, version_id=1)._replace(
+        event_id=42, event_type="transfer.succeeded", event_ref="e42", run_key=None
     )
 
     assert item.key() == "event:42"

@@ -44,7 +44,7 @@ from followup.rules.tree import AllOf, AnyOf, Condition, NotOf, Scalar
 Node = AllOf | AnyOf | NotOf | Condition
 Where = ColumnElement[bool]
 
-# customer.<name> → its column and the one JSON-like type its values have; never missing.
+# customer.<name> fields held in a text column: never missing, never another type.
 _TEXT_COLUMNS = {
     "id": Customer.external_id.expression,
     "locale": Customer.locale.expression,

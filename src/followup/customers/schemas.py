@@ -110,7 +110,7 @@ class CustomerSnapshot(NamedTuple):
     event_count: int
 
     def rule_context(self) -> dict[str, Any]:
-        """What a rule tree reads under `customer.` (customers.audience says the same in SQL)."""
+        """What a rule tree reads under `customer.` (customers.audience_repository says the same in SQL)."""
         return {
             "id": self.external_id,
             "locale": self.locale,
