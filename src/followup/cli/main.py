@@ -37,11 +37,13 @@ apikey_app = typer.Typer(help="API keys for the wallet's systems.", no_args_is_h
 staff_app = typer.Typer(help="Console staff accounts.", no_args_is_help=True)
 events_app = typer.Typer(help="Wallet events.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+customers_app = typer.Typer(help="Wallet customers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(staff_app, name="staff")
 app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
+app.add_typer(customers_app, name="customers")
 
 err = Console(stderr=True)
 
@@ -213,6 +215,35 @@ def keys_generate() -> None:
     from followup.kernel.crypto import generate_master_key_text  # noqa: PLC0415
 
     typer.echo(generate_master_key_text())
+
+
+@customers_app.command("recompute-stats")
+def customers_recompute_stats() -> None:
+    """Rebuild every customer's activity stats (customer.stats.*) from the event log, the follow-up
+    history and the stored answers, in one transaction: what ingest and answers keep, recomputed.
+
+    Run it once after upgrading to a version that adds stats, or to check them; events ingested
+    while it runs are counted by their own batch once it commits, so run it when ingest is quiet.
+    """
+    from followup.events import service  # noqa: PLC0415
+
+    with _runtime() as runtime:
+        _check_schema(runtime)
+        with runtime.read_session() as session:
+            total = service.count_events(session)
+        with (
+            Progress(
+                TextColumn("[bold]replaying events"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f} / {task.total:,.0f}"),
+                TimeRemainingColumn(),
+                console=err,
+            ) as progress,
+            runtime.session() as session,
+        ):
+            task = progress.add_task("replay", total=total)
+            replayed = service.recompute_customer_stats(session, progress=lambda n: progress.advance(task, n))
+    typer.echo(json.dumps({"events": replayed}))
 
 
 @events_app.command("import")

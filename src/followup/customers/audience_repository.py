@@ -13,6 +13,7 @@ words, and a property test holds the two to each other on both databases. What t
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TypeGuard
@@ -37,8 +38,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from followup.customers.models import Customer
-from followup.customers.schemas import AUDIENCE_FIELDS, AudienceFieldError
+from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerActivityName
+from followup.customers.schemas import (
+    ACTIVE_DAYS,
+    AUDIENCE_FIELDS,
+    NAME_STATS,
+    TIME_STATS,
+    WINDOWED_STATS,
+    AudienceFieldError,
+    stats_field_problem,
+)
+from followup.kernel.db import JSONType
 from followup.rules.tree import AllOf, AnyOf, Condition, NotOf, Scalar
 
 Node = AllOf | AnyOf | NotOf | Condition
@@ -49,6 +59,10 @@ _TEXT_COLUMNS = {
     "id": Customer.external_id.expression,
     "locale": Customer.locale.expression,
     "time_zone": Customer.time_zone.expression,
+}
+_OPTIONAL_TEXT_COLUMNS = {
+    "preferred_channel": Customer.preferred_channel.expression,
+    "value_tier": Customer.value_tier.expression,
 }
 
 
@@ -130,20 +144,21 @@ def _text(value: str | int | float | bool, dialect: str) -> ColumnElement[Any]:
 
 
 class _Column(_Typed):
-    """A column that always holds a value of one type (text, integer or boolean)."""
+    """A column that holds a value of one type (text, number, boolean, or an object no condition
+    but `exists` can match); `optional` when it may be NULL, which reads as missing."""
 
-    def __init__(self, dialect: str, column: ColumnElement[Any], kind: str) -> None:
+    def __init__(self, dialect: str, column: ColumnElement[Any], kind: str, *, optional: bool = False) -> None:
         super().__init__(dialect)
-        self.column, self.kind = column, kind
+        self.column, self.kind, self.optional = column, kind, optional
 
     def present(self) -> Where:
-        return true()
+        return self.column.is_not(None) if self.optional else true()
 
     def is_number(self) -> Where:
-        return true() if self.kind == "number" else false()
+        return self.present() if self.kind == "number" else false()
 
     def is_text(self) -> Where:
-        return true() if self.kind == "text" else false()
+        return self.present() if self.kind == "text" else false()
 
     def is_bool(self, value: bool) -> Where:
         if self.kind != "bool":
@@ -166,6 +181,8 @@ class _Column(_Typed):
 
     def equals(self, value: Scalar) -> Where:
         # A shortcut of the general form, so an index on the column can serve the condition.
+        if self.optional:
+            return super().equals(value)
         if self.kind == "text" and isinstance(value, str):
             return self.text() == _text(value, self.dialect)
         if self.kind == "number" and _is_number(value):
@@ -262,12 +279,103 @@ class _PostgresJson(_Typed):
         return case((self.type == "array", found), else_=false())
 
 
-def _customer_field(field: str, dialect: str) -> _Typed | None:
+class _NameList(_Typed):
+    """tx_types or features_used: a list, never missing, held as rows of customer_activity_names."""
+
+    def __init__(self, dialect: str, kind: str) -> None:
+        super().__init__(dialect)
+        self.kind = kind
+
+    def present(self) -> Where:
+        return true()
+
+    def is_number(self) -> Where:
+        return false()
+
+    def is_text(self) -> Where:
+        return false()
+
+    def is_bool(self, value: bool) -> Where:
+        return false()
+
+    def is_list(self) -> Where:
+        return true()
+
+    def number(self) -> ColumnElement[Any]:
+        return null()
+
+    def text(self) -> ColumnElement[Any]:
+        return null()
+
+    def list_has(self, value: Scalar) -> Where:
+        if not isinstance(value, str):  # names are text
+            return false()
+        names = CustomerActivityName
+        return exists(
+            select(literal(1)).where(names.customer_id == Customer.id, names.kind == self.kind, names.name == value)
+        )
+
+
+def _of_activity(column: Any) -> ColumnElement[Any]:
+    return select(column).where(CustomerActivity.customer_id == Customer.id).scalar_subquery()
+
+
+def _as_rfc3339(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """A stored UTC time as the text stats show it (customers.schemas.rfc3339)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", value), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    return func.strftime("%Y-%m-%dT%H:%M:%SZ", value)
+
+
+def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | None) -> _Typed | None:
+    if name in WINDOWED_STATS or name == ACTIVE_DAYS[0]:
+        if today is None:
+            raise ValueError("a rule over windowed stats needs the day it is evaluated on")
+        days = CustomerActivityDay
+        measure: ColumnElement[Any]
+        condition: Where
+        if name == ACTIVE_DAYS[0]:
+            measure, length, condition = func.count(), ACTIVE_DAYS[1], days.events > 0
+        else:
+            bucket, length = WINDOWED_STATS[name]
+            measure, condition = func.coalesce(func.sum(getattr(days, bucket)), 0), true()
+        window = select(measure).where(
+            days.customer_id == Customer.id,
+            days.day >= today - dt.timedelta(days=length - 1),
+            days.day <= today,
+            condition,
+        )
+        return _Column(dialect, window.scalar_subquery(), "number")
+    if name in TIME_STATS:
+        return _Column(
+            dialect, _as_rfc3339(_of_activity(getattr(CustomerActivity, name)), dialect), "text", optional=True
+        )
+    if name == "last_nps":
+        return _Column(dialect, _of_activity(CustomerActivity.last_nps), "number", optional=True)
+    if name in NAME_STATS:
+        return _NameList(dialect, NAME_STATS[name])
+    if name == "responses_by_channel":
+        if not path:
+            return _Column(dialect, true(), "object")
+        stored = _of_activity(CustomerActivity.responses_by_channel)
+        if dialect == "postgresql":
+            return _PostgresJson(func.coalesce(stored, cast("{}", JSONType)), path)
+        return _SqliteJson(func.coalesce(stored, "{}"), path)
+    return None
+
+
+def _customer_field(field: str, dialect: str, today: dt.date | None) -> _Typed | None:
     parts = field.split(".")
     if parts[0] != "customer" or len(parts) < 2:
         return None
     name = parts[1]
+    if name == "stats" and len(parts) >= 3:
+        if stats_field_problem(field) is not None:
+            return None
+        return _stats_field(parts[2], parts[3:], dialect, today)
     if len(parts) == 2:
+        if name in _OPTIONAL_TEXT_COLUMNS:
+            return _Column(dialect, _OPTIONAL_TEXT_COLUMNS[name], "text", optional=True)
         if name in _TEXT_COLUMNS:
             return _Column(dialect, _TEXT_COLUMNS[name], "text")
         if name == "event_count":
@@ -305,8 +413,9 @@ def _condition(condition: Condition, typed: _Typed) -> Where:
     return typed.compare(op, value)
 
 
-def audience_where(node: Node | None, *, dialect: str) -> Where:
-    """The WHERE clause over `customers` that holds exactly for the customers the tree accepts.
+def audience_where(node: Node | None, *, dialect: str, today: dt.date | None = None) -> Where:
+    """The WHERE clause over `customers` that holds exactly for the customers the tree accepts,
+    with windowed stats counted over the days up to `today` (UTC).
 
     Raises AudienceFieldError for a field that is not a customer field (event.* has no meaning
     for an audience found in the database).
@@ -314,12 +423,12 @@ def audience_where(node: Node | None, *, dialect: str) -> Where:
     if node is None:
         return true()
     if isinstance(node, AllOf):
-        return and_(*[audience_where(child, dialect=dialect) for child in node.all])
+        return and_(*[audience_where(child, dialect=dialect, today=today) for child in node.all])
     if isinstance(node, AnyOf):
-        return or_(*[audience_where(child, dialect=dialect) for child in node.any])
+        return or_(*[audience_where(child, dialect=dialect, today=today) for child in node.any])
     if isinstance(node, NotOf):
-        return not_(audience_where(node.not_, dialect=dialect))
-    typed = _customer_field(node.field, dialect)
+        return not_(audience_where(node.not_, dialect=dialect, today=today))
+    typed = _customer_field(node.field, dialect, today)
     if typed is None:
         raise AudienceFieldError(
             node.field,
@@ -328,12 +437,12 @@ def audience_where(node: Node | None, *, dialect: str) -> Where:
     return _condition(node, typed)
 
 
-def matching_ids(session: Session, node: Node | None) -> list[int]:
-    """The ids of the customers the tree accepts, found by the database."""
-    where = audience_where(node, dialect=session.get_bind().dialect.name)
+def matching_ids(session: Session, node: Node | None, *, now: dt.datetime) -> list[int]:
+    """The ids of the customers the tree accepts as of `now`, found by the database."""
+    where = audience_where(node, dialect=session.get_bind().dialect.name, today=now.astimezone(dt.UTC).date())
     return list(session.scalars(select(Customer.id).where(where).order_by(Customer.id)))
 
 
-def count_matching(session: Session, node: Node | None) -> int:
-    where = audience_where(node, dialect=session.get_bind().dialect.name)
+def count_matching(session: Session, node: Node | None, *, now: dt.datetime) -> int:
+    where = audience_where(node, dialect=session.get_bind().dialect.name, today=now.astimezone(dt.UTC).date())
     return int(session.scalar(select(func.count()).select_from(Customer).where(where)) or 0)

@@ -34,9 +34,10 @@ def upsert_customer(
         now=now,
         notice_version=settings.privacy_notice_version,
     )
-    return service.describe_customer(session, customer, keys=keys)
+    return service.describe_customer(session, customer, keys=keys, now=now)
 
 
 @router.get("/customers/{customer_id}", response_model=CustomerOut, responses=may_answer(404))
-def get_customer(customer_id: CustomerId, session: ReadSession, actor: ApiActor, keys: Keys) -> CustomerOut:
-    return service.describe_customer(session, service.access_customer(session, customer_id), keys=keys)
+def get_customer(customer_id: CustomerId, session: ReadSession, actor: ApiActor, keys: Keys, now: Now) -> CustomerOut:
+    customer = service.access_customer(session, customer_id)
+    return service.describe_customer(session, customer, keys=keys, now=now)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import BigInteger, Date, ForeignKey, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
@@ -25,6 +25,10 @@ class Customer(Base):
     phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
     event_count: Mapped[int] = mapped_column(default=0)
     last_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set by the wallet (PUT /customers/{id}); read by rules as customer.preferred_channel and
+    # customer.value_tier, and by the personal channel's choice.
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    value_tier: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
@@ -37,3 +41,45 @@ class CustomerKey(Base):
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class CustomerActivity(Base):
+    """What a customer has done, as rules read it under `customer.stats.*`, beside the day buckets.
+
+    Kept at ingest in the batch (first and last event), and by the follow-up and answer paths (last
+    follow-up, last NPS, responses per channel); `followup customers recompute-stats` rebuilds it.
+    """
+
+    __tablename__ = "customer_activity"
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    first_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_active_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_followup_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_nps: Mapped[int | None] = mapped_column(SmallInteger)
+    last_nps_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    responses_by_channel: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class CustomerActivityDay(Base):
+    """One customer's events on one UTC day: the bucket rolling windows are summed from, exactly."""
+
+    __tablename__ = "customer_activity_days"
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    events: Mapped[int] = mapped_column(default=0)
+    payments: Mapped[int] = mapped_column(default=0)
+    volume: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_payments: Mapped[int] = mapped_column(default=0)
+    disputes: Mapped[int] = mapped_column(default=0)
+
+
+class CustomerActivityName(Base):
+    """An event type (`kind` "type") or a feature (`kind` "feature") the customer has used, once."""
+
+    __tablename__ = "customer_activity_names"
+
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)

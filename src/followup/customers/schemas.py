@@ -72,6 +72,9 @@ class CustomerUpsert(Schema):
     # How many and how large: checked against the settings on write (attributes_problem).
     attributes: dict[str, AttributeValue] | None = None
     consents: dict[Purpose, dict[ChannelName, bool]] | None = None
+    # `null` clears either; read by rules as customer.preferred_channel and customer.value_tier.
+    preferred_channel: ChannelName | None = None
+    value_tier: str | None = Field(default=None, min_length=1, max_length=32, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")
 
     @field_validator("time_zone", mode="before")
     @classmethod
@@ -80,16 +83,42 @@ class CustomerUpsert(Schema):
         return check_time_zone(value) if isinstance(value, str) else value
 
 
+class CustomerStats(Schema):
+    """What the customer has done, as rules read it under `customer.stats.*`.
+
+    Windows are whole UTC days: `_30d` is today (UTC) and the 29 days before it. Times are RFC 3339
+    text in UTC to the second, so rules compare them as text (`"2026-11-01T00:00:00Z"`).
+    """
+
+    events_30d: int = Field(description="events of every type")
+    payments_30d: int = Field(description="payment.succeeded events")
+    volume_30d: int = Field(description="sum of amount (minor units) of succeeded payments, transfers and top-ups")
+    volume_90d: int
+    failed_payments_30d: int = Field(description="payment.failed events")
+    disputes_90d: int = Field(description="dispute.opened events")
+    active_days_30d: int = Field(description="UTC days with at least one event")
+    first_seen_at: str | None = Field(description="the earliest occurred_at of their events")
+    last_active_at: str | None = Field(description="the latest occurred_at of their events")
+    tx_types: list[str] = Field(description="the event types they have, sorted")
+    features_used: list[str] = Field(description="attributes.feature of their feature.* events, sorted")
+    last_followup_at: str | None = Field(description="when a follow-up last invited them")
+    last_nps: int | None = Field(description="the NPS score of their latest answer that had one")
+    responses_by_channel: dict[str, int] = Field(description="answered follow-ups per channel")
+
+
 class CustomerOut(Schema):
     customer_id: str
     email: str | None
     phone: str | None
     locale: str
     time_zone: str
+    preferred_channel: str | None
+    value_tier: str | None
     attributes: dict[str, Any]
     consents: dict[str, dict[str, bool]]
     event_count: int
     last_event_at: dt.datetime | None
+    stats: CustomerStats
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -108,10 +137,13 @@ class CustomerSnapshot(NamedTuple):
     has_email: bool
     has_phone: bool
     event_count: int
+    preferred_channel: str | None = None
+    value_tier: str | None = None
+    stats: dict[str, Any] | None = None  # CustomerStats as a dict, when planning asked for it
 
     def rule_context(self) -> dict[str, Any]:
         """What a rule tree reads under `customer.` (customers.audience_repository says the same in SQL)."""
-        return {
+        context = {
             "id": self.external_id,
             "locale": self.locale,
             "time_zone": self.time_zone,
@@ -119,7 +151,12 @@ class CustomerSnapshot(NamedTuple):
             "event_count": self.event_count,
             "has_email": self.has_email,
             "has_phone": self.has_phone,
+            "preferred_channel": self.preferred_channel,
+            "value_tier": self.value_tier,
         }
+        if self.stats is not None:
+            context["stats"] = self.stats
+        return context
 
 
 # The fields a rule can select an audience by in the database (customers.audience_repository).
@@ -130,8 +167,66 @@ AUDIENCE_FIELDS = (
     "customer.event_count",
     "customer.has_email",
     "customer.has_phone",
+    "customer.preferred_channel",
+    "customer.value_tier",
     "customer.attributes.<name>",
+    "customer.stats.<name>",
 )
+
+# ── activity: what each event adds to a customer's stats ──────────────────────────────────────
+PAYMENT = "payment.succeeded"
+FAILED_PAYMENT = "payment.failed"
+DISPUTE = "dispute.opened"
+VOLUME_TYPES = frozenset({"payment.succeeded", "transfer.succeeded", "topup.succeeded"})
+FEATURE_PREFIX = "feature."
+MAX_NAME = 128  # a feature name longer than this is not kept among features_used
+
+# customer.stats.<name> summed from the day buckets: (bucket column, days in the window).
+WINDOWED_STATS: dict[str, tuple[str, int]] = {
+    "events_30d": ("events", 30),
+    "payments_30d": ("payments", 30),
+    "volume_30d": ("volume", 30),
+    "volume_90d": ("volume", 90),
+    "failed_payments_30d": ("failed_payments", 30),
+    "disputes_90d": ("disputes", 90),
+}
+ACTIVE_DAYS = ("active_days_30d", 30)
+TIME_STATS = ("first_seen_at", "last_active_at", "last_followup_at")
+NAME_STATS = {"tx_types": "type", "features_used": "feature"}
+STATS_FIELDS = (
+    *WINDOWED_STATS,
+    ACTIVE_DAYS[0],
+    *TIME_STATS,
+    *NAME_STATS,
+    "last_nps",
+    "responses_by_channel",
+)
+
+
+class ActivityFact(NamedTuple):
+    """One stored event as activity sees it."""
+
+    customer_id: int
+    type: str
+    occurred_at: dt.datetime
+    amount: int | None
+    feature: str | None
+
+    @classmethod
+    def of(
+        cls, customer_id: int, type_: str, occurred_at: dt.datetime, amount: int | None, attributes: Mapping[str, Any]
+    ) -> ActivityFact:
+        feature = attributes.get("feature") if type_.startswith(FEATURE_PREFIX) else None
+        if not isinstance(feature, str) or not feature or len(feature) > MAX_NAME:
+            feature = None
+        return cls(customer_id, type_, occurred_at, amount, feature)
+
+
+def rfc3339(value: dt.datetime | None) -> str | None:
+    """A UTC time as stats show it: RFC 3339 to the second, `Z`."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AudienceFieldError(ValueError):
@@ -140,3 +235,16 @@ class AudienceFieldError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def stats_field_problem(field: str) -> str | None:
+    """Why a rule's `customer.stats.*` field names nothing, as a sentence; None when it is known."""
+    parts = field.split(".")
+    if parts[:2] != ["customer", "stats"]:
+        return None
+    name = parts[2] if len(parts) > 2 else ""
+    if name not in STATS_FIELDS:
+        return f"'{field}' is not a customer stat; known: {', '.join(STATS_FIELDS)}"
+    if len(parts) > 3 and not (name == "responses_by_channel" and len(parts) == 4):
+        return f"'{field}' goes deeper than '{name}' can; only responses_by_channel.<channel> names a part"
+    return None

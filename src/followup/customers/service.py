@@ -5,19 +5,31 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
-from followup.customers.audience_repository import (
-    Node,
-    count_matching,
-    matching_ids,
-)
+from followup.customers.audience_repository import Node, count_matching, matching_ids
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
-from followup.customers.models import Customer, CustomerKey
-from followup.customers.repository import CustomerRepository
-from followup.customers.schemas import CustomerOut, CustomerSnapshot, CustomerUpsert, attributes_problem
+from followup.customers.models import Customer, CustomerActivity, CustomerKey
+from followup.customers.repository import ActivityRepository, CustomerRepository
+from followup.customers.schemas import (
+    ACTIVE_DAYS,
+    DISPUTE,
+    FAILED_PAYMENT,
+    NAME_STATS,
+    PAYMENT,
+    VOLUME_TYPES,
+    WINDOWED_STATS,
+    ActivityFact,
+    CustomerOut,
+    CustomerSnapshot,
+    CustomerStats,
+    CustomerUpsert,
+    attributes_problem,
+    rfc3339,
+)
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
 from followup.kernel.errors import InvalidInput, NotFound
@@ -130,6 +142,10 @@ def upsert_customer(
         customer.time_zone = data.time_zone
     if data.attributes is not None:
         customer.attributes = dict(data.attributes)
+    if "preferred_channel" in given:
+        customer.preferred_channel = data.preferred_channel
+    if "value_tier" in given:
+        customer.value_tier = data.value_tier
     changed_contacts: dict[str, bool] = {}
     if "email" in given:
         changed_contacts["email"] = _set_contact(session, customer, "email", data.email, keys=keys, now=now)
@@ -201,7 +217,7 @@ def contact_address(session: Session, customer: Customer, channel: str, *, keys:
     return None if plain is None else plain.decode()
 
 
-def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider) -> CustomerOut:
+def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider, now: dt.datetime) -> CustomerOut:
     email = contact_address(session, customer, "email", keys=keys)
     phone = contact_address(session, customer, "sms", keys=keys)
     return CustomerOut(
@@ -210,10 +226,13 @@ def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider
         phone=mask_phone(phone) if phone else None,
         locale=customer.locale,
         time_zone=customer.time_zone,
+        preferred_channel=customer.preferred_channel,
+        value_tier=customer.value_tier,
         attributes=customer.attributes or {},
         consents=privacy.get_consents(session, customer.id),
         event_count=customer.event_count,
         last_event_at=customer.last_event_at,
+        stats=CustomerStats.model_validate(activity_stats(session, [customer.id], now=now)[customer.id]),
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
@@ -249,17 +268,174 @@ def uncount_events(session: Session, counts: Mapping[int, int]) -> None:
         CustomerRepository(session).uncount_events(counts)
 
 
-def snapshots(session: Session, customer_ids: Iterable[int]) -> dict[int, CustomerSnapshot]:
+def snapshots(
+    session: Session, customer_ids: Iterable[int], *, stats_at: dt.datetime | None = None
+) -> dict[int, CustomerSnapshot]:
+    """What planning sees of each customer; with `stats_at`, their activity stats as of that time."""
+    ids = list(customer_ids)
+    stats = activity_stats(session, ids, now=stats_at) if stats_at is not None else {}
     out: dict[int, CustomerSnapshot] = {}
-    for cid, external_id, locale, time_zone, attributes, has_email, has_phone, event_count in CustomerRepository(
-        session
-    ).snapshot_rows(customer_ids):
-        # JSON columns arrive as text from SQLite and already parsed from PostgreSQL.
-        parsed = json.loads(attributes) if isinstance(attributes, str) else attributes
+    for row in CustomerRepository(session).snapshot_rows(ids):
+        cid, external_id, locale, time_zone, attributes, has_email, has_phone, event_count, preferred, tier = row
         out[cid] = CustomerSnapshot(
-            cid, external_id, locale, time_zone, parsed or {}, bool(has_email), bool(has_phone), event_count
+            cid,
+            external_id,
+            locale,
+            time_zone,
+            _json(attributes) or {},
+            bool(has_email),
+            bool(has_phone),
+            event_count,
+            preferred,
+            tier,
+            stats.get(cid),
         )
     return out
+
+
+def _json(value: Any) -> Any:
+    # JSON columns arrive as text from SQLite and already parsed from PostgreSQL.
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    """A time read by the driver: aware from PostgreSQL, naive ISO text from SQLite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return value  # type: ignore[no-any-return]
+
+
+# ── activity ───────────────────────────────────────────────────────────────────────────────────
+
+
+def record_activity(session: Session, facts: Iterable[ActivityFact]) -> None:
+    """Add newly stored events to their customers' activity: day buckets, first and last event,
+    types and features used. Three bulk statements for the whole batch, whatever its size."""
+    days: dict[tuple[int, dt.date], list[int]] = {}
+    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
+    names: set[tuple[int, str, str]] = set()
+    for fact in facts:
+        cid, kind, at = fact.customer_id, fact.type, fact.occurred_at
+        bucket = days.get((cid, at.date()))
+        if bucket is None:
+            bucket = days[(cid, at.date())] = [0, 0, 0, 0, 0]
+        bucket[0] += 1
+        if kind == PAYMENT:
+            bucket[1] += 1
+        if kind in VOLUME_TYPES and fact.amount:
+            bucket[2] += fact.amount
+        if kind == FAILED_PAYMENT:
+            bucket[3] += 1
+        elif kind == DISPUTE:
+            bucket[4] += 1
+        span = spans.get(cid)
+        if span is None:
+            spans[cid] = (at, at)
+        elif at < span[0] or at > span[1]:
+            spans[cid] = (min(at, span[0]), max(at, span[1]))
+        names.add((cid, "type", kind))
+        if fact.feature is not None:
+            names.add((cid, "feature", fact.feature))
+    if not spans:
+        return
+    repo = ActivityRepository(session)
+    repo.add_days([(cid, day, *counts) for (cid, day), counts in days.items()])  # type: ignore[misc]
+    repo.widen_spans([(cid, first, last) for cid, (first, last) in spans.items()])
+    repo.add_names(list(names))
+
+
+def activity_stats(session: Session, customer_ids: Iterable[int], *, now: dt.datetime) -> dict[int, dict[str, Any]]:
+    """Each customer's `customer.stats` as of `now` (CustomerStats, as a dict), in three reads."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return {}
+    repo = ActivityRepository(session)
+    windows = list(WINDOWED_STATS.values())
+    today = now.astimezone(dt.UTC).date()
+    out: dict[int, dict[str, Any]] = {}
+    for cid in ids:
+        stats: dict[str, Any] = dict.fromkeys(WINDOWED_STATS, 0)
+        stats[ACTIVE_DAYS[0]] = 0
+        stats.update(
+            first_seen_at=None,
+            last_active_at=None,
+            tx_types=[],
+            features_used=[],
+            last_followup_at=None,
+            last_nps=None,
+            responses_by_channel={},
+        )
+        out[cid] = stats
+    for cid, *sums in repo.window_rows(ids, today=today, windows=windows):
+        stats = out[cid]
+        for name, value in zip([*WINDOWED_STATS, ACTIVE_DAYS[0]], sums, strict=True):
+            stats[name] = int(value or 0)
+    for cid, first, last, last_followup, last_nps, by_channel in repo.activity_rows(ids):
+        out[cid].update(
+            first_seen_at=rfc3339(_utc(first)),
+            last_active_at=rfc3339(_utc(last)),
+            last_followup_at=rfc3339(_utc(last_followup)),
+            last_nps=last_nps,
+            responses_by_channel=dict(sorted((_json(by_channel) or {}).items())),
+        )
+    stat_of_kind = {kind: stat for stat, kind in NAME_STATS.items()}
+    for cid, kind, name in repo.name_rows(ids):
+        out[cid][stat_of_kind[kind]].append(name)
+    return out
+
+
+def note_followups(session: Session, invited: Iterable[tuple[int, dt.datetime]]) -> None:
+    """(customer, when a follow-up invited them): moves customer.stats.last_followup_at forward."""
+    rows = list(invited)
+    if rows:
+        ActivityRepository(session).note_followups(rows)
+
+
+def note_response(session: Session, customer_id: int, *, channel: str, nps: int | None, at: dt.datetime) -> None:
+    """An answer came in: count it for its channel and keep its NPS score as the latest."""
+    repo = ActivityRepository(session)
+    repo.ensure_activity([customer_id])
+    row = repo.activity(customer_id, lock=True)
+    assert row is not None  # noqa: S101 - ensured just above
+    _add_response(row, channel=channel, nps=nps, at=at)
+    session.flush()
+
+
+def _add_response(row: CustomerActivity, *, channel: str, nps: int | None, at: dt.datetime) -> None:
+    counts = dict(row.responses_by_channel or {})
+    counts[channel] = int(counts.get(channel, 0)) + 1
+    row.responses_by_channel = counts
+    if nps is not None and (row.last_nps_at is None or at >= row.last_nps_at):
+        row.last_nps, row.last_nps_at = nps, at
+
+
+def clear_activity(session: Session) -> None:
+    """Forget every customer's activity, before `recompute-stats` rebuilds it from the logs."""
+    ActivityRepository(session).clear()
+    session.flush()
+
+
+def replay_responses(session: Session, responses: Iterable[tuple[int, str, int | None, dt.datetime]]) -> None:
+    """Count stored answers (customer, channel, nps, when), oldest first, as note_response would have."""
+    repo = ActivityRepository(session)
+    batch: list[tuple[int, str, int | None, dt.datetime]] = []
+
+    def flush() -> None:
+        repo.ensure_activity([cid for cid, *_ in batch])
+        rows = {row.customer_id: row for row in repo.activities({cid for cid, *_ in batch})}
+        for cid, channel, nps, at in batch:
+            _add_response(rows[cid], channel=channel, nps=nps, at=at)
+        session.flush()
+        batch.clear()
+
+    for response in responses:
+        batch.append(response)
+        if len(batch) >= 5000:
+            flush()
+    if batch:
+        flush()
 
 
 def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:
@@ -278,11 +454,11 @@ def masked_address(session: Session, customer: Customer, channel: str, *, keys: 
     return mask_email(address) if channel == "email" else mask_phone(address)
 
 
-def audience_ids(session: Session, rule: Node | None) -> list[int]:
-    """The customers a rule tree over `customer.*` accepts, found by the database (AudienceFieldError
-    for a field an audience cannot be found by)."""
-    return matching_ids(session, rule)
+def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> list[int]:
+    """The customers a rule tree over `customer.*` accepts as of `now`, found by the database
+    (AudienceFieldError for a field an audience cannot be found by)."""
+    return matching_ids(session, rule, now=now)
 
 
-def audience_count(session: Session, rule: Node | None) -> int:
-    return count_matching(session, rule)
+def audience_count(session: Session, rule: Node | None, *, now: dt.datetime) -> int:
+    return count_matching(session, rule, now=now)

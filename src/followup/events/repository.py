@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -46,3 +46,19 @@ class EventRepository:
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Event)) or 0
+
+    def activity_facts(self, *, chunk: int = 5000) -> Iterator[list[tuple[int, str, dt.datetime, int | None, Any]]]:
+        """Every stored event as (customer, type, occurred_at, amount, attributes), in id order and
+        in chunks, keyset-paged so a large log is never held whole."""
+        after = 0
+        while True:
+            rows = self.session.execute(
+                select(Event.id, Event.customer_id, Event.type, Event.occurred_at, Event.amount, Event.attributes)
+                .where(Event.id > after)
+                .order_by(Event.id)
+                .limit(chunk)
+            ).all()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield [(row[1], row[2], row[3], row[4], row[5]) for row in rows]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from followup.config import Settings
 from followup.customers import service as customers
+from followup.customers.schemas import ActivityFact
 from followup.events.repository import EventRepository, NewEvent
 from followup.events.schemas import (
     EVENTS,
@@ -23,6 +24,7 @@ from followup.events.schemas import (
     encode_attributes,
     parse_occurred_at,
 )
+from followup.followups import service as followups
 from followup.kernel.collector import collector_paused
 from followup.kernel.errors import FollowupError
 from followup.strategies import service as strategies
@@ -152,9 +154,32 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
             )
         )
     customers.uncount_events(session, stored_before)
+    customers.record_activity(
+        session, [ActivityFact.of(f.customer_id, f.type, f.occurred_at, f.amount, f.attributes) for f in facts]
+    )
     strategies.plan_followups_for_events(session, facts, now=now, settings=settings)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 
 
 def count_events(session: Session) -> int:
     return EventRepository(session).count()
+
+
+def recompute_customer_stats(session: Session, *, progress: Callable[[int], None] | None = None) -> int:
+    """Rebuild every customer's activity stats from the event log, the follow-up history and the
+    stored answers; gives the values ingest and answers keep. Returns the events replayed."""
+    customers.clear_activity(session)
+    replayed = 0
+    for chunk in EventRepository(session).activity_facts():
+        customers.record_activity(
+            session,
+            [
+                ActivityFact.of(cid, type_, occurred_at, amount, attributes if isinstance(attributes, dict) else {})
+                for cid, type_, occurred_at, amount, attributes in chunk
+            ],
+        )
+        replayed += len(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    followups.replay_contact_activity(session)
+    return replayed

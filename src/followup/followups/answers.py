@@ -36,6 +36,7 @@ def record_rating(
     followup.next_step = None
     followup.due_at = None
     repo.record(followup.id, at=now, action=FollowupStatus.RESPONDED, detail=response.channel)
+    customers.note_response(session, followup.customer_id, channel=response.channel, nps=response.nps, at=now)
     external_id = customers.external_ids(session, [followup.customer_id]).get(followup.customer_id, "")
     points = FollowupPlan.model_validate(followup.plan).reward_points
     granted = 0

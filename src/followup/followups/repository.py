@@ -7,6 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from followup.followups.enums import FollowupStatus
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import BulkStatements, chunked
 
@@ -157,3 +158,13 @@ class FollowupRepository:
         field = {"status": Followup.status, "reason": Followup.reason}[column]
         rows = self.session.execute(select(field, func.count()).where(field.is_not(None)).group_by(field))
         return {str(value): int(count) for value, count in rows}
+
+    def last_invitations(self) -> list[tuple[int, dt.datetime]]:
+        """(customer, the time a follow-up last invited them), from the history."""
+        query = (
+            select(Followup.customer_id, func.max(FollowupHistory.at))
+            .join(FollowupHistory, FollowupHistory.followup_id == Followup.id)
+            .where(FollowupHistory.action == FollowupStatus.INVITED)
+            .group_by(Followup.customer_id)
+        )
+        return [(row[0], row[1]) for row in self.session.execute(query)]

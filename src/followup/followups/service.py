@@ -20,6 +20,7 @@ from followup.followups.planning import plan_followups
 from followup.followups.repository import FollowupRepository
 from followup.followups.schemas import FollowupOut, HistoryOut
 from followup.followups.timers import cascade_undelivered, run_due_followups
+from followup.surveys import service as surveys
 
 __all__ = [
     "cascade_undelivered",
@@ -82,3 +83,10 @@ def count_by_status(session: Session) -> dict[str, int]:
 def count_by_reason(session: Session) -> dict[str, int]:
     """Why follow-ups were refused or ended without an answer (no_consent, fatigue, duplicate, …)."""
     return FollowupRepository(session).count_by("reason")
+
+
+def replay_contact_activity(session: Session) -> None:
+    """Rebuild the customer stats follow-ups and answers keep (last follow-up, last NPS, answers per
+    channel) from the follow-up history and the stored answers: part of `recompute-stats`."""
+    customers.note_followups(session, FollowupRepository(session).last_invitations())
+    customers.replay_responses(session, surveys.response_activity(session))

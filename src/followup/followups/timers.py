@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from followup.config import Settings
+from followup.customers import service as customers
 from followup.dispatch.schemas import MessageUndelivered
 from followup.followups.enums import AWAITING_ANSWER, FollowupStatus, Reason, Step
 from followup.followups.models import Followup
@@ -141,6 +142,7 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
     else:
         followup.next_step, followup.due_at = Step.EXPIRE, expire_at
     FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.INVITED, detail=channel)
+    customers.note_followups(session, [(followup.customer_id, now)])
 
 
 def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:

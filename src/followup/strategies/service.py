@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from followup.config import InputLimits, Settings
 from followup.customers import service as customers
+from followup.customers.schemas import stats_field_problem
 from followup.followups import service as followups
 from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.actors import Actor
@@ -19,7 +20,17 @@ from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.text import text_problem
 from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
-from followup.rules.tree import Predicate, RuleTooLarge, check_size, compile_rule
+from followup.rules.tree import (
+    AllOf,
+    AnyOf,
+    Condition,
+    NotOf,
+    Predicate,
+    RuleTooLarge,
+    check_size,
+    compile_rule,
+    fields_used,
+)
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
 from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
@@ -54,6 +65,7 @@ class CompiledStrategy:
     predicate: Predicate
     event_types: frozenset[str]
     survey_version_id: int
+    uses_stats: bool
 
 
 def bucket(salt: str, strategy_key: str, customer_external_id: str) -> float:
@@ -90,6 +102,15 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
         except RuleTooLarge as exc:
             field = f"audience.{exc.path}" if exc.path else "audience"
             raise InvalidInput(f"{field}: {exc.message}.", code="limit_exceeded", field=field) from exc
+        check_rule_fields(data.audience, field="audience")
+
+
+def check_rule_fields(node: AllOf | AnyOf | NotOf | Condition, *, field: str) -> None:
+    """Refuse a rule naming a customer stat that does not exist (422 unknown_field)."""
+    for name in sorted(fields_used(node)):
+        problem = stats_field_problem(name)
+        if problem is not None:
+            raise InvalidInput(f"{field}: {problem}.", code="unknown_field", field=field)
 
 
 def create_strategy(
@@ -212,6 +233,8 @@ def _compile_active(session: Session) -> list[CompiledStrategy]:
                 predicate=compile_rule(spec.audience),
                 event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
                 survey_version_id=surveys.current_version(session, survey).id,
+                uses_stats=spec.audience is not None
+                and any(name.startswith("customer.stats.") for name in fields_used(spec.audience)),
             )
         )
     return compiled
@@ -231,7 +254,11 @@ def plan_followups_for_events(
     triggered = [event for event in events if event.type in by_type]
     if not triggered:
         return PlanStats()
-    snapshot_of = customers.snapshots(session, {event.customer_id for event in triggered})
+    # Activity stats cost three reads per batch: only when some strategy's audience reads them.
+    needs_stats = any(strategy.uses_stats for strategy in strategies)
+    snapshot_of = customers.snapshots(
+        session, {event.customer_id for event in triggered}, stats_at=now if needs_stats else None
+    )
     customer_context = {cid: snap.rule_context() for cid, snap in snapshot_of.items()}
     items: list[PlanItem] = []
     for event in triggered:

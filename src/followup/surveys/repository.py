@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import Select, func, select, update
@@ -100,3 +100,11 @@ class SurveyRepository:
                 {v.id: v for v in self.session.scalars(select(SurveyVersion).where(SurveyVersion.id.in_(chunk)))}
             )
         return out
+
+    def response_activity(self) -> Iterator[tuple[int, str, int | None, dt.datetime]]:
+        """(customer, channel, nps, created_at) of every response, oldest first, streamed."""
+        query = select(Response.customer_id, Response.channel, Response.nps, Response.created_at).order_by(
+            Response.created_at, Response.id
+        )
+        for row in self.session.execute(query.execution_options(yield_per=5000)):
+            yield (row[0], row[1], row[2], row[3])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -334,3 +334,8 @@ def scores_for_followups(session: Session, followup_ids: Iterable[int]) -> dict[
     return {
         row.followup_id: (row.nps, row.csat) for row in SurveyRepository(session).responses_for_followups(followup_ids)
     }
+
+
+def response_activity(session: Session) -> Iterator[tuple[int, str, int | None, dt.datetime]]:
+    """(customer, channel, nps, when) of every stored answer, oldest first: what activity counts."""
+    return SurveyRepository(session).response_activity()

@@ -389,7 +389,7 @@ def case_list(
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def show_customer(
-    request: Request, customer_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys
+    request: Request, customer_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, now: Now
 ) -> Response:
     # No stored id is longer or holds a NUL (which PostgreSQL text cannot even compare against).
     usable = len(customer_id) <= CUSTOMER_ID_MAX_LENGTH and "\x00" not in customer_id
@@ -410,7 +410,7 @@ def show_customer(
         {
             "title": f"Customer {customer.external_id}",
             "nav": "",
-            "customer": customers.describe_customer(session, customer, keys=keys),
+            "customer": customers.describe_customer(session, customer, keys=keys, now=now),
             "followups": their_followups,
             "messages": messages,
             "cases": their_cases,
