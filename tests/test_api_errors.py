@@ -681,7 +681,10 @@ def test_a_duplicate_survey_key_is_409_and_keeps_the_first(api: TestClient, runt
 # -- strategies --------------------------------------------------------------------------------
 
 CONDITION = {"field": "event.amount", "op": "gte", "value": 1}
-RULE_SHAPE = "audience: a rule is an object with 'all', 'any' or 'not', or a condition with 'field', 'op' and 'value'"
+RULE_SHAPE = (
+    "audience: a rule is an object with 'all', 'any' or 'not', a segment reference {'segment': key}, "
+    "or a condition with 'field', 'op' and 'value'"
+)
 
 
 def _nested(levels: int) -> dict[str, Any]:

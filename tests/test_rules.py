@@ -19,13 +19,19 @@ from followup.rules.tree import (
     NotOf,
     Rule,
     RuleNode,
+    SegmentCycle,
+    SegmentRef,
+    UnexpandedSegment,
+    UnknownSegment,
     compile_rule,
     depth,
     evaluate,
+    expand,
+    segments_used,
 )
 
 NODE = TypeAdapter(RuleNode)
-Node = AllOf | AnyOf | NotOf | Condition
+Node = AllOf | AnyOf | NotOf | SegmentRef | Condition
 
 
 def rule(tree: dict[str, Any]) -> Node:
@@ -336,3 +342,27 @@ def test_complementary_operators_are_exact_complements_even_for_missing_fields(
     value = (not condition.value) if condition.op == "exists" else condition.value
     flipped = Condition.model_validate({"field": condition.field, "op": opposite, "value": value})
     assert evaluate(flipped, context) is (not evaluate(condition, context))
+
+
+def test_expand_puts_segments_in_place_and_refuses_unknown_keys_and_circles() -> None:
+    gold = rule({"field": "customer.value_tier", "op": "eq", "value": "gold"})
+    english = rule({"all": [{"segment": "gold"}, {"field": "customer.locale", "op": "eq", "value": "en"}]})
+    trees: dict[str, Node] = {"gold": gold, "en-gold": english}
+    tree = rule({"any": [{"segment": "en-gold"}, {"not": {"segment": "gold"}}]})
+    assert segments_used(tree) == ["en-gold", "gold"]
+    expanded = expand(tree, trees.get)
+    assert expanded.model_dump() == {
+        "any": [{"all": [gold.model_dump(), english.model_dump()["all"][1]]}, {"not": gold.model_dump()}]
+    }
+    context = {"customer": {"value_tier": "gold", "locale": "zh-CN"}}
+    assert evaluate(expanded, context) is False
+    assert evaluate(expand(rule({"segment": "gold"}), trees.get), context) is True
+    with pytest.raises(UnexpandedSegment):
+        evaluate(tree, context)
+    with pytest.raises(UnknownSegment) as unknown:
+        expand(rule({"segment": "platinum"}), trees.get)
+    assert unknown.value.key == "platinum"
+    trees["gold"] = rule({"any": [{"segment": "en-gold"}]})
+    with pytest.raises(SegmentCycle) as circle:
+        expand(rule({"segment": "gold"}), trees.get)
+    assert circle.value.path == ["gold", "en-gold", "gold"]

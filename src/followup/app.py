@@ -31,6 +31,7 @@ from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
 from followup.staff.auth import MetricsReader
 from followup.strategies.endpoints import router as strategies_router
+from followup.strategies.endpoints import segments_router
 from followup.surveys.endpoints import router as surveys_router
 from followup.web.console.router import install_console
 from followup.web.hosted import router as hosted_router
@@ -112,6 +113,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         events_router,
         surveys_router,
         strategies_router,
+        segments_router,
         followups_router,
         cases_router,
         insights_router,

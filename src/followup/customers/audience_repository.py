@@ -49,9 +49,8 @@ from followup.customers.schemas import (
     stats_field_problem,
 )
 from followup.kernel.db import JSONType
-from followup.rules.tree import AllOf, AnyOf, Condition, NotOf, Scalar
+from followup.rules.tree import AllOf, AnyOf, Condition, Node, NotOf, Scalar, SegmentRef, UnexpandedSegment
 
-Node = AllOf | AnyOf | NotOf | Condition
 Where = ColumnElement[bool]
 
 # customer.<name> fields held in a text column: never missing, never another type.
@@ -428,6 +427,8 @@ def audience_where(node: Node | None, *, dialect: str, today: dt.date | None = N
         return or_(*[audience_where(child, dialect=dialect, today=today) for child in node.any])
     if isinstance(node, NotOf):
         return not_(audience_where(node.not_, dialect=dialect, today=today))
+    if isinstance(node, SegmentRef):  # the caller expands segments first (rules.tree.expand)
+        raise UnexpandedSegment(node.segment)
     typed = _customer_field(node.field, dialect, today)
     if typed is None:
         raise AudienceFieldError(
@@ -437,12 +438,21 @@ def audience_where(node: Node | None, *, dialect: str, today: dt.date | None = N
     return _condition(node, typed)
 
 
-def matching_ids(session: Session, node: Node | None, *, now: dt.datetime) -> list[int]:
-    """The ids of the customers the tree accepts as of `now`, found by the database."""
-    where = audience_where(node, dialect=session.get_bind().dialect.name, today=now.astimezone(dt.UTC).date())
-    return list(session.scalars(select(Customer.id).where(where).order_by(Customer.id)))
+def _where(session: Session, node: Node | None, now: dt.datetime) -> Where:
+    return audience_where(node, dialect=session.get_bind().dialect.name, today=now.astimezone(dt.UTC).date())
+
+
+def matching_ids(session: Session, node: Node | None, *, now: dt.datetime, limit: int | None = None) -> list[int]:
+    """The ids of the customers the tree accepts as of `now`, found by the database, in id order."""
+    query = select(Customer.id).where(_where(session, node, now)).order_by(Customer.id)
+    return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def count_by_locale(session: Session, node: Node | None, *, now: dt.datetime) -> dict[str, int]:
+    query = select(Customer.locale, func.count()).where(_where(session, node, now)).group_by(Customer.locale)
+    return {locale: int(count) for locale, count in session.execute(query)}
 
 
 def count_matching(session: Session, node: Node | None, *, now: dt.datetime) -> int:
-    where = audience_where(node, dialect=session.get_bind().dialect.name, today=now.astimezone(dt.UTC).date())
+    where = _where(session, node, now)
     return int(session.scalar(select(func.count()).select_from(Customer).where(where)) or 0)

@@ -123,6 +123,17 @@ class CustomerOut(Schema):
     updated_at: dt.datetime
 
 
+class CustomerSample(Schema):
+    """One customer of a preview's sample, as staff may see them: contact points masked."""
+
+    customer_id: str
+    locale: str
+    time_zone: str
+    value_tier: str | None
+    email: str | None
+    phone: str | None
+
+
 class CustomerSnapshot(NamedTuple):
     """What the policy and the rule engine see of a customer: no contact points in clear.
 

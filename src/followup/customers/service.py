@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
-from followup.customers.audience_repository import Node, count_matching, matching_ids
+from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerActivity, CustomerKey
 from followup.customers.repository import ActivityRepository, CustomerRepository
@@ -24,6 +24,7 @@ from followup.customers.schemas import (
     WINDOWED_STATS,
     ActivityFact,
     CustomerOut,
+    CustomerSample,
     CustomerSnapshot,
     CustomerStats,
     CustomerUpsert,
@@ -34,6 +35,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
 from followup.kernel.errors import InvalidInput, NotFound
 from followup.privacy import service as privacy
+from followup.rules.tree import Node
 
 DEFAULT_LOCALE = "zh-CN"
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
@@ -462,3 +464,26 @@ def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> li
 
 def audience_count(session: Session, rule: Node | None, *, now: dt.datetime) -> int:
     return count_matching(session, rule, now=now)
+
+
+def audience_by_locale(session: Session, rule: Node | None, *, now: dt.datetime) -> dict[str, int]:
+    return dict(sorted(count_by_locale(session, rule, now=now).items()))
+
+
+def audience_sample(
+    session: Session, rule: Node | None, *, now: dt.datetime, keys: KeyProvider, size: int = 20
+) -> list[CustomerSample]:
+    """The first `size` customers the rule accepts, contact points masked as staff see them."""
+    ids = matching_ids(session, rule, now=now, limit=size)
+    rows = {row.id: row for row in CustomerRepository(session).by_ids(ids)}
+    return [
+        CustomerSample(
+            customer_id=rows[cid].external_id,
+            locale=rows[cid].locale,
+            time_zone=rows[cid].time_zone,
+            value_tier=rows[cid].value_tier,
+            email=masked_address(session, rows[cid], "email", keys=keys),
+            phone=masked_address(session, rows[cid], "sms", keys=keys),
+        )
+        for cid in ids
+    ]

@@ -7,7 +7,9 @@ a context of the shape {"event": {...}, "customer": {...}}. Field paths are dott
 Semantics a reader might otherwise guess at:
 - a missing field satisfies only `ne`, `not_in` and `exists: false`;
 - comparisons between incomparable types (a number against a string) are false, never an error;
-- `contains` works on strings (substring) and lists (membership).
+- `contains` works on strings (substring) and lists (membership);
+- `{"segment": "key"}` stands for a named segment's own tree: `expand` puts the trees in place
+  (refusing unknown keys and cycles) before a tree is evaluated or compiled.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ class Condition(_Node):
         return self
 
 
+class SegmentRef(_Node):
+    """A named segment's rule, by its key."""
+
+    segment: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", examples=["high-value"])
+
+
 class AllOf(_Node):
     all: list[RuleNode] = Field(min_length=1)
 
@@ -92,10 +100,12 @@ class NotOf(_Node):
 
 def _node_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for key in ("all", "any", "not"):
+        for key in ("all", "any", "not", "segment"):
             if key in value:
                 return key
         return "condition"
+    if isinstance(value, SegmentRef):
+        return "segment"
     if isinstance(value, AllOf):
         return "all"
     if isinstance(value, AnyOf):
@@ -111,12 +121,14 @@ RuleNode = Annotated[
     Annotated[AllOf, Tag("all")]
     | Annotated[AnyOf, Tag("any")]
     | Annotated[NotOf, Tag("not")]
+    | Annotated[SegmentRef, Tag("segment")]
     | Annotated[Condition, Tag("condition")],
     Discriminator(
         _node_kind,
         custom_error_type="invalid_rule",
         custom_error_message=(
-            "a rule is an object with 'all', 'any' or 'not', or a condition with 'field', 'op' and 'value'"
+            "a rule is an object with 'all', 'any' or 'not', a segment reference {'segment': key}, "
+            "or a condition with 'field', 'op' and 'value'"
         ),
     ),
 ]
@@ -124,6 +136,8 @@ RuleNode = Annotated[
 AllOf.model_rebuild()
 AnyOf.model_rebuild()
 NotOf.model_rebuild()
+
+Node = AllOf | AnyOf | NotOf | SegmentRef | Condition
 
 
 class Rule(BaseModel):
@@ -151,9 +165,7 @@ def _value_bytes(value: Scalar) -> int:
     return len(value.encode()) if isinstance(value, str) else len(str(value))
 
 
-def check_size(
-    node: AllOf | AnyOf | NotOf | Condition, *, max_nodes: int, max_list_items: int, max_value_bytes: int
-) -> None:
+def check_size(node: Node, *, max_nodes: int, max_list_items: int, max_value_bytes: int) -> None:
     """Raise RuleTooLarge when the tree has more nodes, a longer value list or a longer value than
     allowed. Every event of a strategy's types is evaluated against the tree, and every read of the
     strategy returns it: its size is what each event and each read pays.
@@ -163,7 +175,7 @@ def check_size(
     """
     count = 0
     problem: RuleTooLarge | None = None
-    stack: list[tuple[str, AllOf | AnyOf | NotOf | Condition]] = [("", node)]
+    stack: list[tuple[str, Node]] = [("", node)]
     while stack:
         path, current = stack.pop()
         count += 1
@@ -174,7 +186,7 @@ def check_size(
             stack.extend((f"{prefix}any.{index}", child) for index, child in reversed(list(enumerate(current.any))))
         elif isinstance(current, NotOf):
             stack.append((f"{prefix}not", current.not_))
-        elif problem is None:
+        elif isinstance(current, Condition) and problem is None:
             problem = _condition_problem(current, f"{prefix}value", max_list_items, max_value_bytes)
     if count > max_nodes:
         raise RuleTooLarge(
@@ -202,7 +214,7 @@ def _condition_problem(
     return None
 
 
-def depth(node: AllOf | AnyOf | NotOf | Condition) -> int:
+def depth(node: Node) -> int:
     if isinstance(node, AllOf):
         return 1 + max(depth(child) for child in node.all)
     if isinstance(node, AnyOf):
@@ -271,17 +283,19 @@ def evaluate_condition(condition: Condition, context: Mapping[str, Any]) -> bool
     return _compare(op, actual, expected)
 
 
-def evaluate(node: AllOf | AnyOf | NotOf | Condition, context: Mapping[str, Any]) -> bool:
+def evaluate(node: Node, context: Mapping[str, Any]) -> bool:
     if isinstance(node, AllOf):
         return all(evaluate(child, context) for child in node.all)
     if isinstance(node, AnyOf):
         return any(evaluate(child, context) for child in node.any)
     if isinstance(node, NotOf):
         return not evaluate(node.not_, context)
+    if isinstance(node, SegmentRef):
+        raise UnexpandedSegment(node.segment)
     return evaluate_condition(node, context)
 
 
-def compile_rule(node: AllOf | AnyOf | NotOf | Condition | None) -> Predicate:
+def compile_rule(node: Node | None) -> Predicate:
     """Turn a tree into a closure once, so the hot path does no isinstance dispatch per node."""
     if node is None:
         return lambda _context: True
@@ -294,15 +308,88 @@ def compile_rule(node: AllOf | AnyOf | NotOf | Condition | None) -> Predicate:
     if isinstance(node, NotOf):
         inner = compile_rule(node.not_)
         return lambda context: not inner(context)
+    if isinstance(node, SegmentRef):
+        raise UnexpandedSegment(node.segment)
     condition = node
     return lambda context: evaluate_condition(condition, context)
 
 
-def fields_used(node: AllOf | AnyOf | NotOf | Condition) -> set[str]:
+def fields_used(node: Node) -> set[str]:
     if isinstance(node, AllOf):
         return set().union(*(fields_used(child) for child in node.all))
     if isinstance(node, AnyOf):
         return set().union(*(fields_used(child) for child in node.any))
     if isinstance(node, NotOf):
         return fields_used(node.not_)
+    if isinstance(node, SegmentRef):
+        return set()
     return {node.field}
+
+
+def segments_used(node: Node) -> list[str]:
+    """The segment keys the tree names itself (not those its segments name), in order, once each."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, AllOf):
+            stack.extend(reversed(current.all))
+        elif isinstance(current, AnyOf):
+            stack.extend(reversed(current.any))
+        elif isinstance(current, NotOf):
+            stack.append(current.not_)
+        elif isinstance(current, SegmentRef) and current.segment not in found:
+            found.append(current.segment)
+    return found
+
+
+class UnexpandedSegment(RuntimeError):
+    """A tree still naming a segment reached evaluation: `expand` it first."""
+
+
+class UnknownSegment(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"there is no segment '{key}'")
+        self.key = key
+
+
+class SegmentCycle(ValueError):
+    """Segments that name each other in a circle; `path` is the circle, its first key repeated last."""
+
+    def __init__(self, path: list[str]) -> None:
+        super().__init__(f"segments refer to each other in a circle: {' → '.join(path)}")
+        self.path = path
+
+
+def expand(node: Node, lookup: Callable[[str], Node | None], *, max_depth: int = MAX_DEPTH) -> Node:
+    """The tree with every segment reference replaced by the segment's own tree, recursively.
+
+    `lookup` gives a segment's tree by key, or None when there is none (UnknownSegment). A segment
+    that reaches itself is a SegmentCycle. The expanded tree may be at most twice `max_depth`
+    levels deep (ValueError): each tree is held to `max_depth` on its own, and nesting segments in
+    segments must not build a tree no evaluation can walk."""
+    cache: dict[str, Node] = {}
+
+    def walk(current: Node, trail: tuple[str, ...]) -> Node:
+        if isinstance(current, AllOf):
+            return AllOf(all=[walk(child, trail) for child in current.all])
+        if isinstance(current, AnyOf):
+            return AnyOf(any=[walk(child, trail) for child in current.any])
+        if isinstance(current, NotOf):
+            return NotOf(not_=walk(current.not_, trail))
+        if isinstance(current, Condition):
+            return current
+        key = current.segment
+        if key in trail:
+            raise SegmentCycle([*trail[trail.index(key) :], key])
+        if key not in cache:
+            tree = lookup(key)
+            if tree is None:
+                raise UnknownSegment(key)
+            cache[key] = walk(tree, (*trail, key))
+        return cache[key]
+
+    expanded = walk(node, ())
+    if depth(expanded) > 2 * max_depth:
+        raise ValueError(f"with its segments in place the rule is nested deeper than {2 * max_depth} levels")
+    return expanded

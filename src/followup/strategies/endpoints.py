@@ -2,15 +2,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 
-from followup.kernel.http import AppSettings, ChannelNames, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, ChannelNames, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
-from followup.strategies import service
-from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
+from followup.strategies import segments, service
+from followup.strategies.schemas import (
+    SegmentCreate,
+    SegmentOut,
+    SegmentPreview,
+    SegmentUpdate,
+    StrategyCreate,
+    StrategyOut,
+    StrategyUpdate,
+)
 
 router = APIRouter(tags=["strategies"])
 Key = Annotated[str, Path(max_length=64)]
@@ -46,3 +54,44 @@ def get_strategy(key: Key, session: ReadSession, actor: ApiActor) -> StrategyOut
 def update_strategy(key: Key, body: StrategyUpdate, session: WriteSession, actor: ApiActor, now: Now) -> StrategyOut:
     strategy = service.update_strategy(session, service.access_strategy(session, key), body, actor=actor, now=now)
     return service.describe_strategy(strategy)
+
+
+segments_router = APIRouter(tags=["segments"])
+
+
+@segments_router.post("/segments", response_model=SegmentOut, status_code=201, responses=may_answer(409))
+def create_segment(
+    body: SegmentCreate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
+) -> SegmentOut:
+    segment = segments.create_segment(session, body, limits=settings.input_limits, actor=actor, now=now)
+    return segments.describe_segment(session, segment)
+
+
+@segments_router.get("/segments", response_model=Page[SegmentOut])
+def list_segments(session: ReadSession, actor: ApiActor, limit: Limit = 50, offset: Offset = 0) -> Page[SegmentOut]:
+    items, total = segments.list_segments(session, limit=limit, offset=offset)
+    return Page[SegmentOut](items=items, total=total)
+
+
+@segments_router.get("/segments/{key}", response_model=SegmentOut, responses=may_answer(404))
+def get_segment(key: Key, session: ReadSession, actor: ApiActor) -> SegmentOut:
+    return segments.describe_segment(session, segments.access_segment(session, key))
+
+
+@segments_router.patch("/segments/{key}", response_model=SegmentOut, responses=may_answer(404))
+def update_segment(
+    key: Key, body: SegmentUpdate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
+) -> SegmentOut:
+    segment = segments.update_segment(session, key, body, limits=settings.input_limits, actor=actor, now=now)
+    return segments.describe_segment(session, segment)
+
+
+@segments_router.delete("/segments/{key}", status_code=204, responses=may_answer(404, 409))
+def delete_segment(key: Key, session: WriteSession, actor: ApiActor, now: Now) -> Response:
+    segments.delete_segment(session, key, actor=actor, now=now)
+    return Response(status_code=204)
+
+
+@segments_router.get("/segments/{key}/preview", response_model=SegmentPreview, responses=may_answer(404))
+def preview_segment(key: Key, session: ReadSession, actor: ApiActor, now: Now, keys: Keys) -> SegmentPreview:
+    return segments.preview_segment(session, key, now=now, keys=keys)

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from followup.customers.schemas import CustomerSample
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
 from followup.privacy.enums import ChannelName
@@ -78,3 +79,46 @@ class StrategyOut(StrategyCreate):
 
 class StrategyUpdate(Schema):
     status: Literal["active", "paused"]
+
+
+class SegmentCreate(Schema):
+    """A named audience over `customer.*` (no `event.*`: a segment is found in the database)."""
+
+    key: Key
+    # Length and characters checked on write against the settings, like a strategy's name.
+    name: str = Field(min_length=1)
+    rule: RuleNode
+
+    @field_validator("rule")
+    @classmethod
+    def _depth(cls, rule: RuleNode) -> RuleNode:
+        if depth(rule) > MAX_DEPTH:
+            raise ValueError(f"the rule is nested deeper than {MAX_DEPTH} levels")
+        return rule
+
+
+class SegmentUpdate(Schema):
+    """Fields left out are kept."""
+
+    name: str | None = Field(default=None, min_length=1)
+    rule: RuleNode | None = None
+
+    @field_validator("rule")
+    @classmethod
+    def _depth(cls, rule: RuleNode | None) -> RuleNode | None:
+        if rule is not None and depth(rule) > MAX_DEPTH:
+            raise ValueError(f"the rule is nested deeper than {MAX_DEPTH} levels")
+        return rule
+
+
+class SegmentOut(SegmentCreate):
+    version: int
+    used_by: list[str] = Field(description="strategies (`strategy:<key>`) and segments (`segment:<key>`) naming it")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SegmentPreview(Schema):
+    count: int
+    by_locale: dict[str, int]
+    sample: list[CustomerSample] = Field(description="at most 20, the first by the order they became customers")

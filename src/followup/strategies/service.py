@@ -17,24 +17,25 @@ from followup.followups import service as followups
 from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
+from followup.kernel.logging import get_logger
 from followup.kernel.text import text_problem
 from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
 from followup.rules.tree import (
-    AllOf,
-    AnyOf,
-    Condition,
-    NotOf,
+    Node,
     Predicate,
     RuleTooLarge,
     check_size,
     compile_rule,
     fields_used,
 )
+from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
 from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
 from followup.surveys import service as surveys
+
+log = get_logger(__name__)
 
 
 class StrategyNotFound(NotFound):
@@ -105,7 +106,7 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
         check_rule_fields(data.audience, field="audience")
 
 
-def check_rule_fields(node: AllOf | AnyOf | NotOf | Condition, *, field: str) -> None:
+def check_rule_fields(node: Node, *, field: str) -> None:
     """Refuse a rule naming a customer stat that does not exist (422 unknown_field)."""
     for name in sorted(fields_used(node)):
         problem = stats_field_problem(name)
@@ -123,6 +124,8 @@ def create_strategy(
     now: dt.datetime,
 ) -> Strategy:
     check_strategy_limits(data, limits=limits)
+    if data.audience is not None:
+        segments.resolve(data.audience, segments.stored_lookup(session), field="audience")
     if data.kind != "event":
         raise InvalidInput(
             f"'{data.kind}' strategies are not available yet; use kind 'event'.",
@@ -221,11 +224,19 @@ def strategy_keys(session: Session, ids: set[int]) -> dict[int, str]:
 
 def _compile_active(session: Session) -> list[CompiledStrategy]:
     compiled = []
+    lookup = segments.stored_lookup(session)
     for row in StrategyRepository(session).active_by_kind("event"):
         spec = StrategyCreate.model_validate(row.definition)
         survey = surveys.get_survey(session, spec.survey)
         if survey is None:
             continue
+        if spec.audience is not None:
+            try:
+                spec = spec.model_copy(update={"audience": segments.resolve(spec.audience, lookup, field="audience")})
+            except InvalidInput:
+                # Refused when saved, so only a database edited by hand gets here: skip the strategy.
+                log.warning("strategy skipped: its audience names a segment that cannot be resolved", strategy=row.key)
+                continue
         compiled.append(
             CompiledStrategy(
                 row=row,
