@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, insert
 
 from followup.customers import service as customers
-from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerActivityName
+from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay
 from followup.customers.schemas import STATS_FIELDS, AudienceFieldError
 from followup.rules.tree import Rule, evaluate
 from followup.runtime import Runtime
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 TEXTS = ["", "a", "b", "ab", "A", "金", "金卡", "z", "email", "qr", "payment.succeeded", "2026-11-20T08:00:00Z"]
+# Features and types the buckets hold too, so `contains` finds them.
 NUMBERS: list[int | float] = [-2, 0, 1, 2, 3, 0.5, 1.0, 2.5, -1.5, 9, 250]
 SCALARS = st.sampled_from(TEXTS) | st.sampled_from(NUMBERS) | st.booleans()
 ATTRIBUTE = st.none() | SCALARS | st.lists(SCALARS, max_size=3)
@@ -46,6 +47,7 @@ FIELDS = [
 # Drawn as often as all the others together: the stats are where most of the SQL is.
 STATS = [*(f"customer.stats.{name}" for name in STATS_FIELDS), "customer.stats.responses_by_channel.email"]
 DAY = dt.timedelta(days=1)
+MOMENTS = [(NOW - days * DAY).strftime("%Y-%m-%dT%H:%M:%SZ") for days in (0.5, 1.5, 3, 20, 29.5, 45, 89.5, 95)]
 
 
 @st.composite
@@ -73,37 +75,50 @@ def customers_(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 @st.composite
 def activity(draw: st.DrawFn, index: int) -> dict[str, Any]:
-    """One customer's activity rows: day buckets around the windows' edges, a summary row or none,
-    event types and features used."""
-    offsets = draw(st.sets(st.sampled_from([0, 1, 2, 5, 28, 29, 30, 31, 60, 88, 89, 90, 91, -1]), max_size=5))
-    days = [
-        {
-            "day": (NOW - offset * DAY).date(),
-            "events": draw(st.integers(0, 3)),
-            "payments": draw(st.integers(0, 2)),
-            "volume": draw(st.sampled_from([-5, 0, 100, 250])),
-            "failed_payments": draw(st.integers(0, 1)),
-            "disputes": draw(st.integers(0, 1)),
-        }
-        for offset in offsets
-    ]
-    moment = st.none() | st.integers(0, 40 * 86400 * 10**6).map(lambda us: NOW - dt.timedelta(microseconds=us))
+    """One customer's activity rows: buckets around the windows' edges, of the types and features
+    the stats single out and others, and a follow-up and answers row or none."""
+    keys = draw(
+        st.sets(
+            st.tuples(
+                st.sampled_from([0, 1, 2, 5, 28, 29, 30, 31, 60, 88, 89, 90, 91, -1]),
+                st.sampled_from(["payment.succeeded", "topup.succeeded", "payment.failed", "dispute.opened", "a"]),
+                st.sampled_from(["", "", "qr", "金"]),
+            ),
+            max_size=5,
+        )
+    )
+    moment = st.integers(0, 86400 * 10**6 - 1).map(lambda us: dt.timedelta(microseconds=us))
+    buckets = []
+    for offset, kind, feature in keys:
+        day = (NOW - offset * DAY).date()
+        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        first, last = sorted([start + draw(moment), start + draw(moment)])
+        buckets.append(
+            {
+                "day": day,
+                "type": kind,
+                "feature": feature,
+                "events": draw(st.integers(1, 3)),
+                "amount": draw(st.sampled_from([-5, 0, 100, 250])),
+                "first_at": first,
+                "last_at": last,
+            }
+        )
     summary = None
     if draw(st.booleans()):
         summary = {
-            "first_seen_at": draw(moment),
-            "last_active_at": draw(moment),
-            "last_followup_at": draw(moment),
+            "last_followup_at": draw(
+                st.none() | st.integers(0, 40 * 86400 * 10**6).map(lambda us: NOW - dt.timedelta(microseconds=us))
+            ),
             "last_nps": draw(st.none() | st.integers(0, 10)),
             "responses_by_channel": draw(st.dictionaries(st.sampled_from(["email", "inapp"]), st.integers(0, 3))),
         }
-    names = draw(st.sets(st.sampled_from([("type", "payment.succeeded"), ("type", "a"), ("feature", "qr")])))
-    return {"days": days, "summary": summary, "names": sorted(names)}
+    return {"buckets": buckets, "summary": summary}
 
 
 @st.composite
-def conditions(draw: st.DrawFn) -> dict[str, Any]:
-    field = draw(st.sampled_from(FIELDS) | st.sampled_from(STATS))
+def conditions(draw: st.DrawFn, fields: st.SearchStrategy[str]) -> dict[str, Any]:
+    field = draw(fields)
     op = draw(st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists"]))
     if op == "exists":
         value: Any = draw(st.booleans())
@@ -111,6 +126,9 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
         value = draw(st.lists(SCALARS, min_size=1, max_size=3))
     elif op == "contains":
         value = draw(SCALARS | st.lists(SCALARS, min_size=1, max_size=2))
+    elif op in ("gt", "gte", "lt", "lte") and field.endswith("_at"):
+        # Times between the buckets' days, so that the earliest and the latest of several differ.
+        value = draw(st.sampled_from(MOMENTS))
     elif op in ("gt", "gte", "lt", "lte"):
         value = draw(st.sampled_from(TEXTS) | st.sampled_from(NUMBERS))
     else:
@@ -118,15 +136,20 @@ def conditions(draw: st.DrawFn) -> dict[str, Any]:
     return {"field": field, "op": op, "value": value}
 
 
-RULES = st.recursive(
-    conditions(),
-    lambda children: (
-        st.lists(children, min_size=1, max_size=3).map(lambda c: {"all": c})
-        | st.lists(children, min_size=1, max_size=3).map(lambda c: {"any": c})
-        | children.map(lambda c: {"not": c})
-    ),
-    max_leaves=6,
-)
+def rules(fields: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.recursive(
+        conditions(fields),
+        lambda children: (
+            st.lists(children, min_size=1, max_size=3).map(lambda c: {"all": c})
+            | st.lists(children, min_size=1, max_size=3).map(lambda c: {"any": c})
+            | children.map(lambda c: {"not": c})
+        ),
+        max_leaves=6,
+    )
+
+
+RULES = rules(st.sampled_from(FIELDS) | st.sampled_from(STATS))
+STATS_RULES = rules(st.sampled_from(STATS))
 
 
 @settings(
@@ -139,6 +162,23 @@ RULES = st.recursive(
 def test_the_database_finds_the_customers_the_rule_accepts(
     runtime: Runtime, people: list[dict[str, Any]], trees: list[dict[str, Any]], data: st.DataObject
 ) -> None:
+    _check(runtime, people, trees, data)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(people=customers_(), trees=st.lists(STATS_RULES, min_size=2, max_size=4), data=st.data())
+def test_the_database_reads_activity_stats_as_the_rule_does(
+    runtime: Runtime, people: list[dict[str, Any]], trees: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    _check(runtime, people, trees, data)
+
+
+def _check(runtime: Runtime, people: list[dict[str, Any]], trees: list[dict[str, Any]], data: st.DataObject) -> None:
     # Given customers with every kind of attribute value and activity
     with runtime.session() as session:
         session.execute(delete(Customer))
@@ -148,12 +188,10 @@ def test_the_database_finds_the_customers_the_rule_accepts(
         ).scalars()
         for index, cid in enumerate(ids.all()):
             doings = data.draw(activity(index))
-            for day in doings["days"]:
-                session.execute(insert(CustomerActivityDay).values(customer_id=cid, **day))
+            for bucket in doings["buckets"]:
+                session.execute(insert(CustomerActivityDay).values(customer_id=cid, **bucket))
             if doings["summary"] is not None:
                 session.execute(insert(CustomerActivity).values(customer_id=cid, **doings["summary"]))
-            for kind, name in doings["names"]:
-                session.execute(insert(CustomerActivityName).values(customer_id=cid, kind=kind, name=name))
     with runtime.read_session() as session:
         snapshots = customers.snapshots(session, [row.id for row in session.query(Customer.id)], stats_at=NOW)
         for tree in trees:

@@ -38,12 +38,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerActivityName
+from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay
 from followup.customers.schemas import (
     ACTIVE_DAYS,
     AUDIENCE_FIELDS,
-    NAME_STATS,
-    TIME_STATS,
     WINDOWED_STATS,
     AudienceFieldError,
     stats_field_problem,
@@ -278,12 +276,12 @@ class _PostgresJson(_Typed):
         return case((self.type == "array", found), else_=false())
 
 
-class _NameList(_Typed):
-    """tx_types or features_used: a list, never missing, held as rows of customer_activity_names."""
+class _KeyList(_Typed):
+    """tx_types or features_used: a list, never missing, held as the keys of the day buckets."""
 
-    def __init__(self, dialect: str, kind: str) -> None:
+    def __init__(self, dialect: str, column: ColumnElement[Any]) -> None:
         super().__init__(dialect)
-        self.kind = kind
+        self.column = column
 
     def present(self) -> Where:
         return true()
@@ -307,16 +305,19 @@ class _NameList(_Typed):
         return null()
 
     def list_has(self, value: Scalar) -> Where:
-        if not isinstance(value, str):  # names are text
+        if not isinstance(value, str) or not value:  # names are text; "" is no feature's name
             return false()
-        names = CustomerActivityName
-        return exists(
-            select(literal(1)).where(names.customer_id == Customer.id, names.kind == self.kind, names.name == value)
-        )
+        days = CustomerActivityDay
+        return exists(select(literal(1)).where(days.customer_id == Customer.id, self.column == value))
 
 
 def _of_activity(column: Any) -> ColumnElement[Any]:
     return select(column).where(CustomerActivity.customer_id == Customer.id).scalar_subquery()
+
+
+def _of_buckets(measure: ColumnElement[Any], *conditions: Where) -> ColumnElement[Any]:
+    days = CustomerActivityDay
+    return select(measure).where(days.customer_id == Customer.id, *conditions).scalar_subquery()
 
 
 def _as_rfc3339(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
@@ -327,32 +328,32 @@ def _as_rfc3339(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
 
 
 def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | None) -> _Typed | None:
+    days = CustomerActivityDay
     if name in WINDOWED_STATS or name == ACTIVE_DAYS[0]:
         if today is None:
             raise ValueError("a rule over windowed stats needs the day it is evaluated on")
-        days = CustomerActivityDay
-        measure: ColumnElement[Any]
-        condition: Where
+        length = ACTIVE_DAYS[1] if name == ACTIVE_DAYS[0] else WINDOWED_STATS[name][2]
+        window = [days.day >= today - dt.timedelta(days=length - 1), days.day <= today]
         if name == ACTIVE_DAYS[0]:
-            measure, length, condition = func.count(), ACTIVE_DAYS[1], days.events > 0
-        else:
-            bucket, length = WINDOWED_STATS[name]
-            measure, condition = func.coalesce(func.sum(getattr(days, bucket)), 0), true()
-        window = select(measure).where(
-            days.customer_id == Customer.id,
-            days.day >= today - dt.timedelta(days=length - 1),
-            days.day <= today,
-            condition,
-        )
-        return _Column(dialect, window.scalar_subquery(), "number")
-    if name in TIME_STATS:
-        return _Column(
-            dialect, _as_rfc3339(_of_activity(getattr(CustomerActivity, name)), dialect), "text", optional=True
-        )
+            return _Column(dialect, _of_buckets(func.count(days.day.distinct()), *window), "number")
+        types, measure, _ = WINDOWED_STATS[name]
+        if types is not None:
+            window.append(days.type.in_(types))
+        total = func.coalesce(func.sum(getattr(days, measure)), 0)
+        return _Column(dialect, _of_buckets(total, *window), "number")
+    if name == "first_seen_at":
+        return _Column(dialect, _as_rfc3339(_of_buckets(func.min(days.first_at)), dialect), "text", optional=True)
+    if name == "last_active_at":
+        return _Column(dialect, _as_rfc3339(_of_buckets(func.max(days.last_at)), dialect), "text", optional=True)
+    if name == "last_followup_at":
+        shown = _as_rfc3339(_of_activity(CustomerActivity.last_followup_at), dialect)
+        return _Column(dialect, shown, "text", optional=True)
     if name == "last_nps":
         return _Column(dialect, _of_activity(CustomerActivity.last_nps), "number", optional=True)
-    if name in NAME_STATS:
-        return _NameList(dialect, NAME_STATS[name])
+    if name == "tx_types":
+        return _KeyList(dialect, days.type.expression)
+    if name == "features_used":
+        return _KeyList(dialect, days.feature.expression)
     if name == "responses_by_channel":
         if not path:
             return _Column(dialect, true(), "object")
@@ -446,6 +447,12 @@ def matching_ids(session: Session, node: Node | None, *, now: dt.datetime, limit
     """The ids of the customers the tree accepts as of `now`, found by the database, in id order."""
     query = select(Customer.id).where(_where(session, node, now)).order_by(Customer.id)
     return list(session.scalars(query if limit is None else query.limit(limit)))
+
+
+def matching_members(session: Session, node: Node | None, *, now: dt.datetime) -> list[tuple[int, str]]:
+    """(id, external id) of every customer the tree accepts as of `now`, in id order."""
+    query = select(Customer.id, Customer.external_id).where(_where(session, node, now)).order_by(Customer.id)
+    return [(row[0], row[1]) for row in session.execute(query)]
 
 
 def count_by_locale(session: Session, node: Node | None, *, now: dt.datetime) -> dict[str, int]:

@@ -44,17 +44,13 @@ class CustomerKey(Base):
 
 
 class CustomerActivity(Base):
-    """What a customer has done, as rules read it under `customer.stats.*`, beside the day buckets.
-
-    Kept at ingest in the batch (first and last event), and by the follow-up and answer paths (last
-    follow-up, last NPS, responses per channel); `followup customers recompute-stats` rebuilds it.
-    """
+    """What follow-ups and answers add to a customer's stats: their last follow-up, last NPS and
+    answers per channel (the events' part is in the day buckets). `followup customers
+    recompute-stats` rebuilds it from the follow-up history and the stored answers."""
 
     __tablename__ = "customer_activity"
 
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    first_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    last_active_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_followup_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_nps: Mapped[int | None] = mapped_column(SmallInteger)
     last_nps_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -62,24 +58,22 @@ class CustomerActivity(Base):
 
 
 class CustomerActivityDay(Base):
-    """One customer's events on one UTC day: the bucket rolling windows are summed from, exactly."""
+    """One customer's events of one type (and feature, for feature.* events) on one UTC day.
+
+    Every events stat is read from these buckets: windows sum them (exactly, whole UTC days), the
+    first and last event are their smallest first_at and largest last_at, the types and features
+    used are their distinct keys. Ingest keeps them with one upsert per batch; on SQLite the table
+    is WITHOUT ROWID, so a bucket is one B-tree entry, not a row plus an index entry.
+    """
 
     __tablename__ = "customer_activity_days"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(128), primary_key=True)  # "" unless a feature.* event names one
     events: Mapped[int] = mapped_column(default=0)
-    payments: Mapped[int] = mapped_column(default=0)
-    volume: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed_payments: Mapped[int] = mapped_column(default=0)
-    disputes: Mapped[int] = mapped_column(default=0)
-
-
-class CustomerActivityName(Base):
-    """An event type (`kind` "type") or a feature (`kind` "feature") the customer has used, once."""
-
-    __tablename__ = "customer_activity_names"
-
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of the events' amounts
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerActivityName, CustomerKey
+from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerKey
 from followup.kernel.db import BulkStatements, chunked
 
 ARRIVAL_COLUMNS = (
@@ -103,89 +103,69 @@ class CustomerRepository:
         self.session.add(row)
 
 
-DAY_COLUMNS = ("customer_id", "day", "events", "payments", "volume", "failed_payments", "disputes")
+BUCKET_COLUMNS = ("customer_id", "day", "type", "feature", "events", "amount", "first_at", "last_at")
+_BUCKETS = "customer_activity_days"
 
 
 class ActivityRepository:
-    """The activity tables: written in bulk at ingest, read in bulk for a batch's rule context."""
+    """The activity tables: buckets written in bulk at ingest and read in bulk for a batch's rules."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.bulk = BulkStatements(session.connection())
 
-    def add_days(self, rows: Sequence[tuple[int, dt.date, int, int, int, int, int]]) -> None:
-        """Add (customer, day, events, payments, volume, failed payments, disputes) to the buckets."""
+    def add_buckets(self, rows: Sequence[tuple[int, dt.date, str, str, int, int, dt.datetime, dt.datetime]]) -> None:
+        """Add (customer, day, type, feature, events, amount, first, last) to the buckets, in one upsert."""
         bulk = self.bulk
-        table = CustomerActivityDay.__tablename__
+        t = _BUCKETS
         bulk.insert_values(
-            table,
-            DAY_COLUMNS,
-            [(cid, bulk.db_date(day), *counts) for cid, day, *counts in sorted(rows)],
-            on_conflict="(customer_id, day) DO UPDATE SET "
-            + ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in DAY_COLUMNS[2:]),
+            t,
+            BUCKET_COLUMNS,
+            [
+                (cid, bulk.db_date(day), kind, feature, events, amount, bulk.db_time(first), bulk.db_time(last))
+                for cid, day, kind, feature, events, amount, first, last in sorted(rows)
+            ],
+            on_conflict="(customer_id, day, type, feature) DO UPDATE SET "
+            f"events = {t}.events + excluded.events, amount = {t}.amount + excluded.amount, "
+            f"first_at = CASE WHEN excluded.first_at < {t}.first_at THEN excluded.first_at ELSE {t}.first_at END, "
+            f"last_at = CASE WHEN excluded.last_at > {t}.last_at THEN excluded.last_at ELSE {t}.last_at END",
         )
 
-    def widen_spans(self, rows: Sequence[tuple[int, dt.datetime, dt.datetime]]) -> None:
-        """Move each customer's first and last event time out to (earliest, latest) where wider."""
-        bulk = self.bulk
-        table = CustomerActivity.__tablename__
-        bulk.insert_values(
-            table,
-            ("customer_id", "first_seen_at", "last_active_at", "responses_by_channel"),
-            [(cid, bulk.db_time(first), bulk.db_time(last), "{}") for cid, first, last in sorted(rows)],
-            slots=["?", "?", "?", bulk.json_slot()],
-            on_conflict="(customer_id) DO UPDATE SET "
-            f"first_seen_at = CASE WHEN {table}.first_seen_at IS NULL "
-            f"OR excluded.first_seen_at < {table}.first_seen_at "
-            f"THEN excluded.first_seen_at ELSE {table}.first_seen_at END, "
-            f"last_active_at = CASE WHEN {table}.last_active_at IS NULL "
-            f"OR excluded.last_active_at > {table}.last_active_at "
-            f"THEN excluded.last_active_at ELSE {table}.last_active_at END",
-        )
-
-    def add_names(self, rows: Sequence[tuple[int, str, str]]) -> None:
-        self.bulk.insert_values(
-            CustomerActivityName.__tablename__,
-            ("customer_id", "kind", "name"),
-            sorted(rows),
-            on_conflict="(customer_id, kind, name) DO NOTHING",
-        )
-
-    def window_rows(
-        self, ids: Sequence[int], *, today: dt.date, windows: Sequence[tuple[str, int]]
+    def bucket_sums(
+        self, ids: Sequence[int], *, today: dt.date, windows: Sequence[tuple[tuple[str, ...] | None, str, int]]
     ) -> list[tuple[Any, ...]]:
-        """Per customer: (id, one sum per (bucket column, days) window, active days in 30)."""
+        """Per customer with buckets: (id, one figure per window, active days in the last 30, the
+        first event's time, the last event's time). A window runs over whole days up to `today`."""
         bulk = self.bulk
-        longest = max(days for _, days in windows)
-        sums = ", ".join(f"SUM(CASE WHEN day >= ? THEN {column} ELSE 0 END)" for column, _ in windows)
-        params: list[Any] = [bulk.db_date(today - dt.timedelta(days=days - 1)) for _, days in windows]
-        params.append(bulk.db_date(today - dt.timedelta(days=29)))
-        params += [bulk.db_date(today - dt.timedelta(days=longest - 1)), bulk.db_date(today)]
+        columns: list[str] = []
+        params: list[Any] = []
+        for types, measure, days in windows:
+            kinds = f" AND type IN ({', '.join('?' * len(types))})" if types else ""
+            columns.append(f"SUM(CASE WHEN day >= ? AND day <= ?{kinds} THEN {measure} ELSE 0 END)")
+            params += [bulk.db_date(today - dt.timedelta(days=days - 1)), bulk.db_date(today), *(types or ())]
+        columns.append("COUNT(DISTINCT CASE WHEN day >= ? AND day <= ? THEN day END)")
+        params += [bulk.db_date(today - dt.timedelta(days=29)), bulk.db_date(today)]
+        head = f"SELECT customer_id, {', '.join(columns)}, MIN(first_at), MAX(last_at) FROM {_BUCKETS} "  # noqa: S608
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), 900):
             part = list(ids[start : start + 900])
-            rows.extend(
-                bulk.fetch(
-                    f"SELECT customer_id, {sums}, SUM(CASE WHEN day >= ? AND events > 0 THEN 1 ELSE 0 END) "  # noqa: S608
-                    f"FROM {CustomerActivityDay.__tablename__} WHERE day >= ? AND day <= ? "
-                    f"AND customer_id IN ({', '.join('?' * len(part))}) GROUP BY customer_id",
-                    [*params, *part],
-                )
-            )
+            where = f"WHERE customer_id IN ({', '.join('?' * len(part))}) GROUP BY customer_id"
+            rows.extend(bulk.fetch(head + where, [*params, *part]))
         return rows
 
-    def activity_rows(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
-        """(id, first_seen_at, last_active_at, last_followup_at, last_nps, responses_by_channel)."""
+    def bucket_keys(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """(customer, type, feature) of every bucket key the customers have, once each."""
         return self.bulk.fetch_in(
-            "SELECT customer_id, first_seen_at, last_active_at, last_followup_at, last_nps, responses_by_channel "
-            "FROM customer_activity WHERE customer_id IN ({})",
+            f"SELECT DISTINCT customer_id, type, feature FROM {_BUCKETS} "  # noqa: S608
+            "WHERE customer_id IN ({}) ORDER BY customer_id, type, feature",
             list(ids),
         )
 
-    def name_rows(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    def activity_rows(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """(id, last_followup_at, last_nps, responses_by_channel)."""
         return self.bulk.fetch_in(
-            f"SELECT customer_id, kind, name FROM {CustomerActivityName.__tablename__} "  # noqa: S608
-            "WHERE customer_id IN ({}) ORDER BY customer_id, kind, name",
+            "SELECT customer_id, last_followup_at, last_nps, responses_by_channel "
+            "FROM customer_activity WHERE customer_id IN ({})",
             list(ids),
         )
 
@@ -212,13 +192,12 @@ class ActivityRepository:
         """Move last_followup_at forward to each given time."""
         self.ensure_activity([cid for cid, _ in rows])
         bulk = self.bulk
-        table = CustomerActivity.__tablename__
         bulk.run_many(
-            f"UPDATE {table} SET last_followup_at = ? WHERE customer_id = ? "  # noqa: S608
+            "UPDATE customer_activity SET last_followup_at = ? WHERE customer_id = ? "
             "AND (last_followup_at IS NULL OR last_followup_at < ?)",
             [(bulk.db_time(at), cid, bulk.db_time(at)) for cid, at in sorted(rows)],
         )
 
     def clear(self) -> None:
-        for model in (CustomerActivityName, CustomerActivityDay, CustomerActivity):
+        for model in (CustomerActivityDay, CustomerActivity):
             self.session.execute(delete(model))

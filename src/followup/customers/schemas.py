@@ -192,23 +192,25 @@ VOLUME_TYPES = frozenset({"payment.succeeded", "transfer.succeeded", "topup.succ
 FEATURE_PREFIX = "feature."
 MAX_NAME = 128  # a feature name longer than this is not kept among features_used
 
-# customer.stats.<name> summed from the day buckets: (bucket column, days in the window).
-WINDOWED_STATS: dict[str, tuple[str, int]] = {
-    "events_30d": ("events", 30),
-    "payments_30d": ("payments", 30),
-    "volume_30d": ("volume", 30),
-    "volume_90d": ("volume", 90),
-    "failed_payments_30d": ("failed_payments", 30),
-    "disputes_90d": ("disputes", 90),
+# customer.stats.<name> summed from the day buckets: (the event types counted, or None for every
+# type; "events" to count them or "amount" to sum their amounts; days in the window).
+WINDOWED_STATS: dict[str, tuple[tuple[str, ...] | None, str, int]] = {
+    "events_30d": (None, "events", 30),
+    "payments_30d": ((PAYMENT,), "events", 30),
+    "volume_30d": (tuple(sorted(VOLUME_TYPES)), "amount", 30),
+    "volume_90d": (tuple(sorted(VOLUME_TYPES)), "amount", 90),
+    "failed_payments_30d": ((FAILED_PAYMENT,), "events", 30),
+    "disputes_90d": ((DISPUTE,), "events", 90),
 }
 ACTIVE_DAYS = ("active_days_30d", 30)
-TIME_STATS = ("first_seen_at", "last_active_at", "last_followup_at")
-NAME_STATS = {"tx_types": "type", "features_used": "feature"}
 STATS_FIELDS = (
     *WINDOWED_STATS,
     ACTIVE_DAYS[0],
-    *TIME_STATS,
-    *NAME_STATS,
+    "first_seen_at",
+    "last_active_at",
+    "tx_types",
+    "features_used",
+    "last_followup_at",
     "last_nps",
     "responses_by_channel",
 )

@@ -10,17 +10,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
-from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids
+from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids, matching_members
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerActivity, CustomerKey
 from followup.customers.repository import ActivityRepository, CustomerRepository
 from followup.customers.schemas import (
     ACTIVE_DAYS,
-    DISPUTE,
-    FAILED_PAYMENT,
-    NAME_STATS,
-    PAYMENT,
-    VOLUME_TYPES,
     WINDOWED_STATS,
     ActivityFact,
     CustomerOut,
@@ -313,39 +308,41 @@ def _utc(value: Any) -> dt.datetime | None:
 
 
 def record_activity(session: Session, facts: Iterable[ActivityFact]) -> None:
-    """Add newly stored events to their customers' activity: day buckets, first and last event,
-    types and features used. Three bulk statements for the whole batch, whatever its size."""
-    days: dict[tuple[int, dt.date], list[int]] = {}
-    spans: dict[int, tuple[dt.datetime, dt.datetime]] = {}
-    names: set[tuple[int, str, str]] = set()
-    for fact in facts:
-        cid, kind, at = fact.customer_id, fact.type, fact.occurred_at
-        bucket = days.get((cid, at.date()))
+    """Add newly stored events to their customers' day buckets: one upsert for the whole batch.
+
+    A bucket is (customer, UTC day, type, feature); it counts its events, sums their amounts and
+    keeps its first and last time, from which every events stat is read."""
+    buckets: dict[tuple[int, dt.date, str, str], list[Any]] = {}
+    for cid, kind, at, amount, feature in facts:
+        key = (cid, at.date(), kind, feature or "")
+        bucket = buckets.get(key)
         if bucket is None:
-            bucket = days[(cid, at.date())] = [0, 0, 0, 0, 0]
+            buckets[key] = [1, amount or 0, at, at]
+            continue
         bucket[0] += 1
-        if kind == PAYMENT:
-            bucket[1] += 1
-        if kind in VOLUME_TYPES and fact.amount:
-            bucket[2] += fact.amount
-        if kind == FAILED_PAYMENT:
-            bucket[3] += 1
-        elif kind == DISPUTE:
-            bucket[4] += 1
-        span = spans.get(cid)
-        if span is None:
-            spans[cid] = (at, at)
-        elif at < span[0] or at > span[1]:
-            spans[cid] = (min(at, span[0]), max(at, span[1]))
-        names.add((cid, "type", kind))
-        if fact.feature is not None:
-            names.add((cid, "feature", fact.feature))
-    if not spans:
-        return
-    repo = ActivityRepository(session)
-    repo.add_days([(cid, day, *counts) for (cid, day), counts in days.items()])  # type: ignore[misc]
-    repo.widen_spans([(cid, first, last) for cid, (first, last) in spans.items()])
-    repo.add_names(list(names))
+        if amount:
+            bucket[1] += amount
+        if at < bucket[2]:
+            bucket[2] = at
+        elif at > bucket[3]:
+            bucket[3] = at
+    if buckets:
+        ActivityRepository(session).add_buckets([(*key, *figures) for key, figures in buckets.items()])
+
+
+def _empty_stats() -> dict[str, Any]:
+    stats: dict[str, Any] = dict.fromkeys(WINDOWED_STATS, 0)
+    stats[ACTIVE_DAYS[0]] = 0
+    stats.update(
+        first_seen_at=None,
+        last_active_at=None,
+        tx_types=[],
+        features_used=[],
+        last_followup_at=None,
+        last_nps=None,
+        responses_by_channel={},
+    )
+    return stats
 
 
 def activity_stats(session: Session, customer_ids: Iterable[int], *, now: dt.datetime) -> dict[int, dict[str, Any]]:
@@ -354,37 +351,28 @@ def activity_stats(session: Session, customer_ids: Iterable[int], *, now: dt.dat
     if not ids:
         return {}
     repo = ActivityRepository(session)
-    windows = list(WINDOWED_STATS.values())
+    out = {cid: _empty_stats() for cid in ids}
+    names = [*WINDOWED_STATS, ACTIVE_DAYS[0]]
     today = now.astimezone(dt.UTC).date()
-    out: dict[int, dict[str, Any]] = {}
-    for cid in ids:
-        stats: dict[str, Any] = dict.fromkeys(WINDOWED_STATS, 0)
-        stats[ACTIVE_DAYS[0]] = 0
-        stats.update(
-            first_seen_at=None,
-            last_active_at=None,
-            tx_types=[],
-            features_used=[],
-            last_followup_at=None,
-            last_nps=None,
-            responses_by_channel={},
-        )
-        out[cid] = stats
-    for cid, *sums in repo.window_rows(ids, today=today, windows=windows):
+    for cid, *figures, first, last in repo.bucket_sums(ids, today=today, windows=list(WINDOWED_STATS.values())):
         stats = out[cid]
-        for name, value in zip([*WINDOWED_STATS, ACTIVE_DAYS[0]], sums, strict=True):
+        for name, value in zip(names, figures, strict=True):
             stats[name] = int(value or 0)
-    for cid, first, last, last_followup, last_nps, by_channel in repo.activity_rows(ids):
+        stats["first_seen_at"], stats["last_active_at"] = rfc3339(_utc(first)), rfc3339(_utc(last))
+    for cid, kind, feature in repo.bucket_keys(ids):
+        stats = out[cid]
+        if not stats["tx_types"] or stats["tx_types"][-1] != kind:
+            stats["tx_types"].append(kind)
+        if feature:
+            stats["features_used"].append(feature)
+    for stats in out.values():
+        stats["features_used"] = sorted(set(stats["features_used"]))
+    for cid, last_followup, last_nps, by_channel in repo.activity_rows(ids):
         out[cid].update(
-            first_seen_at=rfc3339(_utc(first)),
-            last_active_at=rfc3339(_utc(last)),
             last_followup_at=rfc3339(_utc(last_followup)),
             last_nps=last_nps,
             responses_by_channel=dict(sorted((_json(by_channel) or {}).items())),
         )
-    stat_of_kind = {kind: stat for stat, kind in NAME_STATS.items()}
-    for cid, kind, name in repo.name_rows(ids):
-        out[cid][stat_of_kind[kind]].append(name)
     return out
 
 
@@ -460,6 +448,11 @@ def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> li
     """The customers a rule tree over `customer.*` accepts as of `now`, found by the database
     (AudienceFieldError for a field an audience cannot be found by)."""
     return matching_ids(session, rule, now=now)
+
+
+def audience_members(session: Session, rule: Node | None, *, now: dt.datetime) -> list[tuple[int, str]]:
+    """(id, external id) of the customers a rule accepts as of `now`, found by the database."""
+    return matching_members(session, rule, now=now)
 
 
 def audience_count(session: Session, rule: Node | None, *, now: dt.datetime) -> int:

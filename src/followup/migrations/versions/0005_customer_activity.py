@@ -1,12 +1,12 @@
-"""customer activity: day buckets, first and last event, names used, preference and value tier
+"""customer activity: day buckets per type, follow-up and answer stats, preference and value tier
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-02
 
 Targeting reads what a customer has done (`customer.stats.*`): counts and volumes over rolling
-windows, summed exactly from one bucket per customer and UTC day; the event types and features
-they have used; their first and last event; their last follow-up, last NPS and answers per
+windows, the event types and features used and the first and last event, all from one bucket per
+customer, UTC day, event type and feature; and their last follow-up, last NPS and answers per
 channel. The tables start empty; `followup customers recompute-stats` fills them from the event
 log and the answers already stored (run it once after this upgrade).
 """
@@ -34,8 +34,6 @@ def upgrade() -> None:
     op.create_table(
         "customer_activity",
         sa.Column("customer_id", BigId, nullable=False),
-        sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_active_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_followup_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_nps", sa.SmallInteger(), nullable=True),
         sa.Column("last_nps_at", sa.DateTime(timezone=True), nullable=True),
@@ -49,36 +47,24 @@ def upgrade() -> None:
         "customer_activity_days",
         sa.Column("customer_id", BigId, nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("type", sa.String(length=64), nullable=False),
+        sa.Column("feature", sa.String(length=128), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
-        sa.Column("payments", sa.Integer(), nullable=False),
-        sa.Column("volume", sa.BigInteger(), nullable=False),
-        sa.Column("failed_payments", sa.Integer(), nullable=False),
-        sa.Column("disputes", sa.Integer(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
             name="fk_customer_activity_days_customer_id_customers",
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("customer_id", "day", name="pk_customer_activity_days"),
-    )
-    op.create_table(
-        "customer_activity_names",
-        sa.Column("customer_id", BigId, nullable=False),
-        sa.Column("kind", sa.String(length=8), nullable=False),
-        sa.Column("name", sa.String(length=128), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["customer_id"],
-            ["customers.id"],
-            name="fk_customer_activity_names_customer_id_customers",
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("customer_id", "kind", "name", name="pk_customer_activity_names"),
+        sa.PrimaryKeyConstraint("customer_id", "day", "type", "feature", name="pk_customer_activity_days"),
+        sqlite_with_rowid=False,
     )
 
 
 def downgrade() -> None:
-    op.drop_table("customer_activity_names")
     op.drop_table("customer_activity_days")
     op.drop_table("customer_activity")
     # SQLite drops a column in place since 3.35; a batch copy of `customers` would drop the old
