@@ -24,7 +24,7 @@ from typing import Any
 import followup.events.repository as event_repository
 import followup.events.service as events
 import followup.followups.repository as followup_repository
-import followup.followups.service as followups
+import followup.followups.planning as planning
 import followup.strategies.service as strategies
 from followup.bench.ingest import run_engine
 
@@ -54,10 +54,11 @@ def main() -> None:
     timed(events, "_validate", "validate")
     timed(events.customers, "record_arrivals", "customers.record_arrivals")
     timed(event_repository.EventRepository, "insert_new", "events.insert")
+    timed(events.customers, "record_activity", "customers.record_activity")
     timed(events.strategies, "plan_followups_for_events", "plan")
     timed(strategies.customers, "snapshots", "plan.snapshots")
     timed(strategies.followups, "plan_followups", "plan.followups")
-    timed(followups.policy, "check_planning", "plan.policy")
+    timed(planning.policy, "check_planning", "plan.policy")
     timed(followup_repository.FollowupRepository, "insert_many", "followups.insert")
     timed(followup_repository.FollowupRepository, "add_history", "followups.history")
     with tempfile.TemporaryDirectory(prefix="followup-phases-") as workdir:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert
 
 from followup.customers import service as customers
 from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay
-from followup.customers.schemas import STATS_FIELDS, AudienceFieldError
+from followup.customers.schemas import STATS_FIELDS, AudienceFieldError, epoch_day
 from followup.rules.tree import Rule, evaluate
 from followup.runtime import Runtime
 
@@ -87,12 +87,10 @@ def activity(draw: st.DrawFn, index: int) -> dict[str, Any]:
             max_size=5,
         )
     )
-    moment = st.integers(0, 86400 * 10**6 - 1).map(lambda us: dt.timedelta(microseconds=us))
     buckets = []
     for offset, kind, feature in keys:
-        day = (NOW - offset * DAY).date()
-        start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        first, last = sorted([start + draw(moment), start + draw(moment)])
+        day = epoch_day((NOW - offset * DAY).date())
+        first, last = sorted(day * 86400 + draw(st.integers(0, 86399)) for _ in range(2))
         buckets.append(
             {
                 "day": day,

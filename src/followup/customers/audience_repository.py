@@ -44,6 +44,7 @@ from followup.customers.schemas import (
     AUDIENCE_FIELDS,
     WINDOWED_STATS,
     AudienceFieldError,
+    epoch_day,
     stats_field_problem,
 )
 from followup.kernel.db import JSONType
@@ -320,10 +321,13 @@ def _of_buckets(measure: ColumnElement[Any], *conditions: Where) -> ColumnElemen
     return select(measure).where(days.customer_id == Customer.id, *conditions).scalar_subquery()
 
 
-def _as_rfc3339(value: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
-    """A stored UTC time as the text stats show it (customers.schemas.rfc3339)."""
+def _as_rfc3339(value: ColumnElement[Any], dialect: str, *, unix: bool = False) -> ColumnElement[Any]:
+    """A stored UTC time (or Unix seconds) as the text stats show it (customers.schemas.rfc3339)."""
     if dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", value), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+        moment = func.to_timestamp(value) if unix else value
+        return func.to_char(func.timezone("UTC", moment), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+    if unix:
+        return func.strftime("%Y-%m-%dT%H:%M:%SZ", value, "unixepoch")
     return func.strftime("%Y-%m-%dT%H:%M:%SZ", value)
 
 
@@ -333,7 +337,8 @@ def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | 
         if today is None:
             raise ValueError("a rule over windowed stats needs the day it is evaluated on")
         length = ACTIVE_DAYS[1] if name == ACTIVE_DAYS[0] else WINDOWED_STATS[name][2]
-        window = [days.day >= today - dt.timedelta(days=length - 1), days.day <= today]
+        last_day = epoch_day(today)
+        window = [days.day >= last_day - length + 1, days.day <= last_day]
         if name == ACTIVE_DAYS[0]:
             return _Column(dialect, _of_buckets(func.count(days.day.distinct()), *window), "number")
         types, measure, _ = WINDOWED_STATS[name]
@@ -342,9 +347,11 @@ def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | 
         total = func.coalesce(func.sum(getattr(days, measure)), 0)
         return _Column(dialect, _of_buckets(total, *window), "number")
     if name == "first_seen_at":
-        return _Column(dialect, _as_rfc3339(_of_buckets(func.min(days.first_at)), dialect), "text", optional=True)
+        first = _as_rfc3339(_of_buckets(func.min(days.first_at)), dialect, unix=True)
+        return _Column(dialect, first, "text", optional=True)
     if name == "last_active_at":
-        return _Column(dialect, _as_rfc3339(_of_buckets(func.max(days.last_at)), dialect), "text", optional=True)
+        last = _as_rfc3339(_of_buckets(func.max(days.last_at)), dialect, unix=True)
+        return _Column(dialect, last, "text", optional=True)
     if name == "last_followup_at":
         shown = _as_rfc3339(_of_activity(CustomerActivity.last_followup_at), dialect)
         return _Column(dialect, shown, "text", optional=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, ForeignKey, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
@@ -70,10 +70,12 @@ class CustomerActivityDay(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
-    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    # Plain integers, so ingest hands the driver numbers and no time needs formatting per bucket:
+    # `day` counts UTC days since 1970-01-01, `first_at` / `last_at` are Unix times in seconds.
+    day: Mapped[int] = mapped_column(primary_key=True)
     type: Mapped[str] = mapped_column(String(64), primary_key=True)
     feature: Mapped[str] = mapped_column(String(128), primary_key=True)  # "" unless a feature.* event names one
     events: Mapped[int] = mapped_column(default=0)
     amount: Mapped[int] = mapped_column(BigInteger, default=0)  # sum of the events' amounts
-    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
-    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    first_at: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[int] = mapped_column(BigInteger)

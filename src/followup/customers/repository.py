@@ -114,17 +114,16 @@ class ActivityRepository:
         self.session = session
         self.bulk = BulkStatements(session.connection())
 
-    def add_buckets(self, rows: Sequence[tuple[int, dt.date, str, str, int, int, dt.datetime, dt.datetime]]) -> None:
-        """Add (customer, day, type, feature, events, amount, first, last) to the buckets, in one upsert."""
-        bulk = self.bulk
+    def add_buckets(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Add (customer, day, type, feature, events, amount, first, last) to the buckets, in one upsert.
+
+        In no particular order: a batch writes only buckets of its customers, whose rows it has
+        locked already (customers.record_arrivals), so two batches never wait on each other here."""
         t = _BUCKETS
-        bulk.insert_values(
+        self.bulk.insert_values(
             t,
             BUCKET_COLUMNS,
-            [
-                (cid, bulk.db_date(day), kind, feature, events, amount, bulk.db_time(first), bulk.db_time(last))
-                for cid, day, kind, feature, events, amount, first, last in sorted(rows)
-            ],
+            rows,
             on_conflict="(customer_id, day, type, feature) DO UPDATE SET "
             f"events = {t}.events + excluded.events, amount = {t}.amount + excluded.amount, "
             f"first_at = CASE WHEN excluded.first_at < {t}.first_at THEN excluded.first_at ELSE {t}.first_at END, "
@@ -132,19 +131,19 @@ class ActivityRepository:
         )
 
     def bucket_sums(
-        self, ids: Sequence[int], *, today: dt.date, windows: Sequence[tuple[tuple[str, ...] | None, str, int]]
+        self, ids: Sequence[int], *, today: int, windows: Sequence[tuple[tuple[str, ...] | None, str, int]]
     ) -> list[tuple[Any, ...]]:
         """Per customer with buckets: (id, one figure per window, active days in the last 30, the
-        first event's time, the last event's time). A window runs over whole days up to `today`."""
+        first event's Unix time, the last one's). A window runs over whole days up to `today`."""
         bulk = self.bulk
         columns: list[str] = []
         params: list[Any] = []
         for types, measure, days in windows:
             kinds = f" AND type IN ({', '.join('?' * len(types))})" if types else ""
             columns.append(f"SUM(CASE WHEN day >= ? AND day <= ?{kinds} THEN {measure} ELSE 0 END)")
-            params += [bulk.db_date(today - dt.timedelta(days=days - 1)), bulk.db_date(today), *(types or ())]
+            params += [today - days + 1, today, *(types or ())]
         columns.append("COUNT(DISTINCT CASE WHEN day >= ? AND day <= ? THEN day END)")
-        params += [bulk.db_date(today - dt.timedelta(days=29)), bulk.db_date(today)]
+        params += [today - 29, today]
         head = f"SELECT customer_id, {', '.join(columns)}, MIN(first_at), MAX(last_at) FROM {_BUCKETS} "  # noqa: S608
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(ids), 900):

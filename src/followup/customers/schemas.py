@@ -216,29 +216,33 @@ STATS_FIELDS = (
 )
 
 
-class ActivityFact(NamedTuple):
-    """One stored event as activity sees it."""
-
-    customer_id: int
-    type: str
-    occurred_at: dt.datetime
-    amount: int | None
-    feature: str | None
-
-    @classmethod
-    def of(
-        cls, customer_id: int, type_: str, occurred_at: dt.datetime, amount: int | None, attributes: Mapping[str, Any]
-    ) -> ActivityFact:
-        feature = attributes.get("feature") if type_.startswith(FEATURE_PREFIX) else None
-        if not isinstance(feature, str) or not feature or len(feature) > MAX_NAME:
-            feature = None
-        return cls(customer_id, type_, occurred_at, amount, feature)
+# One stored event as activity reads it: (customer id, type, occurred_at, amount, attributes).
+# A plain tuple: ingest hands over one per stored event, and builds nothing else for it.
+ActivityEvent = tuple[int, str, dt.datetime, int | None, Mapping[str, Any]]
 
 
-def rfc3339(value: dt.datetime | None) -> str | None:
-    """A UTC time as stats show it: RFC 3339 to the second, `Z`."""
+def feature_of(type_: str, attributes: Mapping[str, Any]) -> str:
+    """The feature a feature.* event names in `attributes.feature`, or "" (none, or not a name)."""
+    if not type_.startswith(FEATURE_PREFIX):
+        return ""
+    feature = attributes.get("feature")
+    return feature if isinstance(feature, str) and 0 < len(feature) <= MAX_NAME else ""
+
+
+def epoch_day(day: dt.date) -> int:
+    """A UTC day as the buckets number it: days since 1970-01-01."""
+    return (day - _EPOCH).days
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def rfc3339(value: dt.datetime | int | None) -> str | None:
+    """A UTC time (or Unix seconds) as stats show it: RFC 3339 to the second, `Z`."""
     if value is None:
         return None
+    if isinstance(value, int):
+        value = dt.datetime.fromtimestamp(value, dt.UTC)
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -16,14 +16,17 @@ from followup.customers.models import Customer, CustomerActivity, CustomerKey
 from followup.customers.repository import ActivityRepository, CustomerRepository
 from followup.customers.schemas import (
     ACTIVE_DAYS,
+    FEATURE_PREFIX,
     WINDOWED_STATS,
-    ActivityFact,
+    ActivityEvent,
     CustomerOut,
     CustomerSample,
     CustomerSnapshot,
     CustomerStats,
     CustomerUpsert,
     attributes_problem,
+    epoch_day,
+    feature_of,
     rfc3339,
 )
 from followup.kernel.actors import Actor
@@ -307,27 +310,30 @@ def _utc(value: Any) -> dt.datetime | None:
 # ── activity ───────────────────────────────────────────────────────────────────────────────────
 
 
-def record_activity(session: Session, facts: Iterable[ActivityFact]) -> None:
+def record_activity(session: Session, events: Iterable[ActivityEvent]) -> None:
     """Add newly stored events to their customers' day buckets: one upsert for the whole batch.
 
     A bucket is (customer, UTC day, type, feature); it counts its events, sums their amounts and
     keeps its first and last time, from which every events stat is read."""
-    buckets: dict[tuple[int, dt.date, str, str], list[Any]] = {}
-    for cid, kind, at, amount, feature in facts:
-        key = (cid, at.date(), kind, feature or "")
+    buckets: dict[tuple[int, int, str, str], list[int]] = {}
+    for cid, kind, occurred_at, amount, attributes in events:
+        second = int(occurred_at.timestamp())  # whole seconds, as stats show them
+        feature = feature_of(kind, attributes) if kind.startswith(FEATURE_PREFIX) else ""
+        key = (cid, second // 86400, kind, feature)
         bucket = buckets.get(key)
         if bucket is None:
-            buckets[key] = [1, amount or 0, at, at]
+            buckets[key] = [1, amount or 0, second, second]
             continue
         bucket[0] += 1
         if amount:
             bucket[1] += amount
-        if at < bucket[2]:
-            bucket[2] = at
-        elif at > bucket[3]:
-            bucket[3] = at
+        if second < bucket[2]:
+            bucket[2] = second
+        elif second > bucket[3]:
+            bucket[3] = second
     if buckets:
-        ActivityRepository(session).add_buckets([(*key, *figures) for key, figures in buckets.items()])
+        rows = [(cid, day, kind, feature, *figures) for (cid, day, kind, feature), figures in buckets.items()]
+        ActivityRepository(session).add_buckets(rows)
 
 
 def _empty_stats() -> dict[str, Any]:
@@ -353,12 +359,12 @@ def activity_stats(session: Session, customer_ids: Iterable[int], *, now: dt.dat
     repo = ActivityRepository(session)
     out = {cid: _empty_stats() for cid in ids}
     names = [*WINDOWED_STATS, ACTIVE_DAYS[0]]
-    today = now.astimezone(dt.UTC).date()
+    today = epoch_day(now.astimezone(dt.UTC).date())
     for cid, *figures, first, last in repo.bucket_sums(ids, today=today, windows=list(WINDOWED_STATS.values())):
         stats = out[cid]
         for name, value in zip(names, figures, strict=True):
             stats[name] = int(value or 0)
-        stats["first_seen_at"], stats["last_active_at"] = rfc3339(_utc(first)), rfc3339(_utc(last))
+        stats["first_seen_at"], stats["last_active_at"] = rfc3339(int(first)), rfc3339(int(last))
     for cid, kind, feature in repo.bucket_keys(ids):
         stats = out[cid]
         if not stats["tx_types"] or stats["tx_types"][-1] != kind:

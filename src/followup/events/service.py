@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from followup.config import Settings
 from followup.customers import service as customers
-from followup.customers.schemas import ActivityFact
 from followup.events.repository import EventRepository, NewEvent
 from followup.events.schemas import (
     EVENTS,
@@ -154,9 +153,7 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
             )
         )
     customers.uncount_events(session, stored_before)
-    customers.record_activity(
-        session, [ActivityFact.of(f.customer_id, f.type, f.occurred_at, f.amount, f.attributes) for f in facts]
-    )
+    customers.record_activity(session, [(f.customer_id, f.type, f.occurred_at, f.amount, f.attributes) for f in facts])
     strategies.plan_followups_for_events(session, facts, now=now, settings=settings)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 
@@ -174,7 +171,7 @@ def recompute_customer_stats(session: Session, *, progress: Callable[[int], None
         customers.record_activity(
             session,
             [
-                ActivityFact.of(cid, type_, occurred_at, amount, attributes if isinstance(attributes, dict) else {})
+                (cid, type_, occurred_at, amount, attributes if isinstance(attributes, dict) else {})
                 for cid, type_, occurred_at, amount, attributes in chunk
             ],
         )

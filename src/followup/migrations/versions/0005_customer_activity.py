@@ -46,13 +46,13 @@ def upgrade() -> None:
     op.create_table(
         "customer_activity_days",
         sa.Column("customer_id", BigId, nullable=False),
-        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
         sa.Column("feature", sa.String(length=128), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("first_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_at", sa.BigInteger(), nullable=False),
+        sa.Column("last_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
