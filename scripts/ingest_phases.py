@@ -24,9 +24,9 @@ from typing import Any
 import followup.events.repository as event_repository
 import followup.events.service as events
 import followup.followups.repository as followup_repository
-import followup.followups.planning as planning
 import followup.strategies.service as strategies
 from followup.bench.ingest import run_engine
+from followup.followups import planning
 
 spent: dict[str, float] = defaultdict(float)
 

@@ -833,15 +833,15 @@ def test_durations_out_of_range_are_422(
         ),
         (
             {"kind": "periodic"},
-            "kind_not_supported",
-            "kind",
-            "'periodic' strategies are not available yet; use kind 'event'.",
+            "invalid_field",
+            "trigger",
+            "trigger: a periodic strategy has no trigger; only event strategies do",
         ),
         (
-            {"kind": "proactive"},
+            {"kind": "proactive", "trigger": None},
             "kind_not_supported",
             "kind",
-            "'proactive' strategies are not available yet; use kind 'event'.",
+            "'proactive' strategies are not available yet; use kind 'event' or 'periodic'.",
         ),
         (
             {"channels": ["sms"]},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from followup.followups import tasks as followup_tasks
 from followup.kernel.jobs import Tasks
+from followup.strategies import tasks as strategy_tasks
 
 
 def worker_tasks() -> Tasks:
-    return Tasks.merge([followup_tasks.TASKS])
+    # Waves first: the follow-ups a wave plans for now are then invited in the same tick.
+    return Tasks.merge([strategy_tasks.TASKS, followup_tasks.TASKS])

@@ -168,3 +168,10 @@ class FollowupRepository:
             .group_by(Followup.customer_id)
         )
         return [(row[0], row[1]) for row in self.session.execute(query)]
+
+    def customers_since(self, strategy_id: int, since: dt.datetime, statuses: Iterable[str]) -> set[int]:
+        """The customers this strategy planned a follow-up for since `since`, in the given statuses."""
+        query = select(Followup.customer_id).where(
+            Followup.strategy_id == strategy_id, Followup.planned_at >= since, Followup.status.in_(list(statuses))
+        )
+        return set(self.session.scalars(query))

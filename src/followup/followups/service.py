@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups.answers import record_details, record_rating
+from followup.followups.enums import FollowupStatus
 from followup.followups.models import Followup
 from followup.followups.planning import plan_followups
 from followup.followups.repository import FollowupRepository
@@ -90,3 +91,18 @@ def replay_contact_activity(session: Session) -> None:
     channel) from the follow-up history and the stored answers: part of `recompute-stats`."""
     customers.note_followups(session, FollowupRepository(session).last_invitations())
     customers.replay_responses(session, surveys.response_activity(session))
+
+
+# A follow-up in these statuses reached, or is about to reach, its customer: it starts a cooldown.
+_COOLING = (
+    FollowupStatus.PLANNED,
+    FollowupStatus.INVITED,
+    FollowupStatus.REMINDED,
+    FollowupStatus.RESPONDED,
+    FollowupStatus.EXPIRED,
+)
+
+
+def customers_in_cooldown(session: Session, strategy_id: int, *, since: dt.datetime) -> set[int]:
+    """The customers a strategy followed up since `since` (not those it suppressed or could not reach)."""
+    return FollowupRepository(session).customers_since(strategy_id, since, _COOLING)

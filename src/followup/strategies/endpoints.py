@@ -18,6 +18,7 @@ from followup.strategies.schemas import (
     StrategyCreate,
     StrategyOut,
     StrategyUpdate,
+    WaveOut,
 )
 
 router = APIRouter(tags=["strategies"])
@@ -54,6 +55,12 @@ def get_strategy(key: Key, session: ReadSession, actor: ApiActor) -> StrategyOut
 def update_strategy(key: Key, body: StrategyUpdate, session: WriteSession, actor: ApiActor, now: Now) -> StrategyOut:
     strategy = service.update_strategy(session, service.access_strategy(session, key), body, actor=actor, now=now)
     return service.describe_strategy(strategy)
+
+
+@router.get("/strategies/{key}/waves", response_model=Page[WaveOut], responses=may_answer(404))
+def list_waves(key: Key, session: ReadSession, actor: ApiActor, limit: Limit = 50, offset: Offset = 0) -> Page[WaveOut]:
+    items, total = service.list_waves(session, service.access_strategy(session, key), limit=limit, offset=offset)
+    return Page[WaveOut](items=items, total=total)
 
 
 segments_router = APIRouter(tags=["segments"])

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import datetime as dt
+
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from followup.strategies.models import Segment, Strategy
+from followup.strategies.models import Segment, Strategy, Wave
 
 
 class StrategyRepository:
@@ -22,6 +24,32 @@ class StrategyRepository:
                 select(Strategy).where(Strategy.kind == kind, Strategy.status == "active").order_by(Strategy.id)
             )
         )
+
+    def due_periodic(self, now: dt.datetime, *, limit: int) -> list[Strategy]:
+        """Active periodic strategies whose next wave has come, the longest due first."""
+        query = (
+            select(Strategy)
+            .where(
+                Strategy.kind == "periodic",
+                Strategy.status == "active",
+                Strategy.next_run_at.is_not(None),
+                Strategy.next_run_at <= now,
+            )
+            .order_by(Strategy.next_run_at, Strategy.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def move_next_run(self, strategy_id: int, *, expected: dt.datetime, to: dt.datetime) -> bool:
+        """Move a strategy's next wave from `expected` to `to`; False when another worker moved it
+        first (on PostgreSQL the UPDATE waits for that worker's commit, then finds nothing to move)."""
+        moved = self.session.execute(
+            update(Strategy)
+            .where(Strategy.id == strategy_id, Strategy.next_run_at == expected)
+            .values(next_run_at=to)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(moved, "rowcount", 0) == 1)
 
     def list_strategies(self, *, limit: int, offset: int) -> tuple[list[Strategy], int]:
         total = self.session.scalar(select(func.count()).select_from(Strategy)) or 0
@@ -56,3 +84,21 @@ class SegmentRepository:
 
     def delete(self, segment: Segment) -> None:
         self.session.delete(segment)
+
+
+class WaveRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, strategy_id: int, fired_at: dt.datetime) -> Wave | None:
+        query = select(Wave).where(Wave.strategy_id == strategy_id, Wave.fired_at == fired_at)
+        return self.session.scalars(query).one_or_none()
+
+    def add(self, wave: Wave) -> None:
+        self.session.add(wave)
+
+    def list_waves(self, strategy_id: int, *, limit: int, offset: int) -> tuple[list[Wave], int]:
+        where = Wave.strategy_id == strategy_id
+        total = self.session.scalar(select(func.count()).select_from(Wave).where(where)) or 0
+        query = select(Wave).where(where).order_by(Wave.fired_at.desc()).limit(limit).offset(offset)
+        return list(self.session.scalars(query)), total

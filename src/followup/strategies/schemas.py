@@ -3,13 +3,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from followup.customers.schemas import CustomerSample
+from followup.customers.schemas import CustomerSample, check_time_zone
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
 from followup.privacy.enums import ChannelName
 from followup.rules.tree import MAX_DEPTH, RuleNode, depth
+from followup.strategies.schedule import check_cron
 
 StrategyKind = Literal["event", "periodic", "proactive"]
 EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)]
@@ -18,6 +19,23 @@ Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 class Trigger(Schema):
     event_types: list[EventType] = Field(min_length=1, max_length=50)
+
+
+class Schedule(Schema):
+    """When a periodic strategy fires: a five-field cron expression on the wall clock of a zone."""
+
+    cron: str = Field(max_length=100, examples=["0 10 1 * *"])
+    time_zone: str = Field(max_length=64, examples=["Asia/Shanghai"])
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        return check_cron(value)
+
+    @field_validator("time_zone", mode="before")
+    @classmethod
+    def _zone(cls, value: object) -> object:
+        return check_time_zone(value) if isinstance(value, str) else value
 
 
 class RewardSpec(Schema):
@@ -32,6 +50,9 @@ class StrategyCreate(Schema):
     kind: StrategyKind
     status: Literal["active", "paused"] = "active"
     trigger: Trigger | None = None
+    schedule: Schedule | None = Field(
+        default=None, validate_default=True, description="periodic strategies: when each wave fires"
+    )
     audience: RuleNode | None = None
     sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
@@ -42,6 +63,33 @@ class StrategyCreate(Schema):
     remind_after: Duration | None = None
     expire_after: Duration = dt.timedelta(days=7)
     recontact_days: int = Field(default=30, ge=0, le=3650)
+    max_per_wave: int = Field(default=10_000, ge=1, le=1_000_000, description="periodic: follow-ups per wave at most")
+    cooldown_days: int = Field(
+        default=0, ge=0, le=3650, description="periodic: days after a wave of this strategy reached a customer"
+    )
+    spread: Duration = Field(
+        default=dt.timedelta(0), description="periodic: a wave's follow-ups are spread evenly over this time"
+    )
+
+    @field_validator("trigger")
+    @classmethod
+    def _trigger_for_events(cls, trigger: Trigger | None, info: ValidationInfo) -> Trigger | None:
+        kind = info.data.get("kind")
+        if trigger is not None and kind in ("periodic", "proactive"):
+            raise ValueError(f"a {kind} strategy has no trigger; only event strategies do")
+        return trigger
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_for_periodic(cls, schedule: Schedule | None, info: ValidationInfo) -> Schedule | None:
+        kind = info.data.get("kind")
+        if kind == "periodic" and schedule is None:
+            raise ValueError(
+                "a periodic strategy needs a schedule, e.g. {'cron': '0 10 1 * *', 'time_zone': 'Asia/Shanghai'}"
+            )
+        if kind in ("event", "proactive") and schedule is not None:
+            raise ValueError(f"a {kind} strategy has no schedule; only periodic strategies do")
+        return schedule
 
     @field_validator("channels")
     @classmethod
@@ -61,6 +109,16 @@ class StrategyCreate(Schema):
     def _check(self) -> StrategyCreate:
         if self.kind == "event" and self.trigger is None:
             raise ValueError("an event strategy needs a trigger with event_types")
+        if self.kind != "event" and self.trigger is not None:
+            raise ValueError(f"a {self.kind} strategy has no trigger; only event strategies do")
+        if self.kind == "periodic" and self.schedule is None:
+            raise ValueError(
+                "a periodic strategy needs a schedule: {'cron': '0 10 1 * *', 'time_zone': 'Asia/Shanghai'}"
+            )
+        if self.kind != "periodic" and self.schedule is not None:
+            raise ValueError(f"a {self.kind} strategy has no schedule; only periodic strategies do")
+        if self.spread < dt.timedelta(0):
+            raise ValueError("spread must not be negative")
         if self.delay < dt.timedelta(0) or self.delay > dt.timedelta(days=30):
             raise ValueError("delay must be between PT0S and P30D")
         if self.expire_after < dt.timedelta(hours=1) or self.expire_after > dt.timedelta(days=90):
@@ -73,6 +131,7 @@ class StrategyCreate(Schema):
 class StrategyOut(StrategyCreate):
     id: int
     version: int
+    next_run_at: dt.datetime | None = Field(description="periodic: when the next wave fires")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -122,3 +181,18 @@ class SegmentPreview(Schema):
     count: int
     by_locale: dict[str, int]
     sample: list[CustomerSample] = Field(description="at most 20, the first by the order they became customers")
+
+
+class WaveOut(Schema):
+    """One wave of a periodic strategy and what became of its audience."""
+
+    fired_at: dt.datetime = Field(description="the schedule's firing this wave belongs to")
+    run_at: dt.datetime = Field(description="when a worker planned it")
+    strategy_version: int
+    missed: int = Field(description="earlier firings this wave caught up for (a worker was down)")
+    audience: int = Field(description="customers the audience selected")
+    in_cooldown: int = Field(description="of those, left out: followed up by this strategy within cooldown_days")
+    sampled: int = Field(description="drawn by sample_rate from the rest")
+    capped: int = Field(description="drawn but left out by max_per_wave")
+    planned: int = Field(description="follow-ups planned")
+    suppressed: int = Field(description="follow-ups the contact policy or the holdout suppressed")

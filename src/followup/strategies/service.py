@@ -29,10 +29,10 @@ from followup.rules.tree import (
     compile_rule,
     fields_used,
 )
-from followup.strategies import segments
+from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy
-from followup.strategies.repository import StrategyRepository
-from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate
+from followup.strategies.repository import StrategyRepository, WaveRepository
+from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate, WaveOut
 from followup.surveys import service as surveys
 
 log = get_logger(__name__)
@@ -126,12 +126,13 @@ def create_strategy(
     check_strategy_limits(data, limits=limits)
     if data.audience is not None:
         segments.resolve(data.audience, segments.stored_lookup(session), field="audience")
-    if data.kind != "event":
+    if data.kind == "proactive":
         raise InvalidInput(
-            f"'{data.kind}' strategies are not available yet; use kind 'event'.",
+            "'proactive' strategies are not available yet; use kind 'event' or 'periodic'.",
             code="kind_not_supported",
             field="kind",
         )
+    next_run_at = first_wave(data, now=now)
     missing = [channel for channel in data.channels if channel not in available_channels]
     if missing:
         raise InvalidInput(
@@ -154,6 +155,7 @@ def create_strategy(
         survey_id=survey.id,
         definition=data.model_dump(mode="json", by_alias=True),
         version=1,
+        next_run_at=next_run_at,
         created_at=now,
         updated_at=now,
     )
@@ -184,6 +186,9 @@ def update_strategy(
     old = strategy.status
     if data.status != old:
         strategy.status = data.status
+        if data.status == "active":
+            # Resumed: the next wave is the next firing from now; waves missed while paused are not sent.
+            strategy.next_run_at = first_wave(StrategyCreate.model_validate(strategy.definition), now=now)
         strategy.definition = {**strategy.definition, "status": data.status}
         strategy.version += 1
         strategy.updated_at = now
@@ -201,12 +206,40 @@ def update_strategy(
     return strategy
 
 
+def first_wave(data: StrategyCreate, *, now: dt.datetime) -> dt.datetime | None:
+    """A periodic strategy's first wave: the schedule's next firing after now (never at once).
+    422 when its waves would come closer than an hour, or overlap because `spread` is as long as
+    the time between them."""
+    if data.schedule is None:
+        return None
+    cron, zone = data.schedule.cron, data.schedule.time_zone
+    shortest = schedule.shortest_interval(cron, zone, now)
+    if shortest < schedule.MIN_INTERVAL:
+        raise InvalidInput(
+            f"schedule.cron: '{cron}' fires every {_duration(shortest)}; waves must be at least an hour apart.",
+            field="schedule.cron",
+        )
+    if data.spread >= shortest:
+        raise InvalidInput(
+            f"spread: {_duration(data.spread)} is not shorter than the {_duration(shortest)} between two waves; "
+            "a wave must be sent before the next one fires.",
+            field="spread",
+        )
+    return schedule.next_firing(cron, zone, now)
+
+
+def _duration(value: dt.timedelta) -> str:
+    hours = value.total_seconds() / 3600
+    return f"{hours:g} hours" if hours < 48 else f"{hours / 24:g} days"
+
+
 def describe_strategy(strategy: Strategy) -> StrategyOut:
     return StrategyOut.model_validate(
         {
             **strategy.definition,
             "id": strategy.id,
             "version": strategy.version,
+            "next_run_at": strategy.next_run_at if strategy.status == "active" else None,
             "created_at": strategy.created_at,
             "updated_at": strategy.updated_at,
         }
@@ -312,3 +345,8 @@ def plan_followups_for_events(
                 )
             )
     return followups.plan_followups(session, items, now=now, settings=settings, snapshots=snapshot_of)
+
+
+def list_waves(session: Session, strategy: Strategy, *, limit: int, offset: int) -> tuple[list[WaveOut], int]:
+    rows, total = WaveRepository(session).list_waves(strategy.id, limit=limit, offset=offset)
+    return [WaveOut.model_validate(row, from_attributes=True) for row in rows], total

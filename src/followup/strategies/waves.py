@@ -1,0 +1,189 @@
+"""Periodic strategies: each firing of the schedule is a wave.
+
+A wave finds its audience in the database at that moment, leaves out the customers inside this
+strategy's cooldown, draws a sample that is fixed by (strategy, wave, customer), keeps at most
+`max_per_wave` of it and plans their follow-ups spread evenly over `spread`, through the same
+planner and contact policy as every other follow-up. The worker claims a due wave by moving the
+strategy's `next_run_at` on with a guarded UPDATE in the wave's own transaction, so two workers
+never plan one wave; the run key `wave:<firing>` and the unique (strategy, firing) wave row guard
+it twice more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from followup.config import Settings
+from followup.customers import service as customers
+from followup.followups import service as followups
+from followup.followups.schemas import PlanItem
+from followup.kernel.crypto import KeyProvider
+from followup.kernel.logging import get_logger
+from followup.policy.enums import RefusalReason
+from followup.strategies import schedule, segments
+from followup.strategies.models import Strategy, Wave
+from followup.strategies.repository import StrategyRepository, WaveRepository
+from followup.strategies.schemas import StrategyCreate
+from followup.strategies.service import bucket, in_holdout
+from followup.surveys import service as surveys
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """Who a wave reaches, before the contact policy: what a real wave plans and a preview shows."""
+
+    audience: int
+    in_cooldown: int
+    sampled: int
+    capped: int
+    items: list[PlanItem]
+
+
+def wave_key(fired_at: dt.datetime) -> str:
+    return fired_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def draw_wave(
+    session: Session, strategy: Strategy, spec: StrategyCreate, *, fired_at: dt.datetime, now: dt.datetime
+) -> WavePlan | None:
+    """The wave's follow-ups to plan, or None when the strategy's survey is gone."""
+    survey = surveys.get_survey(session, spec.survey)
+    if survey is None:
+        return None
+    version_id = surveys.current_version(session, survey).id
+    audience = None
+    if spec.audience is not None:
+        audience = segments.resolve(spec.audience, segments.stored_lookup(session), field="audience")
+    members = customers.audience_members(session, audience, now=now)
+    cooling: set[int] = set()
+    if spec.cooldown_days:
+        cooling = followups.customers_in_cooldown(
+            session, strategy.id, since=now - dt.timedelta(days=spec.cooldown_days)
+        )
+    key = wave_key(fired_at)
+    salt = f"{spec.key}|{key}"
+    draws = sorted(
+        (bucket("wave", salt, external_id), cid, external_id) for cid, external_id in members if cid not in cooling
+    )
+    sampled = [draw for draw in draws if draw[0] < spec.sample_rate]
+    chosen = sampled[: spec.max_per_wave]
+    step = spec.spread / len(chosen) if chosen else dt.timedelta(0)
+    items = [
+        PlanItem(
+            strategy_id=strategy.id,
+            strategy_key=spec.key,
+            customer_id=cid,
+            event_id=None,
+            event_type=None,
+            event_ref=None,
+            send_at=now + step * index,
+            channels=tuple(spec.channels),
+            recontact_days=spec.cooldown_days,
+            survey_version_id=version_id,
+            reward_points=spec.reward.points if spec.reward else 0,
+            remind_after=spec.remind_after,
+            expire_after=spec.expire_after,
+            preset_reason=RefusalReason.HOLDOUT if in_holdout(spec, external_id) else None,
+            run_key=f"wave:{key}",
+        )
+        for index, (_, cid, external_id) in enumerate(chosen)
+    ]
+    return WavePlan(
+        audience=len(members),
+        in_cooldown=len(cooling.intersection(cid for cid, _ in members)),
+        sampled=len(sampled),
+        capped=len(sampled) - len(chosen),
+        items=items,
+    )
+
+
+def plan_wave(
+    session: Session, strategy: Strategy, *, fired_at: dt.datetime, missed: int, now: dt.datetime, settings: Settings
+) -> Wave | None:
+    """Plan one wave's follow-ups and record the wave; None when it was planned before."""
+    waves = WaveRepository(session)
+    if waves.get(strategy.id, fired_at) is not None:
+        return None
+    spec = StrategyCreate.model_validate(strategy.definition)
+    drawn = draw_wave(session, strategy, spec, fired_at=fired_at, now=now)
+    wave = Wave(
+        strategy_id=strategy.id,
+        strategy_version=strategy.version,
+        fired_at=fired_at,
+        run_at=now,
+        missed=missed,
+        audience=0,
+        in_cooldown=0,
+        sampled=0,
+        capped=0,
+        planned=0,
+        suppressed=0,
+    )
+    if drawn is not None:
+        stats = followups.plan_followups(session, drawn.items, now=now, settings=settings)
+        wave.audience, wave.in_cooldown, wave.sampled, wave.capped = (
+            drawn.audience,
+            drawn.in_cooldown,
+            drawn.sampled,
+            drawn.capped,
+        )
+        wave.planned, wave.suppressed = stats.planned, stats.suppressed
+    waves.add(wave)
+    session.flush()
+    log.info(
+        "wave_planned",
+        strategy=strategy.key,
+        fired_at=fired_at.isoformat(),
+        missed=missed,
+        audience=wave.audience,
+        planned=wave.planned,
+    )
+    return wave
+
+
+def run_due_waves(
+    session: Session,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+    limit: int = 200,
+    one_by_one: bool = False,
+) -> int:
+    """Plan every periodic wave that has come due; returns how many were claimed.
+
+    Each strategy's `next_run_at` moves to the schedule's next firing after now as the wave is
+    claimed: a worker that was down plans the latest missed firing once, not each one it missed.
+    With `one_by_one`, each wave runs in a savepoint of its own, and one that breaks is skipped
+    (logged) instead of holding back the others.
+    """
+    repo = StrategyRepository(session)
+    claimed = 0
+    for strategy in repo.due_periodic(now, limit=limit):
+        spec = StrategyCreate.model_validate(strategy.definition)
+        due = strategy.next_run_at
+        if spec.schedule is None or due is None:
+            continue
+        fired_at, missed = schedule.due_firing(spec.schedule.cron, spec.schedule.time_zone, due, now)
+        following = schedule.next_firing(spec.schedule.cron, spec.schedule.time_zone, fired_at)
+        if not repo.move_next_run(strategy.id, expected=due, to=following):
+            continue  # another worker claimed it first
+        claimed += 1
+        if not one_by_one:
+            plan_wave(session, strategy, fired_at=fired_at, missed=missed, now=now, settings=settings)
+            continue
+        try:
+            with session.begin_nested():
+                plan_wave(session, strategy, fired_at=fired_at, missed=missed, now=now, settings=settings)
+        except (OperationalError, InterfaceError):
+            raise  # the database, not this wave, is at fault
+        except Exception as exc:  # noqa: BLE001 - one strategy's wave must never stop the others
+            log.error("wave_crashed", strategy=strategy.key, fired_at=fired_at.isoformat(), error=type(exc).__name__)
+    session.flush()
+    return claimed
