@@ -148,14 +148,15 @@ def rules(fields: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 RULES = rules(st.sampled_from(FIELDS) | st.sampled_from(STATS))
 STATS_RULES = rules(st.sampled_from(STATS))
-
-
-@settings(
-    max_examples=150,
+# Derandomized: the same examples on every run and both databases, so a failure reproduces.
+PROPERTY = settings(
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@settings(PROPERTY, max_examples=150)
 @given(people=customers_(), trees=st.lists(RULES, min_size=1, max_size=4), data=st.data())
 def test_the_database_finds_the_customers_the_rule_accepts(
     runtime: Runtime, people: list[dict[str, Any]], trees: list[dict[str, Any]], data: st.DataObject
@@ -163,12 +164,7 @@ def test_the_database_finds_the_customers_the_rule_accepts(
     _check(runtime, people, trees, data)
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(PROPERTY, max_examples=100)
 @given(people=customers_(), trees=st.lists(STATS_RULES, min_size=2, max_size=4), data=st.data())
 def test_the_database_reads_activity_stats_as_the_rule_does(
     runtime: Runtime, people: list[dict[str, Any]], trees: list[dict[str, Any]], data: st.DataObject

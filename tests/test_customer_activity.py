@@ -37,6 +37,14 @@ def _event(event_id: str, type_: str, at: dt.datetime, amount: int | None = None
     return event
 
 
+def _reachable(api: TestClient, *customer_ids: str) -> None:
+    """Customers with an email address and consent to be asked by email, and the survey to ask."""
+    for customer_id in customer_ids:
+        body = {"email": f"{customer_id}@example.com", "consents": {"feedback": {"email": True}}}
+        assert api.put(f"/api/v1/customers/{customer_id}", json=body).status_code == 200
+    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+
+
 def _stats(api: TestClient, customer_id: str = "c1") -> dict[str, Any]:
     answer = api.get(f"/api/v1/customers/{customer_id}")
     assert answer.status_code == 200, answer.text
@@ -115,10 +123,7 @@ def test_a_rule_over_stats_chooses_who_is_followed_up(
     api: TestClient, runtime: Runtime, smtp: SmtpSink, clock: ManualClock
 ) -> None:
     # Given a strategy for customers who used the QR feature and paid at least twice this month
-    for customer_id in ("c1", "c2"):
-        body = {"email": f"{customer_id}@example.com", "consents": {"feedback": {"email": True}}}
-        assert api.put(f"/api/v1/customers/{customer_id}", json=body).status_code == 200
-    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+    _reachable(api, "c1", "c2")
     audience = {
         "all": [
             {"field": "customer.stats.features_used", "op": "contains", "value": "qr_pay"},
@@ -188,10 +193,7 @@ def test_recompute_stats_gives_exactly_what_ingest_and_answers_kept(
     api: TestClient, runtime: Runtime, smtp: SmtpSink, clock: ManualClock
 ) -> None:
     # Given customers followed up, answering, and events in several batches, out of order and repeated
-    for customer_id in ("c1", "c2"):
-        body = {"email": f"{customer_id}@example.com", "consents": {"feedback": {"email": True}}}
-        assert api.put(f"/api/v1/customers/{customer_id}", json=body).status_code == 200
-    assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+    _reachable(api, "c1", "c2")
     assert api.post("/api/v1/strategies", json=strategy_body(channels=["email"])).status_code == 201
     now = clock.now()
     kinds = ["payment.succeeded", "payment.failed", "topup.succeeded", "dispute.opened", "feature.first_used"]

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Fatigue budget across all strategies and channels: at most N follow-ups per customer per D days.
     fatigue_max_followups: int = Field(default=1, ge=1)
     fatigue_window_days: int = Field(default=14, ge=1)
+    # A sticky slice of all customers no strategy ever contacts: the control group for uplift.
+    global_holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
     # Seconds a worker may hold a claimed message before another worker treats it as abandoned.
     worker_lease_seconds: int = Field(default=60, ge=1)
     # Seconds an idle worker sleeps between polls.

@@ -16,6 +16,9 @@ class RefusalReason(StrEnum):
     DUPLICATE = "duplicate"  # this strategy reached the customer within its recontact days
     OPEN_SECURITY_CASE = "open_security_case"  # a security concern is being worked on
     HOLDOUT = "holdout"  # in the strategy's control group
+    GLOBAL_HOLDOUT = (
+        "global_holdout"  # in the slice of customers no strategy contacts (FOLLOWUP_GLOBAL_HOLDOUT_PERCENT)
+    )
     NOT_SAMPLED = "not_sampled"  # left out by the strategy's sample rate
 
 

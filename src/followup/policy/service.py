@@ -8,6 +8,7 @@ channels. Quiet hours never refuse; they defer to the first minute after the win
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
@@ -51,6 +52,16 @@ def choose_channel(
     return None, (RefusalReason.NO_CONSENT if any_reachable else RefusalReason.UNREACHABLE)
 
 
+def in_global_holdout(customer_external_id: str, percent: float) -> bool:
+    """Whether the customer is in the global holdout: sha256("global-holdout|<customer id>"), its
+    first 8 bytes as a big-endian integer over 2^64, below percent / 100. Sticky: the same
+    customers at any time, in any process, and a larger percent only adds customers to the slice."""
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"global-holdout|{customer_external_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100 < percent
+
+
 def defer_for_quiet_hours(at: dt.datetime, *, time_zone: str, settings: Settings) -> dt.datetime | None:
     start, end = settings.quiet_hours
     return quiet_until(at, time_zone=time_zone, start=start, end=end)
@@ -86,6 +97,9 @@ def check_planning(
     decisions: list[Decision] = []
     for request in requests:
         snapshot = snapshot_of[request.customer_id]
+        if in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
+            decisions.append(Decision(allowed=False, reason=RefusalReason.GLOBAL_HOLDOUT))
+            continue
         if request.customer_id in blocked:
             decisions.append(Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE))
             continue
@@ -144,6 +158,8 @@ def check_channel(
     snapshot = customers.snapshots(session, [customer_id]).get(customer_id)
     if snapshot is None:
         return Decision(allowed=False, reason=RefusalReason.UNREACHABLE)
+    if in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
+        return Decision(allowed=False, reason=RefusalReason.GLOBAL_HOLDOUT)
     if cases.customers_with_open_security_case(session, [customer_id]):
         return Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE)
     consents = privacy.consents_for(session, [customer_id], purpose=PURPOSE).get(customer_id, {})

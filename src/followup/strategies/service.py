@@ -19,6 +19,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.logging import get_logger
 from followup.kernel.text import text_problem
+from followup.policy import service as policy
 from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
 from followup.rules.tree import (
@@ -322,7 +323,9 @@ def plan_followups_for_events(
                 continue
             spec = strategy.spec
             preset = None
-            if in_holdout(spec, external_id):
+            if policy.in_global_holdout(external_id, settings.global_holdout_percent):
+                preset = RefusalReason.GLOBAL_HOLDOUT
+            elif in_holdout(spec, external_id):
                 preset = RefusalReason.HOLDOUT
             elif not is_sampled(spec, external_id):
                 preset = RefusalReason.NOT_SAMPLED

@@ -23,6 +23,7 @@ from followup.followups import service as followups
 from followup.followups.schemas import PlanItem
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.logging import get_logger
+from followup.policy import service as policy
 from followup.policy.enums import RefusalReason
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy, Wave
@@ -49,8 +50,20 @@ def wave_key(fired_at: dt.datetime) -> str:
     return fired_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
+def _preset(spec: StrategyCreate, external_id: str, settings: Settings) -> RefusalReason | None:
+    if policy.in_global_holdout(external_id, settings.global_holdout_percent):
+        return RefusalReason.GLOBAL_HOLDOUT
+    return RefusalReason.HOLDOUT if in_holdout(spec, external_id) else None
+
+
 def draw_wave(
-    session: Session, strategy: Strategy, spec: StrategyCreate, *, fired_at: dt.datetime, now: dt.datetime
+    session: Session,
+    strategy: Strategy,
+    spec: StrategyCreate,
+    *,
+    fired_at: dt.datetime,
+    now: dt.datetime,
+    settings: Settings,
 ) -> WavePlan | None:
     """The wave's follow-ups to plan, or None when the strategy's survey is gone."""
     survey = surveys.get_survey(session, spec.survey)
@@ -89,7 +102,7 @@ def draw_wave(
             reward_points=spec.reward.points if spec.reward else 0,
             remind_after=spec.remind_after,
             expire_after=spec.expire_after,
-            preset_reason=RefusalReason.HOLDOUT if in_holdout(spec, external_id) else None,
+            preset_reason=_preset(spec, external_id, settings),
             run_key=f"wave:{key}",
         )
         for index, (_, cid, external_id) in enumerate(chosen)
@@ -111,7 +124,7 @@ def plan_wave(
     if waves.get(strategy.id, fired_at) is not None:
         return None
     spec = StrategyCreate.model_validate(strategy.definition)
-    drawn = draw_wave(session, strategy, spec, fired_at=fired_at, now=now)
+    drawn = draw_wave(session, strategy, spec, fired_at=fired_at, now=now, settings=settings)
     wave = Wave(
         strategy_id=strategy.id,
         strategy_version=strategy.version,
