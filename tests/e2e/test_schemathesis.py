@@ -12,6 +12,7 @@ so a failure replays; `FOLLOWUP_SCHEMATHESIS_EXAMPLES` raises it for a longer ru
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -56,6 +57,17 @@ def served(runtime: Runtime, api_key: str) -> Iterator[tuple[LiveServer, str]]:
     server.stop()
 
 
+@pytest.fixture
+def deep_recursion() -> Iterator[None]:
+    """Room for the generator to build the rule tree's recursive schema (segments, audiences): with
+    Python's default limit of 1,000 frames it sometimes runs out while building a negative case."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4000))
+    yield
+    sys.setrecursionlimit(limit)
+
+
+@pytest.mark.usefixtures("deep_recursion")
 def test_every_answer_is_one_the_document_allows(served: tuple[LiveServer, str]) -> None:
     server, key = served
     schema = schemathesis.openapi.from_url(f"{server.url}/api/v1/openapi.json")
