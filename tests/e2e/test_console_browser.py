@@ -190,6 +190,15 @@ def test_sign_in_read_the_message_with_inert_links_and_see_the_customers_answer(
     expect(page.locator("#responses tbody tr")).to_have_count(5)
     page.screenshot(path=str(SCREENSHOTS / "responses.png"), full_page=True)
 
+    # And the customer's page shows what they have done and how they answered
+    page.goto(f"{live_server.url}/console/customers/c5")
+    activity = page.locator("section.card", has_text="Activity")
+    expect(activity).to_contain_text("1 events on 1 days")
+    expect(activity).to_contain_text("transfer.succeeded")
+    expect(activity).to_contain_text("last NPS 9")
+    expect(activity).to_contain_text("email=1")
+    page.screenshot(path=str(SCREENSHOTS / "customer.png"), full_page=True)
+
     # And no page broke the CSP or threw: everything ran from our own static files
     assert failed == []
     assert problems == []

@@ -51,7 +51,10 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 
 
-def _when(value: dt.datetime | None) -> str:
+def _when(value: dt.datetime | str | None) -> str:
+    """A time as the console shows it; also the RFC 3339 text customer stats hold."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
     return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
