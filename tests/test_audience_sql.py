@@ -24,6 +24,8 @@ from followup.runtime import Runtime
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 TEXTS = ["", "a", "b", "ab", "A", "金", "金卡", "z", "email", "qr", "payment.succeeded", "2026-11-20T08:00:00Z"]
+# Texts that look like what JSON stores for other types: a number, an array's text.
+TEXTS += ["1", '["a"]', '["a","b"]']
 # Features and types the buckets hold too, so `contains` finds them.
 NUMBERS: list[int | float] = [-2, 0, 1, 2, 3, 0.5, 1.0, 2.5, -1.5, 9, 250]
 SCALARS = st.sampled_from(TEXTS) | st.sampled_from(NUMBERS) | st.booleans()
@@ -206,3 +208,26 @@ def test_an_event_field_cannot_select_an_audience(runtime: Runtime) -> None:
         customers.audience_ids(session, rule, now=NOW)
     assert caught.value.field == "event.amount"
     assert "customer.attributes.<name>" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"field": "customer.attributes.tags", "op": "eq", "value": '["a"]'},
+        {"field": "customer.attributes.tags", "op": "in", "value": ['["a"]', "b"]},
+        {"field": "customer.attributes.n", "op": "eq", "value": "1"},
+    ],
+)
+def test_text_never_equals_a_list_or_a_number_that_reads_the_same(runtime: Runtime, condition: dict[str, Any]) -> None:
+    # Given a customer whose attributes hold a list and a number, and text spelling them out
+    with runtime.session() as session:
+        session.execute(
+            insert(Customer),
+            [{"external_id": "x", "attributes": {"tags": ["a"], "n": 1}, "created_at": NOW, "updated_at": NOW}],
+        )
+    rule = Rule.model_validate({"root": condition}).root
+    with runtime.read_session() as session:
+        (snapshot,) = customers.snapshots(session, [row.id for row in session.query(Customer.id)]).values()
+        # Then neither the rule nor the database takes the text for the list or the number
+        assert evaluate(rule, {"customer": snapshot.rule_context()}) is False
+        assert customers.audience_ids(session, rule, now=NOW) == []

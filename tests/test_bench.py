@@ -22,6 +22,7 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
     out = tmp_path / "bench.json"
     postgres = os.environ.get("FOLLOWUP_TEST_DATABASE_URL")
     args = ["bench", "--events", "2000", "--batch", "500", "--messages", "20", "--requests", "50", "--runs", "1"]
+    args += ["--segment-customers", "3000"]
     args += ["--out", str(out)]
     if postgres:
         args += ["--postgres", postgres, "--postgres-events", "2000"]
@@ -33,9 +34,16 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "ingest SQLite" in result.stdout
     report = json.loads(out.read_text())
-    expected = {"ingest SQLite", "dispatch SMTP", "answer one-click"} | ({"ingest PostgreSQL"} if postgres else set())
+    expected = {"ingest SQLite", "dispatch SMTP", "answer one-click", "segment preview"}
+    expected |= {"ingest PostgreSQL"} if postgres else set()
     assert set(report["figures"]) == expected
-    sizes = {"ingest SQLite": 2000, "ingest PostgreSQL": 2000, "dispatch SMTP": 20, "answer one-click": 50}
+    sizes = {
+        "ingest SQLite": 2000,
+        "ingest PostgreSQL": 2000,
+        "dispatch SMTP": 20,
+        "answer one-click": 50,
+        "segment preview": 3000,
+    }
     for name, figure in report["figures"].items():
         assert figure["size"] == sizes[name]
         assert figure["engine"] > 0
@@ -52,5 +60,9 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
     assert 0 < answer["engine_p50_ms"] <= answer["engine_p99_ms"]
     assert 0 < answer["baseline_p50_ms"] <= answer["baseline_p99_ms"]
     assert report["figures"]["ingest SQLite"]["runs"][0]["engine"]["extra"]["followups"] > 0
+    # the preview found the customers the raw count found, and showed a sample of them
+    preview = report["figures"]["segment preview"]["runs"][0]
+    assert preview["engine"]["extra"]["matched"] == preview["baseline"]["extra"]["matched"] > 0
+    assert preview["engine"]["extra"]["sample"] == 20
     assert report["machine"]["cpus"] >= 1
     assert report["machine"]["sqlite"]

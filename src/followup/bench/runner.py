@@ -26,8 +26,8 @@ from sqlalchemy import text
 from followup.bench.measure import Measurement
 from followup.kernel.db import make_engine
 
-Benchmark = Literal["ingest", "dispatch", "answer"]
-BENCHMARKS: tuple[Benchmark, ...] = ("ingest", "dispatch", "answer")
+Benchmark = Literal["ingest", "dispatch", "answer", "segments"]
+BENCHMARKS: tuple[Benchmark, ...] = ("ingest", "dispatch", "answer", "segments")
 CHILD_TIMEOUT = 3 * 3600.0
 
 
@@ -42,6 +42,7 @@ class BenchOptions:
     postgres_events: int = 1_000_000
     only: Benchmark | None = None
     workdir: Path | None = None
+    segment_customers: int = 1_000_000
 
 
 @dataclass
@@ -154,6 +155,10 @@ def run_benchmarks(options: BenchOptions, *, report: Report = lambda _line: None
             kwargs = {"requests": options.requests, "workdir": workdir}
             pairs = _pairs("answer", kwargs, runs=options.runs, label="answer one-click", report=report)
             figures.append(_summarise("answer one-click", "requests/s", options.requests, pairs))
+        if "segments" in selected:
+            kwargs = {"customers": options.segment_customers, "workdir": workdir}
+            pairs = _pairs("segments", kwargs, runs=options.runs, label="segment preview", report=report)
+            figures.append(_summarise("segment preview", "customers/s", options.segment_customers, pairs))
     return figures
 
 

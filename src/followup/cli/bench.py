@@ -59,10 +59,16 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
         typer.Option(help="PostgreSQL URL for the ingest figure; default FOLLOWUP_DATABASE_URL when it is one"),
     ] = None,
     postgres_events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on PostgreSQL")] = 1_000_000,
-    only: Annotated[Literal["ingest", "dispatch", "answer"] | None, typer.Option(help="run one benchmark")] = None,
+    segment_customers: Annotated[
+        int, typer.Option(min=1, help="customers the segment preview runs over (SQLite)")
+    ] = 1_000_000,
+    only: Annotated[
+        Literal["ingest", "dispatch", "answer", "segments"] | None, typer.Option(help="run one benchmark")
+    ] = None,
     out: Annotated[Path, typer.Option(help="where to write the figures as JSON")] = Path("var/bench.json"),
 ) -> None:
-    """Measure ingest, dispatch and answer against raw baselines in the same run; print and save."""
+    """Measure ingest, dispatch, answer and segment preview against raw baselines in the same run;
+    print and save."""
     options = BenchOptions(
         events=events,
         batch=batch,
@@ -72,6 +78,7 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
         postgres_url=postgres or _postgres_from_env(),
         postgres_events=postgres_events,
         only=only,
+        segment_customers=segment_customers,
     )
     machine = describe_machine(options)
     err.print(

@@ -114,6 +114,13 @@ class _Typed:
             return and_(self.is_number(), func.coalesce(self.number() == _number(value, self.dialect), false()))
         return and_(self.is_text(), func.coalesce(self.text() == _text(value, self.dialect), false()))
 
+    def one_of(self, values: list[Scalar]) -> Where:
+        """Equal to one of the values: one IN over the field read once when they are all text."""
+        if len(values) > 1 and all(isinstance(item, str) for item in values):
+            listed = [_text(item, self.dialect) for item in values]
+            return and_(self.is_text(), func.coalesce(self.text().in_(listed), false()))
+        return or_(*[self.equals(item) for item in values])
+
     def compare(self, op: str, value: Scalar) -> Where:
         if _is_number(value):
             left, right, kind = self.number(), _number(value, self.dialect), self.is_number()
@@ -218,6 +225,19 @@ class _SqliteJson(_Typed):
 
     def text(self) -> ColumnElement[Any]:
         return func.json_extract(self.column, self.path)
+
+    # One JSON parse per row instead of two: json_extract gives a JSON string as SQL text, a number
+    # or boolean as a number (never equal to text), and an array or object as its JSON text, which
+    # can equal the rule's text only when that text itself starts with [ or {.
+    def equals(self, value: Scalar) -> Where:
+        if isinstance(value, str) and not value.startswith(("[", "{")):
+            return func.coalesce(self.text() == value, false())
+        return super().equals(value)
+
+    def one_of(self, values: list[Scalar]) -> Where:
+        if all(isinstance(item, str) and not item.startswith(("[", "{")) for item in values):
+            return func.coalesce(self.text().in_(values), false())
+        return super().one_of(values)
 
     def list_has(self, value: Scalar) -> Where:
         items = func.json_each(self.column, self.path).table_valued("value", "type").alias("item")
@@ -407,7 +427,7 @@ def _condition(condition: Condition, typed: _Typed) -> Where:
     if isinstance(value, list):  # `in` and `not_in` (validated), or `contains` with several values
         if op == "contains":
             return typed.contains(value)
-        found = or_(*[typed.equals(item) for item in value])
+        found = typed.one_of(value)
         return found if op == "in" else not_(found)
     if value is None:  # refused by Condition's own validation
         raise AudienceFieldError(condition.field, f"'{condition.op}' needs a value")
