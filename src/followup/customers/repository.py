@@ -155,8 +155,7 @@ class ActivityRepository:
     def bucket_keys(self, ids: Sequence[int]) -> list[tuple[Any, ...]]:
         """(customer, type, feature) of every bucket key the customers have, once each."""
         return self.bulk.fetch_in(
-            f"SELECT DISTINCT customer_id, type, feature FROM {_BUCKETS} "  # noqa: S608
-            "WHERE customer_id IN ({}) ORDER BY customer_id, type, feature",
+            f"SELECT DISTINCT customer_id, type, feature FROM {_BUCKETS} WHERE customer_id IN ({{}})",  # noqa: S608
             list(ids),
         )
 

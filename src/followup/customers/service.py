@@ -366,12 +366,11 @@ def activity_stats(session: Session, customer_ids: Iterable[int], *, now: dt.dat
             stats[name] = int(value or 0)
         stats["first_seen_at"], stats["last_active_at"] = rfc3339(int(first)), rfc3339(int(last))
     for cid, kind, feature in repo.bucket_keys(ids):
-        stats = out[cid]
-        if not stats["tx_types"] or stats["tx_types"][-1] != kind:
-            stats["tx_types"].append(kind)
+        out[cid]["tx_types"].append(kind)
         if feature:
-            stats["features_used"].append(feature)
-    for stats in out.values():
+            out[cid]["features_used"].append(feature)
+    for stats in out.values():  # by code point, whatever the database's collation
+        stats["tx_types"] = sorted(set(stats["tx_types"]))
         stats["features_used"] = sorted(set(stats["features_used"]))
     for cid, last_followup, last_nps, by_channel in repo.activity_rows(ids):
         out[cid].update(
