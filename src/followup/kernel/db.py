@@ -160,10 +160,6 @@ class BulkStatements:
             value = value.astimezone(dt.UTC)
         return value.isoformat(" ", "microseconds")[:26]
 
-    def db_date(self, value: dt.date) -> Any:
-        """A calendar day as a Date column stores it: a date on PostgreSQL, ISO text on SQLite."""
-        return value if self.postgres else value.isoformat()
-
     def json_slot(self) -> str:
         """The placeholder of a JSON column given as text."""
         return "CAST(? AS JSON)" if self.postgres else "?"
