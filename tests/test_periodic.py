@@ -345,6 +345,11 @@ def test_waves_across_a_daylight_saving_change_fire_at_the_local_hour(
             "audience",
             "not a customer stat",
         ),
+        (
+            {"audience": {"field": "event.amount", "op": "gte", "value": 100}},
+            "audience",
+            "periodic strategy's audience selects customers by customer.* fields only",
+        ),
     ],
 )
 def test_a_bad_periodic_strategy_is_refused_and_nothing_is_stored(

@@ -14,7 +14,7 @@ words, and a property test holds the two to each other on both databases. What t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeGuard
 
@@ -51,6 +51,7 @@ from followup.kernel.db import JSONType
 from followup.rules.tree import AllOf, AnyOf, Condition, Node, NotOf, Scalar, SegmentRef, UnexpandedSegment
 
 Where = ColumnElement[bool]
+FieldResolver = Callable[[str], "TypedField | None"]
 
 # customer.<name> fields held in a text column: never missing, never another type.
 _TEXT_COLUMNS = {
@@ -76,7 +77,7 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-class _Typed:
+class TypedField:
     """One field as SQL: a test per JSON type and the field's value read as that type."""
 
     def __init__(self, dialect: str) -> None:
@@ -148,7 +149,7 @@ def _text(value: str | int | float | bool, dialect: str) -> ColumnElement[Any]:
     return bound.collate("C") if dialect == "postgresql" else bound
 
 
-class _Column(_Typed):
+class _Column(TypedField):
     """A column that holds a value of one type (text, number, boolean, or an object no condition
     but `exists` can match); `optional` when it may be NULL, which reads as missing."""
 
@@ -196,7 +197,7 @@ class _Column(_Typed):
         return super().equals(value)
 
 
-class _SqliteJson(_Typed):
+class _SqliteJson(TypedField):
     """A value inside a JSON column on SQLite: json_type / json_extract / json_each."""
 
     def __init__(self, column: ColumnElement[Any], path: Sequence[str]) -> None:
@@ -250,7 +251,7 @@ class _SqliteJson(_Typed):
         return exists(select(literal(1)).select_from(items).where(match))
 
 
-class _PostgresJson(_Typed):
+class _PostgresJson(TypedField):
     """A value inside a json column on PostgreSQL: json_typeof / ->> / json_array_elements."""
 
     def __init__(self, column: ColumnElement[Any], path: Sequence[str]) -> None:
@@ -297,7 +298,7 @@ class _PostgresJson(_Typed):
         return case((self.type == "array", found), else_=false())
 
 
-class _KeyList(_Typed):
+class _KeyList(TypedField):
     """tx_types or features_used: a list, never missing, held as the keys of the day buckets."""
 
     def __init__(self, dialect: str, column: ColumnElement[Any]) -> None:
@@ -351,7 +352,7 @@ def _as_rfc3339(value: ColumnElement[Any], dialect: str, *, unix: bool = False) 
     return func.strftime("%Y-%m-%dT%H:%M:%SZ", value)
 
 
-def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | None) -> _Typed | None:
+def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | None) -> TypedField | None:
     days = CustomerActivityDay
     if name in WINDOWED_STATS or name == ACTIVE_DAYS[0]:
         if today is None:
@@ -391,7 +392,7 @@ def _stats_field(name: str, path: Sequence[str], dialect: str, today: dt.date | 
     return None
 
 
-def _customer_field(field: str, dialect: str, today: dt.date | None) -> _Typed | None:
+def _customer_field(field: str, dialect: str, today: dt.date | None) -> TypedField | None:
     parts = field.split(".")
     if parts[0] != "customer" or len(parts) < 2:
         return None
@@ -413,14 +414,11 @@ def _customer_field(field: str, dialect: str, today: dt.date | None) -> _Typed |
             return _Column(dialect, Customer.phone_sealed.is_not(None), "bool")
         return None
     if name == "attributes":
-        path = parts[2:]
-        if dialect == "postgresql":
-            return _PostgresJson(Customer.attributes.expression, path)
-        return _SqliteJson(Customer.attributes.expression, path)
+        return json_field(dialect, Customer.attributes.expression, parts[2:])
     return None
 
 
-def _condition(condition: Condition, typed: _Typed) -> Where:
+def _condition(condition: Condition, typed: TypedField) -> Where:
     op, value = condition.op, condition.value
     if op == "exists":
         return typed.present() if value else not_(typed.present())
@@ -440,6 +438,25 @@ def _condition(condition: Condition, typed: _Typed) -> Where:
     return typed.compare(op, value)
 
 
+def rule_where(node: Node | None, resolve: FieldResolver, *, fields: Sequence[str], purpose: str) -> Where:
+    """The WHERE clause that holds exactly for the rows the tree accepts, with each field read as
+    `resolve` says (None: the field cannot `purpose`, an AudienceFieldError naming `fields`)."""
+    if node is None:
+        return true()
+    if isinstance(node, AllOf):
+        return and_(*[rule_where(child, resolve, fields=fields, purpose=purpose) for child in node.all])
+    if isinstance(node, AnyOf):
+        return or_(*[rule_where(child, resolve, fields=fields, purpose=purpose) for child in node.any])
+    if isinstance(node, NotOf):
+        return not_(rule_where(node.not_, resolve, fields=fields, purpose=purpose))
+    if isinstance(node, SegmentRef):  # the caller expands segments first (rules.tree.expand)
+        raise UnexpandedSegment(node.segment)
+    typed = resolve(node.field)
+    if typed is None:
+        raise AudienceFieldError(node.field, f"'{node.field}' cannot {purpose}; use one of: {', '.join(fields)}")
+    return _condition(node, typed)
+
+
 def audience_where(node: Node | None, *, dialect: str, today: dt.date | None = None) -> Where:
     """The WHERE clause over `customers` that holds exactly for the customers the tree accepts,
     with windowed stats counted over the days up to `today` (UTC).
@@ -447,23 +464,21 @@ def audience_where(node: Node | None, *, dialect: str, today: dt.date | None = N
     Raises AudienceFieldError for a field that is not a customer field (event.* has no meaning
     for an audience found in the database).
     """
-    if node is None:
-        return true()
-    if isinstance(node, AllOf):
-        return and_(*[audience_where(child, dialect=dialect, today=today) for child in node.all])
-    if isinstance(node, AnyOf):
-        return or_(*[audience_where(child, dialect=dialect, today=today) for child in node.any])
-    if isinstance(node, NotOf):
-        return not_(audience_where(node.not_, dialect=dialect, today=today))
-    if isinstance(node, SegmentRef):  # the caller expands segments first (rules.tree.expand)
-        raise UnexpandedSegment(node.segment)
-    typed = _customer_field(node.field, dialect, today)
-    if typed is None:
-        raise AudienceFieldError(
-            node.field,
-            f"'{node.field}' cannot select an audience; use one of: {', '.join(AUDIENCE_FIELDS)}",
-        )
-    return _condition(node, typed)
+    return rule_where(
+        node, lambda field: _customer_field(field, dialect, today), fields=AUDIENCE_FIELDS, purpose="select an audience"
+    )
+
+
+def column_field(dialect: str, column: ColumnElement[Any], kind: str, *, optional: bool = False) -> TypedField:
+    """A column holding values of one kind ("text", "number", "bool"), as a rule reads it."""
+    return _Column(dialect, column, kind, optional=optional)
+
+
+def json_field(dialect: str, column: ColumnElement[Any], path: Sequence[str]) -> TypedField:
+    """A value at `path` inside a JSON column, as a rule reads it."""
+    if dialect == "postgresql":
+        return _PostgresJson(column, path)
+    return _SqliteJson(column, path)
 
 
 def _where(session: Session, node: Node | None, now: dt.datetime) -> Where:

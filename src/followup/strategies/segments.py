@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -82,8 +83,17 @@ def resolve(node: Node, lookup: Callable[[str], Node | None], *, field: str) -> 
         raise InvalidInput(f"{field}: {exc}.", code="limit_exceeded", field=field) from exc
 
 
-def check_rule(node: Node, *, field: str, limits: InputLimits, customer_only: bool) -> None:
-    """Size limits, known stats and (for a segment) customer fields only, with 422s naming `field`."""
+_ONLY = {
+    "customer": "is not a customer field; {whose} selects customers by customer.* fields only",
+    "event": "is not an event field; {whose} reads the event's own event.* fields only",
+}
+
+
+def check_rule(
+    node: Node, *, field: str, limits: InputLimits, only: Literal["customer", "event"] | None, whose: str = ""
+) -> None:
+    """Size limits, known stats and, with `only`, fields of that kind alone; 422s naming `field`.
+    `whose` names the rule in the sentence ("a segment", "a periodic strategy's audience")."""
     try:
         check_size(
             node,
@@ -98,12 +108,9 @@ def check_rule(node: Node, *, field: str, limits: InputLimits, customer_only: bo
         problem = stats_field_problem(name)
         if problem is not None:
             raise InvalidInput(f"{field}: {problem}.", code="unknown_field", field=field)
-        if customer_only and not name.startswith("customer."):
-            raise InvalidInput(
-                f"{field}: '{name}' is not a customer field; a segment selects customers by customer.* fields only.",
-                code="invalid_field",
-                field=field,
-            )
+        if only is not None and not name.startswith(f"{only}."):
+            sentence = _ONLY[only].format(whose=whose or "this rule")
+            raise InvalidInput(f"{field}: '{name}' {sentence}.", code="invalid_field", field=field)
 
 
 def _check_name(name: str, *, limits: InputLimits) -> None:
@@ -114,7 +121,7 @@ def _check_name(name: str, *, limits: InputLimits) -> None:
 
 
 def _check_segment_rule(session: Session, key: str, rule: Node, *, limits: InputLimits) -> None:
-    check_rule(rule, field="rule", limits=limits, customer_only=True)
+    check_rule(rule, field="rule", limits=limits, only="customer", whose="a segment")
     stored = stored_lookup(session)
     # The segment as it would be saved, from itself: a way back to it, however long, is a cycle.
     resolve(SegmentRef(segment=key), lambda name: rule if name == key else stored(name), field="rule")

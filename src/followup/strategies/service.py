@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from followup.config import InputLimits, Settings
 from followup.customers import service as customers
-from followup.customers.schemas import stats_field_problem
 from followup.followups import service as followups
 from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.actors import Actor
@@ -23,10 +22,7 @@ from followup.policy import service as policy
 from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
 from followup.rules.tree import (
-    Node,
     Predicate,
-    RuleTooLarge,
-    check_size,
     compile_rule,
     fields_used,
 )
@@ -86,33 +82,24 @@ def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
 
 
 def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
-    """Refuse a strategy over the size limits (422 limit_exceeded) or with a control character in
-    its name (422 invalid_character). Only on write: a stored strategy is read as it is."""
+    """Refuse a strategy over the size limits (422 limit_exceeded), with a control character in
+    its name (422 invalid_character), naming a stat that does not exist (422 unknown_field) or a
+    field its rules cannot read (422 invalid_field). Only on write: a stored strategy is read as it is."""
     if data.name is not None:
         problem = text_problem(data.name, max_chars=limits.max_title_chars)
         if problem is not None:
             code, sentence = problem
             raise InvalidInput(f"name: {sentence}.", code=code, field="name")
     if data.audience is not None:
-        try:
-            check_size(
-                data.audience,
-                max_nodes=limits.max_rule_nodes,
-                max_list_items=limits.max_rule_list_items,
-                max_value_bytes=limits.max_attribute_bytes,
-            )
-        except RuleTooLarge as exc:
-            field = f"audience.{exc.path}" if exc.path else "audience"
-            raise InvalidInput(f"{field}: {exc.message}.", code="limit_exceeded", field=field) from exc
-        check_rule_fields(data.audience, field="audience")
-
-
-def check_rule_fields(node: Node, *, field: str) -> None:
-    """Refuse a rule naming a customer stat that does not exist (422 unknown_field)."""
-    for name in sorted(fields_used(node)):
-        problem = stats_field_problem(name)
-        if problem is not None:
-            raise InvalidInput(f"{field}: {problem}.", code="unknown_field", field=field)
+        # An event strategy's audience may read the event; the others find theirs in the database.
+        found_in_database = data.kind != "event"
+        segments.check_rule(
+            data.audience,
+            field="audience",
+            limits=limits,
+            only="customer" if found_in_database else None,
+            whose=f"a {data.kind} strategy's audience",
+        )
 
 
 def create_strategy(
