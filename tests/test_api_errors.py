@@ -839,9 +839,9 @@ def test_durations_out_of_range_are_422(
         ),
         (
             {"kind": "proactive", "trigger": None},
-            "kind_not_supported",
-            "kind",
-            "'proactive' strategies are not available yet; use kind 'event' or 'periodic'.",
+            "invalid_field",
+            "cadence",
+            "cadence: a proactive strategy needs a cadence, e.g. 'P90D': everyone in the audience once per 90 days",
         ),
         (
             {"channels": ["sms"]},

@@ -144,7 +144,7 @@ def test_the_sample_is_fixed_by_strategy_wave_and_customer(
     assert 5 < len(expected) < 35
     # And another process draws the same: nothing in the draw depends on the process
     script = (
-        "from followup.strategies.service import bucket;"
+        "from followup.strategies.sampling import bucket;"
         f"print(sorted(c for c in {ids!r} if bucket('wave', 'monthly-nps|2026-12-01T02:00Z', c) < 0.3))"
     )
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)

@@ -18,7 +18,7 @@ from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.jobs import Job, Tasks
 from followup.runtime import Runtime
-from followup.strategies import waves
+from followup.strategies import proactive, waves
 from followup.worker import Worker
 
 PLUGIN_JOB = "loyalty.recount"
@@ -28,8 +28,8 @@ def test_the_registry_holds_each_domains_jobs_and_timers() -> None:
     tasks = worker_tasks()
 
     assert set(tasks.jobs) == {UNDELIVERED_JOB}
-    # Waves first: a wave's follow-ups due now are invited in the same tick.
-    assert tasks.timers == (waves.run_due_waves, followups.run_due_followups)
+    # Waves and sweeps first: the follow-ups they plan due now are invited in the same tick.
+    assert tasks.timers == (waves.run_due_waves, proactive.run_due_sweeps, followups.run_due_followups)
 
 
 def test_a_job_kind_claimed_twice_is_refused_at_start_up() -> None:

@@ -35,6 +35,8 @@ SURVEY: dict[str, Any] = {
 
 # The three strategies of issue 3: after a failed payment, after the first use of a feature,
 # after a large transfer.
+# The bench replays a backlog up to weeks old (see ingest.INGEST_NOW); each strategy keeps such
+# events in play (`max_event_age`), so every match still costs the contact policy's checks.
 STRATEGIES: list[dict[str, Any]] = [
     {
         "key": "after-failed-payment",
@@ -46,6 +48,7 @@ STRATEGIES: list[dict[str, Any]] = [
         "survey": "wallet-feedback",
         "remind_after": "P2D",
         "recontact_days": 14,
+        "max_event_age": "P60D",
     },
     {
         "key": "after-first-feature-use",
@@ -56,6 +59,7 @@ STRATEGIES: list[dict[str, Any]] = [
         "channels": ["inapp", "email"],
         "survey": "wallet-feedback",
         "recontact_days": 30,
+        "max_event_age": "P60D",
     },
     {
         "key": "after-large-transfer",
@@ -73,6 +77,7 @@ STRATEGIES: list[dict[str, Any]] = [
         "reward": {"points": 10},
         "remind_after": "P2D",
         "recontact_days": 30,
+        "max_event_age": "P60D",
     },
 ]
 

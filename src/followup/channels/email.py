@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 from urllib.parse import unquote, urlparse
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -26,6 +26,7 @@ from followup.channels.base import (
     Receipt,
     TransientChannelError,
 )
+from followup.channels.schemas import MessageContent
 from followup.kernel.text import control_character
 
 _UNSUBSCRIBE_LABEL = {"zh-CN": "退订", "en": "Unsubscribe"}
@@ -48,15 +49,24 @@ def _check_headers(delivery: Delivery, *, sender: str) -> None:
     """
     content = delivery.content
     headers = {
-        "From": sender,
+        "From": _from(content, sender),
         "To": delivery.address or "",
         "Subject": content.subject,
         "List-Unsubscribe": content.unsubscribe_url or "",
+        "Reply-To": content.reply_to or "",
     }
     for name, value in headers.items():
         character = control_character(value)
         if character is not None:
             raise PermanentChannelError(f"the {name} header contains the control character {character}")
+
+
+def _from(content: MessageContent, sender: str) -> str:
+    """The From header: the configured address, with the person's name when a strategy has an
+    owner (the address stays the wallet's own, so SPF and DKIM still hold; replies go to Reply-To)."""
+    if not content.sender_name:
+        return sender
+    return formataddr((content.sender_name, parseaddr(sender)[1] or sender))
 
 
 def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
@@ -72,7 +82,9 @@ def _compose(delivery: Delivery, *, sender: str) -> EmailMessage:
     content = delivery.content
     label = _UNSUBSCRIBE_LABEL.get(content.locale, "Unsubscribe")
     message = EmailMessage()
-    message["From"] = sender
+    message["From"] = _from(content, sender)
+    if content.reply_to:
+        message["Reply-To"] = content.reply_to
     message["To"] = delivery.address or ""
     message["Subject"] = content.subject
     message["Date"] = formatdate(localtime=False)

@@ -25,6 +25,9 @@ class MessageContent(BaseModel):
     link_label: str
     unsubscribe_url: str | None = None
     footer: str = ""
+    # A person the message comes from (a proactive strategy's owner): From name and Reply-To.
+    sender_name: str | None = None
+    reply_to: str | None = None
 
 
 class InboxItemOut(BaseModel):

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from followup.events.models import Event
-from followup.kernel.db import BulkStatements
+from followup.kernel.db import BulkStatements, chunked
+from followup.rules.tree import Node
+from followup.rules_sql import TypedField, Where, column_field, json_field, rule_where
 
 COLUMNS = ("event_id", "type", "customer_id", "occurred_at", "received_at", "amount", "currency", "attributes")
 
@@ -21,6 +23,36 @@ class NewEvent(NamedTuple):
     amount: int | None
     currency: str | None
     attributes: str  # JSON text
+
+
+EVENT_FIELDS = ("event.type", "event.event_id", "event.amount", "event.currency", "event.attributes.*")
+
+
+def _event_field(field: str, dialect: str) -> TypedField | None:
+    parts = field.split(".")
+    if parts[0] != "event" or len(parts) < 2:
+        return None
+    if parts[1] == "attributes" and len(parts) > 2:
+        return json_field(dialect, Event.attributes.expression, parts[2:])
+    if len(parts) != 2:
+        return None
+    columns: dict[str, tuple[ColumnElement[Any], str, bool]] = {
+        "type": (Event.type.expression, "text", False),
+        "event_id": (Event.event_id.expression, "text", False),
+        "amount": (Event.amount.expression, "number", True),
+        "currency": (Event.currency.expression, "text", True),
+    }
+    if parts[1] not in columns:
+        return None
+    column, kind, optional = columns[parts[1]]
+    return column_field(dialect, column, kind, optional=optional)
+
+
+def event_where(node: Node | None, *, dialect: str) -> Where:
+    """The WHERE clause over `events` that holds exactly for the events the tree (over event.*) accepts."""
+    return rule_where(
+        node, lambda field: _event_field(field, dialect), fields=EVENT_FIELDS, purpose="be read from a stored event"
+    )
 
 
 class EventRepository:
@@ -43,6 +75,29 @@ class EventRepository:
             returning="event_id, id",
         )
         return dict(inserted)
+
+    def customers_with_match(
+        self, customer_ids: Collection[int], types: Collection[str], match: Node | None, *, excluding: Collection[int]
+    ) -> set[int]:
+        """Of these customers, those with a stored event of one of `types` that `match` accepts,
+        outside the ids from the least to the greatest of `excluding` (the batch being planned,
+        inserted by one statement: two bounds, however large the batch)."""
+        dialect = self.session.get_bind().dialect.name
+        where = event_where(match, dialect=dialect)
+        found: set[int] = set()
+        for chunk in chunked(sorted(customer_ids)):
+            query = select(Event.customer_id).where(Event.customer_id.in_(chunk), Event.type.in_(sorted(types)), where)
+            if excluding:
+                query = query.where(~Event.id.between(min(excluding), max(excluding)))
+            found.update(self.session.scalars(query.distinct()))
+        return found
+
+    def occurred_at(self, ids: Collection[int]) -> dict[int, dt.datetime]:
+        out: dict[int, dt.datetime] = {}
+        for chunk in chunked(sorted(ids)):
+            query = select(Event.id, Event.occurred_at).where(Event.id.in_(chunk))
+            out.update((row[0], row[1]) for row in self.session.execute(query))
+        return out
 
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Event)) or 0

@@ -62,6 +62,8 @@ def queue_message(
         unsubscribe_url=unsubscribe_url,
         valid_days=max(1, (expires_at - now).days),
     )
+    if plan.sender_name or plan.reply_to:
+        content = content.model_copy(update={"sender_name": plan.sender_name, "reply_to": plan.reply_to})
     dispatch.queue_message(
         session,
         followup_id=followup.id,

@@ -122,6 +122,8 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
         item.reward_points,
         item.remind_after,
         item.expire_after,
+        item.sender_name,
+        item.reply_to,
     )
     encoded = cache.get(key)
     if encoded is None:
@@ -132,6 +134,8 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
             reward_points=item.reward_points,
             remind_after_s=int(item.remind_after.total_seconds()) if item.remind_after else None,
             expire_after_s=int(item.expire_after.total_seconds()),
+            sender_name=item.sender_name,
+            reply_to=item.reply_to,
         ).model_dump_json()
         cache[key] = encoded
     return encoded

@@ -7,7 +7,7 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from followup.followups.enums import FollowupStatus
+from followup.followups.enums import FollowupStatus, Step
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import BulkStatements, chunked
 
@@ -174,4 +174,28 @@ class FollowupRepository:
         query = select(Followup.customer_id).where(
             Followup.strategy_id == strategy_id, Followup.planned_at >= since, Followup.status.in_(list(statuses))
         )
+        return set(self.session.scalars(query))
+
+    def awaiting_invite(self, strategy_id: int, customer_ids: Iterable[int] | None) -> list[Followup]:
+        """This strategy's follow-ups planned and not yet sent (of these customers, or of all),
+        locked: a debounced burst or a proactive customer who left the audience supersedes them."""
+        query = (
+            select(Followup)
+            .where(
+                Followup.strategy_id == strategy_id,
+                Followup.status == FollowupStatus.PLANNED,
+                Followup.next_step == Step.INVITE,
+            )
+            .order_by(Followup.id)
+            .with_for_update()
+        )
+        if customer_ids is None:
+            return list(self.session.scalars(query))
+        out: list[Followup] = []
+        for chunk in chunked(list(customer_ids)):
+            out.extend(self.session.scalars(query.where(Followup.customer_id.in_(chunk))))
+        return out
+
+    def customers_with_run(self, strategy_id: int, run_key: str) -> set[int]:
+        query = select(Followup.customer_id).where(Followup.strategy_id == strategy_id, Followup.run_key == run_key)
         return set(self.session.scalars(query))

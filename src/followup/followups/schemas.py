@@ -27,6 +27,9 @@ class FollowupPlan(BaseModel):
     reward_points: int = 0
     remind_after_s: int | None = None
     expire_after_s: int
+    # The strategy's owner, when it has one: the email's From name and Reply-To.
+    sender_name: str | None = None
+    reply_to: str | None = None
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -52,6 +55,8 @@ class PlanItem(NamedTuple):
     preset_reason: str | None = None
     # What this follow-up belongs to, unique per strategy and customer; None: the event's own key.
     run_key: str | None = None
+    sender_name: str | None = None
+    reply_to: str | None = None
 
     def key(self) -> str:
         if self.run_key is not None:

@@ -9,6 +9,7 @@ domains and the web reach them here.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 from sqlalchemy.orm import Session
 
@@ -20,7 +21,7 @@ from followup.followups.models import Followup
 from followup.followups.planning import plan_followups
 from followup.followups.repository import FollowupRepository
 from followup.followups.schemas import FollowupOut, HistoryOut
-from followup.followups.timers import cascade_undelivered, run_due_followups
+from followup.followups.timers import cascade_undelivered, close, run_due_followups
 from followup.surveys import service as surveys
 
 __all__ = [
@@ -106,3 +107,26 @@ _COOLING = (
 def customers_in_cooldown(session: Session, strategy_id: int, *, since: dt.datetime) -> set[int]:
     """The customers a strategy followed up since `since` (not those it suppressed or could not reach)."""
     return FollowupRepository(session).customers_since(strategy_id, since, _COOLING)
+
+
+def awaiting_invite(
+    session: Session, strategy_id: int, customer_ids: Collection[int] | None
+) -> list[tuple[int, int, int | None]]:
+    """(follow-up, customer, event) of this strategy's follow-ups planned and not yet sent (to
+    these customers, or to anyone: None), locked until the transaction ends."""
+    rows = FollowupRepository(session).awaiting_invite(strategy_id, customer_ids)
+    return [(row.id, row.customer_id, row.event_id) for row in rows]
+
+
+def customers_with_run(session: Session, strategy_id: int, run_key: str) -> set[int]:
+    """The customers this strategy has a follow-up of this run for (planned, sent or suppressed)."""
+    return FollowupRepository(session).customers_with_run(strategy_id, run_key)
+
+
+def supersede(session: Session, followup_ids: Collection[int], *, reason: str, now: dt.datetime) -> None:
+    """End follow-ups not yet sent, suppressed with `reason`, their contacts given back."""
+    repo = FollowupRepository(session)
+    for followup_id in sorted(followup_ids):
+        followup = repo.get(followup_id)
+        if followup is not None and followup.status == FollowupStatus.PLANNED:
+            close(session, followup, status=FollowupStatus.SUPPRESSED, reason=reason, now=now)

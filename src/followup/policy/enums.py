@@ -20,6 +20,9 @@ class RefusalReason(StrEnum):
         "global_holdout"  # in the slice of customers no strategy contacts (FOLLOWUP_GLOBAL_HOLDOUT_PERCENT)
     )
     NOT_SAMPLED = "not_sampled"  # left out by the strategy's sample rate
+    STALE_EVENT = "stale_event"  # the event arrived older than the strategy's max_event_age (a backfill)
+    LEFT_AUDIENCE = "left_audience"  # a proactive strategy's customer left its audience before the send
+    DEBOUNCED = "debounced"  # a later event of the same burst took its place (the strategy's debounce)
 
 
 class DeferralReason(StrEnum):

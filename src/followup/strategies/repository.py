@@ -25,12 +25,12 @@ class StrategyRepository:
             )
         )
 
-    def due_periodic(self, now: dt.datetime, *, limit: int) -> list[Strategy]:
-        """Active periodic strategies whose next wave has come, the longest due first."""
+    def due_by_kind(self, kind: str, now: dt.datetime, *, limit: int) -> list[Strategy]:
+        """Active strategies of a kind whose next run (a wave, a sweep) has come, the longest due first."""
         query = (
             select(Strategy)
             .where(
-                Strategy.kind == "periodic",
+                Strategy.kind == kind,
                 Strategy.status == "active",
                 Strategy.next_run_at.is_not(None),
                 Strategy.next_run_at <= now,

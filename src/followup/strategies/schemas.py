@@ -12,6 +12,13 @@ from followup.privacy.enums import ChannelName
 from followup.rules.tree import MAX_DEPTH, RuleNode, depth
 from followup.strategies.schedule import check_cron
 
+# An event older than this when it arrives is a backfill: it is recorded and contacts nobody.
+MAX_EVENT_AGE = dt.timedelta(days=3)
+
+# A proactive strategy's period: long enough to spread over, short enough to be a cadence.
+MIN_CADENCE = dt.timedelta(days=7)
+MAX_CADENCE = dt.timedelta(days=366)
+
 StrategyKind = Literal["event", "periodic", "proactive"]
 EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=64)]
 Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -19,6 +26,20 @@ Key = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 
 class Trigger(Schema):
     event_types: list[EventType] = Field(min_length=1, max_length=50)
+    match: RuleNode | None = Field(
+        default=None, description="a rule over the event's own fields (event.*) the event must also meet"
+    )
+    first_time: bool = Field(
+        default=False,
+        description="only the customer's first event that meets event_types and match, among all stored",
+    )
+
+    @field_validator("match")
+    @classmethod
+    def _depth(cls, match: RuleNode | None) -> RuleNode | None:
+        if match is not None and depth(match) > MAX_DEPTH:
+            raise ValueError(f"the match rule is nested deeper than {MAX_DEPTH} levels")
+        return match
 
 
 class Schedule(Schema):
@@ -36,6 +57,17 @@ class Schedule(Schema):
     @classmethod
     def _zone(cls, value: object) -> object:
         return check_time_zone(value) if isinstance(value, str) else value
+
+
+class Owner(Schema):
+    """The account manager a proactive follow-up comes from: the email's From name and Reply-To."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$", examples=["Wang Fang"])
+    email: str = Field(
+        max_length=254,
+        pattern=r"^[^@\s\x00-\x1f\x7f-\x9f\"<>,;]+@[^@\s\x00-\x1f\x7f-\x9f\"<>,;]+\.[^@\s\x00-\x1f\x7f-\x9f\"<>,;]+$",
+        examples=["wang.fang@wallet.example"],
+    )
 
 
 class RewardSpec(Schema):
@@ -63,12 +95,34 @@ class StrategyCreate(Schema):
     remind_after: Duration | None = None
     expire_after: Duration = dt.timedelta(days=7)
     recontact_days: int = Field(default=30, ge=0, le=3650)
-    max_per_wave: int = Field(default=10_000, ge=1, le=1_000_000, description="periodic: follow-ups per wave at most")
+    max_per_wave: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="periodic: follow-ups per wave at most; proactive: per hourly sweep",
+    )
     cooldown_days: int = Field(
         default=0, ge=0, le=3650, description="periodic: days after a wave of this strategy reached a customer"
     )
     spread: Duration = Field(
         default=dt.timedelta(0), description="periodic: a wave's follow-ups are spread evenly over this time"
+    )
+    cadence: Duration | None = Field(
+        default=None,
+        validate_default=True,
+        description="proactive: each customer in the audience is followed up once per period of this length",
+    )
+    owner: Owner | None = Field(
+        default=None, description="the email comes from this person: their name as From, their address as Reply-To"
+    )
+    debounce: Duration | None = Field(
+        default=None,
+        description="event: one follow-up for a burst of matching events of a customer, sent this long "
+        "after the last of them (the last wins)",
+    )
+    max_event_age: Duration = Field(
+        default=MAX_EVENT_AGE,
+        description="event: an event older than this when it arrives contacts nobody (reason stale_event)",
     )
 
     @field_validator("trigger")
@@ -90,6 +144,39 @@ class StrategyCreate(Schema):
         if kind in ("event", "proactive") and schedule is not None:
             raise ValueError(f"a {kind} strategy has no schedule; only periodic strategies do")
         return schedule
+
+    @field_validator("cadence")
+    @classmethod
+    def _cadence(cls, cadence: dt.timedelta | None, info: ValidationInfo) -> dt.timedelta | None:
+        kind = info.data.get("kind")
+        if kind == "proactive" and cadence is None:
+            raise ValueError(
+                "a proactive strategy needs a cadence, e.g. 'P90D': everyone in the audience once per 90 days"
+            )
+        if kind != "proactive" and cadence is not None:
+            raise ValueError(f"a {kind} strategy has no cadence; only proactive strategies do")
+        if cadence is not None and not MIN_CADENCE <= cadence <= MAX_CADENCE:
+            raise ValueError("cadence must be between P7D and P366D")
+        return cadence
+
+    @field_validator("debounce")
+    @classmethod
+    def _debounce(cls, debounce: dt.timedelta | None, info: ValidationInfo) -> dt.timedelta | None:
+        if debounce is None:
+            return None
+        kind = info.data.get("kind")
+        if kind != "event":
+            raise ValueError(f"a {kind} strategy has no debounce; only event strategies do")
+        if not dt.timedelta(minutes=1) <= debounce <= dt.timedelta(days=7):
+            raise ValueError("debounce must be between PT1M and P7D")
+        return debounce
+
+    @field_validator("max_event_age")
+    @classmethod
+    def _max_event_age(cls, age: dt.timedelta) -> dt.timedelta:
+        if not dt.timedelta(hours=1) <= age <= dt.timedelta(days=365):
+            raise ValueError("max_event_age must be between PT1H and P365D")
+        return age
 
     @field_validator("channels")
     @classmethod
@@ -131,7 +218,9 @@ class StrategyCreate(Schema):
 class StrategyOut(StrategyCreate):
     id: int
     version: int
-    next_run_at: dt.datetime | None = Field(description="periodic: when the next wave fires")
+    next_run_at: dt.datetime | None = Field(
+        description="periodic: when the next wave fires; proactive: the next sweep (hourly)"
+    )
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -3,36 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Collection
 
 from sqlalchemy.orm import Session
 
-from followup.config import InputLimits, Settings
-from followup.customers import service as customers
-from followup.followups import service as followups
-from followup.followups.schemas import PlanItem, PlanStats
+from followup.config import InputLimits
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.logging import get_logger
 from followup.kernel.text import text_problem
-from followup.policy import service as policy
-from followup.policy.enums import RefusalReason
 from followup.privacy import service as privacy
 from followup.rules.tree import (
-    Predicate,
-    compile_rule,
-    fields_used,
+    segments_used,
 )
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository, WaveRepository
 from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate, WaveOut
+from followup.strategies.triggers import EventFact, EventHistory, plan_followups_for_events
 from followup.surveys import service as surveys
 
 log = get_logger(__name__)
+
+__all__ = ["EventFact", "EventHistory", "plan_followups_for_events"]
 
 
 class StrategyNotFound(NotFound):
@@ -41,44 +34,6 @@ class StrategyNotFound(NotFound):
 
 class StrategyExists(Conflict):
     code = "strategy_exists"
-
-
-class EventFact(NamedTuple):
-    """What the planner needs of a newly stored event (a tuple: one is built per stored event)."""
-
-    id: int
-    event_id: str
-    type: str
-    customer_id: int
-    occurred_at: dt.datetime
-    amount: int | None
-    currency: str | None
-    attributes: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CompiledStrategy:
-    row: Strategy
-    spec: StrategyCreate
-    predicate: Predicate
-    event_types: frozenset[str]
-    survey_version_id: int
-    uses_stats: bool
-
-
-def bucket(salt: str, strategy_key: str, customer_external_id: str) -> float:
-    """A sticky number in [0, 1) per customer and strategy: the same customer always lands in the
-    same place, so sampling and holdout never flip between events."""
-    digest = hashlib.sha256(f"{salt}|{strategy_key}|{customer_external_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def in_holdout(spec: StrategyCreate, customer_external_id: str) -> bool:
-    return bucket("holdout", spec.key, customer_external_id) * 100 < spec.holdout_percent
-
-
-def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
-    return bucket("sample", spec.key, customer_external_id) < spec.sample_rate
 
 
 def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
@@ -100,6 +55,15 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
             only="customer" if found_in_database else None,
             whose=f"a {data.kind} strategy's audience",
         )
+    match = data.trigger.match if data.trigger is not None else None
+    if match is not None:
+        segments.check_rule(match, field="trigger.match", limits=limits, only="event", whose="a trigger's match")
+        if segments_used(match):
+            raise InvalidInput(
+                "trigger.match: a segment selects customers; name it in the audience, not in the match.",
+                code="invalid_field",
+                field="trigger.match",
+            )
 
 
 def create_strategy(
@@ -114,13 +78,7 @@ def create_strategy(
     check_strategy_limits(data, limits=limits)
     if data.audience is not None:
         segments.resolve(data.audience, segments.stored_lookup(session), field="audience")
-    if data.kind == "proactive":
-        raise InvalidInput(
-            "'proactive' strategies are not available yet; use kind 'event' or 'periodic'.",
-            code="kind_not_supported",
-            field="kind",
-        )
-    next_run_at = first_wave(data, now=now)
+    next_run_at = first_run(data, now=now)
     missing = [channel for channel in data.channels if channel not in available_channels]
     if missing:
         raise InvalidInput(
@@ -176,7 +134,7 @@ def update_strategy(
         strategy.status = data.status
         if data.status == "active":
             # Resumed: the next wave is the next firing from now; waves missed while paused are not sent.
-            strategy.next_run_at = first_wave(StrategyCreate.model_validate(strategy.definition), now=now)
+            strategy.next_run_at = first_run(StrategyCreate.model_validate(strategy.definition), now=now)
         strategy.definition = {**strategy.definition, "status": data.status}
         strategy.version += 1
         strategy.updated_at = now
@@ -192,6 +150,14 @@ def update_strategy(
         )
     session.flush()
     return strategy
+
+
+def first_run(data: StrategyCreate, *, now: dt.datetime) -> dt.datetime | None:
+    """When the worker first runs a strategy: a periodic one's first wave, a proactive one's first
+    sweep (at once: it plans only the customers whose slot in the period has come)."""
+    if data.kind == "proactive":
+        return now
+    return first_wave(data, now=now)
 
 
 def first_wave(data: StrategyCreate, *, now: dt.datetime) -> dt.datetime | None:
@@ -241,100 +207,6 @@ def list_strategies(session: Session, *, limit: int, offset: int) -> tuple[list[
 
 def strategy_keys(session: Session, ids: set[int]) -> dict[int, str]:
     return StrategyRepository(session).keys(ids)
-
-
-def _compile_active(session: Session) -> list[CompiledStrategy]:
-    compiled = []
-    lookup = segments.stored_lookup(session)
-    for row in StrategyRepository(session).active_by_kind("event"):
-        spec = StrategyCreate.model_validate(row.definition)
-        survey = surveys.get_survey(session, spec.survey)
-        if survey is None:
-            continue
-        if spec.audience is not None:
-            try:
-                spec = spec.model_copy(update={"audience": segments.resolve(spec.audience, lookup, field="audience")})
-            except InvalidInput:
-                # Refused when saved, so only a database edited by hand gets here: skip the strategy.
-                log.warning("strategy skipped: its audience names a segment that cannot be resolved", strategy=row.key)
-                continue
-        compiled.append(
-            CompiledStrategy(
-                row=row,
-                spec=spec,
-                predicate=compile_rule(spec.audience),
-                event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
-                survey_version_id=surveys.current_version(session, survey).id,
-                uses_stats=spec.audience is not None
-                and any(name.startswith("customer.stats.") for name in fields_used(spec.audience)),
-            )
-        )
-    return compiled
-
-
-def plan_followups_for_events(
-    session: Session, events: Sequence[EventFact], *, now: dt.datetime, settings: Settings
-) -> PlanStats:
-    """Evaluate every active event strategy against a batch of new events and plan follow-ups."""
-    strategies = _compile_active(session)
-    if not strategies or not events:
-        return PlanStats()
-    by_type: dict[str, list[CompiledStrategy]] = {}
-    for strategy in strategies:
-        for event_type in strategy.event_types:
-            by_type.setdefault(event_type, []).append(strategy)
-    triggered = [event for event in events if event.type in by_type]
-    if not triggered:
-        return PlanStats()
-    # Activity stats cost three reads per batch: only when some strategy's audience reads them.
-    needs_stats = any(strategy.uses_stats for strategy in strategies)
-    snapshot_of = customers.snapshots(
-        session, {event.customer_id for event in triggered}, stats_at=now if needs_stats else None
-    )
-    customer_context = {cid: snap.rule_context() for cid, snap in snapshot_of.items()}
-    items: list[PlanItem] = []
-    for event in triggered:
-        context = {
-            "event": {
-                "type": event.type,
-                "event_id": event.event_id,
-                "amount": event.amount,
-                "currency": event.currency,
-                "attributes": event.attributes,
-            },
-            "customer": customer_context[event.customer_id],
-        }
-        external_id = snapshot_of[event.customer_id].external_id
-        for strategy in by_type[event.type]:
-            if not strategy.predicate(context):
-                continue
-            spec = strategy.spec
-            preset = None
-            if policy.in_global_holdout(external_id, settings.global_holdout_percent):
-                preset = RefusalReason.GLOBAL_HOLDOUT
-            elif in_holdout(spec, external_id):
-                preset = RefusalReason.HOLDOUT
-            elif not is_sampled(spec, external_id):
-                preset = RefusalReason.NOT_SAMPLED
-            items.append(
-                PlanItem(
-                    strategy_id=strategy.row.id,
-                    strategy_key=spec.key,
-                    customer_id=event.customer_id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    event_ref=event.event_id,
-                    send_at=max(now, event.occurred_at + spec.delay),
-                    channels=tuple(spec.channels),
-                    recontact_days=spec.recontact_days,
-                    survey_version_id=strategy.survey_version_id,
-                    reward_points=spec.reward.points if spec.reward else 0,
-                    remind_after=spec.remind_after,
-                    expire_after=spec.expire_after,
-                    preset_reason=preset,
-                )
-            )
-    return followups.plan_followups(session, items, now=now, settings=settings, snapshots=snapshot_of)
 
 
 def list_waves(session: Session, strategy: Strategy, *, limit: int, offset: int) -> tuple[list[WaveOut], int]:

@@ -28,8 +28,8 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy, Wave
 from followup.strategies.repository import StrategyRepository, WaveRepository
+from followup.strategies.sampling import bucket, in_holdout
 from followup.strategies.schemas import StrategyCreate
-from followup.strategies.service import bucket, in_holdout
 from followup.surveys import service as surveys
 
 log = get_logger(__name__)
@@ -104,6 +104,8 @@ def draw_wave(
             expire_after=spec.expire_after,
             preset_reason=_preset(spec, external_id, settings),
             run_key=f"wave:{key}",
+            sender_name=spec.owner.name if spec.owner else None,
+            reply_to=spec.owner.email if spec.owner else None,
         )
         for index, (_, cid, external_id) in enumerate(chosen)
     ]
@@ -178,7 +180,7 @@ def run_due_waves(
     """
     repo = StrategyRepository(session)
     claimed = 0
-    for strategy in repo.due_periodic(now, limit=limit):
+    for strategy in repo.due_by_kind("periodic", now, limit=limit):
         spec = StrategyCreate.model_validate(strategy.definition)
         due = strategy.next_run_at
         if spec.schedule is None or due is None:
