@@ -6,6 +6,7 @@ is set); the summary it prints is checked against what the API reports.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
@@ -138,8 +139,24 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
                 "after-failed-payment": 0,
                 "after-first-use": 0,
                 "after-large-transfer": 20,
+                "first-qr-payment": 0,
+                "monthly-panel": 0,
+                "top-tier-care": 0,
             }
         )
+        # The first QR payment: at most one follow-up per customer, and some were planned
+        first_qr = Counter(f["customer_id"] for f in followups if f["strategy"] == "first-qr-payment")
+        assert first_qr
+        assert set(first_qr.values()) == {1}
+        # The proactive strategy reached exactly the platinum customers whose slot in its 30-day
+        # period fell inside the played days (the slot computed here from its documented formula)
+        expected = set()
+        for person in run.world.customers:
+            digest = hashlib.sha256(f"proactive|top-tier-care|{person.customer_id}".encode()).digest()
+            if person.tier == "platinum" and int.from_bytes(digest[:8], "big") / 2**64 * 30 <= DAYS:
+                expected.add(person.customer_id)
+        assert expected
+        assert {f["customer_id"] for f in followups if f["strategy"] == "top-tier-care"} == expected
 
 
 def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path) -> None:

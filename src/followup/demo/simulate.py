@@ -97,6 +97,26 @@ SURVEYS: tuple[dict[str, Any], ...] = (
             },
         ],
     },
+    {
+        "key": "relationship-nps",
+        "title": {"zh-CN": "钱包使用感受", "en": "How is the wallet doing for you?"},
+        "questions": [
+            {
+                "id": "nps",
+                "type": "nps",
+                "prompt": {
+                    "zh-CN": "您有多大可能向朋友推荐我们的钱包？",
+                    "en": "How likely are you to recommend our wallet to a friend?",
+                },
+            },
+            {
+                "id": "comment",
+                "type": "text",
+                "required": False,
+                "prompt": {"zh-CN": "最希望我们改进什么？", "en": "What should we improve first?"},
+            },
+        ],
+    },
 )
 
 STRATEGIES: tuple[dict[str, Any], ...] = (
@@ -144,6 +164,46 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "remind_after": "P2D",
         "expire_after": "P7D",
         "recontact_days": 30,
+    },
+    {
+        "key": "first-qr-payment",
+        "name": "After the first QR payment",
+        "kind": "event",
+        "trigger": {
+            "event_types": ["payment.succeeded"],
+            "match": {"field": "event.attributes.mode", "op": "eq", "value": "qr"},
+            "first_time": True,
+        },
+        "sample_rate": 0.5,
+        "delay": "PT1H",
+        "channels": ["inapp", "email"],
+        "survey": "feature-nps",
+        "expire_after": "P5D",
+        "recontact_days": 14,
+    },
+    {
+        "key": "monthly-panel",
+        "name": "Monthly NPS panel of active customers",
+        "kind": "periodic",
+        "schedule": {"cron": "0 10 1 * *", "time_zone": "Asia/Shanghai"},
+        "audience": {"field": "customer.stats.active_days_30d", "op": "gte", "value": 4},
+        "sample_rate": 0.2,
+        "cooldown_days": 90,
+        "spread": "PT4H",
+        "channels": ["email", "inapp"],
+        "survey": "relationship-nps",
+        "expire_after": "P3D",
+    },
+    {
+        "key": "top-tier-care",
+        "name": "Top tier, by their account manager",
+        "kind": "proactive",
+        "audience": {"field": "customer.value_tier", "op": "eq", "value": "platinum"},
+        "cadence": "P30D",
+        "owner": {"name": "王芳 Wang Fang", "email": "wang.fang@wallet.example"},
+        "channels": ["email", "inapp"],
+        "survey": "relationship-nps",
+        "expire_after": "P7D",
     },
 )
 
@@ -327,7 +387,7 @@ class Simulation:
         self._next_event = 0
 
     def set_up(self) -> None:
-        """Surveys, the three strategies and the customers, as the wallet's team would create them."""
+        """Surveys, the strategies and the customers, as the wallet's team would create them."""
         runtime, now = self.runtime, self.clock.now()
         with runtime.session() as session:
             for body in SURVEYS:

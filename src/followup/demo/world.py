@@ -65,6 +65,7 @@ class SimCustomer:
             "locale": self.locale,
             "time_zone": self.time_zone,
             "attributes": {"tier": self.tier},
+            "value_tier": self.tier,
         }
         if self.email is not None:
             body["email"] = self.email
