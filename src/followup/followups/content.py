@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from jinja2 import TemplateError
+
 from followup.channels.schemas import MessageContent, RatingLink
+from followup.customers.schemas import CustomerSnapshot
+from followup.followups.schemas import MessageText
+from followup.kernel import templating
+from followup.kernel.text import control_character
 from followup.surveys.schemas import RATING_SCALES, LocalizedText, first_rating_question
+
+# A rendered text longer than this is cut: a template over large data must not flood a channel.
+MAX_SUBJECT = 250
+MAX_BODY = 10_000
+
+
+class PersonalTextFailed(ValueError):
+    """A strategy's template does not fit this customer's data (a missing value, a bad number)."""
+
 
 _TEXT: dict[str, dict[str, Any]] = {
     "zh-CN": {
@@ -58,3 +74,40 @@ def render_message(
         unsubscribe_url=unsubscribe_url,
         footer=text["footer"].format(days=max(valid_days, 1)),
     )
+
+
+def template_context(
+    snapshot: CustomerSnapshot, *, event: Mapping[str, Any] | None, survey: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What a message template reads: the customer (no contact points), their stats, the event
+    the follow-up is about (None for periodic and proactive ones) and the survey."""
+    return {
+        "customer": {
+            "id": snapshot.external_id,
+            "locale": snapshot.locale,
+            "time_zone": snapshot.time_zone,
+            "value_tier": snapshot.value_tier,
+            "preferred_channel": snapshot.preferred_channel,
+            "attributes": snapshot.attributes,
+        },
+        "event": dict(event) if event is not None else None,
+        "stats": snapshot.stats or {},
+        "survey": dict(survey),
+    }
+
+
+def personal_text(templates: Mapping[str, MessageText], *, locale: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """(subject, body) of the strategy's templates for this locale (else English, else the first),
+    rendered; the subject made one line. PersonalTextFailed when the data does not fit."""
+    chosen = templates.get(locale) or templates.get("en") or next(iter(templates.values()))
+    try:
+        subject = templating.render(chosen.subject, locale=locale, context=context)
+        body = templating.render(chosen.body, locale=locale, context=context)
+    except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        raise PersonalTextFailed(f"{type(exc).__name__}: {exc}") from exc
+    subject = " ".join(subject.split())[:MAX_SUBJECT]
+    subject = "".join(ch for ch in subject if control_character(ch) is None)
+    body = "".join(ch for ch in body[:MAX_BODY] if control_character(ch, multiline=True) is None)
+    if not subject or not body.strip():
+        raise PersonalTextFailed("the template rendered an empty subject or text")
+    return subject, body

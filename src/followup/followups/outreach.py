@@ -6,18 +6,22 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
-from followup.followups.content import render_message
+from followup.followups.content import PersonalTextFailed, personal_text, render_message, template_context
 from followup.followups.enums import Step
 from followup.followups.models import Followup
 from followup.followups.schemas import FollowupPlan
 from followup.kernel.crypto import KeyProvider
+from followup.kernel.logging import get_logger
 from followup.policy import service as policy
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
 from followup.surveys.schemas import LocalizedText
+
+log = get_logger(__name__)
 
 
 def queue_message(
@@ -53,15 +57,18 @@ def queue_message(
             session, followup.customer_id, purpose=policy.PURPOSE, channel=channel, now=now
         )
         unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token}"
+    title = LocalizedText.model_validate(version.title)
     content = render_message(
         step=step,
         locale=customer.locale,
-        title=LocalizedText.model_validate(version.title),
+        title=title,
         questions=surveys.questions_of(version),
         survey_url=f"{settings.public_url}/s/{token}",
         unsubscribe_url=unsubscribe_url,
         valid_days=max(1, (expires_at - now).days),
     )
+    if plan.message:
+        content = _personal(session, followup, plan, content, title=title, now=now)
     if plan.sender_name or plan.reply_to:
         content = content.model_copy(update={"sender_name": plan.sender_name, "reply_to": plan.reply_to})
     dispatch.queue_message(
@@ -75,3 +82,29 @@ def queue_message(
         now=now,
     )
     return True
+
+
+def _personal(
+    session: Session,
+    followup: Followup,
+    plan: FollowupPlan,
+    content: MessageContent,
+    *,
+    title: LocalizedText,
+    now: dt.datetime,
+) -> MessageContent:
+    """The message in the strategy's own words; the survey's when the template does not fit this
+    customer's data (logged without the data)."""
+    assert plan.message is not None  # noqa: S101 - called only for a plan with templates
+    snapshot = customers.snapshots(session, [followup.customer_id], stats_at=now).get(followup.customer_id)
+    if snapshot is None:
+        return content
+    context = template_context(snapshot, event=plan.event, survey={"title": title.get(snapshot.locale)})
+    try:
+        subject, body = personal_text(plan.message, locale=snapshot.locale, context=context)
+    except PersonalTextFailed as exc:
+        # The cause's kind only: its text may quote the customer's data.
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "empty"
+        log.warning("template_failed", strategy=plan.strategy_key, followup_id=followup.id, error=cause)
+        return content
+    return content.model_copy(update={"subject": subject, "body": body})

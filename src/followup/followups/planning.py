@@ -15,7 +15,7 @@ from followup.config import Settings
 from followup.customers.schemas import CustomerSnapshot
 from followup.followups.enums import FollowupStatus, Step
 from followup.followups.repository import FollowupRepository, NewFollowup
-from followup.followups.schemas import FollowupPlan, PlanItem, PlanStats
+from followup.followups.schemas import FollowupPlan, MessageText, PlanItem, PlanStats
 from followup.policy import service as policy
 from followup.policy.schemas import PlanningRequest
 
@@ -114,7 +114,8 @@ def plan_followups(
 
 def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
     """The plan copied onto the follow-up, as JSON text; the same for every item of one strategy
-    version, so it is encoded once per batch and strategy."""
+    version, so it is encoded once per batch and strategy (unless it carries its own event for a
+    message template to speak of)."""
     key = (
         item.strategy_key,
         item.channels,
@@ -124,8 +125,9 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
         item.expire_after,
         item.sender_name,
         item.reply_to,
+        item.message,
     )
-    encoded = cache.get(key)
+    encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
         encoded = FollowupPlan(
             strategy_key=item.strategy_key,
@@ -136,6 +138,13 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
             expire_after_s=int(item.expire_after.total_seconds()),
             sender_name=item.sender_name,
             reply_to=item.reply_to,
+            message=(
+                {locale: MessageText(subject=subject, body=body) for locale, subject, body in item.message}
+                if item.message
+                else None
+            ),
+            event=item.event_context,
         ).model_dump_json()
-        cache[key] = encoded
+        if item.event_context is None:
+            cache[key] = encoded
     return encoded

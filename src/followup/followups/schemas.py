@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
 from followup.dispatch.schemas import MessageSummary
 from followup.followups.enums import FollowupStatus
 from followup.kernel.schemas import Schema
+
+
+class MessageText(BaseModel):
+    """A strategy's words in one locale, as templates (kernel.templating renders them)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    body: str
 
 
 class FollowupPlan(BaseModel):
@@ -30,6 +39,9 @@ class FollowupPlan(BaseModel):
     # The strategy's owner, when it has one: the email's From name and Reply-To.
     sender_name: str | None = None
     reply_to: str | None = None
+    # The strategy's own words per locale, and the event they may speak of (only with a message).
+    message: dict[str, MessageText] | None = None
+    event: dict[str, Any] | None = None
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -57,6 +69,9 @@ class PlanItem(NamedTuple):
     run_key: str | None = None
     sender_name: str | None = None
     reply_to: str | None = None
+    # (locale, subject, body) templates; with them, the event as a template reads it.
+    message: tuple[tuple[str, str, str], ...] | None = None
+    event_context: dict[str, Any] | None = None
 
     def key(self) -> str:
         if self.run_key is not None:

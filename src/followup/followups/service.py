@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups.answers import record_details, record_rating
+from followup.followups.content import PersonalTextFailed, personal_text, template_context
 from followup.followups.enums import FollowupStatus
 from followup.followups.models import Followup
 from followup.followups.planning import plan_followups
@@ -25,15 +26,18 @@ from followup.followups.timers import cascade_undelivered, close, run_due_follow
 from followup.surveys import service as surveys
 
 __all__ = [
+    "PersonalTextFailed",
     "cascade_undelivered",
     "count_by_reason",
     "count_by_status",
     "invited_in_period",
     "list_followups",
+    "personal_text",
     "plan_followups",
     "record_details",
     "record_rating",
     "run_due_followups",
+    "template_context",
 ]
 
 

@@ -11,6 +11,8 @@ from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
 from followup.strategies import segments, service
 from followup.strategies.schemas import (
+    MessagePreview,
+    MessagePreviewRequest,
     SegmentCreate,
     SegmentOut,
     SegmentPreview,
@@ -55,6 +57,14 @@ def get_strategy(key: Key, session: ReadSession, actor: ApiActor) -> StrategyOut
 def update_strategy(key: Key, body: StrategyUpdate, session: WriteSession, actor: ApiActor, now: Now) -> StrategyOut:
     strategy = service.update_strategy(session, service.access_strategy(session, key), body, actor=actor, now=now)
     return service.describe_strategy(strategy)
+
+
+@router.post("/strategies/{key}/preview-message", response_model=MessagePreview, responses=may_answer(404, 409))
+def preview_message(
+    key: Key, body: MessagePreviewRequest, session: ReadSession, actor: ApiActor, now: Now
+) -> MessagePreview:
+    """The strategy's message rendered for one customer, as they would read it now. Writes nothing."""
+    return service.preview_message(session, service.access_strategy(session, key), body, now=now)
 
 
 @router.get("/strategies/{key}/waves", response_model=Page[WaveOut], responses=may_answer(404))

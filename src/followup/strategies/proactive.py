@@ -32,7 +32,7 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import bucket, in_holdout, is_sampled
+from followup.strategies.sampling import bucket, in_holdout, is_sampled, message_templates
 from followup.strategies.schemas import StrategyCreate
 from followup.surveys import service as surveys
 
@@ -147,6 +147,7 @@ def draw_sweep(
             run_key=period.run_key,
             sender_name=spec.owner.name if spec.owner else None,
             reply_to=spec.owner.email if spec.owner else None,
+            message=message_templates(spec),
         )
         for at, cid, external_id in chosen
     ]

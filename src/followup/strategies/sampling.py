@@ -1,4 +1,5 @@
-"""Sticky draws: where a customer falls for a strategy's sample and holdout, the same every time."""
+"""What every planner copies from a strategy onto its follow-ups: sticky draws (where a customer
+falls for the sample and the holdout, the same every time) and the message templates."""
 
 from __future__ import annotations
 
@@ -20,3 +21,10 @@ def in_holdout(spec: StrategyCreate, customer_external_id: str) -> bool:
 
 def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
     return bucket("sample", spec.key, customer_external_id) < spec.sample_rate
+
+
+def message_templates(spec: StrategyCreate) -> tuple[tuple[str, str, str], ...] | None:
+    """The strategy's (locale, subject, body) templates, in a form a plan can be cached by."""
+    if not spec.message:
+        return None
+    return tuple((locale, text.subject, text.body) for locale, text in sorted(spec.message.items()))

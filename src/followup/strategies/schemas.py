@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from followup.customers.schemas import CustomerSample, check_time_zone
+from followup.customers.schemas import CustomerSample, Locale, check_time_zone
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
 from followup.privacy.enums import ChannelName
@@ -70,6 +70,13 @@ class Owner(Schema):
     )
 
 
+class MessageTemplate(Schema):
+    """The words of a strategy's message in one locale: Jinja2 in a sandbox (see docs/strategies.md)."""
+
+    subject: str = Field(min_length=1, examples=["{{ customer.attributes.name }}，本月的钱包小结"])
+    body: str = Field(min_length=1, examples=["本月你用钱包支付了 {{ stats.volume_30d | money('CNY') }}"])
+
+
 class RewardSpec(Schema):
     points: int = Field(ge=1, le=1_000_000)
 
@@ -111,6 +118,10 @@ class StrategyCreate(Schema):
         default=None,
         validate_default=True,
         description="proactive: each customer in the audience is followed up once per period of this length",
+    )
+    message: dict[Locale, MessageTemplate] | None = Field(
+        default=None,
+        description="the message's subject and text per locale, as templates; the survey's own words when left out",
     )
     owner: Owner | None = Field(
         default=None, description="the email comes from this person: their name as From, their address as Reply-To"
@@ -285,3 +296,28 @@ class WaveOut(Schema):
     capped: int = Field(description="drawn but left out by max_per_wave")
     planned: int = Field(description="follow-ups planned")
     suppressed: int = Field(description="follow-ups the contact policy or the holdout suppressed")
+
+
+class PreviewEvent(Schema):
+    """An event for a template to speak of in a preview (as `event.*`)."""
+
+    type: EventType = "payment.succeeded"
+    event_id: str = Field(default="preview", max_length=128)
+    amount: int | None = Field(default=None, ge=0, le=10**15)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    attributes: dict[str, str | int | float | bool | None] = Field(default_factory=dict, max_length=50)
+    occurred_at: dt.datetime | None = None
+
+
+class MessagePreviewRequest(Schema):
+    customer_id: str = Field(min_length=1, max_length=128)
+    event: PreviewEvent | None = Field(
+        default=None, description="the event the message is about; leave out for periodic and proactive strategies"
+    )
+
+
+class MessagePreview(Schema):
+    customer_id: str
+    locale: str = Field(description="the customer's locale; the template of that locale, else English, else the first")
+    subject: str
+    body: str

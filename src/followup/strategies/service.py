@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
+from followup.customers import service as customers
+from followup.customers.schemas import STATS_FIELDS
+from followup.followups import service as followups
+from followup.followups.schemas import MessageText
+from followup.kernel import templating
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.logging import get_logger
 from followup.kernel.text import text_problem
 from followup.privacy import service as privacy
-from followup.rules.tree import (
-    segments_used,
-)
+from followup.rules.tree import segments_used
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository, WaveRepository
-from followup.strategies.schemas import StrategyCreate, StrategyOut, StrategyUpdate, WaveOut
+from followup.strategies.schemas import (
+    MessagePreview,
+    MessagePreviewRequest,
+    StrategyCreate,
+    StrategyOut,
+    StrategyUpdate,
+    WaveOut,
+)
 from followup.strategies.triggers import EventFact, EventHistory, plan_followups_for_events
 from followup.surveys import service as surveys
+from followup.surveys.schemas import LocalizedText
 
 log = get_logger(__name__)
 
@@ -55,6 +67,9 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
             only="customer" if found_in_database else None,
             whose=f"a {data.kind} strategy's audience",
         )
+    for locale, template in (data.message or {}).items():
+        check_message_template(locale, template.subject, field=f"message.{locale}.subject", multiline=False)
+        check_message_template(locale, template.body, field=f"message.{locale}.body", multiline=True)
     match = data.trigger.match if data.trigger is not None else None
     if match is not None:
         segments.check_rule(match, field="trigger.match", limits=limits, only="event", whose="a trigger's match")
@@ -64,6 +79,37 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
                 code="invalid_field",
                 field="trigger.match",
             )
+
+
+SUBJECT_CHARS = 200
+BODY_CHARS = 5000
+# What a template is tried on when it is saved: every name it may read, with plausible values.
+_SAMPLE: dict[str, Any] = {
+    "customer": {
+        "id": "c-0001",
+        "locale": "zh-CN",
+        "time_zone": "Asia/Shanghai",
+        "value_tier": "gold",
+        "preferred_channel": "email",
+        "attributes": {},
+    },
+    "event": {"type": "payment.succeeded", "event_id": "e-1", "amount": 123450, "currency": "CNY", "attributes": {}},
+    "stats": dict.fromkeys(STATS_FIELDS, 0),
+    "survey": {"key": "survey", "title": "Survey"},
+}
+
+
+def check_message_template(locale: str, source: str, *, field: str, multiline: bool) -> None:
+    """422 naming `field` for a template that is too long, holds a control character, does not
+    compile, names an unknown variable, filter or stat, or tries to leave the sandbox."""
+    problem = text_problem(source, max_chars=BODY_CHARS if multiline else SUBJECT_CHARS, multiline=multiline)
+    if problem is not None:
+        code, sentence = problem
+        raise InvalidInput(f"{field}: {sentence}.", code=code, field=field)
+    try:
+        templating.check_template(source, locale=locale, known_stats=STATS_FIELDS, sample=_SAMPLE)
+    except templating.TemplateProblem as exc:
+        raise InvalidInput(f"{field}: the template {exc}.", code="invalid_template", field=field) from exc
 
 
 def create_strategy(
@@ -207,6 +253,44 @@ def list_strategies(session: Session, *, limit: int, offset: int) -> tuple[list[
 
 def strategy_keys(session: Session, ids: set[int]) -> dict[int, str]:
     return StrategyRepository(session).keys(ids)
+
+
+class NoMessageTemplate(Conflict):
+    code = "no_message_template"
+
+
+class TemplateNotRendered(InvalidInput):
+    code = "template_not_rendered"
+
+
+def preview_message(
+    session: Session, strategy: Strategy, data: MessagePreviewRequest, *, now: dt.datetime
+) -> MessagePreview:
+    """The strategy's message as this customer would read it now; writes nothing."""
+    spec = StrategyCreate.model_validate(strategy.definition)
+    if not spec.message:
+        raise NoMessageTemplate(
+            f"Strategy '{spec.key}' has no message of its own; its messages use the survey's words.", field="message"
+        )
+    customer = customers.access_customer(session, data.customer_id)
+    snapshot = customers.snapshots(session, [customer.id], stats_at=now)[customer.id]
+    survey = surveys.get_survey(session, spec.survey)
+    title = LocalizedText.model_validate(surveys.current_version(session, survey).title) if survey else None
+    event = None
+    if data.event is not None:
+        event = data.event.model_dump(mode="json") | {"occurred_at": (data.event.occurred_at or now).isoformat()}
+    context = followups.template_context(
+        snapshot, event=event, survey={"title": title.get(snapshot.locale) if title else spec.survey}
+    )
+    templates: dict[str, MessageText] = {
+        locale: MessageText(subject=t.subject, body=t.body) for locale, t in spec.message.items()
+    }
+    try:
+        subject, body = followups.personal_text(templates, locale=snapshot.locale, context=context)
+    except followups.PersonalTextFailed as exc:
+        hint = " (the template reads the event: pass one as 'event')" if event is None else ""
+        raise TemplateNotRendered(f"The message could not be rendered for this customer: {exc}{hint}.") from exc
+    return MessagePreview(customer_id=data.customer_id, locale=snapshot.locale, subject=subject, body=body)
 
 
 def list_waves(session: Session, strategy: Strategy, *, limit: int, offset: int) -> tuple[list[WaveOut], int]:

@@ -37,7 +37,7 @@ from followup.rules.tree import Node, Predicate, compile_rule, fields_used
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import in_holdout, is_sampled
+from followup.strategies.sampling import in_holdout, is_sampled, message_templates
 from followup.strategies.schemas import StrategyCreate
 from followup.surveys import service as surveys
 
@@ -223,6 +223,10 @@ def plan_followups_for_events(
                 run_key=FIRST_TIME_RUN_KEY if first_time else None,
                 sender_name=spec.owner.name if spec.owner else None,
                 reply_to=spec.owner.email if spec.owner else None,
+                message=message_templates(spec),
+                event_context=_event_context(event) | {"occurred_at": event.occurred_at.isoformat()}
+                if spec.message
+                else None,
             )
             mine.append((item, event))
         if spec.debounce is not None:

@@ -28,7 +28,7 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy, Wave
 from followup.strategies.repository import StrategyRepository, WaveRepository
-from followup.strategies.sampling import bucket, in_holdout
+from followup.strategies.sampling import bucket, in_holdout, message_templates
 from followup.strategies.schemas import StrategyCreate
 from followup.surveys import service as surveys
 
@@ -106,6 +106,7 @@ def draw_wave(
             run_key=f"wave:{key}",
             sender_name=spec.owner.name if spec.owner else None,
             reply_to=spec.owner.email if spec.owner else None,
+            message=message_templates(spec),
         )
         for index, (_, cid, external_id) in enumerate(chosen)
     ]
