@@ -26,8 +26,8 @@ from sqlalchemy import text
 from followup.bench.measure import Measurement
 from followup.kernel.db import make_engine
 
-Benchmark = Literal["ingest", "dispatch", "answer", "segments"]
-BENCHMARKS: tuple[Benchmark, ...] = ("ingest", "dispatch", "answer", "segments")
+Benchmark = Literal["ingest", "dispatch", "answer", "segments", "waves"]
+BENCHMARKS: tuple[Benchmark, ...] = ("ingest", "dispatch", "answer", "segments", "waves")
 CHILD_TIMEOUT = 3 * 3600.0
 
 
@@ -159,6 +159,10 @@ def run_benchmarks(options: BenchOptions, *, report: Report = lambda _line: None
             kwargs = {"customers": options.segment_customers, "workdir": workdir}
             pairs = _pairs("segments", kwargs, runs=options.runs, label="segment preview", report=report)
             figures.append(_summarise("segment preview", "customers/s", options.segment_customers, pairs))
+        if "waves" in selected:
+            kwargs = {"customers": options.segment_customers, "workdir": workdir}
+            pairs = _pairs("waves", kwargs, runs=options.runs, label="wave planning", report=report)
+            figures.append(_summarise("wave planning", "follow-ups/s", options.segment_customers, pairs))
     return figures
 
 

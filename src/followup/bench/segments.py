@@ -41,7 +41,7 @@ WHERE c.locale = 'zh-CN'
 """
 
 
-def _world(workdir: str, customers: int) -> Path:
+def customer_world(workdir: str, customers: int) -> Path:
     """The customer base, built on first use: a fifth of the customers paid on a few days."""
     path = Path(workdir) / f"segments-{customers}.db"
     if path.exists():
@@ -92,7 +92,7 @@ def _world(workdir: str, customers: int) -> Path:
 
 
 def run_engine(*, customers: int, workdir: str) -> Measurement:
-    path = _world(workdir, customers)
+    path = customer_world(workdir, customers)
     runtime = build_runtime(bench_settings(sqlite_url(path)), clock=ManualClock(NOW))
     try:
         rule = Rule.model_validate({"root": RULE}).root
@@ -111,7 +111,7 @@ def run_engine(*, customers: int, workdir: str) -> Measurement:
 
 
 def run_baseline(*, customers: int, workdir: str) -> Measurement:
-    path = _world(workdir, customers)
+    path = customer_world(workdir, customers)
     today = epoch_day(NOW.date())
     conn = sqlite3.connect(path)
     try:

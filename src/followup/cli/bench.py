@@ -60,15 +60,15 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
     ] = None,
     postgres_events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on PostgreSQL")] = 1_000_000,
     segment_customers: Annotated[
-        int, typer.Option(min=1, help="customers the segment preview runs over (SQLite)")
+        int, typer.Option(min=1, help="customers the segment preview and the wave planning run over (SQLite)")
     ] = 1_000_000,
     only: Annotated[
-        Literal["ingest", "dispatch", "answer", "segments"] | None, typer.Option(help="run one benchmark")
+        Literal["ingest", "dispatch", "answer", "segments", "waves"] | None, typer.Option(help="run one benchmark")
     ] = None,
     out: Annotated[Path, typer.Option(help="where to write the figures as JSON")] = Path("var/bench.json"),
 ) -> None:
-    """Measure ingest, dispatch, answer and segment preview against raw baselines in the same run;
-    print and save."""
+    """Measure ingest, dispatch, answer, segment preview and wave planning against raw baselines in
+    the same run; print and save."""
     options = BenchOptions(
         events=events,
         batch=batch,

@@ -146,6 +146,7 @@ class BulkStatements:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.postgres = connection.dialect.name == "postgresql"
+        self._times: dict[dt.datetime, str] = {}  # one batch repeats its times (now, a due time)
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.postgres else text
@@ -156,9 +157,11 @@ class BulkStatements:
             raise ValueError("naive datetime given to a UTC column")
         if self.postgres:
             return value
-        if value.utcoffset():
-            value = value.astimezone(dt.UTC)
-        return value.isoformat(" ", "microseconds")[:26]
+        stored = self._times.get(value)
+        if stored is None:
+            utc = value.astimezone(dt.UTC) if value.utcoffset() else value
+            stored = self._times[value] = utc.isoformat(" ", "microseconds")[:26]
+        return stored
 
     def json_slot(self) -> str:
         """The placeholder of a JSON column given as text."""

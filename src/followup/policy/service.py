@@ -131,10 +131,7 @@ def check_planning(
 def reserve_contacts(session: Session, rows: Sequence[tuple[int, int, int]], *, now: dt.datetime) -> None:
     """Spend budget for planned follow-ups: (customer_id, strategy_id, followup_id)."""
     ContactLedger(session).reserve(
-        [
-            {"customer_id": customer_id, "strategy_id": strategy_id, "followup_id": followup_id, "reserved_at": now}
-            for customer_id, strategy_id, followup_id in rows
-        ]
+        [(customer_id, strategy_id, followup_id, now) for customer_id, strategy_id, followup_id in rows]
     )
 
 
