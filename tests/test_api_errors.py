@@ -953,7 +953,7 @@ def test_invalid_strategy_updates_are_422_and_change_nothing(
         (
             "/api/v1/metrics/summary?group_by=weekday",
             "group_by",
-            "group_by: Input should be 'channel', 'event_type' or 'locale'",
+            "group_by: Input should be 'channel', 'event_type', 'locale' or 'variant'",
         ),
         (
             "/api/v1/metrics/summary?from=2026-11-01T00:00:00",

@@ -41,6 +41,8 @@ STATUSES = {
     ("get", "/api/v1/strategies/{key}"): {400, 401, 404, 422, 500},
     ("get", "/api/v1/strategies/{key}/waves"): {400, 401, 404, 422, 500},
     ("post", "/api/v1/strategies/{key}/preview-message"): {400, 401, 404, 409, 413, 422, 500},
+    ("post", "/api/v1/strategies/preview"): {400, 401, 404, 409, 413, 422, 500},
+    ("post", "/api/v1/strategies/{key}/preview"): {400, 401, 404, 413, 422, 500},
     ("patch", "/api/v1/strategies/{key}"): {400, 401, 404, 413, 422, 500},
     ("get", "/api/v1/surveys"): {400, 401, 422, 500},
     ("post", "/api/v1/surveys"): {400, 401, 409, 413, 422, 500},

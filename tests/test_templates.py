@@ -177,6 +177,7 @@ def test_the_preview_renders_one_customers_message_and_writes_nothing(api: TestC
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "customer_id": "zh",
+        "variant": None,
         "locale": "zh-CN",
         "subject": "支付体验回访：您的钱包月报",
         "body": "本月你用钱包支付了 ¥1,234.50，共 23 笔。",

@@ -18,6 +18,7 @@ from followup import __version__
 from followup.cases.endpoints import router as cases_router
 from followup.channels.endpoints import router as inbox_router
 from followup.customers.endpoints import router as customers_router
+from followup.events import service as events
 from followup.events.endpoints import router as events_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
@@ -112,6 +113,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.event_history = events.event_history  # strategy previews replay stored events through it
 
     for router in (
         customers_router,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -472,8 +472,12 @@ def audience_sample(
     session: Session, rule: Node | None, *, now: dt.datetime, keys: KeyProvider, size: int = 20
 ) -> list[CustomerSample]:
     """The first `size` customers the rule accepts, contact points masked as staff see them."""
-    ids = matching_ids(session, rule, now=now, limit=size)
-    rows = {row.id: row for row in CustomerRepository(session).by_ids(ids)}
+    return samples(session, matching_ids(session, rule, now=now, limit=size), keys=keys)
+
+
+def samples(session: Session, ids: Sequence[int], *, keys: KeyProvider) -> list[CustomerSample]:
+    """These customers as staff see them in a preview, contact points masked, in the order given."""
+    rows = {row.id: row for row in CustomerRepository(session).by_ids(list(ids))}
     return [
         CustomerSample(
             customer_id=rows[cid].external_id,
@@ -484,4 +488,5 @@ def audience_sample(
             phone=masked_address(session, rows[cid], "sms", keys=keys),
         )
         for cid in ids
+        if cid in rows
     ]

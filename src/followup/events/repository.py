@@ -92,6 +92,25 @@ class EventRepository:
             found.update(self.session.scalars(query.distinct()))
         return found
 
+    def recent(self, types: Collection[str], *, since: dt.datetime, until: dt.datetime) -> list[tuple[Any, ...]]:
+        """Stored events of these types that happened in [since, until), oldest first, as
+        (id, event_id, type, customer_id, occurred_at, amount, currency, attributes)."""
+        query = (
+            select(
+                Event.id,
+                Event.event_id,
+                Event.type,
+                Event.customer_id,
+                Event.occurred_at,
+                Event.amount,
+                Event.currency,
+                Event.attributes,
+            )
+            .where(Event.type.in_(sorted(types)), Event.occurred_at >= since, Event.occurred_at < until)
+            .order_by(Event.occurred_at, Event.id)
+        )
+        return [tuple(row) for row in self.session.execute(query)]
+
     def occurred_at(self, ids: Collection[int]) -> dict[int, dt.datetime]:
         out: dict[int, dt.datetime] = {}
         for chunk in chunked(sorted(ids)):

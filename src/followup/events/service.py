@@ -180,3 +180,8 @@ def recompute_customer_stats(session: Session, *, progress: Callable[[int], None
             progress(len(chunk))
     followups.replay_contact_activity(session)
     return replayed
+
+
+def event_history(session: Session) -> EventRepository:
+    """The stored events as a strategy's planner and preview read them (strategies.EventHistory)."""
+    return EventRepository(session)

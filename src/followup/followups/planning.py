@@ -55,15 +55,17 @@ def plan_followups(
     plans: dict[tuple[object, ...], str] = {}
     rows: list[NewFollowup] = []
     notes: list[tuple[str, str | None]] = []
+    chosen: list[str | None] = []
     for item in items:
         plan = _plan_json(item, plans)
         decision_reason: str | None
+        channel: str | None = None
         if item.preset_reason is not None:
             decision_reason, deferred, send_at = item.preset_reason, None, None
         else:
             decision = next(decisions)
             decision_reason = None if decision.allowed else decision.reason
-            deferred, send_at = decision.deferred, decision.send_at
+            deferred, send_at, channel = decision.deferred, decision.send_at, decision.channel
         if decision_reason is not None:
             status, next_step, closed_at = FollowupStatus.SUPPRESSED, None, now
         else:
@@ -86,11 +88,12 @@ def plan_followups(
             )
         )
         notes.append((decision_reason or "", deferred))
+        chosen.append(channel)
 
     inserted = FollowupRepository(session).insert_many(rows)
     history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
     reservations: list[tuple[int, int, int]] = []
-    for row, (reason, deferral) in zip(rows, notes, strict=True):
+    for row, (reason, deferral), channel in zip(rows, notes, chosen, strict=True):
         followup_id = inserted.get((row.strategy_id, row.customer_id, row.run_key))
         if followup_id is None:
             stats.duplicates += 1
@@ -103,6 +106,11 @@ def plan_followups(
         stats.planned += 1
         reservations.append((row.customer_id, row.strategy_id, followup_id))
         assert row.due_at is not None  # noqa: S101 - a planned follow-up always has its invite due
+        if channel is not None:
+            stats.channels[channel] = stats.channels.get(channel, 0) + 1
+        day = row.due_at.astimezone(dt.UTC).date()
+        stats.days[day] = stats.days.get(day, 0) + 1
+        stats.planned_customers.append(row.customer_id)
         history.append((followup_id, now, FollowupStatus.PLANNED, None, f"invite due {row.due_at.isoformat()}"))
         if deferral:
             stats.deferred += 1
@@ -126,6 +134,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
         item.sender_name,
         item.reply_to,
         item.message,
+        item.variant,
     )
     encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
@@ -144,6 +153,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
                 else None
             ),
             event=item.event_context,
+            variant=item.variant,
         ).model_dump_json()
         if item.event_context is None:
             cache[key] = encoded

@@ -42,6 +42,7 @@ class FollowupPlan(BaseModel):
     # The strategy's own words per locale, and the event they may speak of (only with a message).
     message: dict[str, MessageText] | None = None
     event: dict[str, Any] | None = None
+    variant: str | None = None  # the strategy's variant this customer sticks to
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -72,6 +73,7 @@ class PlanItem(NamedTuple):
     # (locale, subject, body) templates; with them, the event as a template reads it.
     message: tuple[tuple[str, str, str], ...] | None = None
     event_context: dict[str, Any] | None = None
+    variant: str | None = None
 
     def key(self) -> str:
         if self.run_key is not None:
@@ -93,6 +95,10 @@ class PlanStats:
     deferred: int = 0
     duplicates: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    # Of the planned: the channel the policy chose, the UTC day the invite is due, the customers.
+    channels: dict[str, int] = field(default_factory=dict)
+    days: dict[dt.date, int] = field(default_factory=dict)
+    planned_customers: list[int] = field(default_factory=list)
 
 
 class HistoryOut(Schema):

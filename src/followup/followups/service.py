@@ -21,7 +21,7 @@ from followup.followups.enums import FollowupStatus
 from followup.followups.models import Followup
 from followup.followups.planning import plan_followups
 from followup.followups.repository import FollowupRepository
-from followup.followups.schemas import FollowupOut, HistoryOut
+from followup.followups.schemas import FollowupOut, FollowupPlan, HistoryOut
 from followup.followups.timers import cascade_undelivered, close, run_due_followups
 from followup.surveys import service as surveys
 
@@ -134,3 +134,8 @@ def supersede(session: Session, followup_ids: Collection[int], *, reason: str, n
         followup = repo.get(followup_id)
         if followup is not None and followup.status == FollowupStatus.PLANNED:
             close(session, followup, status=FollowupStatus.SUPPRESSED, reason=reason, now=now)
+
+
+def plan_of(followup: Followup) -> FollowupPlan:
+    """The plan a follow-up was given when it was planned (its strategy version's choices)."""
+    return FollowupPlan.model_validate(followup.plan)

@@ -3,9 +3,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+from pydantic import Field
+
 from followup.kernel.schemas import Schema
 
-GroupBy = Literal["channel", "event_type", "locale"]
+GroupBy = Literal["channel", "event_type", "locale", "variant"]
 
 
 class MetricsGroup(Schema):
@@ -19,11 +21,27 @@ class MetricsGroup(Schema):
     csat_count: int
 
 
+class VariantComparison(Schema):
+    """One variant against the first (the control): is the difference more than chance?"""
+
+    variant: str
+    against: str = Field(description="the first variant: the strategy's first, else the first by key")
+    response_rate_difference: float | None = Field(description="this variant's rate minus the control's")
+    z: float | None = Field(description="two-proportion z statistic (pooled)")
+    p_value: float | None = Field(description="two-sided; below 0.05 is the usual bar")
+    nps_difference: float | None
+    nps_difference_low: float | None = Field(description="95 % confidence interval of the NPS difference")
+    nps_difference_high: float | None
+
+
 class MetricsSummary(Schema):
     strategy: str | None
     group_by: GroupBy | None
     total: MetricsGroup
     groups: list[MetricsGroup]
+    comparisons: list[VariantComparison] | None = Field(
+        default=None, description="with group_by=variant: each variant against the first"
+    )
 
 
 class DailyPoint(Schema):

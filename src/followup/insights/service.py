@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from followup.cases import service as cases
 from followup.customers import service as customers
 from followup.followups import service as followups
-from followup.insights.metrics import csat, nps, rate
-from followup.insights.schemas import DailyPoint, GroupBy, MetricsGroup, MetricsSummary, Overview
+from followup.insights.metrics import csat, nps, nps_difference, rate, two_proportion_test
+from followup.insights.schemas import DailyPoint, GroupBy, MetricsGroup, MetricsSummary, Overview, VariantComparison
 from followup.rewards import service as rewards
 from followup.strategies import service as strategies
 from followup.surveys import service as surveys
@@ -62,8 +62,55 @@ def metrics_summary(
             rows_by_key[followup.event_type].append(row)
         elif group_by == "locale":
             rows_by_key[locale_of.get(followup.customer_id)].append(row)
+        elif group_by == "variant":
+            rows_by_key[followups.plan_of(followup).variant].append(row)
     groups = [_group(key, rows) for key, rows in sorted(rows_by_key.items(), key=lambda kv: str(kv[0]))]
-    return MetricsSummary(strategy=strategy_key, group_by=group_by, total=_group(None, all_rows), groups=groups)
+    comparisons = None
+    if group_by == "variant":
+        order = [variant.key for variant in strategies.variants_of(session, strategy_key)] if strategy_key else []
+        comparisons = _compare_variants(rows_by_key, order)
+    return MetricsSummary(
+        strategy=strategy_key,
+        group_by=group_by,
+        total=_group(None, all_rows),
+        groups=groups,
+        comparisons=comparisons,
+    )
+
+
+def _compare_variants(
+    rows_by_key: dict[str | None, list[tuple[bool, int | None, int | None]]], order: list[str]
+) -> list[VariantComparison]:
+    """Each variant against the control: the strategy's first variant, else the first by key."""
+    keys = [key for key in rows_by_key if key is not None]
+    if len(keys) < 2:
+        return []
+    ranked = sorted(keys, key=lambda key: (order.index(key) if key in order else len(order), key))
+    control = ranked[0]
+    base = rows_by_key[control]
+    out = []
+    for key in ranked[1:]:
+        rows = rows_by_key[key]
+        test = two_proportion_test(
+            sum(1 for answered, _, _ in base if answered),
+            len(base),
+            sum(1 for answered, _, _ in rows if answered),
+            len(rows),
+        )
+        nps_diff = nps_difference([n for _, n, _ in base if n is not None], [n for _, n, _ in rows if n is not None])
+        out.append(
+            VariantComparison(
+                variant=key,
+                against=control,
+                response_rate_difference=test.difference if test else None,
+                z=test.z if test else None,
+                p_value=test.p_value if test else None,
+                nps_difference=nps_diff[0] if nps_diff else None,
+                nps_difference_low=nps_diff[1] if nps_diff else None,
+                nps_difference_high=nps_diff[2] if nps_diff else None,
+            )
+        )
+    return out
 
 
 def daily_series(session: Session) -> list[DailyPoint]:

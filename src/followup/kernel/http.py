@@ -71,12 +71,18 @@ def _channel_names(request: Request) -> frozenset[str]:
     return frozenset(runtime_of(request).channels)
 
 
+def _event_history(request: Request) -> Any:
+    """What reads stored events for a strategy preview: set by the app, which stands above events."""
+    return request.app.state.event_history
+
+
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 Now = Annotated[dt.datetime, Depends(_now)]
 Keys = Annotated[KeyProvider, Depends(_keys)]
 AppSettings = Annotated[Settings, Depends(_settings)]
 ChannelNames = Annotated[frozenset[str], Depends(_channel_names)]
+EventHistoryFactory = Annotated[Any, Depends(_event_history)]  # Callable[[Session], strategies' EventHistory]
 
 
 def _declared_query_names(route: Any) -> frozenset[str]:

@@ -4,21 +4,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 
-from followup.kernel.http import AppSettings, ChannelNames, Keys, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, ChannelNames, EventHistoryFactory, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
 from followup.staff.auth import ApiActor
-from followup.strategies import segments, service
+from followup.strategies import preview, segments, service
 from followup.strategies.schemas import (
     MessagePreview,
     MessagePreviewRequest,
+    SavedPreviewRequest,
     SegmentCreate,
     SegmentOut,
     SegmentPreview,
     SegmentUpdate,
     StrategyCreate,
     StrategyOut,
+    StrategyPreview,
+    StrategyPreviewRequest,
     StrategyUpdate,
     WaveOut,
 )
@@ -57,6 +60,49 @@ def get_strategy(key: Key, session: ReadSession, actor: ApiActor) -> StrategyOut
 def update_strategy(key: Key, body: StrategyUpdate, session: WriteSession, actor: ApiActor, now: Now) -> StrategyOut:
     strategy = service.update_strategy(session, service.access_strategy(session, key), body, actor=actor, now=now)
     return service.describe_strategy(strategy)
+
+
+@router.post("/strategies/preview", response_model=StrategyPreview, responses=may_answer(404, 409))
+def preview_strategy(
+    body: StrategyPreviewRequest,
+    session: WriteSession,
+    actor: ApiActor,
+    now: Now,
+    channels: ChannelNames,
+    settings: AppSettings,
+    keys: Keys,
+    history: EventHistoryFactory,
+) -> StrategyPreview:
+    """What a strategy body would do, not saved: planned for real and rolled back. Writes nothing."""
+    return preview.preview_new(
+        session,
+        body.strategy,
+        days=body.days,
+        available_channels=channels,
+        actor=actor,
+        now=now,
+        settings=settings,
+        keys=keys,
+        history=history(session),
+    )
+
+
+@router.post("/strategies/{key}/preview", response_model=StrategyPreview, responses=may_answer(404))
+def preview_saved_strategy(
+    key: Key,
+    body: SavedPreviewRequest,
+    session: WriteSession,
+    actor: ApiActor,
+    now: Now,
+    settings: AppSettings,
+    keys: Keys,
+    history: EventHistoryFactory,
+) -> StrategyPreview:
+    """What a saved strategy would do (even a paused one): planned for real and rolled back."""
+    strategy = service.access_strategy(session, key)
+    return preview.preview_saved(
+        session, strategy, days=body.days, now=now, settings=settings, keys=keys, history=history(session)
+    )
 
 
 @router.post("/strategies/{key}/preview-message", response_model=MessagePreview, responses=may_answer(404, 409))

@@ -32,9 +32,8 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import bucket, in_holdout, is_sampled, message_templates
+from followup.strategies.sampling import asked, bucket, in_holdout, is_sampled, survey_versions
 from followup.strategies.schemas import StrategyCreate
-from followup.surveys import service as surveys
 
 log = get_logger(__name__)
 
@@ -104,10 +103,9 @@ def draw_sweep(
     """The follow-ups a sweep at `now` plans in `period` (default: the current one): the members
     whose slot has come by `until` (default now). None when the strategy's survey is gone."""
     assert spec.cadence is not None  # noqa: S101 - a proactive strategy always has its cadence
-    survey = surveys.get_survey(session, spec.survey)
-    if survey is None:
+    versions = survey_versions(session, spec)
+    if versions is None:
         return None
-    version_id = surveys.current_version(session, survey).id
     if period is None:
         period = period_at(strategy.created_at, spec.cadence, now)
     audience = None
@@ -128,29 +126,32 @@ def draw_sweep(
             waiting += 1
     due.sort()
     chosen = due[: spec.max_per_wave]
-    items = [
-        PlanItem(
-            strategy_id=strategy.id,
-            strategy_key=spec.key,
-            customer_id=cid,
-            event_id=None,
-            event_type=None,
-            event_ref=None,
-            send_at=max(now, at),
-            channels=tuple(spec.channels),
-            recontact_days=0,  # once per period is the run key's guard; the fatigue budget still holds
-            survey_version_id=version_id,
-            reward_points=spec.reward.points if spec.reward else 0,
-            remind_after=spec.remind_after,
-            expire_after=spec.expire_after,
-            preset_reason=_preset(spec, external_id, settings),
-            run_key=period.run_key,
-            sender_name=spec.owner.name if spec.owner else None,
-            reply_to=spec.owner.email if spec.owner else None,
-            message=message_templates(spec),
+    items = []
+    for at, cid, external_id in chosen:
+        variant, version_id, message = asked(spec, versions, external_id)
+        items.append(
+            PlanItem(
+                strategy_id=strategy.id,
+                strategy_key=spec.key,
+                customer_id=cid,
+                event_id=None,
+                event_type=None,
+                event_ref=None,
+                send_at=max(now, at),
+                channels=tuple(spec.channels),
+                recontact_days=0,  # once per period is the run key's guard; the fatigue budget still holds
+                survey_version_id=version_id,
+                reward_points=spec.reward.points if spec.reward else 0,
+                remind_after=spec.remind_after,
+                expire_after=spec.expire_after,
+                preset_reason=_preset(spec, external_id, settings),
+                run_key=period.run_key,
+                sender_name=spec.owner.name if spec.owner else None,
+                reply_to=spec.owner.email if spec.owner else None,
+                message=message,
+                variant=variant,
+            )
         )
-        for at, cid, external_id in chosen
-    ]
     in_audience = {cid for cid, _ in members}
     left = [fid for fid, cid, _ in followups.awaiting_invite(session, strategy.id, None) if cid not in in_audience]
     return SweepPlan(

@@ -77,6 +77,15 @@ class MessageTemplate(Schema):
     body: str = Field(min_length=1, examples=["本月你用钱包支付了 {{ stats.volume_30d | money('CNY') }}"])
 
 
+class Variant(Schema):
+    """One arm of an experiment: its share of customers and, optionally, its own words and survey."""
+
+    key: Key
+    weight: float = Field(gt=0, le=1_000_000, description="its share: weight over the sum of the weights")
+    message: dict[Locale, MessageTemplate] | None = Field(default=None, description="default: the strategy's")
+    survey: Key | None = Field(default=None, description="default: the strategy's survey")
+
+
 class RewardSpec(Schema):
     points: int = Field(ge=1, le=1_000_000)
 
@@ -122,6 +131,12 @@ class StrategyCreate(Schema):
     message: dict[Locale, MessageTemplate] | None = Field(
         default=None,
         description="the message's subject and text per locale, as templates; the survey's own words when left out",
+    )
+    variants: list[Variant] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=10,
+        description="an experiment: each customer sticks to one variant, drawn by the weights",
     )
     owner: Owner | None = Field(
         default=None, description="the email comes from this person: their name as From, their address as Reply-To"
@@ -188,6 +203,13 @@ class StrategyCreate(Schema):
         if not dt.timedelta(hours=1) <= age <= dt.timedelta(days=365):
             raise ValueError("max_event_age must be between PT1H and P365D")
         return age
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, variants: list[Variant] | None) -> list[Variant] | None:
+        if variants is not None and len({variant.key for variant in variants}) != len(variants):
+            raise ValueError("each variant needs its own key")
+        return variants
 
     @field_validator("channels")
     @classmethod
@@ -318,6 +340,32 @@ class MessagePreviewRequest(Schema):
 
 class MessagePreview(Schema):
     customer_id: str
+    variant: str | None = Field(default=None, description="the variant this customer sticks to, when there are any")
     locale: str = Field(description="the customer's locale; the template of that locale, else English, else the first")
     subject: str
     body: str
+
+
+class PreviewDay(Schema):
+    date: dt.date
+    count: int
+
+
+class StrategyPreview(Schema):
+    """What a strategy would do, planned for real and rolled back: nothing is written."""
+
+    matched: int = Field(description="events that matched (event strategies) or the audience (periodic, proactive)")
+    would_contact: int = Field(description="follow-ups the contact policy would allow: what a real run plans")
+    refused: dict[str, int] = Field(description="the others, by reason")
+    by_channel: dict[str, int] = Field(description="the channel the policy would choose; sums to would_contact")
+    by_day: list[PreviewDay] = Field(description="when the invitations would be due (UTC days)")
+    sample: list[CustomerSample] = Field(description="at most 20 of the customers it would contact, masked")
+
+
+class StrategyPreviewRequest(Schema):
+    strategy: StrategyCreate
+    days: int = Field(default=30, ge=1, le=365, description="event strategies: the stored events of the last N days")
+
+
+class SavedPreviewRequest(Schema):
+    days: int = Field(default=30, ge=1, le=365, description="event strategies: the stored events of the last N days")

@@ -23,12 +23,14 @@ from followup.rules.tree import segments_used
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository, WaveRepository
+from followup.strategies.sampling import pick_variant
 from followup.strategies.schemas import (
     MessagePreview,
     MessagePreviewRequest,
     StrategyCreate,
     StrategyOut,
     StrategyUpdate,
+    Variant,
     WaveOut,
 )
 from followup.strategies.triggers import EventFact, EventHistory, plan_followups_for_events
@@ -67,9 +69,13 @@ def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
             only="customer" if found_in_database else None,
             whose=f"a {data.kind} strategy's audience",
         )
-    for locale, template in (data.message or {}).items():
-        check_message_template(locale, template.subject, field=f"message.{locale}.subject", multiline=False)
-        check_message_template(locale, template.body, field=f"message.{locale}.body", multiline=True)
+    messages = [("message", data.message)] + [
+        (f"variants.{index}.message", variant.message) for index, variant in enumerate(data.variants or [])
+    ]
+    for prefix, message in messages:
+        for locale, template in (message or {}).items():
+            check_message_template(locale, template.subject, field=f"{prefix}.{locale}.subject", multiline=False)
+            check_message_template(locale, template.body, field=f"{prefix}.{locale}.body", multiline=True)
     match = data.trigger.match if data.trigger is not None else None
     if match is not None:
         segments.check_rule(match, field="trigger.match", limits=limits, only="event", whose="a trigger's match")
@@ -140,6 +146,13 @@ def create_strategy(
         raise InvalidInput(
             f"No survey with key '{data.survey}'; create the survey first.", code="survey_not_found", field="survey"
         )
+    for index, variant in enumerate(data.variants or []):
+        if variant.survey is not None and surveys.get_survey(session, variant.survey) is None:
+            raise InvalidInput(
+                f"No survey with key '{variant.survey}'; create the survey first.",
+                code="survey_not_found",
+                field=f"variants.{index}.survey",
+            )
     strategy = Strategy(
         key=data.key,
         kind=data.kind,
@@ -246,6 +259,14 @@ def describe_strategy(strategy: Strategy) -> StrategyOut:
     )
 
 
+def variants_of(session: Session, key: str) -> list[Variant]:
+    """The strategy's variants in its own order (the first is the control); none for an unknown key."""
+    strategy = StrategyRepository(session).by_key(key)
+    if strategy is None:
+        return []
+    return StrategyCreate.model_validate(strategy.definition).variants or []
+
+
 def list_strategies(session: Session, *, limit: int, offset: int) -> tuple[list[StrategyOut], int]:
     rows, total = StrategyRepository(session).list_strategies(limit=limit, offset=offset)
     return [describe_strategy(row) for row in rows], total
@@ -268,13 +289,15 @@ def preview_message(
 ) -> MessagePreview:
     """The strategy's message as this customer would read it now; writes nothing."""
     spec = StrategyCreate.model_validate(strategy.definition)
-    if not spec.message:
+    customer = customers.access_customer(session, data.customer_id)
+    variant = pick_variant(spec, customer.external_id)
+    message = variant.message if variant is not None and variant.message else spec.message
+    if not message:
         raise NoMessageTemplate(
             f"Strategy '{spec.key}' has no message of its own; its messages use the survey's words.", field="message"
         )
-    customer = customers.access_customer(session, data.customer_id)
     snapshot = customers.snapshots(session, [customer.id], stats_at=now)[customer.id]
-    survey = surveys.get_survey(session, spec.survey)
+    survey = surveys.get_survey(session, variant.survey or spec.survey if variant else spec.survey)
     title = LocalizedText.model_validate(surveys.current_version(session, survey).title) if survey else None
     event = None
     if data.event is not None:
@@ -283,14 +306,20 @@ def preview_message(
         snapshot, event=event, survey={"title": title.get(snapshot.locale) if title else spec.survey}
     )
     templates: dict[str, MessageText] = {
-        locale: MessageText(subject=t.subject, body=t.body) for locale, t in spec.message.items()
+        locale: MessageText(subject=t.subject, body=t.body) for locale, t in message.items()
     }
     try:
         subject, body = followups.personal_text(templates, locale=snapshot.locale, context=context)
     except followups.PersonalTextFailed as exc:
         hint = " (the template reads the event: pass one as 'event')" if event is None else ""
         raise TemplateNotRendered(f"The message could not be rendered for this customer: {exc}{hint}.") from exc
-    return MessagePreview(customer_id=data.customer_id, locale=snapshot.locale, subject=subject, body=body)
+    return MessagePreview(
+        customer_id=data.customer_id,
+        variant=variant.key if variant is not None else None,
+        locale=snapshot.locale,
+        subject=subject,
+        body=body,
+    )
 
 
 def list_waves(session: Session, strategy: Strategy, *, limit: int, offset: int) -> tuple[list[WaveOut], int]:

@@ -37,9 +37,8 @@ from followup.rules.tree import Node, Predicate, compile_rule, fields_used
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import in_holdout, is_sampled, message_templates
+from followup.strategies.sampling import asked, in_holdout, is_sampled, survey_versions
 from followup.strategies.schemas import StrategyCreate
-from followup.surveys import service as surveys
 
 log = get_logger(__name__)
 
@@ -69,6 +68,8 @@ class EventHistory(Protocol):
 
     def occurred_at(self, ids: Collection[int]) -> dict[int, dt.datetime]: ...
 
+    def recent(self, types: Collection[str], *, since: dt.datetime, until: dt.datetime) -> list[tuple[Any, ...]]: ...
+
 
 @dataclass(frozen=True)
 class CompiledStrategy:
@@ -77,17 +78,18 @@ class CompiledStrategy:
     predicate: Predicate
     match: Predicate | None
     event_types: frozenset[str]
-    survey_version_id: int
+    survey_versions: dict[str | None, int]
     uses_stats: bool
 
 
-def compile_active(session: Session) -> list[CompiledStrategy]:
+def compile_active(session: Session, rows: Sequence[Strategy] | None = None) -> list[CompiledStrategy]:
+    """The active event strategies (or the `rows` given, as a preview does), ready to plan."""
     compiled = []
     lookup = segments.stored_lookup(session)
-    for row in StrategyRepository(session).active_by_kind("event"):
+    for row in StrategyRepository(session).active_by_kind("event") if rows is None else rows:
         spec = StrategyCreate.model_validate(row.definition)
-        survey = surveys.get_survey(session, spec.survey)
-        if survey is None:
+        versions = survey_versions(session, spec)
+        if versions is None:
             continue
         if spec.audience is not None:
             try:
@@ -104,7 +106,7 @@ def compile_active(session: Session) -> list[CompiledStrategy]:
                 predicate=compile_rule(spec.audience),
                 match=compile_rule(match) if match is not None else None,
                 event_types=frozenset(spec.trigger.event_types if spec.trigger else ()),
-                survey_version_id=surveys.current_version(session, survey).id,
+                survey_versions=versions,
                 uses_stats=spec.audience is not None
                 and any(name.startswith("customer.stats.") for name in fields_used(spec.audience)),
             )
@@ -166,12 +168,20 @@ def _triggered(
 
 
 def plan_followups_for_events(
-    session: Session, events: Sequence[EventFact], *, now: dt.datetime, settings: Settings, history: EventHistory
+    session: Session,
+    events: Sequence[EventFact],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    history: EventHistory,
+    only: Sequence[Strategy] | None = None,
+    replay: bool = False,
 ) -> PlanStats:
-    """Evaluate every active event strategy against a batch of new events and plan follow-ups."""
+    """Evaluate every active event strategy (or `only` these) against a batch of new events and
+    plan follow-ups. With `replay` (a preview of stored events), no event counts as stale."""
     if not events:
         return PlanStats()
-    strategies = compile_active(session)
+    strategies = compile_active(session, only)
     if not strategies:
         return PlanStats()
     triggered = _triggered(strategies, events, history)
@@ -196,10 +206,11 @@ def plan_followups_for_events(
             if not strategy.predicate(context):
                 continue
             external_id = snapshot_of[event.customer_id].external_id
+            variant, version_id, message = asked(spec, strategy.survey_versions, external_id)
             preset = None
             if policy.in_global_holdout(external_id, settings.global_holdout_percent):
                 preset = RefusalReason.GLOBAL_HOLDOUT
-            elif now - event.occurred_at > spec.max_event_age:
+            elif not replay and now - event.occurred_at > spec.max_event_age:
                 preset = RefusalReason.STALE_EVENT
             elif in_holdout(spec, external_id):
                 preset = RefusalReason.HOLDOUT
@@ -215,7 +226,7 @@ def plan_followups_for_events(
                 send_at=max(now, event.occurred_at + wait),
                 channels=tuple(spec.channels),
                 recontact_days=spec.recontact_days,
-                survey_version_id=strategy.survey_version_id,
+                survey_version_id=version_id,
                 reward_points=spec.reward.points if spec.reward else 0,
                 remind_after=spec.remind_after,
                 expire_after=spec.expire_after,
@@ -223,10 +234,11 @@ def plan_followups_for_events(
                 run_key=FIRST_TIME_RUN_KEY if first_time else None,
                 sender_name=spec.owner.name if spec.owner else None,
                 reply_to=spec.owner.email if spec.owner else None,
-                message=message_templates(spec),
+                message=message,
                 event_context=_event_context(event) | {"occurred_at": event.occurred_at.isoformat()}
-                if spec.message
+                if message
                 else None,
+                variant=variant,
             )
             mine.append((item, event))
         if spec.debounce is not None:
