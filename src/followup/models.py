@@ -14,7 +14,7 @@ from followup.policy.models import ContactReservation
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
-from followup.strategies.models import Strategy
+from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
 from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
 
 metadata = Base.metadata
@@ -39,11 +39,14 @@ __all__ = [
     "Response",
     "RewardAccount",
     "RewardEntry",
+    "Segment",
     "SignInThrottle",
     "StaffMember",
     "Strategy",
+    "StrategyVersion",
     "Survey",
     "SurveyVersion",
     "UnsubscribeLink",
+    "Wave",
     "metadata",
 ]

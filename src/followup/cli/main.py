@@ -444,9 +444,11 @@ def _check_decodes(source: IO[bytes], codec: str) -> None:
 
 from followup.cli.bench import bench  # noqa: E402 - the commands live in their own modules
 from followup.cli.demo import demo  # noqa: E402
+from followup.cli.strategies import strategies_app  # noqa: E402
 
 app.command("demo")(demo)
 app.command("bench")(bench)
+app.add_typer(strategies_app, name="strategies")
 
 
 def main() -> None:

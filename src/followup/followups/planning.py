@@ -135,6 +135,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
         item.reply_to,
         item.message,
         item.variant,
+        item.strategy_version,
     )
     encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
@@ -154,6 +155,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
             ),
             event=item.event_context,
             variant=item.variant,
+            strategy_version=item.strategy_version,
         ).model_dump_json()
         if item.event_context is None:
             cache[key] = encoded

@@ -4,7 +4,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from followup.dispatch.schemas import MessageSummary
 from followup.followups.enums import FollowupStatus
@@ -43,6 +43,7 @@ class FollowupPlan(BaseModel):
     message: dict[str, MessageText] | None = None
     event: dict[str, Any] | None = None
     variant: str | None = None  # the strategy's variant this customer sticks to
+    strategy_version: int | None = None  # the strategy's version that planned it
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -74,6 +75,7 @@ class PlanItem(NamedTuple):
     message: tuple[tuple[str, str, str], ...] | None = None
     event_context: dict[str, Any] | None = None
     variant: str | None = None
+    strategy_version: int | None = None
 
     def key(self) -> str:
         if self.run_key is not None:
@@ -111,6 +113,8 @@ class HistoryOut(Schema):
 class FollowupOut(Schema):
     id: int
     strategy: str
+    strategy_version: int | None = Field(description="the version of the strategy that planned it")
+    variant: str | None = Field(description="the strategy's variant this customer sticks to, if it has variants")
     customer_id: str
     event_id: str | None
     event_type: str | None

@@ -55,6 +55,8 @@ def list_followups(
         FollowupOut(
             id=row.id,
             strategy=row.plan.get("strategy_key", ""),
+            strategy_version=row.plan.get("strategy_version"),
+            variant=row.plan.get("variant"),
             customer_id=external.get(row.customer_id, ""),
             event_id=row.event_ref,
             event_type=row.event_type,

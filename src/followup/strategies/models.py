@@ -28,6 +28,18 @@ class Strategy(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
+class StrategyVersion(Base):
+    """A definition a strategy had: one row per change (definition or status), with who made it."""
+
+    __tablename__ = "strategy_versions"
+
+    strategy_id: Mapped[int] = mapped_column(BigId, ForeignKey("strategies.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    actor: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class Wave(Base):
     """One firing of a periodic strategy, as it was planned: who was in the audience and what
     became of them. Unique per strategy and firing, the second guard against planning it twice."""

@@ -150,6 +150,7 @@ def draw_sweep(
                 reply_to=spec.owner.email if spec.owner else None,
                 message=message,
                 variant=variant,
+                strategy_version=strategy.version,
             )
         )
     in_audience = {cid for cid, _ in members}

@@ -5,7 +5,7 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from followup.strategies.models import Segment, Strategy, Wave
+from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
 
 
 class StrategyRepository:
@@ -62,6 +62,17 @@ class StrategyRepository:
 
     def add(self, strategy: Strategy) -> None:
         self.session.add(strategy)
+
+    def add_version(self, version: StrategyVersion) -> None:
+        self.session.add(version)
+
+    def versions(self, strategy_id: int) -> list[StrategyVersion]:
+        query = (
+            select(StrategyVersion)
+            .where(StrategyVersion.strategy_id == strategy_id)
+            .order_by(StrategyVersion.version.desc())
+        )
+        return list(self.session.scalars(query))
 
 
 class SegmentRepository:

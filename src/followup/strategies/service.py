@@ -21,7 +21,7 @@ from followup.kernel.text import text_problem
 from followup.privacy import service as privacy
 from followup.rules.tree import segments_used
 from followup.strategies import schedule, segments
-from followup.strategies.models import Strategy
+from followup.strategies.models import Strategy, StrategyVersion
 from followup.strategies.repository import StrategyRepository, WaveRepository
 from followup.strategies.sampling import pick_variant
 from followup.strategies.schemas import (
@@ -118,19 +118,20 @@ def check_message_template(locale: str, source: str, *, field: str, multiline: b
         raise InvalidInput(f"{field}: the template {exc}.", code="invalid_template", field=field) from exc
 
 
-def create_strategy(
+def _check_references(
     session: Session,
     data: StrategyCreate,
     *,
     available_channels: Collection[str],
     limits: InputLimits,
-    actor: Actor,
     now: dt.datetime,
-) -> Strategy:
+) -> int:
+    """Everything a strategy body names must exist here: segments, channels, surveys; its limits
+    and its schedule hold. Returns the id of the strategy's survey."""
     check_strategy_limits(data, limits=limits)
     if data.audience is not None:
         segments.resolve(data.audience, segments.stored_lookup(session), field="audience")
-    next_run_at = first_run(data, now=now)
+    first_run(data, now=now)  # 422 for a schedule too dense or a spread too long
     missing = [channel for channel in data.channels if channel not in available_channels]
     if missing:
         raise InvalidInput(
@@ -138,9 +139,6 @@ def create_strategy(
             code="channel_not_available",
             field="channels",
         )
-    repo = StrategyRepository(session)
-    if repo.by_key(data.key) is not None:
-        raise StrategyExists(f"A strategy with key '{data.key}' already exists.", field="key")
     survey = surveys.get_survey(session, data.survey)
     if survey is None:
         raise InvalidInput(
@@ -153,19 +151,53 @@ def create_strategy(
                 code="survey_not_found",
                 field=f"variants.{index}.survey",
             )
+    return survey.id
+
+
+def definition_of(data: StrategyCreate) -> dict[str, Any]:
+    """A strategy body as it is stored and compared: two bodies that mean the same are equal."""
+    return data.model_dump(mode="json", by_alias=True)
+
+
+def _keep_version(session: Session, strategy: Strategy, *, actor: Actor, now: dt.datetime) -> None:
+    StrategyRepository(session).add_version(
+        StrategyVersion(
+            strategy_id=strategy.id,
+            version=strategy.version,
+            definition=strategy.definition,
+            actor=str(actor),
+            created_at=now,
+        )
+    )
+
+
+def create_strategy(
+    session: Session,
+    data: StrategyCreate,
+    *,
+    available_channels: Collection[str],
+    limits: InputLimits,
+    actor: Actor,
+    now: dt.datetime,
+) -> Strategy:
+    repo = StrategyRepository(session)
+    survey_id = _check_references(session, data, available_channels=available_channels, limits=limits, now=now)
+    if repo.by_key(data.key) is not None:
+        raise StrategyExists(f"A strategy with key '{data.key}' already exists.", field="key")
     strategy = Strategy(
         key=data.key,
         kind=data.kind,
         status=data.status,
-        survey_id=survey.id,
-        definition=data.model_dump(mode="json", by_alias=True),
+        survey_id=survey_id,
+        definition=definition_of(data),
         version=1,
-        next_run_at=next_run_at,
+        next_run_at=first_run(data, now=now),
         created_at=now,
         updated_at=now,
     )
     repo.add(strategy)
     session.flush()
+    _keep_version(session, strategy, actor=actor, now=now)
     privacy.record_audit(
         session,
         actor=actor,
@@ -176,6 +208,58 @@ def create_strategy(
         new={"status": data.status},
     )
     return strategy
+
+
+def replace_strategy(
+    session: Session,
+    strategy: Strategy,
+    data: StrategyCreate,
+    *,
+    available_channels: Collection[str],
+    limits: InputLimits,
+    actor: Actor,
+    now: dt.datetime,
+) -> bool:
+    """Give a strategy a new definition, as a new version; False (and no version) when the body
+    means what the stored one does. A new schedule, cadence or kind restarts its runs from now."""
+    if data.key != strategy.key:
+        raise InvalidInput(f"key: this is strategy '{strategy.key}', not '{data.key}'.", field="key")
+    survey_id = _check_references(session, data, available_channels=available_channels, limits=limits, now=now)
+    new = definition_of(data)
+    old = StrategyCreate.model_validate(strategy.definition)
+    if new == definition_of(old):
+        return False
+    timing_changed = (old.kind, old.schedule, old.cadence, old.status) != (
+        data.kind,
+        data.schedule,
+        data.cadence,
+        data.status,
+    )
+    strategy.kind, strategy.status, strategy.survey_id, strategy.definition = data.kind, data.status, survey_id, new
+    if timing_changed:
+        strategy.next_run_at = first_run(data, now=now)
+        if data.kind == "proactive" and old.kind != "proactive":
+            strategy.created_at = now  # periods count from when it became proactive
+    strategy.version += 1
+    strategy.updated_at = now
+    session.flush()
+    _keep_version(session, strategy, actor=actor, now=now)
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="strategy",
+        subject_id=strategy.key,
+        event="strategy.changed",
+        now=now,
+        old={"version": strategy.version - 1},
+        new={"version": strategy.version},
+    )
+    return True
+
+
+def list_versions(session: Session, strategy: Strategy) -> list[StrategyVersion]:
+    """Every version the strategy has had, newest first."""
+    return StrategyRepository(session).versions(strategy.id)
 
 
 def access_strategy(session: Session, key: str) -> Strategy:
@@ -197,6 +281,8 @@ def update_strategy(
         strategy.definition = {**strategy.definition, "status": data.status}
         strategy.version += 1
         strategy.updated_at = now
+        session.flush()
+        _keep_version(session, strategy, actor=actor, now=now)
         privacy.record_audit(
             session,
             actor=actor,

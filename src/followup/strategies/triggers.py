@@ -239,6 +239,7 @@ def plan_followups_for_events(
                 if message
                 else None,
                 variant=variant,
+                strategy_version=strategy.row.version,
             )
             mine.append((item, event))
         if spec.debounce is not None:

@@ -109,6 +109,7 @@ def draw_wave(
                 reply_to=spec.owner.email if spec.owner else None,
                 message=message,
                 variant=variant,
+                strategy_version=strategy.version,
             )
         )
     return WavePlan(

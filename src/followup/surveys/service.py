@@ -113,6 +113,39 @@ def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, 
     return survey
 
 
+def survey_body(session: Session, survey: Survey) -> SurveyCreate:
+    """The survey's current version as the body that would create it (what `apply` compares)."""
+    version = current_version(session, survey)
+    return SurveyCreate.model_validate({"key": survey.key, "title": version.title, "questions": version.questions})
+
+
+def update_survey(
+    session: Session, survey: Survey, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime
+) -> bool:
+    """A new version when the title or the questions differ from the current one; False (and no
+    version) when they mean the same. Follow-ups under way keep the version they were sent."""
+    check_survey_limits(data, limits=limits)
+    current = survey_body(session, survey)
+    if current.model_dump(mode="json", by_alias=True) == data.model_dump(mode="json", by_alias=True):
+        return False
+    repo = SurveyRepository(session)
+    title = data.title.model_dump(by_alias=True, exclude_none=True)
+    survey.current_version += 1
+    survey.title = title
+    survey.updated_at = now
+    repo.add(
+        SurveyVersion(
+            survey_id=survey.id,
+            version=survey.current_version,
+            title=title,
+            questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
+            created_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
 def get_survey(session: Session, key: str) -> Survey | None:
     return SurveyRepository(session).by_key(key)
 
