@@ -26,6 +26,7 @@ from followup.config import Settings
 from followup.demo.simulate import STRATEGY_KEYS, DemoRun, demo_settings, play_month
 from followup.demo.summary import CASCADE_REASONS, SYNTHETIC, DemoSummary, collect_summary
 from followup.demo.world import build_world
+from followup.dispatch import service as dispatch
 from followup.staff import service as staff
 from tests.conftest import MASTER_KEY, wipe
 
@@ -157,6 +158,15 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
                 expected.add(person.customer_id)
         assert expected
         assert {f["customer_id"] for f in followups if f["strategy"] == "top-tier-care"} == expected
+    # And their messages are the personal spending summary, in each customer's own numbers
+    proactive_ids = {f["id"] for f in followups if f["strategy"] == "top-tier-care"}
+    with run.runtime.read_session() as session:
+        outbox, _ = dispatch.list_outbox(session, customer_id=None, limit=10_000, offset=0, keys=run.runtime.keys)
+    summaries = [m.content for m in outbox if m.followup_id in proactive_ids and m.content is not None]
+    assert summaries
+    for content in summaries:
+        assert content.subject.startswith(("Your month with the wallet", "您的钱包月报："))
+        assert ("you moved CN¥" in content.body) or ("本月你用钱包支付了 ¥" in content.body)
 
 
 def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path) -> None:

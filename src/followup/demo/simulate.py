@@ -204,6 +204,19 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "channels": ["email", "inapp"],
         "survey": "relationship-nps",
         "expire_after": "P7D",
+        # A spending summary in the customer's own numbers, in their locale.
+        "message": {
+            "zh-CN": {
+                "subject": "您的钱包月报：{{ survey.title }}",
+                "body": "本月你用钱包支付了 {{ stats.volume_30d | money('CNY') }}，共 {{ stats.payments_30d }} 笔。"
+                "作为我们的白金客户，想听听你的感受。",
+            },
+            "en": {
+                "subject": "Your month with the wallet",
+                "body": "This month you moved {{ stats.volume_30d | money('CNY') }} in {{ stats.payments_30d }} "
+                "payments. As one of our platinum customers, we would value your view.",
+            },
+        },
     },
 )
 
