@@ -31,14 +31,14 @@ RULE = {
         {"field": "customer.stats.payments_30d", "op": "gte", "value": 2},
     ]
 }
-# The same predicate, as a person would write it against the tables.
-RAW_COUNT = """
-SELECT COUNT(*) FROM customers c
+# The same predicate, as a person would write it against the tables (two parameters: the window).
+RAW_PREDICATE = """
 WHERE c.locale = 'zh-CN'
   AND json_extract(c.attributes, '$.tier') IN ('gold', 'platinum')
   AND (SELECT COALESCE(SUM(d.events), 0) FROM customer_activity_days d
        WHERE d.customer_id = c.id AND d.day >= ? AND d.day <= ? AND d.type = 'payment.succeeded') >= 2
 """
+RAW_COUNT = "SELECT COUNT(*) FROM customers c" + RAW_PREDICATE  # noqa: S608 - constants only
 
 
 def customer_world(workdir: str, customers: int) -> Path:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from followup.bench.measure import Measurement, peak_rss_mb
-from followup.bench.segments import NOW, RULE, customer_world
+from followup.bench.segments import NOW, RAW_PREDICATE, RULE, customer_world
 from followup.bench.world import bench_settings, sqlite_url
 from followup.customers.schemas import epoch_day
 from followup.kernel.actors import SYSTEM
@@ -48,15 +48,11 @@ SURVEY = {
     "title": {"zh-CN": "钱包使用感受", "en": "How is the wallet doing?"},
     "questions": [{"id": "nps", "type": "nps", "prompt": {"zh-CN": "推荐意愿？", "en": "Would you recommend us?"}}],
 }
-# The rows a wave plans, as a person would write them: bench.segments.RAW_COUNT's predicate.
-RAW_INSERT = """
-INSERT INTO followups (strategy_id, customer_id, run_key, status, plan, next_step, due_at, planned_at)
-SELECT 1, c.id, ?, 'planned', ?, 'invite', ?, ? FROM customers c
-WHERE c.locale = 'zh-CN'
-  AND json_extract(c.attributes, '$.tier') IN ('gold', 'platinum')
-  AND (SELECT COALESCE(SUM(d.events), 0) FROM customer_activity_days d
-       WHERE d.customer_id = c.id AND d.day >= ? AND d.day <= ? AND d.type = 'payment.succeeded') >= 2
-"""
+
+# The rows a wave plans, as a person would write them, with the segment preview's predicate.
+_COLUMNS = "strategy_id, customer_id, run_key, status, plan, next_step, due_at, planned_at"
+_ROWS = "SELECT 1, c.id, ?, 'planned', ?, 'invite', ?, ? FROM customers c"
+RAW_INSERT = f"INSERT INTO followups ({_COLUMNS}) {_ROWS}{RAW_PREDICATE}"
 
 
 def _wave_world(workdir: str, customers: int) -> Path:

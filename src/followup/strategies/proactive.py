@@ -32,7 +32,7 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import asked, bucket, in_holdout, is_sampled, survey_versions
+from followup.strategies.sampling import bucket, in_holdout, is_sampled, plan_item, survey_versions
 from followup.strategies.schemas import StrategyCreate
 
 log = get_logger(__name__)
@@ -126,33 +126,20 @@ def draw_sweep(
             waiting += 1
     due.sort()
     chosen = due[: spec.max_per_wave]
-    items = []
-    for at, cid, external_id in chosen:
-        variant, version_id, message = asked(spec, versions, external_id)
-        items.append(
-            PlanItem(
-                strategy_id=strategy.id,
-                strategy_key=spec.key,
-                customer_id=cid,
-                event_id=None,
-                event_type=None,
-                event_ref=None,
-                send_at=max(now, at),
-                channels=tuple(spec.channels),
-                recontact_days=0,  # once per period is the run key's guard; the fatigue budget still holds
-                survey_version_id=version_id,
-                reward_points=spec.reward.points if spec.reward else 0,
-                remind_after=spec.remind_after,
-                expire_after=spec.expire_after,
-                preset_reason=_preset(spec, external_id, settings),
-                run_key=period.run_key,
-                sender_name=spec.owner.name if spec.owner else None,
-                reply_to=spec.owner.email if spec.owner else None,
-                message=message,
-                variant=variant,
-                strategy_version=strategy.version,
-            )
+    items = [
+        plan_item(
+            strategy,
+            spec,
+            versions,
+            customer_id=cid,
+            external_id=external_id,
+            send_at=max(now, at),
+            run_key=period.run_key,
+            recontact_days=0,  # once per period is the run key's guard; the fatigue budget still holds
+            preset_reason=_preset(spec, external_id, settings),
         )
+        for at, cid, external_id in chosen
+    ]
     in_audience = {cid for cid, _ in members}
     left = [fid for fid, cid, _ in followups.awaiting_invite(session, strategy.id, None) if cid not in in_audience]
     return SweepPlan(

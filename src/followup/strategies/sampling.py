@@ -4,11 +4,14 @@ the message templates."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
+from followup.followups.schemas import PlanItem
+from followup.strategies.models import Strategy
 from followup.strategies.schemas import StrategyCreate, Variant
 from followup.surveys import service as surveys
 
@@ -74,3 +77,46 @@ def asked(spec: StrategyCreate, versions: dict[str | None, int], customer_extern
     variant = pick_variant(spec, customer_external_id)
     key = variant.key if variant is not None else None
     return Asked(key, versions[key], message_templates(spec, variant))
+
+
+def plan_item(
+    strategy: Strategy,
+    spec: StrategyCreate,
+    versions: dict[str | None, int],
+    *,
+    customer_id: int,
+    external_id: str,
+    send_at: dt.datetime,
+    run_key: str | None,
+    recontact_days: int,
+    preset_reason: str | None,
+    event: tuple[int, str, str, dict[str, Any]] | None = None,
+) -> PlanItem:
+    """One customer's follow-up as every planner asks for it: the strategy's channels, survey,
+    reward and timing, the customer's variant and words, and, for an event, the event (id, type,
+    reference, and what a template may read of it)."""
+    variant, version_id, message = asked(spec, versions, external_id)
+    event_id, event_type, event_ref, event_context = event if event is not None else (None, None, None, None)
+    return PlanItem(
+        strategy_id=strategy.id,
+        strategy_key=spec.key,
+        customer_id=customer_id,
+        event_id=event_id,
+        event_type=event_type,
+        event_ref=event_ref,
+        send_at=send_at,
+        channels=tuple(spec.channels),
+        recontact_days=recontact_days,
+        survey_version_id=version_id,
+        reward_points=spec.reward.points if spec.reward else 0,
+        remind_after=spec.remind_after,
+        expire_after=spec.expire_after,
+        preset_reason=preset_reason,
+        run_key=run_key,
+        sender_name=spec.owner.name if spec.owner else None,
+        reply_to=spec.owner.email if spec.owner else None,
+        message=message,
+        event_context=event_context if message else None,
+        variant=variant,
+        strategy_version=strategy.version,
+    )

@@ -171,6 +171,26 @@ def _keep_version(session: Session, strategy: Strategy, *, actor: Actor, now: dt
     )
 
 
+def _new_version(
+    session: Session,
+    strategy: Strategy,
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    event: str,
+    old: dict[str, Any],
+    new: dict[str, Any],
+) -> None:
+    """The strategy's changed definition becomes its next version, kept whole, and audited."""
+    strategy.version += 1
+    strategy.updated_at = now
+    session.flush()
+    _keep_version(session, strategy, actor=actor, now=now)
+    privacy.record_audit(
+        session, actor=actor, subject_type="strategy", subject_id=strategy.key, event=event, now=now, old=old, new=new
+    )
+
+
 def create_strategy(
     session: Session,
     data: StrategyCreate,
@@ -240,19 +260,14 @@ def replace_strategy(
         strategy.next_run_at = first_run(data, now=now)
         if data.kind == "proactive" and old.kind != "proactive":
             strategy.created_at = now  # periods count from when it became proactive
-    strategy.version += 1
-    strategy.updated_at = now
-    session.flush()
-    _keep_version(session, strategy, actor=actor, now=now)
-    privacy.record_audit(
+    _new_version(
         session,
+        strategy,
         actor=actor,
-        subject_type="strategy",
-        subject_id=strategy.key,
-        event="strategy.changed",
         now=now,
-        old={"version": strategy.version - 1},
-        new={"version": strategy.version},
+        event="strategy.changed",
+        old={"version": strategy.version},
+        new={"version": strategy.version + 1},
     )
     return True
 
@@ -279,17 +294,12 @@ def update_strategy(
             # Resumed: the next wave is the next firing from now; waves missed while paused are not sent.
             strategy.next_run_at = first_run(StrategyCreate.model_validate(strategy.definition), now=now)
         strategy.definition = {**strategy.definition, "status": data.status}
-        strategy.version += 1
-        strategy.updated_at = now
-        session.flush()
-        _keep_version(session, strategy, actor=actor, now=now)
-        privacy.record_audit(
+        _new_version(
             session,
+            strategy,
             actor=actor,
-            subject_type="strategy",
-            subject_id=strategy.key,
-            event="strategy.status_changed",
             now=now,
+            event="strategy.status_changed",
             old={"status": old},
             new={"status": data.status},
         )

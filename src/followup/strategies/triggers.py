@@ -37,7 +37,7 @@ from followup.rules.tree import Node, Predicate, compile_rule, fields_used
 from followup.strategies import segments
 from followup.strategies.models import Strategy
 from followup.strategies.repository import StrategyRepository
-from followup.strategies.sampling import asked, in_holdout, is_sampled, survey_versions
+from followup.strategies.sampling import in_holdout, is_sampled, plan_item, survey_versions
 from followup.strategies.schemas import StrategyCreate
 
 log = get_logger(__name__)
@@ -206,7 +206,6 @@ def plan_followups_for_events(
             if not strategy.predicate(context):
                 continue
             external_id = snapshot_of[event.customer_id].external_id
-            variant, version_id, message = asked(spec, strategy.survey_versions, external_id)
             preset = None
             if policy.in_global_holdout(external_id, settings.global_holdout_percent):
                 preset = RefusalReason.GLOBAL_HOLDOUT
@@ -216,30 +215,22 @@ def plan_followups_for_events(
                 preset = RefusalReason.HOLDOUT
             elif not is_sampled(spec, external_id):
                 preset = RefusalReason.NOT_SAMPLED
-            item = PlanItem(
-                strategy_id=strategy.row.id,
-                strategy_key=spec.key,
+            item = plan_item(
+                strategy.row,
+                spec,
+                strategy.survey_versions,
                 customer_id=event.customer_id,
-                event_id=event.id,
-                event_type=event.type,
-                event_ref=event.event_id,
+                external_id=external_id,
                 send_at=max(now, event.occurred_at + wait),
-                channels=tuple(spec.channels),
-                recontact_days=spec.recontact_days,
-                survey_version_id=version_id,
-                reward_points=spec.reward.points if spec.reward else 0,
-                remind_after=spec.remind_after,
-                expire_after=spec.expire_after,
-                preset_reason=preset,
                 run_key=FIRST_TIME_RUN_KEY if first_time else None,
-                sender_name=spec.owner.name if spec.owner else None,
-                reply_to=spec.owner.email if spec.owner else None,
-                message=message,
-                event_context=_event_context(event) | {"occurred_at": event.occurred_at.isoformat()}
-                if message
-                else None,
-                variant=variant,
-                strategy_version=strategy.row.version,
+                recontact_days=spec.recontact_days,
+                preset_reason=preset,
+                event=(
+                    event.id,
+                    event.type,
+                    event.event_id,
+                    _event_context(event) | {"occurred_at": event.occurred_at.isoformat()},
+                ),
             )
             mine.append((item, event))
         if spec.debounce is not None:

@@ -28,7 +28,7 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy, Wave
 from followup.strategies.repository import StrategyRepository, WaveRepository
-from followup.strategies.sampling import asked, bucket, in_holdout, survey_versions
+from followup.strategies.sampling import bucket, in_holdout, plan_item, survey_versions
 from followup.strategies.schemas import StrategyCreate
 
 log = get_logger(__name__)
@@ -85,33 +85,20 @@ def draw_wave(
     sampled = [draw for draw in draws if draw[0] < spec.sample_rate]
     chosen = sampled[: spec.max_per_wave]
     step = spec.spread / len(chosen) if chosen else dt.timedelta(0)
-    items = []
-    for index, (_, cid, external_id) in enumerate(chosen):
-        variant, version_id, message = asked(spec, versions, external_id)
-        items.append(
-            PlanItem(
-                strategy_id=strategy.id,
-                strategy_key=spec.key,
-                customer_id=cid,
-                event_id=None,
-                event_type=None,
-                event_ref=None,
-                send_at=now + step * index,
-                channels=tuple(spec.channels),
-                recontact_days=spec.cooldown_days,
-                survey_version_id=version_id,
-                reward_points=spec.reward.points if spec.reward else 0,
-                remind_after=spec.remind_after,
-                expire_after=spec.expire_after,
-                preset_reason=_preset(spec, external_id, settings),
-                run_key=f"wave:{key}",
-                sender_name=spec.owner.name if spec.owner else None,
-                reply_to=spec.owner.email if spec.owner else None,
-                message=message,
-                variant=variant,
-                strategy_version=strategy.version,
-            )
+    items = [
+        plan_item(
+            strategy,
+            spec,
+            versions,
+            customer_id=cid,
+            external_id=external_id,
+            send_at=now + step * index,
+            run_key=f"wave:{key}",
+            recontact_days=spec.cooldown_days,
+            preset_reason=_preset(spec, external_id, settings),
         )
+        for index, (_, cid, external_id) in enumerate(chosen)
+    ]
     return WavePlan(
         audience=len(members),
         in_cooldown=len(cooling.intersection(cid for cid, _ in members)),
