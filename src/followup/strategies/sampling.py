@@ -90,7 +90,7 @@ def plan_item(
     run_key: str | None,
     recontact_days: int,
     preset_reason: str | None,
-    event: tuple[int, str, str, dict[str, Any]] | None = None,
+    event: tuple[int, str, str, dict[str, Any] | None] | None = None,
 ) -> PlanItem:
     """One customer's follow-up as every planner asks for it: the strategy's channels, survey,
     reward and timing, the customer's variant and words, and, for an event, the event (id, type,

@@ -80,6 +80,7 @@ class CompiledStrategy:
     event_types: frozenset[str]
     survey_versions: dict[str | None, int]
     uses_stats: bool
+    speaks: bool  # it or one of its variants has message templates
 
 
 def compile_active(session: Session, rows: Sequence[Strategy] | None = None) -> list[CompiledStrategy]:
@@ -109,6 +110,7 @@ def compile_active(session: Session, rows: Sequence[Strategy] | None = None) -> 
                 survey_versions=versions,
                 uses_stats=spec.audience is not None
                 and any(name.startswith("customer.stats.") for name in fields_used(spec.audience)),
+                speaks=bool(spec.message) or any(variant.message for variant in spec.variants or []),
             )
         )
     return compiled
@@ -122,6 +124,11 @@ def _event_context(event: EventFact) -> dict[str, Any]:
         "currency": event.currency,
         "attributes": event.attributes,
     }
+
+
+def _template_event(event: EventFact) -> dict[str, Any]:
+    """The event as a message template reads it (built only for a strategy with templates)."""
+    return _event_context(event) | {"occurred_at": event.occurred_at.isoformat()}
 
 
 def _order(event: EventFact) -> tuple[dt.datetime, int]:
@@ -141,10 +148,13 @@ def _triggered(
         listening = by_type.get(event.type)
         if not listening:
             continue
-        context = {"event": _event_context(event)}
+        context: dict[str, Any] | None = None  # built only for a strategy with a match
         for strategy in listening:
-            if strategy.match is None or strategy.match(context):
-                hits[strategy.row.id].append(event)
+            if strategy.match is not None:
+                context = context or {"event": _event_context(event)}
+                if not strategy.match(context):
+                    continue
+            hits[strategy.row.id].append(event)
     batch_ids = [event.id for event in events]
     out = []
     for strategy in strategies:
@@ -225,12 +235,7 @@ def plan_followups_for_events(
                 run_key=FIRST_TIME_RUN_KEY if first_time else None,
                 recontact_days=spec.recontact_days,
                 preset_reason=preset,
-                event=(
-                    event.id,
-                    event.type,
-                    event.event_id,
-                    _event_context(event) | {"occurred_at": event.occurred_at.isoformat()},
-                ),
+                event=(event.id, event.type, event.event_id, _template_event(event) if strategy.speaks else None),
             )
             mine.append((item, event))
         if spec.debounce is not None:
