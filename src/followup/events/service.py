@@ -154,7 +154,7 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
         )
     customers.uncount_events(session, stored_before)
     customers.record_activity(session, [(f.customer_id, f.type, f.occurred_at, f.amount, f.attributes) for f in facts])
-    strategies.plan_followups_for_events(session, facts, now=now, settings=settings, history=EventRepository(session))
+    strategies.plan_followups_for_events(session, facts, now=now, settings=settings, history=event_history(session))
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 
 

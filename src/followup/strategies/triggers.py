@@ -44,6 +44,8 @@ log = get_logger(__name__)
 
 # The run key of a first-time follow-up: one per strategy and customer, ever, whichever event.
 FIRST_TIME_RUN_KEY = "first-time"
+# An (occurred_at, id) order before every event's.
+_BEFORE_ALL = (dt.datetime.min.replace(tzinfo=dt.UTC), 0)
 
 
 class EventFact(NamedTuple):
@@ -258,7 +260,7 @@ def _debounced(
     (those still waiting end now, before the policy counts their contacts)."""
     last: dict[int, tuple[dt.datetime, int]] = {}
     for _, event in mine:
-        if _order(event) > last.get(event.customer_id, (dt.datetime.min.replace(tzinfo=dt.UTC), 0)):
+        if _order(event) > last.get(event.customer_id, _BEFORE_ALL):
             last[event.customer_id] = _order(event)
     waiting = followups.awaiting_invite(session, strategy.row.id, last.keys())
     happened = history.occurred_at({event_id for _, _, event_id in waiting if event_id is not None})
@@ -271,7 +273,7 @@ def _debounced(
     out = []
     for item, event in mine:
         is_last = _order(event) == last[event.customer_id]
-        later_waiting = waiting_last.get(event.customer_id, (dt.datetime.min.replace(tzinfo=dt.UTC), 0))
+        later_waiting = waiting_last.get(event.customer_id, _BEFORE_ALL)
         if is_last and _order(event) > later_waiting:
             if item.preset_reason is None:
                 superseded.extend(fid for fid, cid, _ in waiting if cid == event.customer_id)
