@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Fatigue budget across all strategies and channels: at most N follow-ups per customer per D days.
     fatigue_max_followups: int = Field(default=1, ge=1)
     fatigue_window_days: int = Field(default=14, ge=1)
+    # The personal channel ("channels": "auto"): the share of choices made at random so every
+    # channel keeps being measured, and the days of follow-ups its learning reads.
+    channel_exploration: float = Field(default=0.1, ge=0.0, le=1.0)
+    channel_learning_days: int = Field(default=90, ge=1, le=3650)
     # A sticky slice of all customers no strategy ever contacts: the control group for uplift.
     global_holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
     # Seconds a worker may hold a claimed message before another worker treats it as abandoned.

@@ -84,7 +84,7 @@ def apply_command(
         _check_schema(runtime)
         bundle = as_code.read_documents(_documents(path))
         with runtime.read_session() as session:
-            planned = as_code.changes(session, bundle)
+            planned = as_code.changes(session, bundle, available_channels=set(runtime.channels))
         if not planned:
             typer.echo("nothing to change")
             return

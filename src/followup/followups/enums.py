@@ -34,3 +34,12 @@ class Reason(StrEnum):
 
     INTERNAL_ERROR = "internal_error"  # a step broke on stored data or a bug; the follow-up ends alone
     UNREACHABLE = "unreachable"  # the customer or the survey version is gone
+
+
+class ChannelReason(StrEnum):
+    """Why the personal channel (`"channels": "auto"`) chose a customer's channel; stored in the plan."""
+
+    PREFERENCE = "preference"  # the customer's own preferred_channel, reachable and consented
+    ONLY_REACHABLE = "only_reachable"  # the one channel both reachable and consented
+    LEARNED = "learned"  # Thompson sampling on what customers of the same value tier answered
+    EXPLORE = "explore"  # the exploration floor: a channel at random, so the learning never stops

@@ -12,12 +12,14 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy.orm import Session
 
 from followup.config import Settings
+from followup.customers import service as customers
 from followup.customers.schemas import CustomerSnapshot
-from followup.followups.enums import FollowupStatus, Step
+from followup.followups import channel_choice
+from followup.followups.enums import ChannelReason, FollowupStatus, Step
 from followup.followups.repository import FollowupRepository, NewFollowup
 from followup.followups.schemas import FollowupPlan, MessageText, PlanItem, PlanStats
 from followup.policy import service as policy
-from followup.policy.schemas import PlanningRequest
+from followup.policy.schemas import Decision, PlanningRequest
 
 
 def plan_followups(
@@ -34,38 +36,46 @@ def plan_followups(
     if not items:
         return stats
     to_check = [item for item in items if item.preset_reason is None]
-    decisions = iter(
-        policy.check_planning(
-            session,
-            [
-                PlanningRequest(
-                    customer_id=i.customer_id,
-                    strategy_id=i.strategy_id,
-                    channels=i.channels,
-                    recontact_days=i.recontact_days,
-                    send_at=i.send_at,
-                )
-                for i in to_check
-            ],
-            now=now,
-            settings=settings,
-            snapshots=snapshots,
-        )
+    if snapshots is None and any(item.auto_channel for item in to_check):
+        snapshots = customers.snapshots(session, {item.customer_id for item in to_check})
+    checked = policy.check_planning(
+        session,
+        [
+            PlanningRequest(
+                customer_id=i.customer_id,
+                strategy_id=i.strategy_id,
+                channels=i.channels,
+                recontact_days=i.recontact_days,
+                send_at=i.send_at,
+                auto_channel=i.auto_channel,
+            )
+            for i in to_check
+        ],
+        now=now,
+        settings=settings,
+        snapshots=snapshots,
     )
+    personal = _PersonalChannel(session, to_check, checked, snapshots, now=now, settings=settings)
+    decisions = iter(checked)
     plans: dict[tuple[object, ...], str] = {}
     rows: list[NewFollowup] = []
     notes: list[tuple[str, str | None]] = []
-    chosen: list[str | None] = []
+    chosen: list[tuple[str | None, ChannelReason | None]] = []
     for item in items:
-        plan = _plan_json(item, plans)
         decision_reason: str | None
         channel: str | None = None
+        channel_reason: ChannelReason | None = None
         if item.preset_reason is not None:
             decision_reason, deferred, send_at = item.preset_reason, None, None
         else:
             decision = next(decisions)
             decision_reason = None if decision.allowed else decision.reason
             deferred, send_at, channel = decision.deferred, decision.send_at, decision.channel
+            if decision.options:
+                choice = personal.choose(item, decision.options)
+                item = item._replace(channels=channel_choice.in_order(choice.channel, item.channels))  # noqa: PLW2901
+                channel, channel_reason = choice.channel, choice.reason
+        plan = _plan_json(item, plans, channel_reason)
         if decision_reason is not None:
             status, next_step, closed_at = FollowupStatus.SUPPRESSED, None, now
         else:
@@ -88,12 +98,12 @@ def plan_followups(
             )
         )
         notes.append((decision_reason or "", deferred))
-        chosen.append(channel)
+        chosen.append((channel, channel_reason))
 
     inserted = FollowupRepository(session).insert_many(rows)
     history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
     reservations: list[tuple[int, int, int]] = []
-    for row, (reason, deferral), channel in zip(rows, notes, chosen, strict=True):
+    for row, (reason, deferral), (channel, channel_reason) in zip(rows, notes, chosen, strict=True):
         followup_id = inserted.get((row.strategy_id, row.customer_id, row.run_key))
         if followup_id is None:
             stats.duplicates += 1
@@ -111,7 +121,10 @@ def plan_followups(
         day = row.due_at.astimezone(dt.UTC).date()
         stats.days[day] = stats.days.get(day, 0) + 1
         stats.planned_customers.append(row.customer_id)
-        history.append((followup_id, now, FollowupStatus.PLANNED, None, f"invite due {row.due_at.isoformat()}"))
+        detail = f"invite due {row.due_at.isoformat()}"
+        if channel_reason is not None:
+            detail += f"; channel {channel} ({channel_reason})"
+        history.append((followup_id, now, FollowupStatus.PLANNED, None, detail))
         if deferral:
             stats.deferred += 1
             history.append((followup_id, now, "deferred", deferral, None))
@@ -120,7 +133,46 @@ def plan_followups(
     return stats
 
 
-def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
+class _PersonalChannel:
+    """The personal channel for one planning batch: the evidence read once, on first need."""
+
+    def __init__(
+        self,
+        session: Session,
+        items: Sequence[PlanItem],
+        decisions: Sequence[Decision],
+        snapshots: Mapping[int, CustomerSnapshot] | None,
+        *,
+        now: dt.datetime,
+        settings: Settings,
+    ) -> None:
+        self.snapshots = snapshots or {}
+        self.exploration = settings.channel_exploration
+        wanted = [(item, decision) for item, decision in zip(items, decisions, strict=True) if decision.options]
+        tiers = {channel_choice.tier_of(self._snapshot(item).value_tier) for item, _ in wanted}
+        channels = {channel for _, decision in wanted for channel in decision.options}
+        self.evidence = (
+            channel_choice.read_evidence(session, tiers, channels, now=now, days=settings.channel_learning_days)
+            if wanted
+            else {}
+        )
+
+    def _snapshot(self, item: PlanItem) -> CustomerSnapshot:
+        return self.snapshots[item.customer_id]
+
+    def choose(self, item: PlanItem, options: Sequence[str]) -> channel_choice.ChannelChoice:
+        snapshot = self._snapshot(item)
+        return channel_choice.choose(
+            options,
+            preferred=snapshot.preferred_channel,
+            tier=channel_choice.tier_of(snapshot.value_tier),
+            evidence=self.evidence,
+            exploration=self.exploration,
+            rng=channel_choice.seeded(item.strategy_id, item.customer_id, item.key()),
+        )
+
+
+def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reason: ChannelReason | None) -> str:
     """The plan copied onto the follow-up, as JSON text; the same for every item of one strategy
     version, so it is encoded once per batch and strategy (unless it carries its own event for a
     message template to speak of)."""
@@ -136,6 +188,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
         item.message,
         item.variant,
         item.strategy_version,
+        channel_reason,
     )
     encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
@@ -156,6 +209,7 @@ def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str]) -> str:
             event=item.event_context,
             variant=item.variant,
             strategy_version=item.strategy_version,
+            channel_reason=channel_reason,
         ).model_dump_json()
         if item.event_context is None:
             cache[key] = encoded

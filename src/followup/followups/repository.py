@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from followup.customers.models import Customer
 from followup.followups.enums import FollowupStatus, Step
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import BulkStatements, chunked
@@ -199,3 +200,19 @@ class FollowupRepository:
     def customers_with_run(self, strategy_id: int, run_key: str) -> set[int]:
         query = select(Followup.customer_id).where(Followup.strategy_id == strategy_id, Followup.run_key == run_key)
         return set(self.session.scalars(query))
+
+    def responses_by_tier_and_channel(
+        self, tiers: Collection[str], channels: Collection[str], since: dt.datetime
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(value tier, channel) → (follow-ups invited there since `since`, of those answered), in
+        one grouped query; customers without a tier count under ''."""
+        if not tiers or not channels:
+            return {}
+        tier = func.coalesce(Customer.value_tier, "")
+        query = (
+            select(tier, Followup.channel, func.count(), func.count(Followup.responded_at))
+            .join(Customer, Customer.id == Followup.customer_id)
+            .where(Followup.invited_at >= since, Followup.channel.in_(list(channels)), tier.in_(list(tiers)))
+            .group_by(tier, Followup.channel)
+        )
+        return {(row[0], row[1] or ""): (int(row[2]), int(row[3])) for row in self.session.execute(query)}

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from followup.dispatch.schemas import MessageSummary
-from followup.followups.enums import FollowupStatus
+from followup.followups.enums import ChannelReason, FollowupStatus
 from followup.kernel.schemas import Schema
 
 
@@ -44,6 +44,8 @@ class FollowupPlan(BaseModel):
     event: dict[str, Any] | None = None
     variant: str | None = None  # the strategy's variant this customer sticks to
     strategy_version: int | None = None  # the strategy's version that planned it
+    # The personal channel: why `channels[0]` was chosen for this customer (see followups.channel_choice).
+    channel_reason: ChannelReason | None = None
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -76,6 +78,7 @@ class PlanItem(NamedTuple):
     event_context: dict[str, Any] | None = None
     variant: str | None = None
     strategy_version: int | None = None
+    auto_channel: bool = False  # the personal channel: planning chooses among `channels` per customer
 
     def key(self) -> str:
         if self.run_key is not None:
@@ -121,6 +124,12 @@ class FollowupOut(Schema):
     status: FollowupStatus
     reason: str | None
     channel: str | None
+    chosen_channel: str | None = Field(
+        description="the personal channel (`channels: auto`): the channel chosen at planning; else null"
+    )
+    channel_reason: ChannelReason | None = Field(
+        description="the personal channel (`channels: auto`): why its channel was chosen; else null"
+    )
     next_step: str | None
     due_at: dt.datetime | None
     planned_at: dt.datetime

@@ -57,6 +57,8 @@ def list_followups(
             strategy=row.plan.get("strategy_key", ""),
             strategy_version=row.plan.get("strategy_version"),
             variant=row.plan.get("variant"),
+            chosen_channel=(row.plan.get("channels") or [None])[0] if row.plan.get("channel_reason") else None,
+            channel_reason=row.plan.get("channel_reason"),
             customer_id=external.get(row.customer_id, ""),
             event_id=row.event_ref,
             event_type=row.event_type,

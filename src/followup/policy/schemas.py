@@ -12,6 +12,7 @@ class PlanningRequest(NamedTuple):
     channels: tuple[str, ...]
     recontact_days: int
     send_at: dt.datetime
+    auto_channel: bool = False  # the personal channel: the decision lists every channel allowed
 
 
 class Decision(NamedTuple):
@@ -20,3 +21,5 @@ class Decision(NamedTuple):
     channel: str | None = None
     send_at: dt.datetime | None = None
     deferred: DeferralReason | None = None
+    # For the personal channel: every channel reachable and consented, in the strategy's order.
+    options: tuple[str, ...] = ()

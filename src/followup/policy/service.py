@@ -52,6 +52,13 @@ def choose_channel(
     return None, (RefusalReason.NO_CONSENT if any_reachable else RefusalReason.UNREACHABLE)
 
 
+def allowed_channels(
+    snapshot: CustomerSnapshot, consents: Mapping[str, bool], channels: Sequence[str]
+) -> tuple[str, ...]:
+    """Every channel both reachable and consented, in the given order."""
+    return tuple(channel for channel in channels if reachable(snapshot, channel) and consents.get(channel) is True)
+
+
 def in_global_holdout(customer_external_id: str, percent: float) -> bool:
     """Whether the customer is in the global holdout: sha256("global-holdout|<customer id>"), its
     first 8 bytes as a big-endian integer over 2^64, below percent / 100. Sticky: the same
@@ -103,10 +110,12 @@ def check_planning(
         if request.customer_id in blocked:
             decisions.append(Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE))
             continue
-        channel, refusal = choose_channel(snapshot, consent_of.get(request.customer_id, {}), request.channels)
+        consents = consent_of.get(request.customer_id, {})
+        channel, refusal = choose_channel(snapshot, consents, request.channels)
         if channel is None:
             decisions.append(Decision(allowed=False, reason=refusal))
             continue
+        options = allowed_channels(snapshot, consents, request.channels) if request.auto_channel else ()
         history = reserved[request.customer_id]
         recontact_since = now - dt.timedelta(days=request.recontact_days)
         if any(strategy_id == request.strategy_id and at >= recontact_since for strategy_id, at in history):
@@ -123,6 +132,7 @@ def check_planning(
                 channel=channel,
                 send_at=release or request.send_at,
                 deferred=DeferralReason.QUIET_HOURS if release else None,
+                options=options,
             )
         )
     return decisions

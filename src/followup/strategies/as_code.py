@@ -117,7 +117,7 @@ def _segment_body(key: str, name: str, rule: Any) -> dict[str, Any]:
     return {"key": key, "name": name, "rule": segments.RULE.dump_python(rule, mode="json")}
 
 
-def changes(session: Session, bundle: Bundle) -> list[Change]:
+def changes(session: Session, bundle: Bundle, *, available_channels: Collection[str]) -> list[Change]:
     """What applying the bundle would change, in the order it would; empty when nothing."""
     out: list[Change] = []
     for survey in bundle.surveys:
@@ -145,11 +145,19 @@ def changes(session: Session, bundle: Bundle) -> list[Change]:
             if stored_strategy is not None
             else None
         )
-        new = strategies.definition_of(strategy)
+        new = strategies.definition_of(_installed(strategy, available_channels))
         if old != new:
             action: Literal["create", "change"] = "change" if old else "create"
             out.append(Change("strategy", strategy.key, action, _diff("strategy", strategy.key, old, new)))
     return out
+
+
+def _installed(strategy: StrategyCreate, available_channels: Collection[str]) -> StrategyCreate:
+    """The body as it would be stored; one that cannot be is left for the save to refuse."""
+    try:
+        return strategies.with_installed_channels(strategy, available_channels)
+    except InvalidInput:
+        return strategy
 
 
 def _segments_in_order(items: list[SegmentCreate]) -> list[SegmentCreate]:
@@ -180,7 +188,7 @@ def apply(
 ) -> list[Change]:
     """Make the bundle's changes in the caller's transaction; returns them. A refusal (a 422 the
     API would give) names the item, and the caller rolls everything back."""
-    planned = changes(session, bundle)
+    planned = changes(session, bundle, available_channels=available_channels)
     wanted = {(change.kind, change.key) for change in planned}
     for survey in bundle.surveys:
         if ("survey", survey.key) not in wanted:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from followup.customers.schemas import CustomerSample, Locale, check_time_zone
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
-from followup.privacy.enums import ChannelName
+from followup.privacy.enums import CHANNEL_NAMES, ChannelName
 from followup.rules.tree import MAX_DEPTH, RuleNode, depth
 from followup.strategies.schedule import check_cron
 
@@ -86,6 +86,40 @@ class Variant(Schema):
     survey: Key | None = Field(default=None, description="default: the strategy's survey")
 
 
+# `"channels": "auto"` chooses among these, in this order of fallback, those installed here.
+AUTO_CHANNELS: tuple[str, ...] = ("push", "sms", "email", "inapp")
+
+
+class AutoChannels(Schema):
+    """The personal channel: per customer, one of these is chosen (preference, then consent and
+    reachability, then what has worked for customers like them); the others stay as fallbacks."""
+
+    auto: list[ChannelName] = Field(min_length=1, max_length=6)
+
+    @field_validator("auto")
+    @classmethod
+    def _unique(cls, channels: list[str]) -> list[str]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("each channel may appear once")
+        return channels
+
+
+def _channels_form(value: object) -> str:
+    if isinstance(value, dict | AutoChannels):
+        return "object"
+    return "list" if isinstance(value, list) else "auto"
+
+
+# A list (the cascade), "auto", or {"auto": [...]}: told apart by their form, so an error speaks of
+# the form the client used.
+Channels = Annotated[
+    Annotated[list[ChannelName], Tag("list")]
+    | Annotated[Literal["auto"], Tag("auto")]
+    | Annotated[AutoChannels, Tag("object")],
+    Discriminator(_channels_form),
+]
+
+
 class RewardSpec(Schema):
     points: int = Field(ge=1, le=1_000_000)
 
@@ -105,7 +139,12 @@ class StrategyCreate(Schema):
     sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     holdout_percent: float = Field(default=0.0, ge=0.0, le=100.0)
     delay: Duration = dt.timedelta(0)
-    channels: list[ChannelName] = Field(min_length=1, max_length=6)
+    channels: Channels = Field(
+        description=(
+            "the channels in order of preference (a cascade); or the personal channel: `auto` "
+            "(push, sms, email, inapp: those installed) or {`auto`: [...]}, chosen per customer"
+        ),
+    )
     survey: Key
     reward: RewardSpec | None = None
     remind_after: Duration | None = None
@@ -213,10 +252,27 @@ class StrategyCreate(Schema):
 
     @field_validator("channels")
     @classmethod
-    def _unique_channels(cls, channels: list[str]) -> list[str]:
-        if len(set(channels)) != len(channels):
-            raise ValueError("each channel may appear once; the order is the order of preference")
+    def _unique_channels(cls, channels: list[str] | str | AutoChannels) -> list[str] | str | AutoChannels:
+        if isinstance(channels, list):
+            if not 1 <= len(channels) <= len(CHANNEL_NAMES):
+                raise ValueError(f"list between 1 and {len(CHANNEL_NAMES)} channels")
+            if len(set(channels)) != len(channels):
+                raise ValueError("each channel may appear once; the order is the order of preference")
         return channels
+
+    @property
+    def channel_list(self) -> tuple[str, ...]:
+        """The channels in order: those listed, or those the personal channel chooses among."""
+        if isinstance(self.channels, AutoChannels):
+            return tuple(self.channels.auto)
+        if self.channels == "auto":
+            return AUTO_CHANNELS
+        return tuple(self.channels)
+
+    @property
+    def auto_channel(self) -> bool:
+        """Whether the channel is chosen per customer (the personal channel)."""
+        return not isinstance(self.channels, list)
 
     @field_validator("audience")
     @classmethod

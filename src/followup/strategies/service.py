@@ -25,6 +25,8 @@ from followup.strategies.models import Strategy, StrategyVersion
 from followup.strategies.repository import StrategyRepository, WaveRepository
 from followup.strategies.sampling import pick_variant
 from followup.strategies.schemas import (
+    AUTO_CHANNELS,
+    AutoChannels,
     MessagePreview,
     MessagePreviewRequest,
     StrategyCreate,
@@ -132,7 +134,7 @@ def _check_references(
     if data.audience is not None:
         segments.resolve(data.audience, segments.stored_lookup(session), field="audience")
     first_run(data, now=now)  # 422 for a schedule too dense or a spread too long
-    missing = [channel for channel in data.channels if channel not in available_channels]
+    missing = [channel for channel in data.channel_list if channel not in available_channels]
     if missing:
         raise InvalidInput(
             f"channel '{missing[0]}' is not configured here; available: {', '.join(sorted(available_channels))}.",
@@ -152,6 +154,22 @@ def _check_references(
                 field=f"variants.{index}.survey",
             )
     return survey.id
+
+
+def with_installed_channels(data: StrategyCreate, available_channels: Collection[str]) -> StrategyCreate:
+    """`"channels": "auto"` made explicit: the personal channel among those installed here, so the
+    stored definition says which channels it chooses from."""
+    if data.channels != "auto":
+        return data
+    installed = [channel for channel in AUTO_CHANNELS if channel in available_channels]
+    if not installed:
+        raise InvalidInput(
+            f"channels: none of {', '.join(AUTO_CHANNELS)} is configured here; "
+            f"available: {', '.join(sorted(available_channels))}.",
+            code="channel_not_available",
+            field="channels",
+        )
+    return data.model_copy(update={"channels": AutoChannels(auto=installed)})
 
 
 def definition_of(data: StrategyCreate) -> dict[str, Any]:
@@ -201,6 +219,7 @@ def create_strategy(
     now: dt.datetime,
 ) -> Strategy:
     repo = StrategyRepository(session)
+    data = with_installed_channels(data, available_channels)
     survey_id = _check_references(session, data, available_channels=available_channels, limits=limits, now=now)
     if repo.by_key(data.key) is not None:
         raise StrategyExists(f"A strategy with key '{data.key}' already exists.", field="key")
@@ -244,6 +263,7 @@ def replace_strategy(
     means what the stored one does. A new schedule, cadence or kind restarts its runs from now."""
     if data.key != strategy.key:
         raise InvalidInput(f"key: this is strategy '{strategy.key}', not '{data.key}'.", field="key")
+    data = with_installed_channels(data, available_channels)
     survey_id = _check_references(session, data, available_channels=available_channels, limits=limits, now=now)
     new = definition_of(data)
     old = StrategyCreate.model_validate(strategy.definition)
