@@ -87,6 +87,15 @@ def customers_with_open_security_case(session: Session, customer_ids: Iterable[i
     return CaseRepository(session).customers_with_open_security_case(customer_ids)
 
 
+def open_security_case_join(alias: str, customer: str) -> str:
+    """A LEFT JOIN giving `alias.customer_id` when the customer (a column expression) has an open
+    security case: what `customers_with_open_security_case` tells, for a planner in the database."""
+    return (
+        f"LEFT JOIN (SELECT DISTINCT customer_id FROM {Case.__tablename__} "  # noqa: S608 - constants
+        f"WHERE kind = 'security' AND status = 'open') {alias} ON {alias}.customer_id = {customer}"
+    )
+
+
 class CaseNotFound(NotFound):
     code = "case_not_found"
 

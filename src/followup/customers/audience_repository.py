@@ -186,10 +186,14 @@ def matching_ids(session: Session, node: Node | None, *, now: dt.datetime, limit
     return list(session.scalars(query if limit is None else query.limit(limit)))
 
 
-def matching_members(session: Session, node: Node | None, *, now: dt.datetime) -> list[tuple[int, str]]:
-    """(id, external id) of every customer the tree accepts as of `now`, in id order."""
-    query = select(Customer.id, Customer.external_id).where(_where(session, node, now)).order_by(Customer.id)
-    return [(row[0], row[1]) for row in session.execute(query)]
+def matching_members(session: Session, node: Node | None, *, now: dt.datetime) -> list[tuple[int, str, str]]:
+    """(id, external id, time zone) of every customer the tree accepts as of `now`, in id order."""
+    query = (
+        select(Customer.id, Customer.external_id, Customer.time_zone)
+        .where(_where(session, node, now))
+        .order_by(Customer.id)
+    )
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]
 
 
 def count_by_locale(session: Session, node: Node | None, *, now: dt.datetime) -> dict[str, int]:

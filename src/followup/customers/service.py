@@ -433,6 +433,19 @@ def replay_responses(session: Session, responses: Iterable[tuple[int, str, int |
         flush()
 
 
+# The column telling whether a customer has each kind of address (the snapshot's has_email, has_phone).
+_ADDRESS_COLUMNS = {"email": "email_sealed", "phone": "phone_sealed"}
+
+
+def has_address_sql(alias: str, address: str) -> str:
+    """SQL true when the customer row `alias` of the customers table holds this kind of address."""
+    return f"{alias}.{_ADDRESS_COLUMNS[address]} IS NOT NULL"
+
+
+def customers_table() -> str:
+    return Customer.__tablename__
+
+
 def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:
     return CustomerRepository(session).external_ids(customer_ids)
 
@@ -455,8 +468,8 @@ def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> li
     return matching_ids(session, rule, now=now)
 
 
-def audience_members(session: Session, rule: Node | None, *, now: dt.datetime) -> list[tuple[int, str]]:
-    """(id, external id) of the customers a rule accepts as of `now`, found by the database."""
+def audience_members(session: Session, rule: Node | None, *, now: dt.datetime) -> list[tuple[int, str, str]]:
+    """(id, external id, time zone) of the customers a rule accepts as of `now`, found by the database."""
     return matching_members(session, rule, now=now)
 
 

@@ -75,7 +75,7 @@ def plan_followups(
                 choice = personal.choose(item, decision.options)
                 item = item._replace(channels=channel_choice.in_order(choice.channel, item.channels))  # noqa: PLW2901
                 channel, channel_reason = choice.channel, choice.reason
-        plan = _plan_json(item, plans, channel_reason)
+        plan = plan_json(item, plans, channel_reason)
         if decision_reason is not None:
             status, next_step, closed_at = FollowupStatus.SUPPRESSED, None, now
         else:
@@ -172,7 +172,7 @@ class _PersonalChannel:
         )
 
 
-def _plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reason: ChannelReason | None) -> str:
+def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reason: ChannelReason | None) -> str:
     """The plan copied onto the follow-up, as JSON text; the same for every item of one strategy
     version, so it is encoded once per batch and strategy (unless it carries its own event for a
     message template to speak of)."""

@@ -79,6 +79,7 @@ class PlanItem(NamedTuple):
     variant: str | None = None
     strategy_version: int | None = None
     auto_channel: bool = False  # the personal channel: planning chooses among `channels` per customer
+    time_zone: str | None = None  # the customer's, when the planner read it with the audience
 
     def key(self) -> str:
         if self.run_key is not None:

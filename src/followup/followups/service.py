@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups.answers import record_details, record_rating
+from followup.followups.bulk_planning import BulkPick, plan_followups_in_bulk
 from followup.followups.content import PersonalTextFailed, personal_text, template_context
 from followup.followups.enums import FollowupStatus
 from followup.followups.models import Followup
@@ -26,6 +27,7 @@ from followup.followups.timers import cascade_undelivered, close, run_due_follow
 from followup.surveys import service as surveys
 
 __all__ = [
+    "BulkPick",
     "PersonalTextFailed",
     "cascade_undelivered",
     "count_by_reason",
@@ -34,6 +36,7 @@ __all__ = [
     "list_followups",
     "personal_text",
     "plan_followups",
+    "plan_followups_in_bulk",
     "record_details",
     "record_rating",
     "run_due_followups",

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import hash_token, new_token
 from followup.kernel.errors import NotFound
+from followup.privacy.enums import CHANNEL_NAMES, PURPOSES
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.privacy.repository import PrivacyRepository
 
@@ -110,6 +111,17 @@ def get_consents(session: Session, customer_id: int) -> dict[str, dict[str, bool
 def consents_for(session: Session, customer_ids: Iterable[int], *, purpose: str) -> dict[int, dict[str, bool]]:
     """Bulk read for the contact policy: customer → channel → granted (absent means never asked)."""
     return PrivacyRepository(session).consents_for(customer_ids, purpose)
+
+
+def consent_join(alias: str, customer: str, *, purpose: str, channel: str) -> str:
+    """A LEFT JOIN of the customer's (a column expression) consent to this purpose on this channel,
+    granted when `alias.granted = TRUE`: what `consents_for` tells, for a planner in the database."""
+    if purpose not in PURPOSES or channel not in CHANNEL_NAMES:
+        raise ValueError("an unknown purpose or channel")  # both are ours, never a client's text
+    return (
+        f"LEFT JOIN {Consent.__tablename__} {alias} ON {alias}.customer_id = {customer} "
+        f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'"
+    )
 
 
 def list_consent_ledger(session: Session, customer_id: int) -> list[ConsentRecord]:

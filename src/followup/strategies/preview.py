@@ -100,7 +100,8 @@ def _plan(
         drawn = waves.draw_wave(session, strategy, spec, fired_at=fired_at, now=now, settings=settings)
         if drawn is None:
             return 0, PlanStats()
-        return drawn.audience, followups.plan_followups(session, drawn.items, now=now, settings=settings)
+        items = drawn.items(strategy, spec)
+        return drawn.audience, followups.plan_followups(session, items, now=now, settings=settings)
     assert spec.cadence is not None  # noqa: S101 - a proactive strategy always has its cadence
     period = proactive.period_at(strategy.created_at, spec.cadence, now)
     swept = proactive.draw_sweep(session, strategy, spec, now=now, settings=settings, period=period, until=period.end)

@@ -116,7 +116,7 @@ def draw_sweep(
     horizon = min(until or now, period.end)
     due: list[tuple[dt.datetime, int, str]] = []
     waiting = 0
-    for cid, external_id in members:
+    for cid, external_id, _ in members:
         if cid in done:
             continue
         at = slot(spec, period, external_id)
@@ -140,7 +140,7 @@ def draw_sweep(
         )
         for at, cid, external_id in chosen
     ]
-    in_audience = {cid for cid, _ in members}
+    in_audience = {cid for cid, _, _ in members}
     left = [fid for fid, cid, _ in followups.awaiting_invite(session, strategy.id, None) if cid not in in_audience]
     return SweepPlan(
         period=period,

@@ -24,7 +24,7 @@ def bucket(salt: str, strategy_key: str, customer_external_id: str) -> float:
 
 
 def in_holdout(spec: StrategyCreate, customer_external_id: str) -> bool:
-    return bucket("holdout", spec.key, customer_external_id) * 100 < spec.holdout_percent
+    return spec.holdout_percent > 0 and bucket("holdout", spec.key, customer_external_id) * 100 < spec.holdout_percent
 
 
 def is_sampled(spec: StrategyCreate, customer_external_id: str) -> bool:
@@ -91,6 +91,7 @@ def plan_item(
     recontact_days: int,
     preset_reason: str | None,
     event: tuple[int, str, str, dict[str, Any] | None] | None = None,
+    time_zone: str | None = None,
 ) -> PlanItem:
     """One customer's follow-up as every planner asks for it: the strategy's channels, survey,
     reward and timing, the customer's variant and words, and, for an event, the event (id, type,
@@ -120,4 +121,5 @@ def plan_item(
         event_context=event_context if message else None,
         variant=variant,
         strategy_version=strategy.version,
+        time_zone=time_zone,
     )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.followups import service as followups
-from followup.followups.schemas import PlanItem
+from followup.followups.schemas import PlanItem, PlanStats
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.logging import get_logger
 from followup.policy import service as policy
@@ -42,7 +42,27 @@ class WavePlan:
     in_cooldown: int
     sampled: int
     capped: int
-    items: list[PlanItem]
+    run_key: str
+    versions: dict[str | None, int]
+    picks: list[tuple[int, str, dt.datetime, str, str | None]]  # id, external id, send at, zone, preset
+
+    def items(self, strategy: Strategy, spec: StrategyCreate) -> list[PlanItem]:
+        """The wave as the planner's items, one per customer."""
+        return [
+            plan_item(
+                strategy,
+                spec,
+                self.versions,
+                customer_id=cid,
+                external_id=external_id,
+                send_at=send_at,
+                run_key=self.run_key,
+                recontact_days=spec.cooldown_days,
+                preset_reason=preset,
+                time_zone=zone,
+            )
+            for cid, external_id, send_at, zone, preset in self.picks
+        ]
 
 
 def wave_key(fired_at: dt.datetime) -> str:
@@ -80,32 +100,49 @@ def draw_wave(
     key = wave_key(fired_at)
     salt = f"{spec.key}|{key}"
     draws = sorted(
-        (bucket("wave", salt, external_id), cid, external_id) for cid, external_id in members if cid not in cooling
+        (bucket("wave", salt, external_id), cid, external_id, zone)
+        for cid, external_id, zone in members
+        if cid not in cooling
     )
     sampled = [draw for draw in draws if draw[0] < spec.sample_rate]
     chosen = sampled[: spec.max_per_wave]
     step = spec.spread / len(chosen) if chosen else dt.timedelta(0)
-    items = [
-        plan_item(
-            strategy,
-            spec,
-            versions,
-            customer_id=cid,
-            external_id=external_id,
-            send_at=now + step * index,
-            run_key=f"wave:{key}",
-            recontact_days=spec.cooldown_days,
-            preset_reason=_preset(spec, external_id, settings),
-        )
-        for index, (_, cid, external_id) in enumerate(chosen)
+    picks: list[tuple[int, str, dt.datetime, str, str | None]] = [
+        (cid, external_id, now + step * index, zone, _preset(spec, external_id, settings))
+        for index, (_, cid, external_id, zone) in enumerate(chosen)
     ]
     return WavePlan(
         audience=len(members),
-        in_cooldown=len(cooling.intersection(cid for cid, _ in members)),
+        in_cooldown=len(cooling.intersection(cid for cid, _, _ in members)),
         sampled=len(sampled),
         capped=len(sampled) - len(chosen),
-        items=items,
+        run_key=f"wave:{key}",
+        versions=versions,
+        picks=picks,
     )
+
+
+def plan_drawn(
+    session: Session, strategy: Strategy, spec: StrategyCreate, drawn: WavePlan, *, now: dt.datetime, settings: Settings
+) -> PlanStats:
+    """Plan a drawn wave: in the database when all its follow-ups share one plan, else one by one
+    (the personal channel chooses per customer, variants differ in words and survey)."""
+    if spec.auto_channel or spec.variants or not drawn.picks:
+        return followups.plan_followups(session, drawn.items(strategy, spec), now=now, settings=settings)
+    first_id, first_external, first_at, _, _ = drawn.picks[0]
+    template = plan_item(
+        strategy,
+        spec,
+        drawn.versions,
+        customer_id=first_id,
+        external_id=first_external,
+        send_at=first_at,
+        run_key=drawn.run_key,
+        recontact_days=spec.cooldown_days,
+        preset_reason=None,
+    )
+    picks = [followups.BulkPick(cid, send_at, zone, preset) for cid, _, send_at, zone, preset in drawn.picks]
+    return followups.plan_followups_in_bulk(session, template, picks, now=now, settings=settings)
 
 
 def plan_wave(
@@ -131,7 +168,7 @@ def plan_wave(
         suppressed=0,
     )
     if drawn is not None:
-        stats = followups.plan_followups(session, drawn.items, now=now, settings=settings)
+        stats = plan_drawn(session, strategy, spec, drawn, now=now, settings=settings)
         wave.audience, wave.in_cooldown, wave.sampled, wave.capped = (
             drawn.audience,
             drawn.in_cooldown,
