@@ -55,3 +55,11 @@ class CaseRepository:
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(Case.id.desc()).limit(limit).offset(offset))
         return list(rows), total
+
+
+def open_security_case_join_sql(alias: str, customer: str) -> str:
+    """LEFT JOIN of the customers with an open security case, as `alias`, on a customer id column."""
+    return (
+        f"LEFT JOIN (SELECT DISTINCT customer_id FROM {Case.__tablename__} "  # noqa: S608 - constants
+        f"WHERE kind = 'security' AND status = 'open') {alias} ON {alias}.customer_id = {customer}"
+    )

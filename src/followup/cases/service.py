@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from followup.cases.models import Case
-from followup.cases.repository import CaseRepository
+from followup.cases.repository import CaseRepository, open_security_case_join_sql
 from followup.cases.schemas import CaseOut
 from followup.cases.security import raises_security_concern
 from followup.customers import service as customers
@@ -90,10 +90,7 @@ def customers_with_open_security_case(session: Session, customer_ids: Iterable[i
 def open_security_case_join(alias: str, customer: str) -> str:
     """A LEFT JOIN giving `alias.customer_id` when the customer (a column expression) has an open
     security case: what `customers_with_open_security_case` tells, for a planner in the database."""
-    return (
-        f"LEFT JOIN (SELECT DISTINCT customer_id FROM {Case.__tablename__} "  # noqa: S608 - constants
-        f"WHERE kind = 'security' AND status = 'open') {alias} ON {alias}.customer_id = {customer}"
-    )
+    return open_security_case_join_sql(alias, customer)
 
 
 class CaseNotFound(NotFound):

@@ -199,3 +199,19 @@ class ActivityRepository:
     def clear(self) -> None:
         for model in (CustomerActivityDay, CustomerActivity):
             self.session.execute(delete(model))
+
+
+# The column telling whether a customer has each kind of address (the snapshot's has_email, has_phone).
+_ADDRESS_COLUMNS = {"email": "email_sealed", "phone": "phone_sealed"}
+
+
+def address_present_sql(alias: str, address: str) -> str:
+    return f"{alias}.{_ADDRESS_COLUMNS[address]} IS NOT NULL"
+
+
+def customer_join_sql(alias: str, customer: str) -> str:
+    return f"JOIN {Customer.__tablename__} {alias} ON {alias}.id = {customer}"
+
+
+def value_tier_column_sql(alias: str) -> str:
+    return f"COALESCE({alias}.value_tier, '')"

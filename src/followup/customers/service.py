@@ -13,7 +13,13 @@ from followup.config import InputLimits
 from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids, matching_members
 from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerActivity, CustomerKey
-from followup.customers.repository import ActivityRepository, CustomerRepository
+from followup.customers.repository import (
+    ActivityRepository,
+    CustomerRepository,
+    address_present_sql,
+    customer_join_sql,
+    value_tier_column_sql,
+)
 from followup.customers.schemas import (
     ACTIVE_DAYS,
     FEATURE_PREFIX,
@@ -433,17 +439,20 @@ def replay_responses(session: Session, responses: Iterable[tuple[int, str, int |
         flush()
 
 
-# The column telling whether a customer has each kind of address (the snapshot's has_email, has_phone).
-_ADDRESS_COLUMNS = {"email": "email_sealed", "phone": "phone_sealed"}
-
-
 def has_address_sql(alias: str, address: str) -> str:
-    """SQL true when the customer row `alias` of the customers table holds this kind of address."""
-    return f"{alias}.{_ADDRESS_COLUMNS[address]} IS NOT NULL"
+    """SQL true when the customer row `alias` holds this kind of address (`email`, `phone`): the
+    snapshot's has_email and has_phone, for a planner working in the database."""
+    return address_present_sql(alias, address)
 
 
-def customers_table() -> str:
-    return Customer.__tablename__
+def customer_join(alias: str, customer: str) -> str:
+    """An inner JOIN of the customer row, as `alias`, on a customer id column."""
+    return customer_join_sql(alias, customer)
+
+
+def value_tier_sql(alias: str) -> str:
+    """The customer row's value tier, '' for none, as SQL."""
+    return value_tier_column_sql(alias)
 
 
 def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str]:

@@ -4,10 +4,10 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from followup.customers.models import Customer
+from followup.customers import service as customers
 from followup.followups.enums import FollowupStatus, Step
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import BulkStatements, chunked
@@ -201,6 +201,39 @@ class FollowupRepository:
         query = select(Followup.customer_id).where(Followup.strategy_id == strategy_id, Followup.run_key == run_key)
         return set(self.session.scalars(query))
 
+    def activity_by_strategy(
+        self, strategy_ids: Collection[int], since: dt.datetime
+    ) -> dict[int, tuple[int, int, int]]:
+        """strategy → (planned, invited, of those invited answered) since `since`, in one grouped
+        query: planned counts follow-ups planned and not suppressed, invited and answered count by
+        the time of the invitation (as the metrics do)."""
+        if not strategy_ids:
+            return {}
+        invited = Followup.invited_at >= since
+        planned = (Followup.planned_at >= since) & (Followup.status != FollowupStatus.SUPPRESSED)
+        query = (
+            select(
+                Followup.strategy_id,
+                func.sum(case((planned, 1), else_=0)),
+                func.sum(case((invited, 1), else_=0)),
+                func.sum(case((invited & Followup.responded_at.is_not(None), 1), else_=0)),
+            )
+            .where(Followup.strategy_id.in_(list(strategy_ids)), or_(Followup.planned_at >= since, invited))
+            .group_by(Followup.strategy_id)
+        )
+        return {row[0]: (int(row[1] or 0), int(row[2] or 0), int(row[3] or 0)) for row in self.session.execute(query)}
+
+    def answered_since(self, strategy_ids: Collection[int], since: dt.datetime) -> list[tuple[int, int]]:
+        """(follow-up, strategy) of the follow-ups invited since `since` that were answered."""
+        if not strategy_ids:
+            return []
+        query = select(Followup.id, Followup.strategy_id).where(
+            Followup.strategy_id.in_(list(strategy_ids)),
+            Followup.invited_at >= since,
+            Followup.responded_at.is_not(None),
+        )
+        return [(row[0], row[1]) for row in self.session.execute(query)]
+
     def responses_by_tier_and_channel(
         self, tiers: Collection[str], channels: Collection[str], since: dt.datetime
     ) -> dict[tuple[str, str], tuple[int, int]]:
@@ -208,11 +241,106 @@ class FollowupRepository:
         one grouped query; customers without a tier count under ''."""
         if not tiers or not channels:
             return {}
-        tier = func.coalesce(Customer.value_tier, "")
-        query = (
-            select(tier, Followup.channel, func.count(), func.count(Followup.responded_at))
-            .join(Customer, Customer.id == Followup.customer_id)
-            .where(Followup.invited_at >= since, Followup.channel.in_(list(channels)), tier.in_(list(tiers)))
-            .group_by(tier, Followup.channel)
+        tier = customers.value_tier_sql("c")
+        bulk = BulkStatements(self.session.connection())
+        tier_slots, channel_slots = ", ".join("?" * len(tiers)), ", ".join("?" * len(channels))
+        rows = bulk.fetch(
+            f"SELECT {tier}, f.channel, COUNT(*), COUNT(f.responded_at) FROM {Followup.__tablename__} f "  # noqa: S608
+            f"{customers.customer_join('c', 'f.customer_id')} WHERE f.invited_at >= ? "
+            f"AND f.channel IN ({channel_slots}) AND {tier} IN ({tier_slots}) GROUP BY {tier}, f.channel",
+            [bulk.db_time(since), *channels, *tiers],
         )
-        return {(row[0], row[1] or ""): (int(row[2]), int(row[3])) for row in self.session.execute(query)}
+        return {(row[0], row[1]): (int(row[2]), int(row[3])) for row in rows}
+
+
+class PickTable:
+    """Planning in the database (followups.bulk_planning): the customers of one plan in a temporary
+    table, and the statements that plan them all at once. Table and column names and the policy's
+    expressions are our own constants; every value is bound."""
+
+    NAME = "followup_picks"
+    COLUMNS = ("position", "customer_id", "due_at", "deferred", "preset", "detail")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.bulk = BulkStatements(session.connection())
+        self._mine = (
+            f"FROM {self.NAME} p JOIN {Followup.__tablename__} f ON f.strategy_id = :strategy "
+            "AND f.customer_id = p.customer_id AND f.run_key = :run_key AND f.planned_at = :now"
+        )
+
+    def create(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """(position, customer_id, due_at, deferred 0/1, preset reason, history detail) rows."""
+        postgres = self.bulk.postgres
+        self.session.execute(text(f"DROP TABLE IF EXISTS {'pg_temp' if postgres else 'temp'}.{self.NAME}"))
+        self.session.execute(
+            text(
+                f"CREATE TEMPORARY TABLE {self.NAME} (position INTEGER PRIMARY KEY, "
+                "customer_id BIGINT NOT NULL UNIQUE, "
+                f"due_at {'TIMESTAMP WITH TIME ZONE' if postgres else 'TEXT'}, deferred INTEGER NOT NULL, "
+                f"preset VARCHAR(32), detail TEXT){' ON COMMIT DROP' if postgres else ''}"
+            )
+        )
+        self.bulk.insert_values(self.NAME, self.COLUMNS, rows)
+
+    def customer_ids_sql(self) -> str:
+        return f"SELECT customer_id FROM {self.NAME}"  # noqa: S608
+
+    def keys(self, strategy_id: int, run_key: str, now: dt.datetime) -> dict[str, object]:
+        return {"strategy": strategy_id, "run_key": run_key, "now": self.bulk.db_time(now)}
+
+    def insert_followups(self, plan: str, *, joins: str, refusal: str, params: dict[str, object]) -> None:
+        """A follow-up per pick with this plan: planned when `refusal` (over `p`, the pick, and the
+        `joins`) is NULL and the pick has no preset reason, else suppressed with the reason."""
+        planned, suppressed = f"'{FollowupStatus.PLANNED}'", f"'{FollowupStatus.SUPPRESSED}'"
+        plan_slot = "CAST(:plan AS JSON)" if self.bulk.postgres else ":plan"
+        self.session.execute(
+            text(
+                f"INSERT INTO {Followup.__tablename__} (strategy_id, customer_id, run_key, status, reason, plan, "  # noqa: S608
+                "next_step, due_at, planned_at, closed_at) "
+                "SELECT :strategy, d.customer_id, :run_key, "
+                f"CASE WHEN d.reason IS NULL THEN {planned} ELSE {suppressed} END, d.reason, {plan_slot}, "
+                f"CASE WHEN d.reason IS NULL THEN '{Step.INVITE}' END, "
+                "CASE WHEN d.reason IS NULL THEN d.due_at END, :now, "
+                "CASE WHEN d.reason IS NULL THEN NULL ELSE :now END "
+                f"FROM (SELECT p.position, p.customer_id, p.due_at, COALESCE(p.preset, {refusal}) AS reason "
+                f"FROM {self.NAME} p {joins}) d "
+                "WHERE TRUE ORDER BY d.position "
+                "ON CONFLICT (strategy_id, customer_id, run_key) DO NOTHING"
+            ),
+            {**params, "plan": plan},
+        )
+
+    def insert_history(self, keys: dict[str, object], *, deferral: str) -> None:
+        """Each new follow-up's first history: planned (with the pick's detail) or suppressed; then
+        `deferral` for the planned ones whose invite waits for quiet hours to end."""
+        planned = f"'{FollowupStatus.PLANNED}'"
+        head = f"INSERT INTO {FollowupHistory.__tablename__} (followup_id, at, action, reason, detail) "
+        self.session.execute(
+            text(
+                f"{head}SELECT f.id, :now, f.status, f.reason, CASE WHEN f.status = {planned} THEN p.detail END "
+                f"{self._mine} ORDER BY p.position"
+            ),
+            keys,
+        )
+        self.session.execute(
+            text(
+                f"{head}SELECT f.id, :now, 'deferred', :deferral, NULL "
+                f"{self._mine} WHERE f.status = {planned} AND p.deferred = 1 ORDER BY p.position"
+            ),
+            {**keys, "deferral": deferral},
+        )
+
+    def planned_reservations_sql(self) -> str:
+        """(customer_id, strategy_id, followup_id, reserved_at) of the new planned follow-ups."""
+        return (
+            f"SELECT f.customer_id, f.strategy_id, f.id, :now {self._mine} WHERE f.status = '{FollowupStatus.PLANNED}'"
+        )
+
+    def outcomes(self, keys: dict[str, object]) -> list[tuple[str, str | None, int]]:
+        """(status, reason, count) of the new follow-ups."""
+        query = text(f"SELECT f.status, f.reason, COUNT(*) {self._mine} GROUP BY f.status, f.reason")
+        return [(row[0], row[1], int(row[2])) for row in self.session.execute(query, keys)]
+
+    def drop(self) -> None:
+        self.session.execute(text(f"DROP TABLE {self.NAME}"))

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import BulkStatements, chunked
+from followup.policy.enums import RefusalReason
 from followup.policy.models import ContactReservation
 
 # The advisory-lock namespace of a customer's contact budget (PostgreSQL's two-key form).
@@ -60,6 +62,13 @@ class ContactLedger:
             [(cid, sid, fid, bulk.db_time(at)) for cid, sid, fid, at in rows],
         )
 
+    def reserve_from(self, select_sql: str, params: Mapping[str, Any]) -> None:
+        """Reserve for the rows a query selects as (customer_id, strategy_id, followup_id, reserved_at)."""
+        columns = "customer_id, strategy_id, followup_id, reserved_at"
+        self.session.execute(
+            text(f"INSERT INTO {ContactReservation.__tablename__} ({columns}) {select_sql}"), dict(params)
+        )
+
     def release(self, followup_id: int, now: dt.datetime) -> None:
         self.session.execute(
             update(ContactReservation)
@@ -73,3 +82,33 @@ class ContactLedger:
             .where(ContactReservation.followup_id == followup_id, ContactReservation.contacted_at.is_(None))
             .values(contacted_at=now, channel=channel)
         )
+
+
+def ledger_join_sql(alias: str, customer: str, customers_sql: str) -> str:
+    """LEFT JOIN, as `alias`, of the unreleased ledger of the customers `customers_sql` selects,
+    as far back as `:policy_since`: per customer, `duplicate` (1 when `:policy_strategy` reserved
+    since `:policy_recontact_since`) and `recent` (reservations since `:policy_window_since`)."""
+    return (
+        "LEFT JOIN (SELECT l.customer_id,"  # noqa: S608 - table names are our constants; values are bound
+        " MAX(CASE WHEN l.strategy_id = :policy_strategy AND l.reserved_at >= :policy_recontact_since"
+        " THEN 1 ELSE 0 END) AS duplicate,"
+        " SUM(CASE WHEN l.reserved_at >= :policy_window_since THEN 1 ELSE 0 END) AS recent"
+        f" FROM {ContactReservation.__tablename__} l WHERE l.released_at IS NULL AND l.reserved_at >= :policy_since"
+        f" AND l.customer_id IN ({customers_sql}) GROUP BY l.customer_id) {alias}"
+        f" ON {alias}.customer_id = {customer}"
+    )
+
+
+def refusal_case_sql(*, case: str, allowed: str, reachable: str, ledger: str) -> str:
+    """The policy's refusal as a CASE, in check_planning's order, from conditions over the joins:
+    an open security case, no channel allowed (no consent, or nothing reachable), a duplicate,
+    the fatigue budget (`:policy_budget`) spent; NULL when none applies."""
+    return (
+        "CASE"
+        f" WHEN {case} THEN '{RefusalReason.OPEN_SECURITY_CASE}'"
+        f" WHEN NOT ({allowed}) THEN CASE WHEN ({reachable})"
+        f" THEN '{RefusalReason.NO_CONSENT}' ELSE '{RefusalReason.UNREACHABLE}' END"
+        f" WHEN {ledger}.duplicate = 1 THEN '{RefusalReason.DUPLICATE}'"
+        f" WHEN {ledger}.recent >= :policy_budget THEN '{RefusalReason.FATIGUE}'"
+        " END"
+    )

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
@@ -21,9 +20,8 @@ from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerSnapshot
 from followup.policy.enums import DeferralReason, RefusalReason
-from followup.policy.models import ContactReservation
 from followup.policy.quiet_hours import quiet_until
-from followup.policy.repository import ContactLedger
+from followup.policy.repository import ContactLedger, ledger_join_sql, refusal_case_sql
 from followup.policy.schemas import Decision, PlanningRequest
 from followup.privacy import service as privacy
 
@@ -160,12 +158,12 @@ def refusal_sql(
 ) -> tuple[str, str, dict[str, Any]]:
     """`check_planning`'s refusals in SQL, over a customer id column and the row `alias` of the
     customers table (`customers_sql` selects the ids of all of them): the joins to add to the FROM,
-    the expression giving the reason (NULL when
-    the policy allows the follow-up), and the parameters it binds (times in the database's form,
-    by `db_time`). In the same order: an open security case, no channel both reachable and
-    consented, this strategy within its recontact days, the fatigue budget spent. The caller holds
-    the budgets' locks (`lock_budgets`). For a batch in which each customer appears once, so that
-    the batch's own plans never compete for one budget."""
+    the expression giving the reason (NULL when the policy allows the follow-up), and the
+    parameters it binds (times in the database's form, by `db_time`). In the same order: an open
+    security case, no channel both reachable and consented, this strategy within its recontact
+    days, the fatigue budget spent. The caller holds the budgets' locks (`lock_budgets`). For a
+    batch in which each customer appears once, so that the batch's own plans never compete for
+    one budget."""
     joins = [cases.open_security_case_join("policy_case", customer)]
     reachable: list[str] = []
     allowed: list[str] = []
@@ -177,26 +175,12 @@ def refusal_sql(
         joins.append(privacy.consent_join(consent, customer, purpose=PURPOSE, channel=channel))
         reachable.append(reach)
         allowed.append(f"({reach} AND {consent}.granted = TRUE)")
-    # The ledger of these customers, unreleased, as far back as either check looks: per customer,
-    # whether this strategy reached them within its recontact days, and how often anyone did within
-    # the fatigue window. Only the customers of `customers_sql` are read.
-    joins.append(
-        "LEFT JOIN (SELECT l.customer_id,"  # noqa: S608 - table names are our constants; values are bound
-        " MAX(CASE WHEN l.strategy_id = :policy_strategy AND l.reserved_at >= :policy_recontact_since"
-        " THEN 1 ELSE 0 END) AS duplicate,"
-        " SUM(CASE WHEN l.reserved_at >= :policy_window_since THEN 1 ELSE 0 END) AS recent"
-        f" FROM {ContactReservation.__tablename__} l WHERE l.released_at IS NULL AND l.reserved_at >= :policy_since"
-        f" AND l.customer_id IN ({customers_sql}) GROUP BY l.customer_id) policy_ledger"
-        f" ON policy_ledger.customer_id = {customer}"
-    )
-    sql = (
-        "CASE"
-        f" WHEN policy_case.customer_id IS NOT NULL THEN '{RefusalReason.OPEN_SECURITY_CASE}'"
-        f" WHEN NOT ({' OR '.join(allowed) or 'FALSE'}) THEN CASE WHEN ({' OR '.join(reachable) or 'FALSE'})"
-        f" THEN '{RefusalReason.NO_CONSENT}' ELSE '{RefusalReason.UNREACHABLE}' END"
-        f" WHEN policy_ledger.duplicate = 1 THEN '{RefusalReason.DUPLICATE}'"
-        f" WHEN policy_ledger.recent >= :policy_budget THEN '{RefusalReason.FATIGUE}'"
-        " END"
+    joins.append(ledger_join_sql("policy_ledger", customer, customers_sql))
+    sql = refusal_case_sql(
+        case="policy_case.customer_id IS NOT NULL",
+        allowed=" OR ".join(allowed) or "FALSE",
+        reachable=" OR ".join(reachable) or "FALSE",
+        ledger="policy_ledger",
     )
     recontact_since = now - dt.timedelta(days=recontact_days)
     window_since = now - dt.timedelta(days=settings.fatigue_window_days)
@@ -220,8 +204,7 @@ def _reach_sql(alias: str, channel: str) -> str:
 def reserve_contacts_from(session: Session, select_sql: str, params: Mapping[str, Any]) -> None:
     """Spend budget for the follow-ups a query selects as (customer_id, strategy_id, followup_id,
     reserved_at): planning in the database writes its reservations in one statement."""
-    columns = "customer_id, strategy_id, followup_id, reserved_at"
-    session.execute(text(f"INSERT INTO {ContactReservation.__tablename__} ({columns}) {select_sql}"), dict(params))
+    ContactLedger(session).reserve_from(select_sql, params)
 
 
 def reserve_contacts(session: Session, rows: Sequence[tuple[int, int, int]], *, now: dt.datetime) -> None:

@@ -68,3 +68,12 @@ class PrivacyRepository:
             .values(used_at=now)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def consent_join_sql(alias: str, customer: str, *, purpose: str, channel: str) -> str:
+    """LEFT JOIN of a customer's consent to one purpose on one channel, as `alias` (both checked
+    against our own names by the caller)."""
+    return (
+        f"LEFT JOIN {Consent.__tablename__} {alias} ON {alias}.customer_id = {customer} "
+        f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'"
+    )

@@ -13,7 +13,7 @@ from followup.kernel.crypto import hash_token, new_token
 from followup.kernel.errors import NotFound
 from followup.privacy.enums import CHANNEL_NAMES, PURPOSES
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
-from followup.privacy.repository import PrivacyRepository
+from followup.privacy.repository import PrivacyRepository, consent_join_sql
 
 
 class UnsubscribeLinkInvalid(NotFound):
@@ -118,10 +118,7 @@ def consent_join(alias: str, customer: str, *, purpose: str, channel: str) -> st
     granted when `alias.granted = TRUE`: what `consents_for` tells, for a planner in the database."""
     if purpose not in PURPOSES or channel not in CHANNEL_NAMES:
         raise ValueError("an unknown purpose or channel")  # both are ours, never a client's text
-    return (
-        f"LEFT JOIN {Consent.__tablename__} {alias} ON {alias}.customer_id = {customer} "
-        f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'"
-    )
+    return consent_join_sql(alias, customer, purpose=purpose, channel=channel)
 
 
 def list_consent_ledger(session: Session, customer_id: int) -> list[ConsentRecord]:
