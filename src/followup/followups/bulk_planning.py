@@ -52,7 +52,8 @@ def plan_followups_in_bulk(
     if template.auto_channel or template.event_context is not None or template.run_key is None:
         raise ValueError("a bulk plan shares one plan: no personal channel, no event, one run")
     table = PickTable(session)
-    table.create(_pick_rows(table.bulk, picks, settings=settings))
+    rows = _pick_rows(table.bulk, picks, settings=settings)
+    table.create(rows)
     policy.lock_budgets(session, [pick.customer_id for pick in picks if pick.preset_reason is None])
     joins, refusal, params = policy.refusal_sql(
         customer="p.customer_id",
@@ -68,7 +69,8 @@ def plan_followups_in_bulk(
     keys = table.keys(template.strategy_id, template.key(), now)
     joins = f"{customers.customer_join('c', 'p.customer_id')} {joins}"
     table.insert_followups(plan_json(template, {}, None), joins=joins, refusal=refusal, params=params | keys)
-    table.insert_history(keys, deferral=DeferralReason.QUIET_HOURS)
+    deferred = any(row[3] for row in rows)
+    table.insert_history(keys, deferral=DeferralReason.QUIET_HOURS if deferred else None)
     policy.reserve_contacts_from(session, table.planned_reservations_sql(), keys)
     for status, reason, count in table.outcomes(keys):
         if status == FollowupStatus.PLANNED:

@@ -311,9 +311,9 @@ class PickTable:
             {**params, "plan": plan},
         )
 
-    def insert_history(self, keys: dict[str, object], *, deferral: str) -> None:
-        """Each new follow-up's first history: planned (with the pick's detail) or suppressed; then
-        `deferral` for the planned ones whose invite waits for quiet hours to end."""
+    def insert_history(self, keys: dict[str, object], *, deferral: str | None) -> None:
+        """Each new follow-up's first history: planned (with the pick's detail) or suppressed; then,
+        given a `deferral`, that for the planned ones whose invite waits for quiet hours to end."""
         planned = f"'{FollowupStatus.PLANNED}'"
         head = f"INSERT INTO {FollowupHistory.__tablename__} (followup_id, at, action, reason, detail) "
         self.session.execute(
@@ -323,6 +323,8 @@ class PickTable:
             ),
             keys,
         )
+        if deferral is None:
+            return
         self.session.execute(
             text(
                 f"{head}SELECT f.id, :now, 'deferred', :deferral, NULL "
