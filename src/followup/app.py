@@ -28,6 +28,7 @@ from followup.kernel.inputs import InputGuard, refusal_page
 from followup.kernel.logging import get_logger
 from followup.kernel.openapi import install_openapi
 from followup.kernel.requests import RequestLog
+from followup.kernel.schemas import client_path
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
 from followup.staff.auth import MetricsReader
@@ -50,30 +51,6 @@ def _error(
     )
 
 
-def _left_out_default(kind: str, loc: tuple[Any, ...], body: Any) -> bool:
-    """A top-level field the client left out whose default our own validator refused (deeper
-    parts of a location may be union tags, never a field of the body)."""
-    return kind == "value_error" and len(loc) == 1 and isinstance(body, dict) and isinstance(loc[0], str)
-
-
-def _client_path(loc: tuple[Any, ...], body: Any, kind: str) -> list[str]:
-    """The field as the client wrote it. Pydantic puts the tags of unions (`condition`, `str`) and
-    `[key]` into its locations; a part the request does not have is dropped, unless it is the
-    missing field itself or a field left out whose default was refused (a proactive strategy
-    without its `cadence`)."""
-    path: list[str] = []
-    current = body
-    for position, part in enumerate(loc):
-        in_object = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_object or in_list:
-            current = current[part]
-        elif position != len(loc) - 1 or not (kind == "missing" or _left_out_default(kind, loc, body)):
-            continue
-        path.append(str(part))
-    return path
-
-
 def _validation_problem(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
     """(status, code, message, field) of the first error pydantic found."""
     errors = exc.errors()
@@ -81,7 +58,7 @@ def _validation_problem(exc: RequestValidationError) -> tuple[int, str, str, str
     kind = str(first.get("type", "invalid"))
     raw_loc = tuple(first.get("loc", ()))
     if raw_loc[:1] == ("body",):
-        loc = _client_path(raw_loc[1:], exc.body, kind)
+        loc = client_path(raw_loc[1:], exc.body, kind)
     else:
         loc = [str(part) for part in raw_loc if part not in ("query", "path", "header")]
     field = ".".join(loc) or None

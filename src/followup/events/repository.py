@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from followup.events.models import Event
+from followup.events.schemas import EVENT_FIELDS
 from followup.kernel.db import BulkStatements, chunked
 from followup.rules.tree import Node
 from followup.rules_sql import TypedField, Where, column_field, json_field, rule_where
@@ -23,9 +24,6 @@ class NewEvent(NamedTuple):
     amount: int | None
     currency: str | None
     attributes: str  # JSON text
-
-
-EVENT_FIELDS = ("event.type", "event.event_id", "event.amount", "event.currency", "event.attributes.*")
 
 
 def _event_field(field: str, dialect: str) -> TypedField | None:

@@ -20,6 +20,8 @@ except ImportError:  # an interpreter without the C accelerator
     make_encoder = None  # type: ignore[assignment,misc]
 
 MAX_BATCH = 10_000
+# The fields a rule reads of an event (`event.attributes.<name>` for any attribute), stored or arriving.
+EVENT_FIELDS = ("event.type", "event.event_id", "event.amount", "event.currency", "event.attributes.*")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 

@@ -29,6 +29,8 @@ from followup.surveys import service as surveys
 __all__ = [
     "BulkPick",
     "PersonalTextFailed",
+    "activity_by_strategy",
+    "answered_since",
     "cascade_undelivered",
     "count_by_reason",
     "count_by_status",
@@ -45,11 +47,17 @@ __all__ = [
 
 
 def list_followups(
-    session: Session, *, customer_id: int | None, status: str | None, limit: int, offset: int
+    session: Session,
+    *,
+    customer_id: int | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    strategy_id: int | None = None,
 ) -> tuple[list[FollowupOut], int]:
     repo = FollowupRepository(session)
     rows, total = repo.list_followups(
-        customer_id=customer_id, strategy_id=None, status=status, limit=limit, offset=offset
+        customer_id=customer_id, strategy_id=strategy_id, status=status, limit=limit, offset=offset
     )
     history = repo.history(row.id for row in rows)
     messages = dispatch.summaries_for_followups(session, [row.id for row in rows])
@@ -87,6 +95,19 @@ def invited_in_period(
     session: Session, *, strategy_id: int | None, since: dt.datetime | None, until: dt.datetime | None
 ) -> list[Followup]:
     return FollowupRepository(session).in_period(strategy_id=strategy_id, since=since, until=until)
+
+
+def activity_by_strategy(
+    session: Session, strategy_ids: Collection[int], *, since: dt.datetime
+) -> dict[int, tuple[int, int, int]]:
+    """strategy id → (planned, invited, answered) since `since`, for many strategies at once
+    (a strategy with none is left out). Invited and answered count by the invitation's time."""
+    return FollowupRepository(session).activity_by_strategy(strategy_ids, since)
+
+
+def answered_since(session: Session, strategy_ids: Collection[int], *, since: dt.datetime) -> list[tuple[int, int]]:
+    """(follow-up id, strategy id) of those invited since `since` and answered."""
+    return FollowupRepository(session).answered_since(strategy_ids, since)
 
 
 def count_by_status(session: Session) -> dict[str, int]:

@@ -44,6 +44,18 @@ class MetricsSummary(Schema):
     )
 
 
+class StrategyActivity(Schema):
+    """One strategy's recent work: follow-ups planned (not suppressed) in the period, invited in
+    it, and of those invited how many answered, with the NPS of their answers."""
+
+    planned: int
+    invited: int
+    responded: int
+    response_rate: float | None
+    nps: float | None
+    nps_count: int
+
+
 class DailyPoint(Schema):
     """Follow-ups invited on one UTC day and how they were answered (by invitation day, so a late
     answer counts toward the day its customer was asked)."""

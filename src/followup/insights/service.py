@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 
 from sqlalchemy.orm import Session
 
@@ -11,7 +12,15 @@ from followup.cases import service as cases
 from followup.customers import service as customers
 from followup.followups import service as followups
 from followup.insights.metrics import csat, nps, nps_difference, rate, two_proportion_test
-from followup.insights.schemas import DailyPoint, GroupBy, MetricsGroup, MetricsSummary, Overview, VariantComparison
+from followup.insights.schemas import (
+    DailyPoint,
+    GroupBy,
+    MetricsGroup,
+    MetricsSummary,
+    Overview,
+    StrategyActivity,
+    VariantComparison,
+)
 from followup.rewards import service as rewards
 from followup.strategies import service as strategies
 from followup.surveys import service as surveys
@@ -76,6 +85,33 @@ def metrics_summary(
         groups=groups,
         comparisons=comparisons,
     )
+
+
+def strategy_activity(
+    session: Session, strategy_ids: Collection[int], *, since: dt.datetime
+) -> dict[int, StrategyActivity]:
+    """Each strategy's follow-ups since `since`: planned, invited, answered, response rate and NPS,
+    for a whole page of strategies in a few set-based queries (never one per strategy)."""
+    counts = followups.activity_by_strategy(session, strategy_ids, since=since)
+    answered = followups.answered_since(session, strategy_ids, since=since)
+    scores = surveys.scores_for_followups(session, [followup_id for followup_id, _ in answered])
+    nps_scores: dict[int, list[int]] = defaultdict(list)
+    for followup_id, strategy_id in answered:
+        score = scores.get(followup_id)
+        if score is not None and score[0] is not None:
+            nps_scores[strategy_id].append(score[0])
+    out = {}
+    for strategy_id in strategy_ids:
+        planned, invited, responded = counts.get(strategy_id, (0, 0, 0))
+        out[strategy_id] = StrategyActivity(
+            planned=planned,
+            invited=invited,
+            responded=responded,
+            response_rate=rate(responded, invited),
+            nps=nps(nps_scores[strategy_id]),
+            nps_count=len(nps_scores[strategy_id]),
+        )
+    return out
 
 
 def _compare_variants(

@@ -48,3 +48,27 @@ UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterVali
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int
+
+
+def _left_out_default(kind: str, loc: tuple[Any, ...], body: Any) -> bool:
+    """A top-level field the client left out whose default our own validator refused (deeper
+    parts of a location may be union tags, never a field of the body)."""
+    return kind == "value_error" and len(loc) == 1 and isinstance(body, dict) and isinstance(loc[0], str)
+
+
+def client_path(loc: tuple[Any, ...], body: Any, kind: str) -> list[str]:
+    """The field as the client wrote it. Pydantic puts the tags of unions (`condition`, `str`) and
+    `[key]` into its locations; a part the request does not have is dropped, unless it is the
+    missing field itself or a field left out whose default was refused (a proactive strategy
+    without its `cadence`)."""
+    path: list[str] = []
+    current = body
+    for position, part in enumerate(loc):
+        in_object = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_object or in_list:
+            current = current[part]
+        elif position != len(loc) - 1 or not (kind == "missing" or _left_out_default(kind, loc, body)):
+            continue
+        path.append(str(part))
+    return path

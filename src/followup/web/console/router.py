@@ -438,6 +438,12 @@ def install_console(app: FastAPI) -> None:
     """
     staff.password_checker()
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
+    # Imported here: those pages build on this module's helpers. Before `router`, whose last
+    # route answers every other console path.
+    from followup.web.console import segments, strategies  # noqa: PLC0415
+
+    app.include_router(strategies.router)
+    app.include_router(segments.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)
