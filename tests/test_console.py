@@ -32,6 +32,7 @@ PAGES = [
     "/console/responses",
     "/console/cases",
     "/console/cases?status=all",
+    "/console/interviews",
     "/console/customers/c1",
 ]
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

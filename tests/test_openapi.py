@@ -30,6 +30,7 @@ STATUSES = {
     ("get", "/api/v1/followups"): {400, 401, 404, 422, 500},
     ("get", "/api/v1/metrics/summary"): {400, 401, 404, 422, 500},
     ("get", "/api/v1/responses"): {400, 401, 404, 422, 500},
+    ("get", "/api/v1/interviews"): {400, 401, 404, 422, 500},
     ("get", "/api/v1/segments"): {400, 401, 422, 500},
     ("post", "/api/v1/segments"): {400, 401, 409, 413, 422, 500},
     ("get", "/api/v1/segments/{key}"): {400, 401, 404, 422, 500},

@@ -15,7 +15,7 @@ from followup.privacy.models import AuditEntry, Consent, ConsentRecord, Unsubscr
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
-from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
+from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
 
 metadata = Base.metadata
 
@@ -33,6 +33,7 @@ __all__ = [
     "Followup",
     "FollowupHistory",
     "InboxItem",
+    "InterviewBooking",
     "Invitation",
     "Job",
     "Message",

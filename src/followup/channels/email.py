@@ -26,6 +26,7 @@ from followup.channels.base import (
     Receipt,
     TransientChannelError,
 )
+from followup.channels.calendar import invitation
 from followup.channels.schemas import MessageContent
 from followup.kernel.text import control_character
 
@@ -98,6 +99,22 @@ def _compose(delivery: Delivery, *, sender: str) -> EmailMessage:
     message.add_alternative(
         _templates.get_template("email.html").render(c=content, unsubscribe_label=label), subtype="html"
     )
+    if content.event is not None:
+        # The appointment as an invitation the mail client offers to add to the calendar.
+        organizer = parseaddr(sender)[1] or sender
+        calendar = invitation(
+            content.event,
+            organizer=organizer,
+            attendee=delivery.address or "",
+            domain=organizer.rpartition("@")[2] or "followup.local",
+        )
+        message.add_attachment(
+            calendar,
+            maintype="text",
+            subtype="calendar",
+            params={"method": "REQUEST", "charset": "utf-8"},
+            filename="invite.ics",
+        )
     return message
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from followup.cases import service as cases
 from followup.customers import service as customers
 from followup.followups.enums import OPEN_STATUSES, FollowupStatus
+from followup.followups.outreach import queue_interview_confirmation
 from followup.followups.repository import FollowupRepository
 from followup.followups.schemas import AnswerOutcome, FollowupPlan
 from followup.kernel.actors import SYSTEM
@@ -70,9 +71,20 @@ def record_rating(
 def record_details(
     session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
 ) -> AnswerOutcome:
-    """The optional questions after the rating; a comment raising a security concern opens a case."""
+    """The optional questions after the rating; a comment raising a security concern opens a case;
+    a booked interview is noted in the follow-up's history and confirmed by email.
+
+    surveys.SlotTaken when the interview slot chosen went to someone else: roll back."""
     opened = surveys.open_invitation(session, token, now=now)
-    response, texts = surveys.record_details(session, opened, answers=answers, keys=keys, now=now)
+    response, texts, interview_id = surveys.record_details(session, opened, answers=answers, keys=keys, now=now)
+    confirmation_queued = False
+    interview = surveys.describe_booking(session, interview_id) if interview_id is not None else None
+    if interview is not None:
+        repo = FollowupRepository(session)
+        followup = repo.get(response.followup_id)
+        if followup is not None:
+            repo.record(followup.id, at=now, action="interview_booked", detail=interview.starts_at.isoformat())
+            confirmation_queued = queue_interview_confirmation(session, followup, interview, now=now, keys=keys)
     case = cases.open_for_comment(
         session,
         customer_id=response.customer_id,
@@ -82,5 +94,10 @@ def record_details(
         now=now,
     )
     return AnswerOutcome(
-        response_id=response.id, followup_id=response.followup_id, reward_points=0, case_ids=(case.id,) if case else ()
+        response_id=response.id,
+        followup_id=response.followup_id,
+        reward_points=0,
+        case_ids=(case.id,) if case else (),
+        interview_id=interview_id,
+        confirmation_queued=confirmation_queued,
     )

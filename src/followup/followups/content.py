@@ -7,12 +7,13 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from followup.channels.schemas import MessageContent, RatingLink
+from followup.channels.schemas import CalendarEvent, MessageContent, RatingLink
 from followup.customers.schemas import CustomerSnapshot
 from followup.followups.schemas import MessageText
 from followup.kernel import templating
 from followup.kernel.text import control_character
-from followup.surveys.schemas import RATING_SCALES, LocalizedText, first_rating_question
+from followup.surveys import service as surveys
+from followup.surveys.schemas import RATING_SCALES, BookedInterview, LocalizedText, first_rating_question
 
 # A rendered text longer than this is cut: a template over large data must not flood a channel.
 MAX_SUBJECT = 250
@@ -73,6 +74,64 @@ def render_message(
         link_label=text["link_label"],
         unsubscribe_url=unsubscribe_url,
         footer=text["footer"].format(days=max(valid_days, 1)),
+    )
+
+
+_INTERVIEW_TEXT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "subject": "访谈预约成功：{title}",
+        "summary": "访谈：{title}",
+        "greeting": "您好，",
+        "body": (
+            "感谢您愿意与我们交流。您的访谈已预约在 {when}，时长 {minutes} 分钟。{where}。"
+            "附件中的日历邀请可将它加入您的日历。"
+        ),
+        "join": "加入视频通话",
+        "footer": "您收到这封邮件，是因为您在问卷中预约了这次访谈。",
+    },
+    "en": {
+        "subject": "Your interview is booked: {title}",
+        "summary": "Interview: {title}",
+        "greeting": "Hello,",
+        "body": (
+            "Thank you for agreeing to talk with us. Your interview is booked for {when}, for {minutes} minutes. "
+            "{where}. The calendar invitation attached adds it to your calendar."
+        ),
+        "join": "Join the video call",
+        "footer": "You receive this email because you booked this interview in our survey.",
+    },
+}
+
+
+def render_interview_confirmation(interview: BookedInterview, *, locale: str) -> MessageContent:
+    """The email confirming a booked interview, with the appointment as a calendar event."""
+    text = _INTERVIEW_TEXT.get(locale, _INTERVIEW_TEXT["en"])
+    title = interview.survey_title.get(locale)
+    minutes = int((interview.ends_at - interview.starts_at).total_seconds() // 60)
+    body = text["body"].format(
+        when=surveys.when_text(interview.starts_at, interview.ends_at, locale),
+        minutes=minutes,
+        where=surveys.where_text(interview.location, locale),
+    )
+    video = interview.location.detail if interview.location.kind == "video" else None
+    return MessageContent(
+        locale=locale,
+        subject=text["subject"].format(title=title),
+        greeting=text["greeting"],
+        body=body,
+        link=video or "",
+        link_label=text["join"] if video else "",
+        footer=text["footer"],
+        event=CalendarEvent(
+            uid=f"followup-interview-{interview.id}",
+            starts_at=interview.starts_at,
+            ends_at=interview.ends_at,
+            summary=text["summary"].format(title=title),
+            location=interview.location.detail,
+            description=f"{interview.prompt.get(locale)}\n\n{body}",
+            url=video,
+            stamp=interview.booked_at,
+        ),
     )
 
 

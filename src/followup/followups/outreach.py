@@ -10,7 +10,13 @@ from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
-from followup.followups.content import PersonalTextFailed, personal_text, render_message, template_context
+from followup.followups.content import (
+    PersonalTextFailed,
+    personal_text,
+    render_interview_confirmation,
+    render_message,
+    template_context,
+)
 from followup.followups.enums import Step
 from followup.followups.models import Followup
 from followup.followups.schemas import FollowupPlan
@@ -19,9 +25,12 @@ from followup.kernel.logging import get_logger
 from followup.policy import service as policy
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
-from followup.surveys.schemas import LocalizedText
+from followup.surveys.schemas import BookedInterview, LocalizedText
 
 log = get_logger(__name__)
+
+# The message step of an interview's confirmation: one per follow-up (a survey offers one interview).
+INTERVIEW_STEP = "interview"
 
 
 def queue_message(
@@ -108,3 +117,36 @@ def _personal(
         log.warning("template_failed", strategy=plan.strategy_key, followup_id=followup.id, error=cause)
         return content
     return content.model_copy(update={"subject": subject, "body": body})
+
+
+def queue_interview_confirmation(
+    session: Session, followup: Followup, interview: BookedInterview, *, now: dt.datetime, keys: KeyProvider
+) -> bool:
+    """Queue the email confirming a booked interview, with its calendar invitation; False when the
+    customer has no email address or has not consented to feedback email (the page then does not
+    promise one).
+
+    It goes through dispatch like every message, so it is retried, recorded in the outbox, and
+    passes the contact policy again at send time (consent; quiet hours hold it until morning).
+    """
+    customer = customers.get_by_id(session, followup.customer_id)
+    if customer is None or customer.email_sealed is None:
+        return False
+    consents = privacy.consents_for(session, [customer.id], purpose=policy.PURPOSE).get(customer.id, {})
+    if not consents.get("email"):
+        return False
+    plan = FollowupPlan.model_validate(followup.plan)
+    content = render_interview_confirmation(interview, locale=customer.locale).model_copy(
+        update={"sender_name": plan.sender_name, "reply_to": plan.reply_to}
+    )
+    message = dispatch.queue_message(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        step=INTERVIEW_STEP,
+        channel="email",
+        content=content,
+        keys=keys,
+        now=now,
+    )
+    return message is not None

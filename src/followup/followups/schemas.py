@@ -147,3 +147,5 @@ class AnswerOutcome:
     followup_id: int
     reward_points: int
     case_ids: tuple[int, ...]
+    interview_id: int | None = None  # the interview booked with the answers
+    confirmation_queued: bool = False  # its confirmation email is on its way

@@ -45,6 +45,16 @@ def _rfc3339_text(value: Any) -> Any:
 UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
+def _utc_reachable(value: dt.datetime) -> dt.datetime:
+    _in_utc(value)
+    return value
+
+
+# The same RFC 3339 time, kept with the offset it was written in: an interview slot is shown to the
+# customer on the wall clock it was offered in.
+OffsetDateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_utc_reachable)]
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     total: int

@@ -11,7 +11,7 @@ from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page, UtcDateTime
 from followup.staff.auth import ApiActor
 from followup.surveys import service
-from followup.surveys.schemas import ResponseOut, SurveyCreate, SurveyOut
+from followup.surveys.schemas import InterviewOut, ResponseOut, SurveyCreate, SurveyOut
 
 router = APIRouter(tags=["surveys"])
 
@@ -59,3 +59,21 @@ def list_responses(
         keys=keys,
     )
     return Page[ResponseOut](items=items, total=total)
+
+
+@router.get("/interviews", response_model=Page[InterviewOut], responses=may_answer(404))
+def list_interviews(
+    session: ReadSession,
+    actor: ApiActor,
+    keys: Keys,
+    survey: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[UtcDateTime | None, Query(alias="from", description="interviews starting at or after")] = None,
+    until: Annotated[UtcDateTime | None, Query(alias="to", description="interviews starting before")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[InterviewOut]:
+    """Booked interviews, by start time (soonest first)."""
+    items, total = service.list_interviews(
+        session, survey_key=survey, since=since, until=until, limit=limit, offset=offset, keys=keys
+    )
+    return Page[InterviewOut](items=items, total=total)

@@ -75,3 +75,33 @@ class Response(Base):
     ces: Mapped[int | None] = mapped_column(SmallInteger)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class InterviewBooking(Base):
+    """One customer's booking of one interview slot.
+
+    The database itself keeps a slot to one booking: unique (survey, question, start), across every
+    version of the survey, since a new version that keeps a slot offers the same hour of the same
+    interviewer. A follow-up books a question once. The location and end are copied from the
+    version booked, so a later version cannot move an interview already agreed.
+    """
+
+    __tablename__ = "interview_bookings"
+    __table_args__ = (
+        UniqueConstraint("survey_id", "question_id", "starts_at"),
+        UniqueConstraint("followup_id", "question_id"),
+        Index("ix_interview_bookings_starts_at", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    survey_id: Mapped[int] = mapped_column(BigId, ForeignKey("surveys.id", ondelete="CASCADE"))
+    survey_version_id: Mapped[int] = mapped_column(BigId, ForeignKey("survey_versions.id"))
+    question_id: Mapped[str] = mapped_column(String(64))
+    followup_id: Mapped[int] = mapped_column(BigId, ForeignKey("followups.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The slot's offset from UTC as offered: the customer and staff see it on that wall clock.
+    utc_offset_minutes: Mapped[int] = mapped_column(SmallInteger)
+    location: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    booked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

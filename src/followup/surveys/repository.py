@@ -4,11 +4,11 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.orm import Session
 
-from followup.kernel.db import chunked
-from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
+from followup.kernel.db import chunked, insert_ignoring_conflicts
+from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
 
 
 class SurveyRepository:
@@ -108,3 +108,64 @@ class SurveyRepository:
         )
         for row in self.session.execute(query.execution_options(yield_per=5000)):
             yield (row[0], row[1], row[2], row[3])
+
+
+class InterviewRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def insert_booking(self, row: dict[str, Any]) -> int | None:
+        """The new booking's id, or None when its slot is booked already.
+
+        ON CONFLICT on the slot's unique key: of any number of concurrent inserts for one slot the
+        database lets exactly one through (on PostgreSQL the others wait for it to commit, then do
+        nothing). A second booking by the same follow-up still raises IntegrityError.
+        """
+        dialect = self.session.get_bind().dialect.name
+        statement = insert_ignoring_conflicts(
+            dialect, InterviewBooking.__table__, index_elements=["survey_id", "question_id", "starts_at"]
+        ).returning(InterviewBooking.__table__.c.id)
+        found = self.session.execute(statement, row).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def get(self, booking_id: int) -> InterviewBooking | None:
+        return self.session.get(InterviewBooking, booking_id)
+
+    def booked_starts(self, survey_id: int, question_id: str) -> set[dt.datetime]:
+        rows = self.session.scalars(
+            select(InterviewBooking.starts_at).where(
+                InterviewBooking.survey_id == survey_id, InterviewBooking.question_id == question_id
+            )
+        )
+        return set(rows)
+
+    def list_bookings(
+        self,
+        *,
+        survey_id: int | None,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        upcoming_from: dt.datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[InterviewBooking], int]:
+        """Bookings by start time; with `upcoming_from`, those still to come first (soonest first),
+        then the past ones (latest first)."""
+        query = select(InterviewBooking)
+        if survey_id is not None:
+            query = query.where(InterviewBooking.survey_id == survey_id)
+        if since is not None:
+            query = query.where(InterviewBooking.starts_at >= since)
+        if until is not None:
+            query = query.where(InterviewBooking.starts_at < until)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        starts = InterviewBooking.starts_at
+        order: list[Any]
+        if upcoming_from is None:
+            order = [starts, InterviewBooking.id]
+        else:
+            to_come = starts >= upcoming_from
+            # Past rows share a NULL second key, so each database's own NULL order does not matter.
+            order = [case((to_come, 0), else_=1), case((to_come, starts)), starts.desc(), InterviewBooking.id]
+        rows = self.session.scalars(query.order_by(*order).limit(limit).offset(offset))
+        return list(rows), total

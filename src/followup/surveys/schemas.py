@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from followup.kernel.schemas import Schema
+from followup.kernel.schemas import OffsetDateTime, Schema
 
 Locale = Literal["zh-CN", "en"]
 LOCALES: tuple[str, ...] = ("zh-CN", "en")
@@ -87,8 +88,54 @@ class TextQuestion(_QuestionBase):
     max_length: int = Field(default=1000, ge=1, le=5000)
 
 
+MAX_INTERVIEW_SLOTS = 200
+MAX_LOCATION_CHARS = 500
+
+
+class InterviewLocation(Schema):
+    """Where the interview happens: we call the customer (`phone`, the detail says how), they come
+    to an `address`, or they join a `video` call at an https link."""
+
+    kind: Literal["phone", "address", "video"]
+    detail: str = Field(min_length=1, max_length=MAX_LOCATION_CHARS)
+
+    @model_validator(mode="after")
+    def _video_is_an_https_link(self) -> InterviewLocation:
+        if self.kind == "video":
+            parts = urlsplit(self.detail)
+            if parts.scheme != "https" or not parts.hostname or any(ch.isspace() for ch in self.detail):
+                raise ValueError(
+                    "a video location's detail is the call's https:// link, such as https://meet.example.com/abc"
+                )
+        return self
+
+
+class InterviewQuestion(_QuestionBase):
+    """An offer to talk: the customer books one of the slots on the page, after the rating.
+
+    A slot is booked once across every version of the survey (`interview_bookings`); which slots
+    are still in the future is checked when a survey version is written, not when it is read.
+    """
+
+    type: Literal["interview"]
+    duration_minutes: int = Field(ge=5, le=480)
+    location: InterviewLocation
+    slots: list[OffsetDateTime] = Field(min_length=1, max_length=MAX_INTERVIEW_SLOTS)
+
+    @field_validator("slots")
+    @classmethod
+    def _distinct_slots(cls, slots: list[dt.datetime]) -> list[dt.datetime]:
+        seen: set[dt.datetime] = set()
+        for slot in slots:
+            if slot in seen:  # aware datetimes compare as instants: 10:00+08:00 is 02:00Z
+                raise ValueError(f"slots must be different times; {slot.isoformat()} is given twice")
+            seen.add(slot)
+        return slots
+
+
 Question = Annotated[
-    NpsQuestion | CsatQuestion | CesQuestion | ChoiceQuestion | TextQuestion, Field(discriminator="type")
+    NpsQuestion | CsatQuestion | CesQuestion | ChoiceQuestion | TextQuestion | InterviewQuestion,
+    Field(discriminator="type"),
 ]
 RATING_SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 
@@ -109,6 +156,9 @@ class SurveyCreate(Schema):
                 "a survey needs at least one rating question (nps, csat or ces): "
                 "the first one is what the one-click links answer"
             )
+        if sum(question.type == "interview" for question in questions) > 1:
+            # One booking, and one confirmation email, per follow-up.
+            raise ValueError("a survey may offer one interview question at most")
         return questions
 
 
@@ -135,6 +185,54 @@ class ResponseOut(Schema):
     ces: int | None
     created_at: dt.datetime
     completed_at: dt.datetime | None
+
+
+class InterviewOut(Schema):
+    """A booked interview. Times are UTC; `slot` is the start as it was offered, with its offset."""
+
+    id: int
+    survey: str
+    survey_version: int
+    question_id: str
+    followup_id: int
+    customer_id: str
+    email: str | None = Field(description="the customer's email, masked, when they have one")
+    slot: dt.datetime
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    location: InterviewLocation
+    booked_at: dt.datetime
+
+
+class BookedInterview(Schema):
+    """A booking as a confirmation tells it: times on the wall clock of the slot as offered."""
+
+    id: int
+    followup_id: int
+    customer_id: int
+    question_id: str
+    survey_title: LocalizedText
+    prompt: LocalizedText
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    location: InterviewLocation
+    booked_at: dt.datetime
+
+
+def slot_value(slot: dt.datetime) -> str:
+    """A slot as a page's form posts it and a response records it: RFC 3339 with its own offset."""
+    return slot.isoformat()
+
+
+def _as_slot(raw: str) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        if value.tzinfo is None or value.utcoffset() is None:
+            return None
+        value.astimezone(dt.UTC)  # a time at the edge of year 1 or 9999 cannot be compared
+    except (ValueError, OverflowError):
+        return None
+    return value
 
 
 def _as_int(raw: Any) -> int | None:
@@ -206,6 +304,12 @@ def check_answers(
             if not question.multiple and len(values) > 1:
                 raise AnswerProblem("single_choice", qid, f"question '{qid}' takes a single choice")
             clean[qid] = values if question.multiple else values[0]
+        elif question.type == "interview":
+            chosen = _as_slot(raw) if isinstance(raw, str) and len(raw) <= 64 else None
+            slot = next((slot for slot in question.slots if chosen is not None and slot == chosen), None)
+            if slot is None:
+                raise AnswerProblem("not_a_slot", qid, f"question '{qid}' takes one of the times it offers")
+            clean[qid] = slot_value(slot)
         else:
             if not isinstance(raw, str):
                 raise AnswerProblem("needs_text", qid, f"question '{qid}' takes text")

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import TypeAdapter
 from sqlalchemy.orm import Session
@@ -16,10 +16,25 @@ from followup.customers import service as customers
 from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.text import text_problem
+from followup.surveys import interviews
+from followup.surveys.interviews import (
+    InterviewAlreadyBooked,
+    SlotTaken,
+    day_text,
+    describe_booking,
+    offset_text,
+    time_text,
+    when_text,
+    where_text,
+)
 from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
 from followup.surveys.repository import SurveyRepository
 from followup.surveys.schemas import (
+    MAX_LOCATION_CHARS,
     RATING_SCALES,
+    AnswerProblem,
+    InterviewOut,
+    InterviewQuestion,
     LocalizedText,
     Question,
     ResponseOut,
@@ -28,6 +43,17 @@ from followup.surveys.schemas import (
     check_answers,
     first_rating_question,
 )
+
+__all__ = [
+    "InterviewAlreadyBooked",
+    "SlotTaken",
+    "day_text",
+    "describe_booking",
+    "offset_text",
+    "time_text",
+    "when_text",
+    "where_text",
+]
 
 _QUESTIONS = TypeAdapter(list[Question])
 _TEXT_PURPOSE = "response-text"
@@ -69,10 +95,14 @@ def questions_of(version: SurveyVersion) -> list[Any]:
 
 def _check_text(field: str, text: LocalizedText, *, max_chars: int, multiline: bool) -> None:
     for locale, value in text.items():
-        problem = text_problem(value, max_chars=max_chars, multiline=multiline)
-        if problem is not None:
-            code, sentence = problem
-            raise InvalidInput(f"{field}.{locale}: {sentence}.", code=code, field=f"{field}.{locale}")
+        _check_line(f"{field}.{locale}", value, max_chars=max_chars, multiline=multiline)
+
+
+def _check_line(field: str, value: str, *, max_chars: int, multiline: bool = False) -> None:
+    problem = text_problem(value, max_chars=max_chars, multiline=multiline)
+    if problem is not None:
+        code, sentence = problem
+        raise InvalidInput(f"{field}: {sentence}.", code=code, field=field)
 
 
 def check_survey_limits(data: SurveyCreate, *, limits: InputLimits) -> None:
@@ -89,10 +119,19 @@ def check_survey_limits(data: SurveyCreate, *, limits: InputLimits) -> None:
                 max_chars=limits.max_title_chars,
                 multiline=False,
             )
+        if isinstance(question, InterviewQuestion):
+            # One line: it becomes the LOCATION of a calendar invitation.
+            _check_line(f"questions.{index}.location.detail", question.location.detail, max_chars=MAX_LOCATION_CHARS)
+
+
+def _stored_questions(data: SurveyCreate) -> list[dict[str, Any]]:
+    """The questions as a version's JSON column holds them (slots as RFC 3339 text with their offset)."""
+    return [q.model_dump(mode="json", by_alias=True, exclude_none=True) for q in data.questions]
 
 
 def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime) -> Survey:
     check_survey_limits(data, limits=limits)
+    interviews.check_interview_slots(data, now=now)
     repo = SurveyRepository(session)
     if repo.by_key(data.key) is not None:
         raise SurveyExists(f"A survey with key '{data.key}' already exists.", field="key")
@@ -105,7 +144,7 @@ def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, 
             survey_id=survey.id,
             version=1,
             title=title,
-            questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
+            questions=_stored_questions(data),
             created_at=now,
         )
     )
@@ -128,6 +167,7 @@ def update_survey(
     current = survey_body(session, survey)
     if current.model_dump(mode="json", by_alias=True) == data.model_dump(mode="json", by_alias=True):
         return False
+    interviews.check_interview_slots(data, now=now)
     repo = SurveyRepository(session)
     title = data.title.model_dump(by_alias=True, exclude_none=True)
     survey.current_version += 1
@@ -138,7 +178,7 @@ def update_survey(
             survey_id=survey.id,
             version=survey.current_version,
             title=title,
-            questions=[q.model_dump(by_alias=True, exclude_none=True) for q in data.questions],
+            questions=_stored_questions(data),
             created_at=now,
         )
     )
@@ -256,10 +296,19 @@ def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str
     return response
 
 
+class RecordedDetails(NamedTuple):
+    response: Response
+    texts: dict[str, str]  # the new free text, by question
+    interview_id: int | None  # the interview booked with these answers
+
+
 def record_details(
     session: Session, opened: OpenInvitation, *, answers: dict[str, Any], keys: KeyProvider, now: dt.datetime
-) -> tuple[Response, dict[str, str]]:
-    """Record the optional questions after the rating. Returns the response and its new free text."""
+) -> RecordedDetails:
+    """Record the optional questions after the rating, and book the interview slot chosen.
+
+    SlotTaken (409) when another customer has the slot; the caller rolls back, and the customer
+    picks again on the same link: nothing of this step stays written."""
     rating_question = first_rating_question(opened.questions)
     others = {question.id for question in opened.questions if question.id != rating_question.id}
     try:
@@ -271,6 +320,21 @@ def record_details(
     response = repo.response_for_followup(opened.invitation.followup_id)
     if opened.state != "details" or response is None or not repo.mark_completed(opened.invitation, now):
         raise InvitationInvalid("This link is not valid any more.")
+    interview_id = None
+    for question in opened.questions:
+        if isinstance(question, InterviewQuestion) and question.id in clean:
+            try:
+                interview_id = interviews.book_interview(
+                    session,
+                    opened.version,
+                    question,
+                    followup_id=response.followup_id,
+                    customer_id=response.customer_id,
+                    chosen=clean[question.id],
+                    now=now,
+                )
+            except AnswerProblem as exc:
+                raise AnswerInvalid(str(exc), field=question.id) from exc
     texts = _apply_answers(response, opened.questions, clean)
     if texts:
         response.texts_sealed = customers.seal_for_customer(
@@ -283,7 +347,7 @@ def record_details(
         )
     response.completed_at = now
     session.flush()
-    return response, texts
+    return RecordedDetails(response, texts, interview_id)
 
 
 def _apply_answers(response: Response, questions: list[Any], clean: dict[str, Any]) -> dict[str, str]:
@@ -372,3 +436,37 @@ def scores_for_followups(session: Session, followup_ids: Iterable[int]) -> dict[
 def response_activity(session: Session) -> Iterator[tuple[int, str, int | None, dt.datetime]]:
     """(customer, channel, nps, when) of every stored answer, oldest first: what activity counts."""
     return SurveyRepository(session).response_activity()
+
+
+def free_interview_slots(session: Session, opened: OpenInvitation, *, now: dt.datetime) -> dict[str, list[dt.datetime]]:
+    """Per interview question of the invitation's survey: the slots still free, soonest first."""
+    return {
+        question.id: interviews.free_slots(session, opened.version, question, now=now)
+        for question in opened.questions
+        if isinstance(question, InterviewQuestion)
+    }
+
+
+def list_interviews(
+    session: Session,
+    *,
+    survey_key: str | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    upcoming_from: dt.datetime | None = None,
+    limit: int,
+    offset: int,
+    keys: KeyProvider,
+) -> tuple[list[InterviewOut], int]:
+    """Booked interviews by start time; with `upcoming_from`, those to come first, then the past."""
+    survey_id = access_survey(session, survey_key).id if survey_key else None
+    return interviews.list_interviews(
+        session,
+        survey_id=survey_id,
+        since=since,
+        until=until,
+        upcoming_from=upcoming_from,
+        limit=limit,
+        offset=offset,
+        keys=keys,
+    )

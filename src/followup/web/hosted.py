@@ -8,6 +8,7 @@ whose redirect carries a signed receipt (see `receipts`) that shows the thank-yo
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +24,14 @@ from followup.kernel.errors import NotFound
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
-from followup.surveys.schemas import RATING_SCALES, AnswerProblem, first_rating_question
-from followup.surveys.service import AnswerInvalid, InvitationInvalid, OpenInvitation
+from followup.surveys.schemas import RATING_SCALES, AnswerProblem, first_rating_question, slot_value
+from followup.surveys.service import (
+    AnswerInvalid,
+    InterviewAlreadyBooked,
+    InvitationInvalid,
+    OpenInvitation,
+    SlotTaken,
+)
 from followup.web.receipts import issue_receipt, read_receipt
 
 router = APIRouter(include_in_schema=False)
@@ -49,6 +56,11 @@ TEXT: dict[str, dict[str, str]] = {
         "already_unsubscribed_heading": "您已退订",
         "already_unsubscribed_text": "您此前已退订回访邮件，本次无需更改。如需恢复，可在钱包应用的隐私设置中开启。",
         "reward": "感谢参与，{points} 积分已发放到您的账户。",
+        "interview_minutes": "{minutes} 分钟",
+        "interview_none_left": "可预约的时间已经约满，欢迎直接跳过。",
+        "interview_booked": "您的访谈已预约：{when}。{where}。",
+        "interview_emailed": "日历邀请已发送到您的邮箱。",
+        "slot_taken": "这个时间刚刚被别人预约了，请另选一个时间。",
     },
     "en": {
         "rating_lead": "Pick a score, then submit.",
@@ -73,6 +85,11 @@ TEXT: dict[str, dict[str, str]] = {
             "You can turn them back on in the wallet app's privacy settings."
         ),
         "reward": "Thank you: {points} points have been added to your account.",
+        "interview_minutes": "{minutes} minutes",
+        "interview_none_left": "Every time has been booked; you may skip this question.",
+        "interview_booked": "Your interview is booked: {when}. {where}.",
+        "interview_emailed": "A calendar invitation is on its way to your email.",
+        "slot_taken": "That time was just taken; please pick another.",
     },
 }
 # What a bad answer means, said to the customer in their language (the API keeps its English).
@@ -85,6 +102,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "needs_text": "「{prompt}」请填写文字。",
         "too_long": "「{prompt}」最多填写 {max_length} 个字。",
         "unknown_question": "这份问卷里没有这道题，请刷新页面后再试。",
+        "not_a_slot": "「{prompt}」请从列出的时间中选择。",
+        "slot_past": "「{prompt}」您选的时间已经过去，请另选一个时间。",
     },
     "en": {
         "needs_answer": "Please answer “{prompt}”.",
@@ -94,6 +113,8 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "needs_text": "For “{prompt}”, please type your answer.",
         "too_long": "For “{prompt}”, use at most {max_length} characters.",
         "unknown_question": "This survey has no such question; reload the page and try again.",
+        "not_a_slot": "For “{prompt}”, pick one of the times shown.",
+        "slot_past": "For “{prompt}”, that time has passed; please pick another.",
     },
 }
 SCALE_LABELS = {
@@ -188,18 +209,33 @@ def _rating_page(
     )
 
 
+def _slot_days(slots: list[dt.datetime], locale: str) -> list[dict[str, Any]]:
+    """Free slots grouped by their day on the wall clock they were offered in, for the page."""
+    days: list[dict[str, Any]] = []
+    for slot in slots:
+        day, zone = surveys.day_text(slot, locale), surveys.offset_text(slot)
+        if not days or (days[-1]["day"], days[-1]["zone"]) != (day, zone):
+            days.append({"day": day, "zone": zone, "slots": []})
+        days[-1]["slots"].append({"value": slot_value(slot), "label": surveys.time_text(slot, locale)})
+    return days
+
+
 def _details_page(
     request: Request,
+    session: Any,
     opened: OpenInvitation,
     token: str,
     *,
     locale: str,
+    now: dt.datetime,
     error: str | None = None,
     status_code: int = 200,
     reward_points: int = 0,
+    values: dict[str, Any] | None = None,
 ) -> Response:
     rating = first_rating_question(opened.questions)
     title = opened.title.get(locale)
+    free = surveys.free_interview_slots(session, opened, now=now)
     return _page(
         request,
         "details.html",
@@ -209,15 +245,19 @@ def _details_page(
             "token": token,
             "questions": [q for q in opened.questions if q.id != rating.id],
             "scales": {kind: range(low, high + 1) for kind, (low, high) in RATING_SCALES.items()},
+            "slot_days": {qid: _slot_days(slots, locale) for qid, slots in free.items()},
+            "where": {q.id: surveys.where_text(q.location, locale) for q in opened.questions if q.type == "interview"},
             "error": error,
             "reward": _reward_text(locale, reward_points),
+            # What the customer posted, shown again with the error so that nothing typed is lost.
+            "values": values or {},
         },
         locale=locale,
         status_code=status_code,
     )
 
 
-def _thanks_page(request: Request, locale: str, *, reward_points: int = 0) -> Response:
+def _thanks_page(request: Request, locale: str, *, reward_points: int = 0, notice: str | None = None) -> Response:
     text = TEXT.get(locale, TEXT["en"])
     return _page(
         request,
@@ -226,10 +266,22 @@ def _thanks_page(request: Request, locale: str, *, reward_points: int = 0) -> Re
             "page_title": text["thanks_heading"],
             "heading": text["thanks_heading"],
             "text": text["thanks_text"],
-            "notice": _reward_text(locale, reward_points),
+            "notice": notice or _reward_text(locale, reward_points),
         },
         locale=locale,
     )
+
+
+def _booked_text(session: Any, interview_id: int | None, *, emailed: bool, locale: str) -> str | None:
+    interview = surveys.describe_booking(session, interview_id) if interview_id is not None else None
+    if interview is None:
+        return None
+    text = TEXT.get(locale, TEXT["en"])
+    booked = text["interview_booked"].format(
+        when=surveys.when_text(interview.starts_at, interview.ends_at, locale),
+        where=surveys.where_text(interview.location, locale),
+    )
+    return f"{booked} {text['interview_emailed']}" if emailed else booked
 
 
 @router.api_route("/s/{token}", methods=["GET", "HEAD"], response_class=HTMLResponse)
@@ -256,7 +308,7 @@ def show_survey(
     if opened.state == "details":
         if not [q for q in opened.questions if q.id != first_rating_question(opened.questions).id]:
             return _thanks_page(request, locale, reward_points=points)
-        return _details_page(request, opened, token, locale=locale, reward_points=points)
+        return _details_page(request, session, opened, token, locale=locale, now=now, reward_points=points)
     # Only ASCII 0-9 selects a score: "²" passes str.isdigit() but int() cannot read it.
     selected = int(score) if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()) else None
     return _rating_page(request, opened, token, locale=locale, selected=selected)
@@ -283,8 +335,9 @@ def answer_survey(
             signed = issue_receipt(keys, token, points=outcome.reward_points, locale=page_locale, now=now)
             return RedirectResponse(f"/s/{token}?receipt={quote(signed)}", status_code=303)
         if step == "details":
-            followups.record_details(session, token, {} if form.get("skip") else answers, now=now, keys=keys)
-            return _thanks_page(request, locale)
+            outcome = followups.record_details(session, token, {} if form.get("skip") else answers, now=now, keys=keys)
+            booked = _booked_text(session, outcome.interview_id, emailed=outcome.confirmation_queued, locale=locale)
+            return _thanks_page(request, locale, notice=booked)
     except InvitationInvalid:
         session.rollback()
         return invalid_link_page(request)
@@ -293,7 +346,17 @@ def answer_survey(
         error = _problem_text(exc, opened, locale)
         if opened.state == "rating":
             return _rating_page(request, opened, token, locale=locale, selected=None, error=error, status_code=422)
-        return _details_page(request, opened, token, locale=locale, error=error, status_code=422)
+        return _details_page(
+            request, session, opened, token, locale=locale, now=now, error=error, status_code=422, values=answers
+        )
+    except (SlotTaken, InterviewAlreadyBooked):
+        # Nothing of this step was kept: the customer picks another time on the same link, the
+        # slot just taken no longer offered.
+        session.rollback()
+        error = TEXT.get(locale, TEXT["en"])["slot_taken"]
+        return _details_page(
+            request, session, opened, token, locale=locale, now=now, error=error, status_code=409, values=answers
+        )
     return invalid_link_page(request)
 
 

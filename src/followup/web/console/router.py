@@ -266,7 +266,7 @@ def _as_shown_to_staff(content: MessageContent) -> MessageContent:
     Answering on a customer's behalf belongs to the call queue, not to whoever opens the outbox."""
     return content.model_copy(
         update={
-            "link": _hidden(content.link),
+            "link": _hidden(content.link) if content.link else "",  # a confirmation may carry none
             "unsubscribe_url": _hidden(content.unsubscribe_url) if content.unsubscribe_url else None,
             "rating_links": [r.model_copy(update={"url": _hidden(r.url)}) for r in content.rating_links],
         }
@@ -440,10 +440,11 @@ def install_console(app: FastAPI) -> None:
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
     # Imported here: those pages build on this module's helpers. Before `router`, whose last
     # route answers every other console path.
-    from followup.web.console import segments, strategies  # noqa: PLC0415
+    from followup.web.console import interviews, segments, strategies  # noqa: PLC0415
 
     app.include_router(strategies.router)
     app.include_router(segments.router)
+    app.include_router(interviews.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)
