@@ -6,11 +6,14 @@ import datetime as dt
 import threading
 import time
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from followup.followups import service as followups
 from followup.followups.models import Followup
 from followup.followups.schemas import PlanItem, PlanStats
+from followup.policy import service as policy
+from followup.policy.repository import BUDGET_LOCK_KEYS
 from followup.runtime import Runtime
 from followup.surveys import service as surveys
 from tests.builders.customers import make_customer
@@ -109,3 +112,20 @@ def test_two_transactions_planning_for_one_customer_spend_the_budget_once(runtim
     # Then one is planned and the other refused for fatigue
     assert (results["first"].planned, results["second"].planned) == (1, 0)
     assert results["second"].reasons == {"fatigue": 1}
+
+
+def test_a_wave_sized_batch_holds_a_bounded_number_of_budget_locks(runtime: Runtime) -> None:
+    """PostgreSQL keeps every advisory lock in one shared table (6,400 slots by default): a wave of
+    50,000 customers, one lock each, ran out of it. The customers share 1,024 keys instead."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("the budget locks are PostgreSQL's advisory locks; SQLite has one write lock")
+    with runtime.session() as session:
+        policy.lock_budgets(session, range(1, 50_001))
+        held = session.execute(
+            text("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        ).scalar_one()
+        policy.lock_budgets(session, [7])  # a customer already covered: no new lock
+        again = session.execute(
+            text("SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        ).scalar_one()
+    assert held == again == BUDGET_LOCK_KEYS
