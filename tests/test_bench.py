@@ -35,7 +35,7 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
     assert "ingest SQLite" in result.stdout
     report = json.loads(out.read_text())
     expected = {"ingest SQLite", "dispatch SMTP", "answer one-click", "segment preview", "wave planning"}
-    expected |= {"ingest PostgreSQL"} if postgres else set()
+    expected |= {"ingest PostgreSQL", "wave planning PostgreSQL"} if postgres else set()
     assert set(report["figures"]) == expected
     sizes = {
         "ingest SQLite": 2000,
@@ -44,6 +44,7 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
         "answer one-click": 50,
         "segment preview": 3000,
         "wave planning": 3000,
+        "wave planning PostgreSQL": 3000,
     }
     for name, figure in report["figures"].items():
         assert figure["size"] == sizes[name]
@@ -54,7 +55,7 @@ def test_bench_writes_every_figure_with_its_baseline_and_ratio(tmp_path: Path) -
         assert figure["baseline_peak_rss_mb"] > 0
         assert len(figure["runs"]) == 1
         run = figure["runs"][0]
-        if name == "wave planning":
+        if name.startswith("wave planning"):
             # the wave planned, past the contact policy, every row the raw INSERT … SELECT wrote
             assert run["engine"]["count"] == run["baseline"]["count"] > 0
             assert run["engine"]["extra"]["suppressed"] == 0

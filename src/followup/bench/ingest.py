@@ -45,7 +45,7 @@ def schema_url(postgres_url: str, schema: str) -> str:
     return f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
 
 
-def _postgres_schema(postgres_url: str, schema: str, *, create: bool) -> None:
+def postgres_schema(postgres_url: str, schema: str, *, create: bool) -> None:
     engine = make_engine(postgres_url)
     try:
         with engine.begin() as conn:
@@ -60,7 +60,7 @@ def run_engine(*, events_total: int, batch_size: int, workdir: str, postgres_url
     """A fresh database (a new SQLite file, or a dedicated PostgreSQL schema dropped afterwards)."""
     schema = f"followup_bench_{uuid.uuid4().hex[:12]}"
     if postgres_url:
-        _postgres_schema(postgres_url, schema, create=True)
+        postgres_schema(postgres_url, schema, create=True)
         url = schema_url(postgres_url, schema)
     else:
         url = sqlite_url(Path(workdir) / f"ingest-{uuid.uuid4().hex[:8]}.db")
@@ -88,7 +88,7 @@ def run_engine(*, events_total: int, batch_size: int, workdir: str, postgres_url
             runtime.close()
     finally:
         if postgres_url:
-            _postgres_schema(postgres_url, schema, create=False)
+            postgres_schema(postgres_url, schema, create=False)
     return Measurement(
         count=accepted,
         seconds=seconds,

@@ -163,6 +163,11 @@ def run_benchmarks(options: BenchOptions, *, report: Report = lambda _line: None
             kwargs = {"customers": options.segment_customers, "workdir": workdir}
             pairs = _pairs("waves", kwargs, runs=options.runs, label="wave planning", report=report)
             figures.append(_summarise("wave planning", "follow-ups/s", options.segment_customers, pairs))
+            if options.postgres_url:
+                kwargs = {**kwargs, "postgres_url": options.postgres_url}
+                label = "wave planning PostgreSQL"
+                pairs = _pairs("waves", kwargs, runs=options.runs, label=label, report=report)
+                figures.append(_summarise(label, "follow-ups/s", options.segment_customers, pairs))
     return figures
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from followup.bench.measure import Measurement, peak_rss_mb
@@ -41,6 +42,25 @@ WHERE c.locale = 'zh-CN'
 RAW_COUNT = "SELECT COUNT(*) FROM customers c" + RAW_PREDICATE  # noqa: S608 - constants only
 
 
+def customer_rows(customers: int, at: object) -> Iterator[tuple[object, ...]]:
+    """(id, external_id, locale, attributes JSON, event_count, created_at, updated_at) per customer."""
+    for number in range(1, customers + 1):
+        attributes = '{"tier":"%s"}' % ("gold", "silver", "basic", "platinum")[number % 4]  # noqa: UP031
+        yield (number, f"seg-{number:07d}", "zh-CN" if number % 3 else "en", attributes, number % 11, at, at)
+
+
+def payment_rows(customers: int) -> Iterator[tuple[object, ...]]:
+    """A fifth of the customers paid on three of the last 45 days: their daily activity buckets,
+    (customer_id, day, type, feature, events, amount, first_at, last_at)."""
+    rng = random.Random(11)  # noqa: S311 - a synthetic world, not a secret
+    today = epoch_day(NOW.date())
+    for number in range(5, customers + 1, 5):
+        for offset in rng.sample(range(45), 3):
+            day = today - offset
+            second = day * 86400 + 3600
+            yield (number, day, "payment.succeeded", "", 1, 100, second, second)
+
+
 def customer_world(workdir: str, customers: int) -> Path:
     """The customer base, built on first use: a fifth of the customers paid on a few days."""
     path = Path(workdir) / f"segments-{customers}.db"
@@ -48,39 +68,17 @@ def customer_world(workdir: str, customers: int) -> Path:
         return path
     building = path.with_suffix(".building")
     migrate(sqlite_url(building))
-    rng = random.Random(11)  # noqa: S311 - a synthetic world, not a secret
-    today = epoch_day(NOW.date())
-    at = NOW.isoformat(" ", "microseconds")[:26]
     conn = sqlite3.connect(building)
     try:
         conn.executemany(
             "INSERT INTO customers (id, external_id, locale, time_zone, attributes, event_count, created_at, "
             "updated_at) VALUES (?, ?, ?, 'Asia/Shanghai', ?, ?, ?, ?)",
-            (
-                (
-                    number,
-                    f"seg-{number:07d}",
-                    "zh-CN" if number % 3 else "en",
-                    '{"tier":"%s"}' % ("gold", "silver", "basic", "platinum")[number % 4],  # noqa: UP031
-                    number % 11,
-                    at,
-                    at,
-                )
-                for number in range(1, customers + 1)
-            ),
+            customer_rows(customers, NOW.isoformat(" ", "microseconds")[:26]),
         )
-        buckets = []
-        for number in range(1, customers + 1):
-            if number % 5:
-                continue
-            for offset in rng.sample(range(45), 3):
-                day = today - offset
-                second = day * 86400 + 3600
-                buckets.append((number, day, "payment.succeeded", "", 1, 100, second, second))
         conn.executemany(
             "INSERT INTO customer_activity_days (customer_id, day, type, feature, events, amount, first_at, last_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            buckets,
+            payment_rows(customers),
         )
         conn.commit()
         # Everything into the database file itself before it is renamed: its WAL keeps the old name.

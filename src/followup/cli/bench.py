@@ -56,11 +56,13 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
     runs: Annotated[int, typer.Option(min=1, max=21, help="runs per figure; each figure is their median")] = 3,
     postgres: Annotated[
         str | None,
-        typer.Option(help="PostgreSQL URL for the ingest figure; default FOLLOWUP_DATABASE_URL when it is one"),
+        typer.Option(
+            help="PostgreSQL URL for the ingest and wave figures; default FOLLOWUP_DATABASE_URL when it is one"
+        ),
     ] = None,
     postgres_events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on PostgreSQL")] = 1_000_000,
     segment_customers: Annotated[
-        int, typer.Option(min=1, help="customers the segment preview and the wave planning run over (SQLite)")
+        int, typer.Option(min=1, help="customers the segment preview (SQLite) and the wave planning run over")
     ] = 1_000_000,
     only: Annotated[
         Literal["ingest", "dispatch", "answer", "segments", "waves"] | None, typer.Option(help="run one benchmark")

@@ -281,7 +281,9 @@ class PickTable:
                 f"preset VARCHAR(32), detail TEXT){' ON COMMIT DROP' if postgres else ''}"
             )
         )
-        self.bulk.insert_values(self.NAME, self.COLUMNS, rows)
+        self.bulk.copy_rows(self.NAME, self.COLUMNS, rows)
+        if postgres:  # a temporary table has no statistics until analysed; the joins below need them
+            self.session.execute(text(f"ANALYZE {self.NAME}"))
 
     def customer_ids_sql(self) -> str:
         return f"SELECT customer_id FROM {self.NAME}"  # noqa: S608

@@ -219,6 +219,18 @@ class BulkStatements:
                 out.extend(tuple(row) for row in result)
         return out
 
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+        """Load many rows into a table with nothing to return or to skip: PostgreSQL's COPY (about
+        an order of magnitude above a pipelined INSERT for a temporary table of 50,000 rows);
+        on SQLite the same as `insert_values`."""
+        if not self.postgres:
+            self.insert_values(table, columns, rows)
+            return
+        driver: Any = self.connection.connection.driver_connection  # psycopg's own connection
+        with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
     def _pipelined(self, text: str, rows: Sequence[tuple[Any, ...]], *, returning: bool) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         driver: Any = self.connection.connection.driver_connection  # psycopg's own connection
