@@ -48,21 +48,24 @@ class WavePlan:
 
     def items(self, strategy: Strategy, spec: StrategyCreate) -> list[PlanItem]:
         """The wave as the planner's items, one per customer."""
-        return [
-            plan_item(
-                strategy,
-                spec,
-                self.versions,
-                customer_id=cid,
-                external_id=external_id,
-                send_at=send_at,
-                run_key=self.run_key,
-                recontact_days=spec.cooldown_days,
-                preset_reason=preset,
-                time_zone=zone,
-            )
-            for cid, external_id, send_at, zone, preset in self.picks
-        ]
+        return [self.item(strategy, spec, pick) for pick in self.picks]
+
+    def item(
+        self, strategy: Strategy, spec: StrategyCreate, pick: tuple[int, str, dt.datetime, str, str | None]
+    ) -> PlanItem:
+        cid, external_id, send_at, zone, preset = pick
+        return plan_item(
+            strategy,
+            spec,
+            self.versions,
+            customer_id=cid,
+            external_id=external_id,
+            send_at=send_at,
+            run_key=self.run_key,
+            recontact_days=spec.cooldown_days,
+            preset_reason=preset,
+            time_zone=zone,
+        )
 
 
 def wave_key(fired_at: dt.datetime) -> str:
@@ -129,18 +132,7 @@ def plan_drawn(
     (the personal channel chooses per customer, variants differ in words and survey)."""
     if spec.auto_channel or spec.variants or not drawn.picks:
         return followups.plan_followups(session, drawn.items(strategy, spec), now=now, settings=settings)
-    first_id, first_external, first_at, _, _ = drawn.picks[0]
-    template = plan_item(
-        strategy,
-        spec,
-        drawn.versions,
-        customer_id=first_id,
-        external_id=first_external,
-        send_at=first_at,
-        run_key=drawn.run_key,
-        recontact_days=spec.cooldown_days,
-        preset_reason=None,
-    )
+    template = drawn.item(strategy, spec, drawn.picks[0])._replace(preset_reason=None)
     picks = [followups.BulkPick(cid, send_at, zone, preset) for cid, _, send_at, zone, preset in drawn.picks]
     return followups.plan_followups_in_bulk(session, template, picks, now=now, settings=settings)
 
