@@ -134,7 +134,8 @@ def plan_followups(
 
 
 class _PersonalChannel:
-    """The personal channel for one planning batch: the evidence read once, on first need."""
+    """The personal channel for one planning batch: the evidence read once, and only when some
+    customer of the batch needs a choice."""
 
     def __init__(
         self,
