@@ -69,7 +69,10 @@ RAW_INSERT_POSTGRES = (
     "AND (SELECT COALESCE(SUM(d.events), 0) FROM customer_activity_days d WHERE d.customer_id = c.id "
     "AND d.day >= %s AND d.day <= %s AND d.type = 'payment.succeeded') >= 2"
 )
-PLAN = '{"strategy_key":"bench-panel","channels":["inapp"],"survey_version_id":1,"expire_after_s":604800}'
+PLAN = (  # the plan the engine writes for this strategy, byte for byte
+    '{"strategy_key":"bench-panel","channels":["inapp"],"survey_version_id":1,"expire_after_s":604800,'
+    '"strategy_version":1}'
+)
 
 
 def _postgres_world(postgres_url: str, customers: int) -> str:

@@ -211,7 +211,7 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
             variant=item.variant,
             strategy_version=item.strategy_version,
             channel_reason=channel_reason,
-        ).model_dump_json()
+        ).model_dump_json(exclude_defaults=True)
         if item.event_context is None:
             cache[key] = encoded
     return encoded

@@ -24,7 +24,9 @@ class FollowupPlan(BaseModel):
     """What a follow-up will do, copied from its strategy version when it is planned.
 
     Kept as JSON on the follow-up (`followups.plan`), so editing a strategy never changes a
-    follow-up already under way; read and written only through this model.
+    follow-up already under way; read and written only through this model, and written without
+    the fields that hold their defaults (a wave writes a plan per customer: the nulls were most of
+    its bytes).
     """
 
     model_config = ConfigDict(frozen=True)

@@ -119,7 +119,7 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
             detail=f"{', '.join(passed_over)} refused; trying {channel}",
         )
     plan = plan.model_copy(update={"channel_index": plan.channels.index(channel)})
-    followup.plan = plan.model_dump(mode="json")
+    followup.plan = plan.model_dump(mode="json", exclude_defaults=True)
     followup.status = FollowupStatus.INVITED
     followup.channel = channel
     followup.invited_at = now
@@ -198,7 +198,9 @@ def cascade_undelivered(session: Session, undelivered: MessageUndelivered, *, no
     channels = plan.channels
     position = channels.index(channel) if channel in channels else len(channels)
     if position + 1 < len(channels):
-        followup.plan = plan.model_copy(update={"channel_index": position + 1}).model_dump(mode="json")
+        followup.plan = plan.model_copy(update={"channel_index": position + 1}).model_dump(
+            mode="json", exclude_defaults=True
+        )
         followup.status, followup.channel, followup.invited_at = FollowupStatus.PLANNED, None, None
         followup.next_step, followup.due_at = Step.INVITE, now
         repo.record(
