@@ -162,7 +162,7 @@ def test_a_bulk_plan_refuses_what_it_cannot_share(api: TestClient, runtime: Runt
         drawn = waves.draw_wave(session, strategy, spec, fired_at=now, now=now, settings=runtime.settings)
         assert drawn is not None
         (first, *_) = drawn.items(strategy, spec)
-        picks = [followups.BulkPick(cid, at, zone, preset) for cid, _, at, zone, preset in drawn.picks]
+        picks = [(cid, at, zone, preset) for cid, _, at, zone, preset in drawn.picks]
         for template in (first._replace(auto_channel=True), first._replace(run_key=None)):
             with pytest.raises(ValueError, match="one plan"):
                 followups.plan_followups_in_bulk(session, template, picks, now=now, settings=runtime.settings)

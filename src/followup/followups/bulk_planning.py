@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from followup.config import Settings
-from followup.customers import service as customers
 from followup.followups.enums import FollowupStatus
 from followup.followups.planning import plan_json
 from followup.followups.repository import PickTable
@@ -28,15 +27,10 @@ from followup.kernel.db import BulkStatements
 from followup.policy import service as policy
 from followup.policy.enums import DeferralReason
 
-
-class BulkPick(NamedTuple):
-    """One customer of a bulk plan: when their invite is due (before quiet hours), their zone, and
-    the reason they are left out before the policy is asked (a holdout), if any."""
-
-    customer_id: int
-    send_at: dt.datetime
-    time_zone: str
-    preset_reason: str | None
+# One customer of a bulk plan: (customer id, when their invite is due before quiet hours, their
+# time zone, the reason they are left out before the policy is asked — a holdout — or None). A
+# plain tuple: a wave hands over tens of thousands of them.
+BulkPick = tuple[int, dt.datetime, str, str | None]
 
 
 def plan_followups_in_bulk(
@@ -54,7 +48,7 @@ def plan_followups_in_bulk(
     table = PickTable(session)
     rows = _pick_rows(table.bulk, picks, settings=settings)
     table.create(rows)
-    policy.lock_budgets(session, [pick.customer_id for pick in picks if pick.preset_reason is None])
+    policy.lock_budgets(session, [row[0] for row in rows if row[4] is None])  # no preset reason
     joins, refusal, params = policy.refusal_sql(
         customer="p.customer_id",
         alias="c",
@@ -67,9 +61,8 @@ def plan_followups_in_bulk(
         db_time=table.bulk.db_time,
     )
     keys = table.keys(template.strategy_id, template.key(), now)
-    joins = f"{customers.customer_join('c', 'p.customer_id')} {joins}"
     table.insert_followups(plan_json(template, {}, None), joins=joins, refusal=refusal, params=params | keys)
-    deferred = any(row[3] for row in rows)
+    deferred = any(row[2] for row in rows)
     table.insert_history(keys, deferral=DeferralReason.QUIET_HOURS if deferred else None)
     policy.reserve_contacts_from(session, table.planned_reservations_sql(), keys)
     for status, reason, count in table.outcomes(keys):
@@ -84,25 +77,29 @@ def plan_followups_in_bulk(
 
 
 def _pick_rows(bulk: BulkStatements, picks: Sequence[BulkPick], *, settings: Settings) -> list[tuple[Any, ...]]:
-    """The picks as the table's rows, in their order: when each invite is due after quiet hours,
-    and the history's words for it. Quiet hours are decided per zone and minute: their window is
-    whole minutes, so every send within one minute of one zone is held or not alike."""
-    held: dict[tuple[str, dt.datetime], dt.datetime | None] = {}
+    """The picks as the table's rows, in customer order (the order the follow-ups are written in,
+    so each index grows at its end): when each invite is due after quiet hours, whether quiet hours
+    held it, the history's words for it, and the preset reason. Quiet hours are decided per zone and
+    minute: their window is whole minutes, so every send within one minute of one zone is held or
+    not alike."""
+    held: dict[tuple[str, str], tuple[Any, int, str] | None] = {}
     rows: list[tuple[Any, ...]] = []
-    for position, (customer_id, send_at, time_zone, preset_reason) in enumerate(picks):
-        key = (time_zone, send_at.replace(second=0, microsecond=0))
+    append = rows.append
+    for customer_id, send_at, time_zone, preset_reason in picks:
+        # One ISO form gives the minute, the stored time and the history's words alike.
+        iso = send_at.isoformat(" ", "microseconds")
+        key = (time_zone, iso[:16] + iso[26:])
         if key not in held:
-            held[key] = policy.defer_for_quiet_hours(key[1], time_zone=time_zone, settings=settings)
-        release = held[key]
-        due = release or send_at
-        rows.append(
-            (
-                position,
-                customer_id,
-                bulk.db_time(due),
-                1 if release else 0,
-                preset_reason,
-                f"invite due {due.isoformat()}",
-            )
-        )
+            minute = send_at.replace(second=0, microsecond=0)
+            release = policy.defer_for_quiet_hours(minute, time_zone=time_zone, settings=settings)
+            held[key] = None if release is None else (bulk.db_time(release), 1, f"invite due {release.isoformat()}")
+        release_row = held[key]
+        if release_row is not None:
+            append((customer_id, *release_row, preset_reason))
+        elif bulk.postgres or not iso.endswith("+00:00"):
+            append((customer_id, bulk.db_time(send_at), 0, f"invite due {send_at.isoformat()}", preset_reason))
+        else:  # UTC on SQLite, the common case: stored as the first 26 characters
+            shown = iso[:19] if iso[20:26] == "000000" else iso[:26]  # as isoformat() shows it
+            append((customer_id, iso[:26], 0, f"invite due {shown[:10]}T{shown[11:]}+00:00", preset_reason))
+    rows.sort()
     return rows

@@ -259,7 +259,7 @@ class PickTable:
     expressions are our own constants; every value is bound."""
 
     NAME = "followup_picks"
-    COLUMNS = ("position", "customer_id", "due_at", "deferred", "preset", "detail")
+    COLUMNS = ("customer_id", "due_at", "deferred", "detail", "preset")
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -270,15 +270,15 @@ class PickTable:
         )
 
     def create(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """(position, customer_id, due_at, deferred 0/1, preset reason, history detail) rows."""
+        """(customer_id, due_at, deferred 0/1, history detail, preset reason) rows, in customer order."""
         postgres = self.bulk.postgres
         self.session.execute(text(f"DROP TABLE IF EXISTS {'pg_temp' if postgres else 'temp'}.{self.NAME}"))
         self.session.execute(
             text(
-                f"CREATE TEMPORARY TABLE {self.NAME} (position INTEGER PRIMARY KEY, "
-                "customer_id BIGINT NOT NULL UNIQUE, "
+                f"CREATE TEMPORARY TABLE {self.NAME} ("
+                f"customer_id {'BIGINT' if postgres else 'INTEGER'} PRIMARY KEY, "
                 f"due_at {'TIMESTAMP WITH TIME ZONE' if postgres else 'TEXT'}, deferred INTEGER NOT NULL, "
-                f"preset VARCHAR(32), detail TEXT){' ON COMMIT DROP' if postgres else ''}"
+                f"detail TEXT, preset VARCHAR(32)){' ON COMMIT DROP' if postgres else ''}"
             )
         )
         self.bulk.copy_rows(self.NAME, self.COLUMNS, rows)
@@ -305,9 +305,9 @@ class PickTable:
                 f"CASE WHEN d.reason IS NULL THEN '{Step.INVITE}' END, "
                 "CASE WHEN d.reason IS NULL THEN d.due_at END, :now, "
                 "CASE WHEN d.reason IS NULL THEN NULL ELSE :now END "
-                f"FROM (SELECT p.position, p.customer_id, p.due_at, COALESCE(p.preset, {refusal}) AS reason "
+                f"FROM (SELECT p.customer_id, p.due_at, COALESCE(p.preset, {refusal}) AS reason "
                 f"FROM {self.NAME} p {joins}) d "
-                "WHERE TRUE ORDER BY d.position "
+                "WHERE TRUE ORDER BY d.customer_id "
                 "ON CONFLICT (strategy_id, customer_id, run_key) DO NOTHING"
             ),
             {**params, "plan": plan},
@@ -321,7 +321,7 @@ class PickTable:
         self.session.execute(
             text(
                 f"{head}SELECT f.id, :now, f.status, f.reason, CASE WHEN f.status = {planned} THEN p.detail END "
-                f"{self._mine} ORDER BY p.position"
+                f"{self._mine} ORDER BY p.customer_id"
             ),
             keys,
         )
@@ -330,7 +330,7 @@ class PickTable:
         self.session.execute(
             text(
                 f"{head}SELECT f.id, :now, 'deferred', :deferral, NULL "
-                f"{self._mine} WHERE f.status = {planned} AND p.deferred = 1 ORDER BY p.position"
+                f"{self._mine} WHERE f.status = {planned} AND p.deferred = 1 ORDER BY p.customer_id"
             ),
             {**keys, "deferral": deferral},
         )

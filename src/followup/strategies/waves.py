@@ -11,6 +11,7 @@ it twice more.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 
@@ -107,18 +108,20 @@ def draw_wave(
         for cid, external_id, zone in members
         if cid not in cooling
     )
-    sampled = [draw for draw in draws if draw[0] < spec.sample_rate]
-    chosen = sampled[: spec.max_per_wave]
+    sampled = bisect.bisect_left(draws, (spec.sample_rate,))  # the draws are sorted by their bucket
+    chosen = draws[: min(sampled, spec.max_per_wave)]
     step = spec.spread / len(chosen) if chosen else dt.timedelta(0)
-    picks: list[tuple[int, str, dt.datetime, str, str | None]] = [
-        (cid, external_id, now + step * index, zone, _preset(spec, external_id, settings))
-        for index, (_, cid, external_id, zone) in enumerate(chosen)
-    ]
+    holdouts = settings.global_holdout_percent > 0 or spec.holdout_percent > 0
+    picks: list[tuple[int, str, dt.datetime, str, str | None]] = []
+    send_at = now
+    for _, cid, external_id, zone in chosen:
+        picks.append((cid, external_id, send_at, zone, _preset(spec, external_id, settings) if holdouts else None))
+        send_at += step  # the instants now + step × index: a timedelta counts whole microseconds
     return WavePlan(
         audience=len(members),
         in_cooldown=len(cooling.intersection(cid for cid, _, _ in members)),
-        sampled=len(sampled),
-        capped=len(sampled) - len(chosen),
+        sampled=sampled,
+        capped=sampled - len(chosen),
         run_key=f"wave:{key}",
         versions=versions,
         picks=picks,
@@ -133,7 +136,7 @@ def plan_drawn(
     if spec.auto_channel or spec.variants or not drawn.picks:
         return followups.plan_followups(session, drawn.items(strategy, spec), now=now, settings=settings)
     template = drawn.item(strategy, spec, drawn.picks[0])._replace(preset_reason=None)
-    picks = [followups.BulkPick(cid, send_at, zone, preset) for cid, _, send_at, zone, preset in drawn.picks]
+    picks = [(cid, send_at, zone, preset) for cid, _, send_at, zone, preset in drawn.picks]
     return followups.plan_followups_in_bulk(session, template, picks, now=now, settings=settings)
 
 
