@@ -156,8 +156,9 @@ def refusal_sql(
     settings: Settings,
     db_time: Callable[[dt.datetime], Any],
 ) -> tuple[str, str, dict[str, Any]]:
-    """`check_planning`'s refusals in SQL, over a customer id column and the row `alias` of the
-    customers table (`customers_sql` selects the ids of all of them): the joins to add to the FROM,
+    """`check_planning`'s refusals in SQL, over a customer id column (`customers_sql` selects the
+    ids of all of them), joining the customer's row as `alias` when a channel needs an address: the
+    joins to add to the FROM,
     the expression giving the reason (NULL when the policy allows the follow-up), and the
     parameters it binds (times in the database's form, by `db_time`). In the same order: an open
     security case, no channel both reachable and consented, this strategy within its recontact
@@ -176,6 +177,8 @@ def refusal_sql(
         reachable.append(reach)
         allowed.append(f"({reach} AND {consent}.granted = TRUE)")
     joins.append(ledger_join_sql("policy_ledger", customer, customers_sql))
+    if any(reach != "TRUE" for reach in reachable):  # an address is read from the customer's row
+        joins.insert(0, customers.customer_join(alias, customer))
     sql = refusal_case_sql(
         case="policy_case.customer_id IS NOT NULL",
         allowed=" OR ".join(allowed) or "FALSE",
