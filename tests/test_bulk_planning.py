@@ -143,8 +143,19 @@ def test_the_wave_in_the_database_writes_what_planning_one_by_one_writes(
         in_bulk = waves.plan_drawn(session, strategy, spec, drawn, now=now, settings=runtime.settings)
         session.flush()
         got = _written(session, strategy.id)
+        # (and planned again, it writes nothing: every customer has this run's follow-up)
+        again = waves.plan_drawn(session, strategy, spec, drawn, now=now, settings=runtime.settings)
+        assert (again.planned, again.suppressed, again.duplicates) == (0, 0, 60)
+        assert _written(session, strategy.id) == got
     # Then both wrote the same rows, and every reason and a quiet-hours deferral were among them
-    assert (in_bulk.planned, in_bulk.suppressed, in_bulk.reasons) == (stats.planned, stats.suppressed, stats.reasons)
+    assert (in_bulk.planned, in_bulk.suppressed, in_bulk.deferred, in_bulk.duplicates, in_bulk.reasons) == (
+        stats.planned,
+        stats.suppressed,
+        stats.deferred,
+        stats.duplicates,
+        stats.reasons,
+    )
+    assert stats.deferred > 0
     assert got == expected
     assert set(stats.reasons) == reasons
     actions = {entry[1] for entries in got["history"].values() for entry in entries}

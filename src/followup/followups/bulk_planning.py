@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.config import Settings
-from followup.followups.enums import FollowupStatus
 from followup.followups.planning import plan_json
 from followup.followups.repository import PickTable
 from followup.followups.schemas import PlanItem, PlanStats
@@ -61,17 +60,15 @@ def plan_followups_in_bulk(
         db_time=table.bulk.db_time,
     )
     keys = table.keys(template.strategy_id, template.key(), now)
-    table.insert_followups(plan_json(template, {}, None), joins=joins, refusal=refusal, params=params | keys)
+    written = table.insert_followups(plan_json(template, {}, None), joins=joins, refusal=refusal, params=params | keys)
     deferred = any(row[2] for row in rows)
-    table.insert_history(keys, deferral=DeferralReason.QUIET_HOURS if deferred else None)
-    policy.reserve_contacts_from(session, table.planned_reservations_sql(), keys)
-    for status, reason, count in table.outcomes(keys):
-        if status == FollowupStatus.PLANNED:
-            stats.planned += count
-        else:
-            stats.suppressed += count
-            stats.reasons[reason or ""] = stats.reasons.get(reason or "", 0) + count
-    stats.duplicates = len(picks) - stats.planned - stats.suppressed
+    stats.deferred = table.insert_history(keys, deferral=DeferralReason.QUIET_HOURS if deferred else None)
+    # Every planned follow-up, and only those, holds one reservation.
+    stats.planned = policy.reserve_contacts_from(session, table.planned_reservations_sql(), keys)
+    stats.suppressed = written - stats.planned
+    if stats.suppressed:
+        stats.reasons = table.suppression_reasons(keys)
+    stats.duplicates = len(picks) - written
     table.drop()
     return stats
 

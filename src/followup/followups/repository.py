@@ -264,9 +264,11 @@ class PickTable:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.bulk = BulkStatements(session.connection())
+        # This plan's follow-ups: its keys, written after the last follow-up there was before it
+        # (a customer who had this run's follow-up already keeps it, and it is not counted again).
         self._mine = (
             f"FROM {self.NAME} p JOIN {Followup.__tablename__} f ON f.strategy_id = :strategy "
-            "AND f.customer_id = p.customer_id AND f.run_key = :run_key AND f.planned_at = :now"
+            "AND f.customer_id = p.customer_id AND f.run_key = :run_key AND f.id > :after"
         )
 
     def create(self, rows: Sequence[tuple[object, ...]]) -> None:
@@ -289,14 +291,18 @@ class PickTable:
         return f"SELECT customer_id FROM {self.NAME}"  # noqa: S608
 
     def keys(self, strategy_id: int, run_key: str, now: dt.datetime) -> dict[str, object]:
-        return {"strategy": strategy_id, "run_key": run_key, "now": self.bulk.db_time(now)}
+        """The parameters naming this plan's rows; read just before they are written (a wave's
+        claim keeps a second writer of the same run away)."""
+        after = self.session.scalar(select(func.coalesce(func.max(Followup.id), 0)))
+        return {"strategy": strategy_id, "run_key": run_key, "now": self.bulk.db_time(now), "after": after}
 
-    def insert_followups(self, plan: str, *, joins: str, refusal: str, params: dict[str, object]) -> None:
+    def insert_followups(self, plan: str, *, joins: str, refusal: str, params: dict[str, object]) -> int:
         """A follow-up per pick with this plan: planned when `refusal` (over `p`, the pick, and the
-        `joins`) is NULL and the pick has no preset reason, else suppressed with the reason."""
+        `joins`) is NULL and the pick has no preset reason, else suppressed with the reason.
+        Returns how many were written (a customer who has this run's follow-up already gets none)."""
         planned, suppressed = f"'{FollowupStatus.PLANNED}'", f"'{FollowupStatus.SUPPRESSED}'"
         plan_slot = "CAST(:plan AS JSON)" if self.bulk.postgres else ":plan"
-        self.session.execute(
+        result = self.session.execute(
             text(
                 f"INSERT INTO {Followup.__tablename__} (strategy_id, customer_id, run_key, status, reason, plan, "  # noqa: S608
                 "next_step, due_at, planned_at, closed_at) "
@@ -312,10 +318,12 @@ class PickTable:
             ),
             {**params, "plan": plan},
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
-    def insert_history(self, keys: dict[str, object], *, deferral: str | None) -> None:
+    def insert_history(self, keys: dict[str, object], *, deferral: str | None) -> int:
         """Each new follow-up's first history: planned (with the pick's detail) or suppressed; then,
-        given a `deferral`, that for the planned ones whose invite waits for quiet hours to end."""
+        given a `deferral`, that for the planned ones whose invite waits for quiet hours to end.
+        Returns how many were deferred."""
         planned = f"'{FollowupStatus.PLANNED}'"
         head = f"INSERT INTO {FollowupHistory.__tablename__} (followup_id, at, action, reason, detail) "
         self.session.execute(
@@ -326,14 +334,15 @@ class PickTable:
             keys,
         )
         if deferral is None:
-            return
-        self.session.execute(
+            return 0
+        result = self.session.execute(
             text(
                 f"{head}SELECT f.id, :now, 'deferred', :deferral, NULL "
                 f"{self._mine} WHERE f.status = {planned} AND p.deferred = 1 ORDER BY p.customer_id"
             ),
             {**keys, "deferral": deferral},
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def planned_reservations_sql(self) -> str:
         """(customer_id, strategy_id, followup_id, reserved_at) of the new planned follow-ups."""
@@ -341,10 +350,12 @@ class PickTable:
             f"SELECT f.customer_id, f.strategy_id, f.id, :now {self._mine} WHERE f.status = '{FollowupStatus.PLANNED}'"
         )
 
-    def outcomes(self, keys: dict[str, object]) -> list[tuple[str, str | None, int]]:
-        """(status, reason, count) of the new follow-ups."""
-        query = text(f"SELECT f.status, f.reason, COUNT(*) {self._mine} GROUP BY f.status, f.reason")
-        return [(row[0], row[1], int(row[2])) for row in self.session.execute(query, keys)]
+    def suppression_reasons(self, keys: dict[str, object]) -> dict[str, int]:
+        """reason → how many of the new follow-ups were suppressed for it."""
+        query = text(
+            f"SELECT f.reason, COUNT(*) {self._mine} WHERE f.status = '{FollowupStatus.SUPPRESSED}' GROUP BY f.reason"
+        )
+        return {row[0] or "": int(row[1]) for row in self.session.execute(query, keys)}
 
     def drop(self) -> None:
         self.session.execute(text(f"DROP TABLE {self.NAME}"))

@@ -67,12 +67,14 @@ class ContactLedger:
             [(cid, sid, fid, bulk.db_time(at)) for cid, sid, fid, at in rows],
         )
 
-    def reserve_from(self, select_sql: str, params: Mapping[str, Any]) -> None:
-        """Reserve for the rows a query selects as (customer_id, strategy_id, followup_id, reserved_at)."""
+    def reserve_from(self, select_sql: str, params: Mapping[str, Any]) -> int:
+        """Reserve for the rows a query selects as (customer_id, strategy_id, followup_id,
+        reserved_at); returns how many were reserved."""
         columns = "customer_id, strategy_id, followup_id, reserved_at"
-        self.session.execute(
+        result = self.session.execute(
             text(f"INSERT INTO {ContactReservation.__tablename__} ({columns}) {select_sql}"), dict(params)
         )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def release(self, followup_id: int, now: dt.datetime) -> None:
         self.session.execute(

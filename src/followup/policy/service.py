@@ -204,10 +204,11 @@ def _reach_sql(alias: str, channel: str) -> str:
     return "TRUE" if channel == "inapp" else "FALSE"
 
 
-def reserve_contacts_from(session: Session, select_sql: str, params: Mapping[str, Any]) -> None:
+def reserve_contacts_from(session: Session, select_sql: str, params: Mapping[str, Any]) -> int:
     """Spend budget for the follow-ups a query selects as (customer_id, strategy_id, followup_id,
-    reserved_at): planning in the database writes its reservations in one statement."""
-    ContactLedger(session).reserve_from(select_sql, params)
+    reserved_at): planning in the database writes its reservations in one statement. Returns how
+    many follow-ups it reserved for."""
+    return ContactLedger(session).reserve_from(select_sql, params)
 
 
 def reserve_contacts(session: Session, rows: Sequence[tuple[int, int, int]], *, now: dt.datetime) -> None:
