@@ -189,7 +189,9 @@ class _SqliteJson(TypedField):
     def __init__(self, column: ColumnElement[Any], path: Sequence[str]) -> None:
         super().__init__("sqlite")
         self.column = column
-        self.path = "$" + "".join(f'."{part}"' for part in path)
+        # The path is written into the statement (quoted by SQLAlchemy), not bound: SQLite parses
+        # a bound path again for every row, a tenth of a segment's scan over a million customers.
+        self.path = literal("$" + "".join(f'."{part}"' for part in path), String(), literal_execute=True)
         self.type = func.json_type(column, self.path)
 
     def present(self) -> Where:
