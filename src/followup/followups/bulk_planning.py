@@ -73,30 +73,36 @@ def plan_followups_in_bulk(
     return stats
 
 
+_UNSEEN: Any = object()
+
+
 def _pick_rows(bulk: BulkStatements, picks: Sequence[BulkPick], *, settings: Settings) -> list[tuple[Any, ...]]:
     """The picks as the table's rows, in customer order (the order the follow-ups are written in,
     so each index grows at its end): when each invite is due after quiet hours, whether quiet hours
     held it, the history's words for it, and the preset reason. Quiet hours are decided per zone and
     minute: their window is whole minutes, so every send within one minute of one zone is held or
     not alike."""
-    held: dict[tuple[str, str], tuple[Any, int, str] | None] = {}
+    held: dict[str, tuple[Any, int, str] | None] = {}  # zone and minute → the held invite's columns
+    fast = not bulk.postgres  # on SQLite a UTC time is stored as its first 26 ISO characters
     rows: list[tuple[Any, ...]] = []
     append = rows.append
     for customer_id, send_at, time_zone, preset_reason in picks:
         # One ISO form gives the minute, the stored time and the history's words alike.
         iso = send_at.isoformat(" ", "microseconds")
-        key = (time_zone, iso[:16] + iso[26:])
-        if key not in held:
+        key = f"{time_zone} {iso[:16]}{iso[26:]}"
+        release_row = held.get(key, _UNSEEN)
+        if release_row is _UNSEEN:
             minute = send_at.replace(second=0, microsecond=0)
             release = policy.defer_for_quiet_hours(minute, time_zone=time_zone, settings=settings)
-            held[key] = None if release is None else (bulk.db_time(release), 1, f"invite due {release.isoformat()}")
-        release_row = held[key]
+            release_row = held[key] = (
+                None if release is None else (bulk.db_time(release), 1, f"invite due {release.isoformat()}")
+            )
         if release_row is not None:
             append((customer_id, *release_row, preset_reason))
-        elif bulk.postgres or not iso.endswith("+00:00"):
+        elif fast and iso[26:] == "+00:00":
+            shown = iso[11:19] if iso[20:26] == "000000" else iso[11:26]  # as isoformat() shows it
+            append((customer_id, iso[:26], 0, f"invite due {iso[:10]}T{shown}+00:00", preset_reason))
+        else:
             append((customer_id, bulk.db_time(send_at), 0, f"invite due {send_at.isoformat()}", preset_reason))
-        else:  # UTC on SQLite, the common case: stored as the first 26 characters
-            shown = iso[:19] if iso[20:26] == "000000" else iso[:26]  # as isoformat() shows it
-            append((customer_id, iso[:26], 0, f"invite due {shown[:10]}T{shown[11:]}+00:00", preset_reason))
     rows.sort()
     return rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
@@ -18,9 +19,18 @@ from followup.surveys import service as surveys
 
 def bucket(salt: str, strategy_key: str, customer_external_id: str) -> float:
     """A sticky number in [0, 1) per customer and strategy: the same customer always lands in the
-    same place, so sampling and holdout never flip between events."""
-    digest = hashlib.sha256(f"{salt}|{strategy_key}|{customer_external_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    same place, so sampling and holdout never flip between events. sha256 of
+    "salt|strategy_key|customer", its first 8 bytes as a big-endian integer over 2^64."""
+    return buckets(salt, strategy_key, [customer_external_id])[0]
+
+
+def buckets(salt: str, strategy_key: str, customer_external_ids: Iterable[str]) -> list[float]:
+    """`bucket` of many customers at once, in their order: a wave draws tens of thousands."""
+    sha256, from_bytes, prefix, scale = hashlib.sha256, int.from_bytes, f"{salt}|{strategy_key}|", 2**64
+    return [
+        from_bytes(sha256((prefix + external_id).encode()).digest()[:8], "big") / scale
+        for external_id in customer_external_ids
+    ]
 
 
 def in_holdout(spec: StrategyCreate, customer_external_id: str) -> bool:

@@ -29,7 +29,7 @@ from followup.policy.enums import RefusalReason
 from followup.strategies import schedule, segments
 from followup.strategies.models import Strategy, Wave
 from followup.strategies.repository import StrategyRepository, WaveRepository
-from followup.strategies.sampling import bucket, in_holdout, plan_item, survey_versions
+from followup.strategies.sampling import buckets, in_holdout, plan_item, survey_versions
 from followup.strategies.schemas import StrategyCreate
 
 log = get_logger(__name__)
@@ -103,10 +103,12 @@ def draw_wave(
         )
     key = wave_key(fired_at)
     salt = f"{spec.key}|{key}"
+    drawn = [member for member in members if member[0] not in cooling] if cooling else members
     draws = sorted(
-        (bucket("wave", salt, external_id), cid, external_id, zone)
-        for cid, external_id, zone in members
-        if cid not in cooling
+        (draw, cid, external_id, zone)
+        for draw, (cid, external_id, zone) in zip(
+            buckets("wave", salt, [external_id for _, external_id, _ in drawn]), drawn, strict=True
+        )
     )
     sampled = bisect.bisect_left(draws, (spec.sample_rate,))  # the draws are sorted by their bucket
     chosen = draws[: min(sampled, spec.max_per_wave)]
@@ -119,7 +121,7 @@ def draw_wave(
         send_at += step  # the instants now + step × index: a timedelta counts whole microseconds
     return WavePlan(
         audience=len(members),
-        in_cooldown=len(cooling.intersection(cid for cid, _, _ in members)),
+        in_cooldown=len(members) - len(drawn),
         sampled=sampled,
         capped=sampled - len(chosen),
         run_key=f"wave:{key}",
