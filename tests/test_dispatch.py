@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from followup.app import create_app
 from followup.channels.base import Channel, Delivery, Receipt
+from followup.channels.capabilities import BUILT_IN
 from followup.channels.email import SmtpChannel
 from followup.channels.inapp import InAppChannel
 from followup.channels.schemas import MessageContent
@@ -292,8 +293,7 @@ class DiesAfterDelivering:
     the dispatcher records it."""
 
     name = "inapp"
-    idempotent = True
-    needs_address = False
+    capabilities = BUILT_IN["inapp"]
 
     def __init__(self, inner: InAppChannel) -> None:
         self.inner = inner
@@ -345,8 +345,7 @@ class SlowEmail:
     """An email provider whose first hand-over is so slow that the worker's lease runs out meanwhile."""
 
     name = "email"
-    idempotent = False
-    needs_address = True
+    capabilities = BUILT_IN["email"]
 
     def __init__(self) -> None:
         self.sent: list[Delivery] = []

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from followup.channels.base import Delivery, Receipt
+from followup.channels.capabilities import BUILT_IN
 from followup.channels.email import SmtpChannel
 from followup.channels.testing import RecordingChannel
 from followup.config import Settings
@@ -202,8 +203,7 @@ class HandsOverThenRaises:
     """An email provider with a bug that raises after the message was handed over."""
 
     name = "email"
-    idempotent = False
-    needs_address = True
+    capabilities = BUILT_IN["email"]
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         handoff()
@@ -234,8 +234,7 @@ class WorkerDied(BaseException):
 
 class DiesEveryTime:
     name = "email"
-    idempotent = False
-    needs_address = True
+    capabilities = BUILT_IN["email"]
 
     def __init__(self) -> None:
         self.tries = 0
@@ -312,8 +311,7 @@ class DatabaseGoneAway:
     """A send during which the database stops answering (here raised by the provider's stand-in)."""
 
     name = "email"
-    idempotent = False
-    needs_address = True
+    capabilities = BUILT_IN["email"]
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))

@@ -94,7 +94,7 @@ class Worker:
 
     def send_due_messages(self) -> int:
         runtime = self.runtime
-        idempotent = {name for name, channel in runtime.channels.items() if channel.idempotent}
+        idempotent = {name for name, channel in runtime.channels.items() if channel.capabilities.idempotent}
         with runtime.session() as session:
             claims = dispatch.claim_due_messages(
                 session,

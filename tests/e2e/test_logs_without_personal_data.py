@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from followup.app import create_app
 from followup.channels.base import Delivery, Receipt
+from followup.channels.capabilities import BUILT_IN
 from followup.kernel.logging import configure_logging, unconfigure_logging
 from followup.kernel.time import ManualClock
 from followup.runtime import Runtime, build_runtime
@@ -34,8 +36,7 @@ class ExplodingChannel:
     its message, the way a provider library's error might."""
 
     name = "email"
-    idempotent = True
-    needs_address = True
+    capabilities = replace(BUILT_IN["email"], idempotent=True)
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         address = delivery.address

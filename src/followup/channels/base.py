@@ -2,10 +2,10 @@
 
 A channel raises `TransientChannelError` when trying again later may work (connection refused,
 4xx SMTP reply) and `PermanentChannelError` when it never will (address rejected). A channel
-that takes an idempotency key declares `idempotent = True`; the dispatcher may then retry a send
-whose fate is unknown. A channel without one calls `handoff()` at the last moment before the
-provider could have accepted the message, so that the dispatcher can record the point after
-which a crash leaves the message's fate unknown.
+that takes an idempotency key says so in its capabilities (`capabilities.Capabilities`); the
+dispatcher may then retry a send whose fate is unknown. A channel without one calls `handoff()`
+at the last moment before the provider could have accepted the message, so that the dispatcher
+can record the point after which a crash leaves the message's fate unknown.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from followup.channels.capabilities import Capabilities
 from followup.channels.schemas import MessageContent
 
 
@@ -51,7 +52,6 @@ class Receipt:
 
 class Channel(Protocol):
     name: str
-    idempotent: bool
-    needs_address: bool
+    capabilities: Capabilities
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt: ...

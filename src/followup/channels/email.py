@@ -27,6 +27,7 @@ from followup.channels.base import (
     TransientChannelError,
 )
 from followup.channels.calendar import invitation
+from followup.channels.capabilities import BUILT_IN, EMAIL
 from followup.channels.schemas import MessageContent
 from followup.kernel.text import control_character
 
@@ -126,9 +127,8 @@ def _dot_stuffed(data: bytes) -> bytes:
 
 
 class SmtpChannel:
-    name = "email"
-    idempotent = False
-    needs_address = True
+    name = EMAIL
+    capabilities = BUILT_IN[EMAIL]
 
     def __init__(self, url: str, *, sender: str, timeout: float = 30.0) -> None:
         parsed = urlparse(url)

@@ -9,14 +9,14 @@ from sqlalchemy.orm import Session
 
 from followup.channels import service
 from followup.channels.base import Delivery, Receipt
+from followup.channels.capabilities import BUILT_IN, INAPP
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.time import Clock
 
 
 class InAppChannel:
-    name = "inapp"
-    idempotent = True
-    needs_address = False
+    name = INAPP
+    capabilities = BUILT_IN[INAPP]
 
     def __init__(
         self, session_scope: Callable[[], AbstractContextManager[Session]], *, keys: KeyProvider, clock: Clock

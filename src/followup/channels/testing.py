@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from followup.channels.base import Delivery, PermanentChannelError, Receipt, TransientChannelError
+from followup.channels.capabilities import Capabilities, OptOut, lookup
 
 
 class ScriptedCrash(RuntimeError):
@@ -14,13 +16,14 @@ class ScriptedCrash(RuntimeError):
 
 class RecordingChannel:
     """Accepts everything and remembers it. `fail_next` scripts failures: "transient", "permanent",
-    or "crash" (an exception outside the protocol, as a provider library's bug would raise)."""
-
-    needs_address = False
+    or "crash" (an exception outside the protocol, as a provider library's bug would raise).
+    It has the capabilities of the built-in channel of its name (an address-less one otherwise),
+    idempotent or not as told."""
 
     def __init__(self, name: str, *, idempotent: bool = True) -> None:
         self.name = name
-        self.idempotent = idempotent
+        known = lookup(name) or Capabilities(address=None, opt_out=OptOut.APP_SETTING, idempotent=True)
+        self.capabilities = replace(known, idempotent=idempotent)
         self.sent: list[Delivery] = []
         self.fail_next: list[str] = []
         self._lock = threading.Lock()

@@ -1,8 +1,10 @@
-"""Normalising, validating and masking contact points. Pure functions."""
+"""Normalising, validating and masking contact points, and the kinds of contact point there are.
+Pure functions."""
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 import phonenumbers
 
@@ -11,6 +13,16 @@ _EMAIL = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
 )
 _REGION_OF_LOCALE = {"zh-CN": "CN", "en": None}
+
+
+class ContactKind(StrEnum):
+    """The kinds of address a channel may send to. A customer holds at most one email and one
+    phone today; push devices and social ids have no storage yet, so no customer holds one."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    PUSH_DEVICE = "push_device"
+    SOCIAL_ID = "social_id"
 
 
 def normalize_email(value: str) -> str:

@@ -206,7 +206,10 @@ _ADDRESS_COLUMNS = {"email": "email_sealed", "phone": "phone_sealed"}
 
 
 def address_present_sql(alias: str, address: str) -> str:
-    return f"{alias}.{_ADDRESS_COLUMNS[address]} IS NOT NULL"
+    """SQL true when the customer row holds a contact point of this kind; FALSE for a kind with
+    no storage yet."""
+    column = _ADDRESS_COLUMNS.get(address)
+    return f"{alias}.{column} IS NOT NULL" if column else "FALSE"
 
 
 def customer_join_sql(alias: str, customer: str) -> str:

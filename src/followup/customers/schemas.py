@@ -152,6 +152,12 @@ class CustomerSnapshot(NamedTuple):
     value_tier: str | None = None
     stats: dict[str, Any] | None = None  # CustomerStats as a dict, when planning asked for it
 
+    def has_contact(self, kind: str) -> bool:
+        """Whether the customer holds a contact point of this kind (a `contacts.ContactKind`)."""
+        if kind == "email":
+            return self.has_email
+        return self.has_phone if kind == "phone" else False
+
     def rule_context(self) -> dict[str, Any]:
         """What a rule tree reads under `customer.` (customers.audience_repository says the same in SQL)."""
         context = {

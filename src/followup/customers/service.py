@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
 from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids, matching_members
-from followup.customers.contacts import mask_email, mask_phone, normalize_email, normalize_phone
+from followup.customers.contacts import ContactKind, mask_email, mask_phone, normalize_email, normalize_phone
 from followup.customers.models import Customer, CustomerActivity, CustomerKey
 from followup.customers.repository import (
     ActivityRepository,
@@ -212,20 +212,19 @@ def _set_contact(
     return True
 
 
-def contact_address(session: Session, customer: Customer, channel: str, *, keys: KeyProvider) -> str | None:
-    """The clear address for a channel that needs one, read at send time only."""
-    sealed = {"email": customer.email_sealed, "sms": customer.phone_sealed, "phone": customer.phone_sealed}.get(channel)
+def contact_address(session: Session, customer: Customer, kind: str, *, keys: KeyProvider) -> str | None:
+    """The customer's contact point of this kind (a `ContactKind`) in clear, read at send time
+    only; None when they hold none."""
+    sealed = {ContactKind.EMAIL: customer.email_sealed, ContactKind.PHONE: customer.phone_sealed}.get(ContactKind(kind))
     if sealed is None:
         return None
-    plain = open_for_customer(
-        session, customer.id, sealed, keys=keys, purpose="email" if channel == "email" else "phone"
-    )
+    plain = open_for_customer(session, customer.id, sealed, keys=keys, purpose=kind)
     return None if plain is None else plain.decode()
 
 
 def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider, now: dt.datetime) -> CustomerOut:
     email = contact_address(session, customer, "email", keys=keys)
-    phone = contact_address(session, customer, "sms", keys=keys)
+    phone = contact_address(session, customer, "phone", keys=keys)
     return CustomerOut(
         customer_id=customer.external_id,
         email=mask_email(email) if email else None,
@@ -463,12 +462,13 @@ def get_by_id(session: Session, customer_id: int) -> Customer | None:
     return session.get(Customer, customer_id)
 
 
-def masked_address(session: Session, customer: Customer, channel: str, *, keys: KeyProvider) -> str | None:
-    """The address a message went to, masked as everywhere staff look (z***@example.com, 138****1234)."""
-    address = contact_address(session, customer, channel, keys=keys)
+def masked_address(session: Session, customer: Customer, kind: str, *, keys: KeyProvider) -> str | None:
+    """The customer's contact point of this kind, masked as everywhere staff look
+    (z***@example.com, 138****1234)."""
+    address = contact_address(session, customer, kind, keys=keys)
     if address is None:
         return None
-    return mask_email(address) if channel == "email" else mask_phone(address)
+    return mask_email(address) if kind == ContactKind.EMAIL else mask_phone(address)
 
 
 def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> list[int]:
@@ -507,7 +507,7 @@ def samples(session: Session, ids: Sequence[int], *, keys: KeyProvider) -> list[
             time_zone=rows[cid].time_zone,
             value_tier=rows[cid].value_tier,
             email=masked_address(session, rows[cid], "email", keys=keys),
-            phone=masked_address(session, rows[cid], "sms", keys=keys),
+            phone=masked_address(session, rows[cid], "phone", keys=keys),
         )
         for cid in ids
         if cid in rows

@@ -9,13 +9,14 @@ import math
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
 from followup.channels.base import Delivery, PermanentChannelError, Receipt
+from followup.channels.capabilities import BUILT_IN, EMAIL, INAPP
 from followup.channels.inapp import InAppChannel
 from followup.config import Settings
 from followup.customers import service as customers
@@ -311,9 +312,8 @@ class DemoMailbox:
     The message itself stays sealed in the messages table, where the console's outbox reads it.
     """
 
-    name = "email"
-    idempotent = True
-    needs_address = True
+    name = EMAIL
+    capabilities = replace(BUILT_IN[EMAIL], idempotent=True)  # the demo's mail server takes a key
 
     def __init__(self, clock: ManualClock, sent: list[Sent], lock: threading.Lock) -> None:
         self._clock = clock
@@ -331,9 +331,8 @@ class DemoMailbox:
 class WatchedInbox:
     """The real in-app inbox, watched so that the simulated customers see what arrived."""
 
-    name = "inapp"
-    idempotent = True
-    needs_address = False
+    name = INAPP
+    capabilities = BUILT_IN[INAPP]
 
     def __init__(self, inbox: InAppChannel, clock: ManualClock, sent: list[Sent], lock: threading.Lock) -> None:
         self._inbox = inbox

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 
 from sqlalchemy.orm import Session
 
+from followup.channels import capabilities
 from followup.channels.base import Delivery, Receipt
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
@@ -148,10 +149,12 @@ def prepare_send(
         return None
     customer = customers.get_by_id(session, message.customer_id)
     content = read_content(session, message, keys=keys)
+    found = capabilities.lookup(message.channel)
+    needed = found.address if found is not None else None
     address = None
-    if customer is not None and message.channel in ("email", "sms", "phone"):
-        address = customers.contact_address(session, customer, message.channel, keys=keys)
-    if customer is None or content is None or (message.channel in ("email", "sms", "phone") and not address):
+    if customer is not None and needed is not None:
+        address = customers.contact_address(session, customer, needed, keys=keys)
+    if customer is None or content is None or (needed is not None and not address):
         _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
         return None
     return SendPlan(
@@ -291,8 +294,9 @@ def _describe_outbox(session: Session, rows: list[Message], *, keys: KeyProvider
     for row in rows:
         customer = customers.get_by_id(session, row.customer_id)
         recipient = None
-        if customer is not None and row.channel in ("email", "sms", "phone"):
-            recipient = customers.masked_address(session, customer, row.channel, keys=keys)
+        found = capabilities.lookup(row.channel)
+        if customer is not None and found is not None and found.address is not None:
+            recipient = customers.masked_address(session, customer, found.address, keys=keys)
         out.append(
             OutboxMessage(
                 id=row.id,

@@ -6,6 +6,8 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from followup.channels import capabilities
+from followup.channels.capabilities import OptOut
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
@@ -61,7 +63,8 @@ def queue_message(
         now=now,
     )
     unsubscribe_url = None
-    if channel == "email":
+    found = capabilities.lookup(channel)
+    if found is not None and found.opt_out is OptOut.LINK:
         unsubscribe_token = privacy.create_unsubscribe_link(
             session, followup.customer_id, purpose=policy.PURPOSE, channel=channel, now=now
         )
@@ -133,7 +136,7 @@ def queue_interview_confirmation(
     if customer is None or customer.email_sealed is None:
         return False
     consents = privacy.consents_for(session, [customer.id], purpose=policy.PURPOSE).get(customer.id, {})
-    if not consents.get("email"):
+    if not consents.get(capabilities.EMAIL):
         return False
     plan = FollowupPlan.model_validate(followup.plan)
     content = render_interview_confirmation(interview, locale=customer.locale).model_copy(
@@ -144,7 +147,7 @@ def queue_interview_confirmation(
         followup_id=followup.id,
         customer_id=followup.customer_id,
         step=INTERVIEW_STEP,
-        channel="email",
+        channel=capabilities.EMAIL,
         content=content,
         keys=keys,
         now=now,

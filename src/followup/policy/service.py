@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
+from followup.channels import capabilities
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerSnapshot
@@ -26,17 +27,15 @@ from followup.policy.schemas import Decision, PlanningRequest
 from followup.privacy import service as privacy
 
 PURPOSE = "feedback"
-# Channels that need a stored address; the in-app inbox reaches every customer of the wallet.
-_ADDRESS_OF = {"email": "email", "sms": "phone", "phone": "phone"}
 
 
 def reachable(snapshot: CustomerSnapshot, channel: str) -> bool:
-    needed = _ADDRESS_OF.get(channel)
-    if needed == "email":
-        return snapshot.has_email
-    if needed == "phone":
-        return snapshot.has_phone
-    return channel in ("inapp",)
+    """Whether the channel can reach the customer: they hold the kind of contact point it sends to
+    (a channel needing none, as the in-app inbox, reaches everyone); never a channel unknown here."""
+    found = capabilities.lookup(channel)
+    if found is None:
+        return False
+    return found.address is None or snapshot.has_contact(found.address)
 
 
 def choose_channel(
@@ -198,10 +197,11 @@ def refusal_sql(
 
 
 def _reach_sql(alias: str, channel: str) -> str:
-    needed = _ADDRESS_OF.get(channel)
-    if needed is not None:
-        return customers.has_address_sql(alias, needed)
-    return "TRUE" if channel == "inapp" else "FALSE"
+    """`reachable` in SQL over the customer row `alias`."""
+    found = capabilities.lookup(channel)
+    if found is None:
+        return "FALSE"
+    return "TRUE" if found.address is None else customers.has_address_sql(alias, found.address)
 
 
 def reserve_contacts_from(session: Session, select_sql: str, params: Mapping[str, Any]) -> int:

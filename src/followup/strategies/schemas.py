@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from followup.channels import capabilities
 from followup.customers.schemas import CustomerSample, Locale, check_time_zone
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
@@ -87,7 +88,7 @@ class Variant(Schema):
 
 
 # `"channels": "auto"` chooses among these, in this order of fallback, those installed here.
-AUTO_CHANNELS: tuple[str, ...] = ("push", "sms", "email", "inapp")
+AUTO_CHANNELS: tuple[str, ...] = (capabilities.PUSH, capabilities.SMS, capabilities.EMAIL, capabilities.INAPP)
 
 
 class AutoChannels(Schema):
