@@ -16,7 +16,7 @@ from followup.dispatch.service import UNDELIVERED_JOB
 from followup.followups import service as followups
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
-from followup.kernel.jobs import Job, Tasks
+from followup.kernel.jobs import Job, JobContext, Tasks
 from followup.runtime import Runtime
 from followup.strategies import proactive, waves
 from followup.worker import Worker
@@ -33,7 +33,7 @@ def test_the_registry_holds_each_domains_jobs_and_timers() -> None:
 
 
 def test_a_job_kind_claimed_twice_is_refused_at_start_up() -> None:
-    def handler(_session: Session, _payload: Mapping[str, Any], _now: dt.datetime) -> None:
+    def handler(_context: JobContext, _payload: Mapping[str, Any]) -> None:
         return None
 
     with pytest.raises(ValueError, match=r"job kind 'loyalty\.recount' has two handlers"):
@@ -45,7 +45,8 @@ def test_a_domain_added_to_the_registry_has_its_jobs_and_timers_run(runtime: Run
     seen: list[dict[str, Any]] = []
     ticks: list[bool] = []
 
-    def recount(_session: Session, payload: Mapping[str, Any], _now: dt.datetime) -> None:
+    def recount(context: JobContext, payload: Mapping[str, Any]) -> None:
+        assert context.now == runtime.clock.now()
         seen.append(dict(payload))
 
     def timer(
@@ -78,7 +79,7 @@ def test_a_job_with_a_payload_that_does_not_fit_is_kept_for_retry_and_the_rest_r
     # Given a malformed undelivered-message job beside a good plugin job
     seen: list[int] = []
 
-    def recount(_session: Session, payload: Mapping[str, Any], _now: dt.datetime) -> None:
+    def recount(_context: JobContext, payload: Mapping[str, Any]) -> None:
         seen.append(int(payload["customer_id"]))
 
     tasks = Tasks.merge([worker_tasks(), Tasks(jobs={PLUGIN_JOB: recount})])

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 # Every table, so that relationships and foreign keys across domains resolve in any process: a
 # worker alone imports no strategies code, yet `followups.strategy_id` points at `strategies`.
 import followup.models  # noqa: F401
-from followup.channels.base import Channel
+from followup.channels.base import Channel, ChannelContext
+from followup.channels.registry import default_channels
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider, LocalKeyProvider, generate_master_key_text, parse_master_key
 from followup.kernel.db import READ_ONLY, make_engine
@@ -101,8 +102,7 @@ def build_runtime(
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(), keys=load_key_provider(settings))
     if channels is None:
-        from followup.channels.registry import default_channels  # noqa: PLC0415 - channels need the runtime
-
-        channels = default_channels(runtime)
+        context = ChannelContext(settings=settings, clock=runtime.clock, keys=runtime.keys, session=runtime.session)
+        channels = default_channels(context)
     runtime.channels = channels
     return runtime

@@ -222,7 +222,10 @@ class Worker:
                 if handler is None:
                     raise LookupError(f"no handler for job kind '{kind}'")
                 with runtime.session() as session:
-                    handler(session, payload, runtime.clock.now())
+                    context = jobs.JobContext(
+                        session=session, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys
+                    )
+                    handler(context, payload)
                     jobs.complete(session, job_id)
             except Exception as exc:  # noqa: BLE001 - a failing job must not stop the others
                 delay = min(3600.0, 5.0 * 2 ** min(attempts, 10))

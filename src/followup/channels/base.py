@@ -11,11 +11,17 @@ can record the point after which a crash leaves the message's fate unknown.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from followup.channels.capabilities import Capabilities
 from followup.channels.schemas import MessageContent
+from followup.config import Settings
+from followup.kernel.crypto import KeyProvider
+from followup.kernel.time import Clock
 
 
 class ChannelError(Exception):
@@ -48,6 +54,18 @@ class Delivery:
 @dataclass(frozen=True)
 class Receipt:
     provider_ref: str
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What a channel is built with (`registry.default_channels`, and a plugin's entry point): the
+    settings, the clock, the keys, and a writing unit of work for a channel that keeps its own
+    rows (the inbox) — not the process's runtime."""
+
+    settings: Settings
+    clock: Clock
+    keys: KeyProvider
+    session: Callable[[], AbstractContextManager[Session]]
 
 
 class Channel(Protocol):

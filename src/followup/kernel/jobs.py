@@ -19,7 +19,19 @@ from followup.config import Settings
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
 
-JobHandler = Callable[[Session, Mapping[str, Any], dt.datetime], None]
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job handler runs with: the job's own transaction, the time, the settings and the
+    keys — not the process's runtime."""
+
+    session: Session
+    now: dt.datetime
+    settings: Settings
+    keys: KeyProvider
+
+
+JobHandler = Callable[[JobContext, Mapping[str, Any]], None]
 
 
 class Timer(Protocol):
