@@ -17,17 +17,10 @@ from types import FrameType
 from typing import IO, Annotated, cast
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from followup.config import Settings
-from followup.kernel.db import check_database_url, explain_connection_failure
-from followup.kernel.errors import FollowupError
-from followup.kernel.logging import configure_logging
-from followup.runtime import Runtime, build_runtime
+from followup.cli.common import check_schema, cli_runtime, err, fail
 
 app = typer.Typer(
     help="followup: a follow-up engine for digital wallets.", no_args_is_help=True, pretty_exceptions_enable=False
@@ -45,76 +38,13 @@ app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
 app.add_typer(customers_app, name="customers")
 
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # One line whatever the terminal's width (scripts grep it), and the message taken literally:
-    # a driver's "[Errno 2]" is text, not markup.
-    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise _fail(f"setting FOLLOWUP_{str(first['loc'][0]).upper()}: {first['msg']}") from exc
-
-
-@contextmanager
-def _runtime() -> Iterator[Runtime]:
-    settings = _settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
-    runtime = _open_runtime(settings)
-    try:
-        yield runtime
-    except FollowupError as exc:
-        raise _fail(exc.message) from exc
-    except OperationalError as exc:
-        # The database went away in the middle of the command.
-        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
-    finally:
-        runtime.close()
-
-
-def _open_runtime(settings: Settings) -> Runtime:
-    """Build the runtime and open one connection to the database before any work starts.
-
-    A database that cannot be used (a server that does not answer, a wrong name or password, a
-    driver this build lacks, a SQLite directory that cannot be created) stops the command with one
-    line naming FOLLOWUP_DATABASE_URL, instead of a driver's traceback halfway through the work.
-    """
-    try:
-        check_database_url(settings.database_url)
-        runtime = build_runtime(settings)
-    except (FollowupError, ValueError) as exc:
-        raise _fail(getattr(exc, "message", str(exc))) from exc
-    except OSError as exc:
-        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
-    try:
-        with runtime.engine.connect():
-            pass
-    except (DBAPIError, OSError) as exc:
-        runtime.close()
-        raise _fail(explain_connection_failure(settings.database_url, exc)) from exc
-    return runtime
-
-
-def _check_schema(runtime: Runtime) -> None:
-    from followup.migrations.runner import current  # noqa: PLC0415
-
-    if current(runtime.engine) is None:
-        raise _fail("the database has no schema yet; run `followup db upgrade` first")
-
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest version."""
     from followup.migrations.runner import current, upgrade  # noqa: PLC0415
 
-    with _runtime() as runtime:
+    with cli_runtime() as runtime:
         upgrade(runtime.engine)
         typer.echo(f"database at revision {current(runtime.engine)}")
 
@@ -130,8 +60,8 @@ def serve(
     from followup.app import create_app  # noqa: PLC0415
     from followup.cli.serving import AnnouncingServer  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         # log_config=None: uvicorn keeps the logging configure_logging set (one format, scrubbed);
         # the app writes its own access line, naming routes rather than paths with tokens in them.
         config = uvicorn.Config(
@@ -145,8 +75,8 @@ def worker(once: Annotated[bool, typer.Option("--once", help="do all due work, t
     """Run due follow-up steps, send due messages and outbox jobs."""
     from followup.worker import Worker  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         loop = Worker(runtime)
         if once:
             done = loop.run_until_idle()
@@ -166,8 +96,8 @@ def apikey_create(name: Annotated[str, typer.Option(help="who the key is for, e.
     """Create an API key and print it (alone on stdout). Only its hash is kept."""
     from followup.staff import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             _, key = service.create_api_key(session, name=name, now=runtime.clock.now())
         typer.echo(key)
@@ -178,8 +108,8 @@ def staff_create_admin(email: Annotated[str, typer.Option(help="the admin's emai
     """Create a console admin and print a generated password."""
     from followup.staff import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             _, password = service.create_staff(session, email=email, role="admin", now=runtime.clock.now())
         typer.echo(password)
@@ -190,8 +120,8 @@ def staff_set_password(email: Annotated[str, typer.Option(help="the staff member
     """Give a staff account a new generated password (printed) and end its console sessions."""
     from followup.staff import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             password = service.set_staff_password(session, service.access_staff_by_email(session, email))
         typer.echo(password)
@@ -202,8 +132,8 @@ def staff_disable(email: Annotated[str, typer.Option(help="the staff member's em
     """Disable a staff account: it can no longer sign in, and its console sessions end at once."""
     from followup.staff import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             service.disable_staff(session, service.access_staff_by_email(session, email), now=runtime.clock.now())
         typer.echo(f"disabled {email.strip()}; its console sessions have ended")
@@ -227,8 +157,8 @@ def customers_recompute_stats() -> None:
     """
     from followup.events import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.read_session() as session:
             total = service.count_events(session)
         with (
@@ -273,7 +203,7 @@ def events_import(
         accepted = duplicates = 0
         rejected: list[str] = []
         with (
-            _runtime() as runtime,
+            cli_runtime() as runtime,
             Progress(
                 TextColumn("[bold]importing"),
                 BarColumn(),
@@ -283,7 +213,7 @@ def events_import(
                 disable=total_size is None,
             ) as progress,
         ):
-            _check_schema(runtime)
+            check_schema(runtime)
             task = progress.add_task("import", total=total_size)
             batch: list[object] = []
             line_numbers: list[int] = []
@@ -319,7 +249,7 @@ def events_import(
                 if batch and not interrupted.is_set():
                     flush()
             if interrupted.is_set():
-                raise _fail(
+                raise fail(
                     f"interrupted; the {accepted:,} events stored before stay stored. "
                     "Import the file again to finish: events already stored count as duplicates",
                     code=130,
@@ -369,11 +299,11 @@ def _events_source(path: Path) -> Iterator[IO[bytes]]:
             yield cast(IO[bytes], spool)
         return
     if not path.is_file():
-        raise _fail(f"no such file: {path}")
+        raise fail(f"no such file: {path}")
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise _fail(f"cannot read {path}: {exc.strerror}") from exc
+        raise fail(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
         yield handle
 
@@ -386,7 +316,7 @@ def _events_codec(source: IO[bytes], encoding: str | None) -> str:
             name = codecs.lookup(encoding).name
         except LookupError as exc:
             known = "e.g. utf-8, gbk, gb18030, big5"
-            raise _fail(f"--encoding {encoding} is not an encoding Python knows; {known}") from exc
+            raise fail(f"--encoding {encoding} is not an encoding Python knows; {known}") from exc
     head = source.read(4)
     source.seek(0)
     for bom, codec in _BOMS:
@@ -436,7 +366,7 @@ def _check_decodes(source: IO[bytes], codec: str) -> None:
             pass
     except _Undecodable as exc:
         bad = exc.problem.object[exc.problem.start : exc.problem.start + 1].hex()
-        raise _fail(
+        raise fail(
             f"line {exc.line} is not valid {_encoding_name(codec)} (byte 0x{bad}); nothing was imported. "
             "If the file is in another encoding, name it with --encoding, e.g. --encoding gbk"
         ) from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from followup.cli.common import check_schema, cli_runtime, fail
 from followup.kernel.actors import Actor
-from followup.runtime import Runtime
 
 err = Console(stderr=True)
 strategies_app = typer.Typer(help="Strategies, segments and surveys, kept as code.", no_args_is_help=True)
@@ -25,47 +24,27 @@ SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 5_000_000
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # `followup.cli.main` imports this module at its end; its helpers are reached when a command
-    # runs, so `python -m followup.cli.main` (main as __main__) imports without a cycle.
-    from followup.cli import main  # noqa: PLC0415
-
-    return main._fail(message, code)
-
-
-def _runtime() -> AbstractContextManager[Runtime]:
-    from followup.cli import main  # noqa: PLC0415
-
-    return main._runtime()
-
-
-def _check_schema(runtime: Runtime) -> None:
-    from followup.cli import main  # noqa: PLC0415
-
-    main._check_schema(runtime)
-
-
 def _documents(path: Path) -> list[tuple[str, Any]]:
     """Each file's parsed document: PATH itself, or the YAML and JSON files of a folder, by name."""
     if not path.exists():
-        raise _fail(f"{path}: no such file or folder")
+        raise fail(f"{path}: no such file or folder")
     files = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file()) if path.is_dir() else [path]
     if path.is_dir() and not files:
-        raise _fail(f"{path}: the folder holds no .yaml, .yml or .json file")
+        raise fail(f"{path}: the folder holds no .yaml, .yml or .json file")
     out = []
     for file in files:
         if file.stat().st_size > MAX_FILE_BYTES:
-            raise _fail(f"{file}: larger than {MAX_FILE_BYTES:,} bytes")
+            raise fail(f"{file}: larger than {MAX_FILE_BYTES:,} bytes")
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise _fail(f"{file}: not UTF-8 text") from exc
+            raise fail(f"{file}: not UTF-8 text") from exc
         try:
             document = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise _fail(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}{where}") from exc
+            raise fail(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}{where}") from exc
         out.append((str(file), document))
     return out
 
@@ -80,8 +59,8 @@ def apply_command(
     first; applying the same files again changes nothing and makes no new version."""
     from followup.strategies import as_code  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         bundle = as_code.read_documents(_documents(path))
         with runtime.read_session() as session:
             planned = as_code.changes(session, bundle, available_channels=set(runtime.channels))
@@ -112,9 +91,9 @@ def apply_command(
         count = f"{len(planned)} change{'s' if len(planned) != 1 else ''}"
         if not yes:
             if not sys.stdin.isatty():
-                raise _fail(f"{count} to apply; run again with --yes to apply them without a terminal")
+                raise fail(f"{count} to apply; run again with --yes to apply them without a terminal")
             if not typer.confirm(f"Apply {count}?", default=False, err=True):
-                raise _fail("nothing applied", code=1)
+                raise fail("nothing applied", code=1)
         with runtime.session() as session:
             apply_in(session)
     typer.echo(f"applied {count}")
@@ -128,8 +107,8 @@ def export_command(
     """Every survey, segment and strategy as a file `apply` takes back unchanged."""
     from followup.strategies import as_code  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.read_session() as session:
             bundle = as_code.export(session)
     if format_ == "json":
@@ -148,8 +127,8 @@ def list_command() -> None:
     """The strategies: kind, status, version and the next wave or sweep."""
     from followup.strategies import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.read_session() as session:
             items, _ = service.list_strategies(session, limit=500, offset=0)
     table = Table(box=None)
@@ -166,8 +145,8 @@ def show_command(key: Annotated[str, typer.Argument(help="the strategy's key")])
     """One strategy's definition, as YAML, and its versions."""
     from followup.strategies import service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.read_session() as session:
             strategy = service.access_strategy(session, key)
             described = service.describe_strategy(strategy)
@@ -188,8 +167,8 @@ def preview_command(
     from followup.events import service as events  # noqa: PLC0415
     from followup.strategies import preview, service  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             answer = preview.preview_saved(
                 session,
@@ -207,8 +186,8 @@ def _set_status(key: str, status: Literal["active", "paused"]) -> None:
     from followup.strategies import service  # noqa: PLC0415
     from followup.strategies.schemas import StrategyUpdate  # noqa: PLC0415
 
-    with _runtime() as runtime:
-        _check_schema(runtime)
+    with cli_runtime() as runtime:
+        check_schema(runtime)
         with runtime.session() as session:
             strategy = service.access_strategy(session, key)
             service.update_strategy(
