@@ -23,7 +23,7 @@ from followup.kernel.errors import FollowupError
 from followup.kernel.schemas import client_path
 from followup.rules.tree import Operator
 from followup.web.console.auth import SignedInStaff
-from followup.web.console.router import _problem, templates
+from followup.web.console.pages import problem_page, templates
 
 # Admins and the CX team's analysts build strategies and segments. Agents work the call queue and
 # auditors read: both see every page, and neither gets a form or a button that changes anything.
@@ -39,7 +39,7 @@ def may_edit(signed_in: SignedInStaff) -> bool:
 
 
 def forbidden_page(request: Request, signed_in: SignedInStaff) -> Response:
-    return _problem(
+    return problem_page(
         request,
         signed_in,
         title="Not allowed",
@@ -49,7 +49,7 @@ def forbidden_page(request: Request, signed_in: SignedInStaff) -> Response:
 
 
 def expired_page(request: Request, signed_in: SignedInStaff) -> Response:
-    return _problem(
+    return problem_page(
         request,
         signed_in,
         title="Refused",

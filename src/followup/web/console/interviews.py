@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from followup.kernel.http import Keys, Now, ReadSession
 from followup.surveys import service as surveys
 from followup.web.console.auth import ConsoleStaff
-from followup.web.console.router import PAGE_SIZE, _offset, _page, _page_number, _pages
+from followup.web.console.pages import PAGE_SIZE, offset_of, page_number_of, paging, render_page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 def interview_list(
     request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, now: Now, page: str = "1"
 ) -> Response:
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
     rows, total = surveys.list_interviews(
@@ -28,10 +28,10 @@ def interview_list(
         until=None,
         upcoming_from=now,
         limit=PAGE_SIZE,
-        offset=_offset(number),
+        offset=offset_of(number),
         keys=keys,
     )
-    return _page(
+    return render_page(
         request,
         "interviews.html",
         signed_in,
@@ -42,6 +42,6 @@ def interview_list(
             # The start on the wall clock it was offered in, as the customer saw it.
             "local": {row.id: f"{row.slot:%Y-%m-%d %H:%M} {surveys.offset_text(row.slot)}" for row in rows},
             "now": now,
-            **_pages(number, total),
+            **paging(number, total),
         },
     )

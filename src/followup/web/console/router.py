@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 from followup.cases import service as cases
 from followup.channels.schemas import MessageContent
@@ -33,96 +31,27 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import auth
+from followup.web.console import auth, interviews, segments, strategies
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
+from followup.web.console.pages import (
+    HERE,
+    LARGEST_ID,
+    PAGE_SIZE,
+    not_found_page,
+    offset_of,
+    page_number_of,
+    paging,
+    problem_page,
+    render_page,
+    whole_number,
+)
 
-HERE = Path(__file__).parent
-PAGE_SIZE = 50
-# Far beyond any outbox, and (page - 1) * PAGE_SIZE stays a small integer for every database.
-LAST_ALLOWED_PAGE = 100_000
-# Ids are 64-bit integers in every table: a larger number names nothing, and would overflow the query.
-LARGEST_ID = 2**63 - 1
 CUSTOMER_ID_MAX_LENGTH = 128
 FOLLOWUP_STATUSES: tuple[str, ...] = tuple(FollowupStatus)
 CASE_STATUSES = ("open", "closed", "all")
 HIDDEN_LINK = "…"
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-
-def _when(value: dt.datetime | str | None) -> str:
-    """A time as the console shows it; also the RFC 3339 text customer stats hold."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    return "" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:,.1f}%"
-
-
-def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f}"
-
-
-def _count(value: int | None) -> str:
-    """A whole number with thousands separators: 12,345."""
-    return "–" if value is None else f"{value:,}"
-
-
-templates.env.filters["when"] = _when
-templates.env.filters["percent"] = _percent
-templates.env.filters["number"] = _number
-templates.env.filters["count"] = _count
-
-
-def _page(
-    request: Request, name: str, signed_in: auth.SignedInStaff | None, context: dict[str, Any], status_code: int = 200
-) -> Response:
-    return templates.TemplateResponse(request, name, {"staff": signed_in, **context}, status_code=status_code)
-
-
-def _problem(
-    request: Request, signed_in: auth.SignedInStaff | None, *, title: str, text: str, status_code: int, **extra: Any
-) -> Response:
-    context = {"title": title, "text": text, **extra}
-    return _page(request, "problem.html", signed_in, context, status_code=status_code)
-
-
-def _not_found(request: Request, signed_in: auth.SignedInStaff | None, text: str) -> Response:
-    return _problem(request, signed_in, title="Not found", text=text, status_code=404)
-
-
-def _whole_number(text: str, *, low: int, high: int) -> int | None:
-    """`text` as an integer in [low, high], or None: ids and page numbers come from the URL."""
-    text = text.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > len(str(high)):
-        return None
-    value = int(text)
-    return value if low <= value <= high else None
-
-
-def _page_number(request: Request, signed_in: auth.SignedInStaff, text: str) -> int | Response:
-    page = _whole_number(text, low=1, high=LAST_ALLOWED_PAGE)
-    if page is None:
-        return _problem(
-            request,
-            signed_in,
-            title="No such page",
-            text=f"The page number must be a whole number from 1 to {LAST_ALLOWED_PAGE:,}.",
-            status_code=400,
-        )
-    return page
-
-
-def _pages(page: int, total: int) -> dict[str, Any]:
-    last = max(1, -(-total // PAGE_SIZE))
-    return {"page": page, "last_page": last, "total": total}
-
-
-def _offset(page: int) -> int:
-    return (page - 1) * PAGE_SIZE
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -132,7 +61,7 @@ def show_login(request: Request, next: str | None = None) -> Response:
 
 def _login_page(request: Request, *, next_path: str, error: str | None, status_code: int = 200) -> Response:
     nonce = auth.login_nonce(request)
-    response = _page(
+    response = render_page(
         request,
         "login.html",
         None,
@@ -191,7 +120,7 @@ def logout(
     request: Request, signed_in: ConsoleStaff, session: WriteSession, csrf: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
     if not auth.check_csrf(signed_in, csrf):
-        return _problem(
+        return problem_page(
             request,
             signed_in,
             title="Refused",
@@ -221,7 +150,7 @@ def _chart_series(daily: list[DailyPoint], today: dt.date) -> dict[str, list[Any
 def overview(request: Request, signed_in: ConsoleStaff, session: ReadSession, now: Now) -> Response:
     summary = insights.overview(session)
     today = now.astimezone(dt.UTC).date()
-    return _page(
+    return render_page(
         request,
         "overview.html",
         signed_in,
@@ -239,17 +168,17 @@ def overview(request: Request, signed_in: ConsoleStaff, session: ReadSession, no
 
 @router.get("/outbox", response_class=HTMLResponse)
 def outbox(request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: str = "1") -> Response:
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
     messages, total = dispatch.list_outbox(
-        session, customer_id=None, limit=PAGE_SIZE, offset=_offset(number), keys=keys
+        session, customer_id=None, limit=PAGE_SIZE, offset=offset_of(number), keys=keys
     )
-    return _page(
+    return render_page(
         request,
         "outbox.html",
         signed_in,
-        {"title": "Outbox", "nav": "outbox", "messages": messages, **_pages(number, total)},
+        {"title": "Outbox", "nav": "outbox", "messages": messages, **paging(number, total)},
     )
 
 
@@ -277,15 +206,17 @@ def _as_shown_to_staff(content: MessageContent) -> MessageContent:
 def show_message(
     request: Request, message_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, settings: AppSettings
 ) -> Response:
-    number = _whole_number(message_id, low=1, high=LARGEST_ID)
+    number = whole_number(message_id, low=1, high=LARGEST_ID)
     if number is None:
-        return _not_found(request, signed_in, "A message number is a whole number, like 42; this one names no message.")
+        return not_found_page(
+            request, signed_in, "A message number is a whole number, like 42; this one names no message."
+        )
     try:
         message = dispatch.access_outbox_message(session, number, keys=keys)
     except NotFound as exc:
-        return _not_found(request, signed_in, exc.message)
+        return not_found_page(request, signed_in, exc.message)
     content = _as_shown_to_staff(message.content) if message.content else None
-    return _page(
+    return render_page(
         request,
         "message.html",
         signed_in,
@@ -301,7 +232,7 @@ def show_message(
 def _unknown_status(
     request: Request, signed_in: auth.SignedInStaff, *, status: str, valid: tuple[str, ...], back: str
 ) -> Response:
-    return _problem(
+    return problem_page(
         request,
         signed_in,
         title="Unknown status",
@@ -318,14 +249,14 @@ def followup_list(
 ) -> Response:
     if status and status not in FOLLOWUP_STATUSES:
         return _unknown_status(request, signed_in, status=status, valid=FOLLOWUP_STATUSES, back="/console/followups")
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
     chosen = status or None
     rows, total = followups.list_followups(
-        session, customer_id=None, status=chosen, limit=PAGE_SIZE, offset=_offset(number)
+        session, customer_id=None, status=chosen, limit=PAGE_SIZE, offset=offset_of(number)
     )
-    return _page(
+    return render_page(
         request,
         "followups.html",
         signed_in,
@@ -335,7 +266,7 @@ def followup_list(
             "followups": rows,
             "statuses": FOLLOWUP_STATUSES,
             "status": status,
-            **_pages(number, total),
+            **paging(number, total),
         },
     )
 
@@ -344,7 +275,7 @@ def followup_list(
 def response_list(
     request: Request, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, page: str = "1"
 ) -> Response:
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
     rows, total = surveys.list_responses(
@@ -354,14 +285,14 @@ def response_list(
         since=None,
         until=None,
         limit=PAGE_SIZE,
-        offset=_offset(number),
+        offset=offset_of(number),
         keys=keys,
     )
-    return _page(
+    return render_page(
         request,
         "responses.html",
         signed_in,
-        {"title": "Responses", "nav": "responses", "responses": rows, **_pages(number, total)},
+        {"title": "Responses", "nav": "responses", "responses": rows, **paging(number, total)},
     )
 
 
@@ -371,7 +302,7 @@ def case_list(
 ) -> Response:
     if status not in CASE_STATUSES:
         return _unknown_status(request, signed_in, status=status, valid=CASE_STATUSES, back="/console/cases")
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
     rows, total = cases.list_cases(
@@ -380,13 +311,13 @@ def case_list(
         priority=None,
         customer_id=None,
         limit=PAGE_SIZE,
-        offset=_offset(number),
+        offset=offset_of(number),
     )
-    return _page(
+    return render_page(
         request,
         "cases.html",
         signed_in,
-        {"title": "Cases", "nav": "cases", "cases": rows, "status": status, **_pages(number, total)},
+        {"title": "Cases", "nav": "cases", "cases": rows, "status": status, **paging(number, total)},
     )
 
 
@@ -398,7 +329,7 @@ def show_customer(
     usable = len(customer_id) <= CUSTOMER_ID_MAX_LENGTH and "\x00" not in customer_id
     customer = customers.get_customer(session, customer_id) if usable else None
     if customer is None:
-        return _not_found(request, signed_in, f"There is no customer {customer_id[:CUSTOMER_ID_MAX_LENGTH]!r}.")
+        return not_found_page(request, signed_in, f"There is no customer {customer_id[:CUSTOMER_ID_MAX_LENGTH]!r}.")
     their_followups, _ = followups.list_followups(
         session, customer_id=customer.id, status=None, limit=PAGE_SIZE, offset=0
     )
@@ -406,7 +337,7 @@ def show_customer(
     their_cases, _ = cases.list_cases(
         session, status=None, priority=None, customer_id=customer.id, limit=PAGE_SIZE, offset=0
     )
-    return _page(
+    return render_page(
         request,
         "customer.html",
         signed_in,
@@ -427,7 +358,7 @@ def unknown_page(request: Request, unknown: str, signed_in: MaybeStaff) -> Respo
     """Any other console path: `/console/` leads to the overview, the rest is a 404 page."""
     if unknown == "":
         return RedirectResponse("/console", status_code=303)
-    return _not_found(request, signed_in, "There is no such page in the console.")
+    return not_found_page(request, signed_in, "There is no such page in the console.")
 
 
 def install_console(app: FastAPI) -> None:
@@ -438,10 +369,7 @@ def install_console(app: FastAPI) -> None:
     """
     staff.password_checker()
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
-    # Imported here: those pages build on this module's helpers. Before `router`, whose last
-    # route answers every other console path.
-    from followup.web.console import interviews, segments, strategies  # noqa: PLC0415
-
+    # Before `router`, whose last route answers every other console path.
     app.include_router(strategies.router)
     app.include_router(segments.router)
     app.include_router(interviews.router)

@@ -36,7 +36,7 @@ from followup.web.console.forms import (
     rule_json,
     staff_actor,
 )
-from followup.web.console.router import PAGE_SIZE, _not_found, _offset, _page, _page_number, _pages
+from followup.web.console.pages import PAGE_SIZE, not_found_page, offset_of, page_number_of, paging, render_page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -62,11 +62,11 @@ def _segment_or_none(session: Session, key: str) -> Segment | None:
 
 @router.get("/segments", response_class=HTMLResponse)
 def segment_list(request: Request, signed_in: ConsoleStaff, session: ReadSession, page: str = "1") -> Response:
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
-    rows, total = segments.list_segments(session, limit=PAGE_SIZE, offset=_offset(number))
-    return _page(
+    rows, total = segments.list_segments(session, limit=PAGE_SIZE, offset=offset_of(number))
+    return render_page(
         request,
         "segments.html",
         signed_in,
@@ -75,7 +75,7 @@ def segment_list(request: Request, signed_in: ConsoleStaff, session: ReadSession
             "nav": "segments",
             "segments": rows,
             "may_edit": may_edit(signed_in),
-            **_pages(number, total),
+            **paging(number, total),
         },
     )
 
@@ -91,7 +91,7 @@ def _builder(
     previewed: SegmentPreview | None = None,
 ) -> Response:
     others, _ = segments.list_segments(session, limit=200, offset=0)
-    return _page(
+    return render_page(
         request,
         "segment_form.html",
         signed_in,
@@ -159,8 +159,8 @@ def show_segment(
 ) -> Response:
     segment = _segment_or_none(session, key)
     if segment is None:
-        return _not_found(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
-    return _page(
+        return not_found_page(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
+    return render_page(
         request,
         "segment.html",
         signed_in,
@@ -180,7 +180,7 @@ def show_segment(
 def edit_segment(request: Request, key: str, signed_in: ConsoleStaff, session: ReadSession) -> Response:
     segment = _segment_or_none(session, key)
     if segment is None:
-        return _not_found(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
     if not may_edit(signed_in):
         return forbidden_page(request, signed_in)
     form = SegmentForm(key=segment.key, name=segment.name, rule=rule_json(segment.rule))
@@ -202,7 +202,7 @@ def change_segment(
         return expired_page(request, signed_in)
     segment = _segment_or_none(session, key)
     if segment is None:
-        return _not_found(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no segment {key[:KEY_MAX]!r}.")
     if not may_edit(signed_in):
         return forbidden_page(request, signed_in)
     form = form.model_copy(update={"key": segment.key})

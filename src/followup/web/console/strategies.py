@@ -47,7 +47,15 @@ from followup.web.console.forms import (
     rule_json,
     staff_actor,
 )
-from followup.web.console.router import PAGE_SIZE, _not_found, _offset, _page, _page_number, _pages, _problem
+from followup.web.console.pages import (
+    PAGE_SIZE,
+    not_found_page,
+    offset_of,
+    page_number_of,
+    paging,
+    problem_page,
+    render_page,
+)
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -270,14 +278,14 @@ def _strategy_or_none(session: Session, key: str) -> Strategy | None:
 def strategy_list(
     request: Request, signed_in: ConsoleStaff, session: ReadSession, now: Now, page: str = "1"
 ) -> Response:
-    number = _page_number(request, signed_in, page)
+    number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
         return number
-    rows, total = service.list_strategies(session, limit=PAGE_SIZE, offset=_offset(number))
+    rows, total = service.list_strategies(session, limit=PAGE_SIZE, offset=offset_of(number))
     activity = insights.strategy_activity(
         session, [row.id for row in rows], since=now - dt.timedelta(days=RESULTS_DAYS)
     )
-    return _page(
+    return render_page(
         request,
         "strategies.html",
         signed_in,
@@ -288,7 +296,7 @@ def strategy_list(
             "activity": activity,
             "days": RESULTS_DAYS,
             "may_edit": may_edit(signed_in),
-            **_pages(number, total),
+            **paging(number, total),
         },
     )
 
@@ -310,7 +318,7 @@ def _form_page(
     if editing is not None:
         kept = {k: v for k, v in editing.definition.items() if k not in FORM_FIELDS and k != "status" and v}
     title = f"Edit strategy {editing.key}" if editing else "New strategy"
-    return _page(
+    return render_page(
         request,
         "strategy_form.html",
         signed_in,
@@ -403,7 +411,7 @@ def edit_strategy(
 ) -> Response:
     strategy = _strategy_or_none(session, key)
     if strategy is None:
-        return _not_found(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
     if not may_edit(signed_in):
         return forbidden_page(request, signed_in)
     form = form_of(strategy.definition)
@@ -425,7 +433,7 @@ def change_strategy(
         return expired_page(request, signed_in)
     strategy = _strategy_or_none(session, key)
     if strategy is None:
-        return _not_found(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
     if not may_edit(signed_in):
         return forbidden_page(request, signed_in)
     form = form.model_copy(update={"key": strategy.key})  # the key names the strategy; it is not edited
@@ -472,7 +480,7 @@ def _strategy_page(
     recent, followup_total = followups.list_followups(
         session, customer_id=None, status=None, limit=PAGE_SIZE, offset=0, strategy_id=strategy.id
     )
-    return _page(
+    return render_page(
         request,
         "strategy.html",
         signed_in,
@@ -503,7 +511,7 @@ def _strategy_page(
 def show_strategy(request: Request, key: str, signed_in: ConsoleStaff, session: ReadSession, now: Now) -> Response:
     strategy = _strategy_or_none(session, key)
     if strategy is None:
-        return _not_found(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
     return _strategy_page(request, signed_in, session, strategy, now=now)
 
 
@@ -525,7 +533,7 @@ def preview_strategy(
         return expired_page(request, signed_in)
     strategy = _strategy_or_none(session, key)
     if strategy is None:
-        return _not_found(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
     try:
         previewed = preview.preview_saved(
             session, strategy, days=PREVIEW_DAYS, now=now, settings=settings, keys=keys, history=history(session)
@@ -550,13 +558,13 @@ def set_status(
         return expired_page(request, signed_in)
     strategy = _strategy_or_none(session, key)
     if strategy is None:
-        return _not_found(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
+        return not_found_page(request, signed_in, f"There is no strategy {key[:KEY_MAX]!r}.")
     if not may_edit(signed_in):
         return forbidden_page(request, signed_in)
     try:
         change = StrategyUpdate.model_validate({"status": status})
     except ValidationError:
-        return _problem(
+        return problem_page(
             request,
             signed_in,
             title="Unknown status",
