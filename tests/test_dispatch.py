@@ -124,7 +124,7 @@ def test_transient_failure_is_retried_after_exponential_backoff_and_not_before(
 
     # Then the retry waits half to all of the first backoff (base 60 s)
     [message] = wallet.messages()
-    assert (message["status"], message["attempts"], message["last_error"]) == (
+    assert (message["status"], message["attempt_count"], message["last_error"]) == (
         "queued",
         1,
         "scripted transient failure",
@@ -138,13 +138,13 @@ def test_transient_failure_is_retried_after_exponential_backoff_and_not_before(
     clock.set(retry_at - dt.timedelta(seconds=1))
     wallet.worker.run_until_idle()
     assert email.sent == []
-    assert [(m["status"], m["attempts"]) for m in wallet.messages()] == [("queued", 1)]
+    assert [(m["status"], m["attempt_count"]) for m in wallet.messages()] == [("queued", 1)]
 
     # When the retry falls due and fails again, the backoff doubles
     clock.set(retry_at)
     wallet.worker.run_until_idle()
     [message] = wallet.messages()
-    assert (message["status"], message["attempts"]) == ("queued", 2)
+    assert (message["status"], message["attempt_count"]) == ("queued", 2)
     second_retry_at = due_at(message)
     assert (
         retry_at + dt.timedelta(seconds=RETRY_BASE)
@@ -157,12 +157,62 @@ def test_transient_failure_is_retried_after_exponential_backoff_and_not_before(
     wallet.worker.run_until_idle()
     assert [delivery.address for delivery in email.sent] == ["c1@example.com"]
     [message] = wallet.messages()
-    assert (message["channel"], message["status"], message["attempts"]) == ("email", "sent", 3)
+    assert (message["channel"], message["status"], message["attempt_count"]) == ("email", "sent", 3)
     assert dt.datetime.fromisoformat(message["sent_at"]) == second_retry_at
 
     # And the follow-up stayed on email: nothing cascaded, nothing sent twice
     assert inapp.sent == []
     assert (wallet.followup()["status"], wallet.followup()["channel"]) == ("invited", "email")
+
+    # And the message keeps every try: two refusals and the acceptance, each with its time
+    tries = message["attempts"]
+    assert [(t["number"], t["provider"], t["outcome"], t["error_code"]) for t in tries] == [
+        (1, "email", "transient", "transient_refusal"),
+        (2, "email", "transient", "transient_refusal"),
+        (3, "email", "accepted", None),
+    ]
+    assert [dt.datetime.fromisoformat(t["started_at"]) for t in tries] == [INVITE_DUE, retry_at, second_retry_at]
+    assert all(isinstance(t["latency_ms"], int) and t["latency_ms"] >= 0 for t in tries)
+    assert tries[2]["provider_ref"] == f"email:{email.sent[0].idempotency_key}"
+    assert (message["state"], message["accepted_at"]) == ("accepted", message["sent_at"])
+    assert [message[k] for k in ("delivered_at", "opened_at", "clicked_at", "answered_at")] == [None] * 4
+
+
+def test_a_message_is_clicked_by_its_links_first_get_and_answered_by_its_rating(
+    wallet_with: WalletFactory, clock: ManualClock
+) -> None:
+    # Given an invitation emailed to c1
+    email = RecordingChannel("email", idempotent=False)
+    wallet = wallet_with(email=email)
+    given_large_transfers(wallet, "c1")
+    clock.set(INVITE_DUE)
+    wallet.worker.run_until_idle()
+    path = email.sent[0].content.link.removeprefix("http://testserver")
+
+    # When a link checker asks for the page (HEAD), nothing is clicked
+    assert wallet.api.head(path).status_code == 200
+    assert wallet.messages()[0]["clicked_at"] is None
+
+    # When the customer opens the link, and again a minute later
+    clicked_at = clock.advance(dt.timedelta(minutes=5))
+    assert wallet.api.get(path).status_code == 200
+    clock.advance(dt.timedelta(minutes=1))
+    assert wallet.api.get(path).status_code == 200
+
+    # Then the first opening is the click
+    [message] = wallet.messages()
+    assert dt.datetime.fromisoformat(message["clicked_at"]) == clicked_at
+    assert message["answered_at"] is None
+
+    # When they rate
+    answered_at = clock.advance(dt.timedelta(minutes=1))
+    assert wallet.api.post(path, data={"nps": "9"}).status_code in (200, 303)
+
+    # Then the message is answered, and still the one accepted message it was
+    [message] = wallet.messages()
+    assert dt.datetime.fromisoformat(message["answered_at"]) == answered_at
+    assert dt.datetime.fromisoformat(message["clicked_at"]) == clicked_at
+    assert message["state"] == "accepted"
     clock.advance(dt.timedelta(hours=1))
     wallet.worker.run_until_idle()
     assert len(email.sent) == 1
@@ -204,7 +254,7 @@ def test_email_failing_every_attempt_fails_and_the_customer_gets_the_inapp_inbox
         failed_at = clock.now()
         wallet.worker.run_until_idle()
         [message] = wallet.messages()
-        assert (message["status"], message["attempts"]) == ("queued", attempt)
+        assert (message["status"], message["attempt_count"]) == ("queued", attempt)
         assert message["last_error"].startswith("cannot reach the mail server")
         backoff = RETRY_BASE * 2 ** (attempt - 1)
         assert (
@@ -223,9 +273,9 @@ def test_email_failing_every_attempt_fails_and_the_customer_gets_the_inapp_inbox
         "failed",
         "send_failed",
     )
-    assert email_message["attempts"] == 3
+    assert email_message["attempt_count"] == 3
     # ... the follow-up cascaded to in-app, and the customer has the invitation in the inbox
-    assert (inapp_message["channel"], inapp_message["status"], inapp_message["attempts"]) == ("inapp", "sent", 1)
+    assert (inapp_message["channel"], inapp_message["status"], inapp_message["attempt_count"]) == ("inapp", "sent", 1)
     followup = wallet.followup()
     assert (followup["status"], followup["channel"]) == ("invited", "inapp")
     assert ("cascaded", "send_failed", "email failed; trying inapp") in [
@@ -240,7 +290,7 @@ def test_email_failing_every_attempt_fails_and_the_customer_gets_the_inapp_inbox
     clock.advance(dt.timedelta(hours=2))
     wallet.worker.run_until_idle()
     assert smtp.messages == []
-    assert [(m["channel"], m["status"], m["attempts"]) for m in wallet.messages()] == [
+    assert [(m["channel"], m["status"], m["attempt_count"]) for m in wallet.messages()] == [
         ("email", "failed", 3),
         ("inapp", "sent", 1),
     ]
@@ -262,7 +312,7 @@ def test_permanent_failure_on_the_last_channel_ends_the_followup_as_failed(
     wallet.worker.run_until_idle()
 
     # Then each channel was tried once, without retry, and the follow-up failed with the reason
-    assert [(m["channel"], m["status"], m["reason"], m["attempts"]) for m in wallet.messages()] == [
+    assert [(m["channel"], m["status"], m["reason"], m["attempt_count"]) for m in wallet.messages()] == [
         ("email", "failed", "send_failed", 1),
         ("inapp", "failed", "send_failed", 1),
     ]
@@ -316,7 +366,7 @@ def test_inapp_delivery_of_the_same_message_twice_leaves_one_inbox_item(
     with pytest.raises(WorkerDied):
         wallet.worker.run_until_idle()
     [first_item] = wallet.inbox()
-    assert [(m["status"], m["attempts"]) for m in wallet.messages()] == [("sending", 1)]
+    assert [(m["status"], m["attempt_count"]) for m in wallet.messages()] == [("sending", 1)]
 
     # When another worker takes the message over after the lease ran out and delivers it again
     wallet.channels["inapp"] = real_inapp
@@ -324,7 +374,7 @@ def test_inapp_delivery_of_the_same_message_twice_leaves_one_inbox_item(
     wallet.worker.run_until_idle()
 
     # Then the message is sent and the customer still has exactly the one inbox item
-    assert [(m["channel"], m["status"], m["attempts"]) for m in wallet.messages()] == [("inapp", "sent", 2)]
+    assert [(m["channel"], m["status"], m["attempt_count"]) for m in wallet.messages()] == [("inapp", "sent", 2)]
     assert wallet.inbox() == [first_item]
 
     # And the same delivery handed to the channel yet again answers with the first item, adding nothing
@@ -382,5 +432,5 @@ def test_a_worker_whose_claim_was_taken_over_neither_sends_nor_records(
     # Then the email went out once, by B, and A recorded nothing over B's outcome
     assert [d.idempotency_key for d in email.sent] == [email.sent[0].idempotency_key]
     [message] = wallet.messages()
-    assert (message["status"], message["attempts"], message["last_error"]) == ("sent", 2, None)
+    assert (message["status"], message["attempt_count"], message["last_error"]) == ("sent", 2, None)
     assert wallet.followup()["status"] == "invited"

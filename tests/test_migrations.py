@@ -20,7 +20,7 @@ from followup.migrations.runner import alembic_config, current, upgrade
 from followup.models import metadata
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0009"
+HEAD = "0010"
 
 
 @pytest.fixture

@@ -50,7 +50,8 @@ def poison_survey(wallet: Wallet, key: str, **columns: Any) -> None:
 
 def message_rows(wallet: Wallet, customer_id: str) -> list[tuple[Any, ...]]:
     return [
-        (m["channel"], m["status"], m["reason"], m["attempts"], m["last_error"]) for m in wallet.messages(customer_id)
+        (m["channel"], m["status"], m["reason"], m["attempt_count"], m["last_error"])
+        for m in wallet.messages(customer_id)
     ]
 
 
@@ -275,6 +276,10 @@ def test_a_message_abandoned_more_often_than_the_attempt_limit_fails_and_cascade
         ("inapp", "sent", None, 1, None),
     ]
     assert (wallet.followup("c1")["status"], wallet.followup("c1")["channel"]) == ("invited", "inapp")
+    # And each abandoned try is on record as lost, with no answer and no latency
+    lost = wallet.messages("c1")[0]["attempts"]
+    assert [(t["number"], t["outcome"], t["latency_ms"]) for t in lost] == [(1, "lost", None), (2, "lost", None)]
+    assert wallet.messages("c1")[0]["state"] == "failed"
 
 
 def test_a_followup_whose_message_cannot_be_rendered_fails_alone(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from followup.cases.models import Case
 from followup.channels.models import InboxItem
 from followup.customers.models import Customer, CustomerKey
-from followup.dispatch.models import Message
+from followup.dispatch.models import Message, MessageAttempt
 from followup.events.models import Event
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import Base
@@ -37,6 +37,7 @@ __all__ = [
     "Invitation",
     "Job",
     "Message",
+    "MessageAttempt",
     "Response",
     "RewardAccount",
     "RewardEntry",

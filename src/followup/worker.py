@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -34,10 +35,21 @@ class ClaimLostError(Exception):
 
 @dataclass
 class _Progress:
-    """How far one send got, for the record of a send that broke."""
+    """How far one send got, for the record of a send that broke, and when the try began."""
 
     channel: str | None = None
     handed_over: bool = False
+    started_at: dt.datetime | None = None
+    _started: float = 0.0
+
+    def start(self, now: dt.datetime) -> None:
+        self.started_at, self._started = now, time.monotonic()
+
+    def tried(self) -> dispatch.Tried | None:
+        """The try so far: when it began and how long it has taken (None before the channel was asked)."""
+        if self.started_at is None:
+            return None
+        return dispatch.Tried(self.started_at, int((time.monotonic() - self._started) * 1000))
 
 
 def _where(exc: BaseException) -> str:
@@ -138,6 +150,7 @@ class Worker:
                     claim=claimed.claim,
                     error_type=type(exc).__name__,
                     handed_over=progress.handed_over,
+                    tried=progress.tried(),
                     now=self.runtime.clock.now(),
                 )
 
@@ -159,7 +172,9 @@ class Worker:
                     message_id,
                     claim=plan.claim,
                     error=f"channel '{plan.channel}' is not configured",
+                    error_code="channel_not_configured",
                     permanent=True,
+                    tried=dispatch.Tried(runtime.clock.now(), 0),
                     now=runtime.clock.now(),
                     settings=runtime.settings,
                 )
@@ -173,6 +188,7 @@ class Worker:
                     raise ClaimLostError
             progress.handed_over = True
 
+        progress.start(runtime.clock.now())
         try:
             receipt = channel.send(plan.delivery, handoff=handoff)
         except ClaimLostError:
@@ -181,7 +197,14 @@ class Worker:
             return 0
         except DeliveryUnknownError as exc:
             with runtime.session() as session:
-                dispatch.record_unknown(session, message_id, claim=plan.claim, error=exc.message)
+                dispatch.record_unknown(
+                    session,
+                    message_id,
+                    claim=plan.claim,
+                    error=exc.message,
+                    tried=progress.tried(),
+                    now=runtime.clock.now(),
+                )
             log.warning("delivery_unknown", message_id=message_id, error=exc.message)
             return 0
         except (TransientChannelError, PermanentChannelError) as exc:
@@ -191,7 +214,9 @@ class Worker:
                     message_id,
                     claim=plan.claim,
                     error=exc.message,
+                    error_code="permanent_refusal" if isinstance(exc, PermanentChannelError) else "transient_refusal",
                     permanent=isinstance(exc, PermanentChannelError),
+                    tried=progress.tried(),
                     now=runtime.clock.now(),
                     settings=runtime.settings,
                 )
@@ -200,7 +225,9 @@ class Worker:
         # The channel has the message: whatever happens from here must not make it a failure.
         progress.handed_over = True
         with runtime.session() as session:
-            dispatch.record_sent(session, message_id, receipt, claim=plan.claim, now=runtime.clock.now())
+            dispatch.record_sent(
+                session, message_id, receipt, claim=plan.claim, tried=progress.tried(), now=runtime.clock.now()
+            )
         return 1
 
     def run_jobs(self) -> int:

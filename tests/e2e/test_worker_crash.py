@@ -188,7 +188,7 @@ def test_worker_killed_after_claiming_and_before_sending_is_sent_once_after_rest
     # Then nothing was delivered, and the message is still only claimed, never handed over
     assert smtp.messages == []
     [claimed] = messages_of(wallet)
-    assert (claimed["channel"], claimed["status"], claimed["attempts"]) == ("email", "sending", 1)
+    assert (claimed["channel"], claimed["status"], claimed["attempt_count"]) == ("email", "sending", 1)
 
     # When a worker starts again after the dead worker's lease ran out
     time.sleep(LEASE_SECONDS + 0.5)
@@ -200,7 +200,7 @@ def test_worker_killed_after_claiming_and_before_sending_is_sent_once_after_rest
     assert emails[0]["To"] == "li.si@example.com"
     assert survey_path(emails[0]).startswith("/s/")
     [sent] = messages_of(wallet)
-    assert (sent["status"], sent["attempts"], sent["last_error"]) == ("sent", 2, None)
+    assert (sent["status"], sent["attempt_count"], sent["last_error"]) == ("sent", 2, None)
 
     # And a further worker run sends nothing more
     assert worker_once() == "steps=0 messages=0 jobs=0"
@@ -227,7 +227,7 @@ def test_worker_killed_after_sending_and_before_recording_marks_the_message_unkn
     assert len(smtp.messages) == 1
     assert smtp.messages[0]["To"] == "li.si@example.com"
     [in_flight] = messages_of(wallet)
-    assert (in_flight["status"], in_flight["attempts"], in_flight["sent_at"]) == ("in_flight", 1, None)
+    assert (in_flight["status"], in_flight["attempt_count"], in_flight["sent_at"]) == ("in_flight", 1, None)
 
     # When a worker starts again after the dead worker's lease ran out
     time.sleep(LEASE_SECONDS + 0.5)
@@ -235,7 +235,7 @@ def test_worker_killed_after_sending_and_before_recording_marks_the_message_unkn
 
     # Then the message is marked unknown instead of being sent again
     [unknown] = messages_of(wallet)
-    assert (unknown["status"], unknown["attempts"], unknown["sent_at"], unknown["last_error"]) == (
+    assert (unknown["status"], unknown["attempt_count"], unknown["sent_at"], unknown["last_error"]) == (
         "unknown",
         1,
         None,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from followup.dispatch.models import Message
+from followup.dispatch.models import Message, MessageAttempt
 from followup.kernel.db import chunked
 
 
@@ -56,10 +56,52 @@ class MessageRepository:
             )
         )
 
-    def claim_due(self, *, now: dt.datetime, lease_until: dt.datetime, limit: int) -> list[tuple[int, int]]:
-        """Lease due messages; returns (message id, claim), the claim being the new attempt number."""
+    def add_attempt(self, attempt: MessageAttempt) -> None:
+        """Record a try, unless this claim's try is recorded already (settled twice: kept as first told)."""
+        exists = self.session.scalar(
+            select(MessageAttempt.id).where(
+                MessageAttempt.message_id == attempt.message_id, MessageAttempt.number == attempt.number
+            )
+        )
+        if exists is None:
+            self.session.add(attempt)
+            self.session.flush()
+
+    def mark_time(self, followup_id: int, channel: str, column: str, now: dt.datetime) -> None:
+        """Set `column` (clicked_at, answered_at) on the follow-up's messages sent on this channel,
+        where it is not set yet: the first time counts."""
+        field = getattr(Message, column)
+        self.session.execute(
+            update(Message)
+            .where(
+                Message.followup_id == followup_id,
+                Message.channel == channel,
+                Message.status == "sent",
+                field.is_(None),
+            )
+            .values({column: now})
+        )
+
+    def attempts_of(self, message_ids: Iterable[int]) -> dict[int, list[MessageAttempt]]:
+        out: dict[int, list[MessageAttempt]] = {}
+        for chunk in chunked(list(message_ids)):
+            query = (
+                select(MessageAttempt)
+                .where(MessageAttempt.message_id.in_(chunk))
+                .order_by(MessageAttempt.message_id, MessageAttempt.number)
+            )
+            for row in self.session.scalars(query):
+                out.setdefault(row.message_id, []).append(row)
+        return out
+
+    def claim_due(
+        self, *, now: dt.datetime, lease_until: dt.datetime, limit: int
+    ) -> tuple[list[tuple[int, int]], dict[tuple[int, int], str]]:
+        """Lease due messages. Returns (message id, claim) per message, the claim being the new
+        attempt number, and (message id, earlier claim) → channel of those taken over from a worker
+        whose lease ran out before it recorded any answer."""
         ready = (
-            select(Message.id, Message.attempts)
+            select(Message.id, Message.attempts, Message.status, Message.channel)
             .where(
                 or_(
                     and_(Message.status == "queued", Message.due_at <= now),
@@ -70,14 +112,16 @@ class MessageRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        claims = [(message_id, attempts + 1) for message_id, attempts in self.session.execute(ready)]
+        rows = list(self.session.execute(ready))
+        claims = [(row[0], row[1] + 1) for row in rows]
+        abandoned = {(row[0], row[1]): row[3] for row in rows if row[2] == "sending" and row[1] > 0}
         if claims:
             self.session.execute(
                 update(Message)
                 .where(Message.id.in_([message_id for message_id, _ in claims]))
                 .values(status="sending", lease_until=lease_until, attempts=Message.attempts + 1)
             )
-        return claims
+        return claims, abandoned
 
     def mark_in_flight(self, message_id: int, claim: int, *, lease_until: dt.datetime) -> bool:
         result = self.session.execute(

@@ -3,19 +3,50 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
+from pydantic import Field
+
 from followup.channels.schemas import MessageContent
 from followup.kernel.schemas import Schema
+
+
+class AttemptOut(Schema):
+    """One try at sending a message."""
+
+    number: int = Field(description="the claim that made the try: 1, 2, …")
+    provider: str = Field(description="who was asked to deliver it (the channel's provider)")
+    outcome: Literal["accepted", "transient", "permanent", "unknown", "lost", "error"] = Field(
+        description=(
+            "accepted by the provider; refused for now (transient) or for good (permanent); unknown "
+            "(the provider may have it); lost (the worker stopped before any answer); error (a fault "
+            "of ours, the message failed for good)"
+        )
+    )
+    started_at: dt.datetime = Field(description="when the try began; for a lost one, when it was found lost")
+    latency_ms: int | None = Field(description="how long the provider took to answer; null when it never did")
+    provider_ref: str | None = Field(description="the provider's id for the message, once accepted")
+    error_code: str | None = Field(description="a stable code for what went wrong, never the message's text")
 
 
 class MessageSummary(Schema):
     id: int
     step: str
     channel: str
-    status: str
+    status: str = Field(
+        description="the send pipeline's own status: queued, sending, in_flight, sent, failed, suppressed, unknown"
+    )
+    state: Literal["queued", "sending", "accepted", "delivered", "failed", "bounced", "unknown"] = Field(
+        description="queued → sending → accepted → delivered | failed | bounced | unknown"
+    )
     reason: str | None
-    attempts: int
+    attempt_count: int = Field(description="how many times the message was claimed for sending")
+    attempts: list[AttemptOut] = Field(description="every try, oldest first")
     due_at: dt.datetime
-    sent_at: dt.datetime | None
+    sent_at: dt.datetime | None = Field(description="when the provider accepted it (the same as accepted_at)")
+    accepted_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+    opened_at: dt.datetime | None
+    clicked_at: dt.datetime | None
+    answered_at: dt.datetime | None
     last_error: str | None
 
 

@@ -19,9 +19,9 @@ from followup.channels.base import Delivery, Receipt
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
-from followup.dispatch.models import Message
+from followup.dispatch.models import Message, MessageAttempt
 from followup.dispatch.repository import MessageRepository
-from followup.dispatch.schemas import MessageSummary, MessageUndelivered, OutboxMessage
+from followup.dispatch.schemas import AttemptOut, MessageSummary, MessageUndelivered, OutboxMessage
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import NotFound
@@ -38,6 +38,59 @@ class Claim(NamedTuple):
 
     message_id: int
     claim: int
+
+
+class Tried(NamedTuple):
+    """When a try at the provider began and how long it took to answer."""
+
+    started_at: dt.datetime
+    latency_ms: int
+
+
+# What the API calls a message's state, from its status: a provider's receipt will move an
+# accepted message on to delivered or bounced.
+_STATE_OF_STATUS = {
+    "queued": "queued",
+    "sending": "sending",
+    "in_flight": "sending",
+    "sent": "accepted",
+    "failed": "failed",
+    "suppressed": "failed",
+    "unknown": "unknown",
+}
+
+
+def delivery_state(message: Message) -> str:
+    """queued → sending → accepted → delivered | failed | bounced | unknown."""
+    if message.status == "sent" and message.delivered_at is not None:
+        return "delivered"
+    return _STATE_OF_STATUS.get(message.status, message.status)
+
+
+def _attempt(
+    session: Session,
+    message: Message,
+    *,
+    number: int,
+    outcome: str,
+    tried: Tried | None,
+    now: dt.datetime,
+    provider_ref: str | None = None,
+    error_code: str | None = None,
+) -> None:
+    """Record one try; a try already recorded (the same claim settled twice) is kept as it was."""
+    MessageRepository(session).add_attempt(
+        MessageAttempt(
+            message_id=message.id,
+            number=number,
+            provider=message.channel,
+            started_at=tried.started_at if tried else now,
+            latency_ms=tried.latency_ms if tried else None,
+            outcome=outcome,
+            provider_ref=provider_ref[:255] if provider_ref else None,
+            error_code=error_code[:64] if error_code else None,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -105,6 +158,7 @@ def claim_due_messages(
     """
     repo = MessageRepository(session)
     for message in repo.stale_in_flight(now=now):
+        _attempt(session, message, number=message.attempts, outcome="lost", tried=None, now=now)
         if message.channel not in idempotent_channels:
             message.status, message.lease_until = "unknown", None
             message.last_error = "worker stopped after handing the message over; delivery not confirmed"
@@ -115,13 +169,26 @@ def claim_due_messages(
             # Safe to send again: the provider drops a second copy with the same key.
             message.status, message.lease_until = "queued", None
     for message in repo.abandoned_too_often(now=now, max_attempts=settings.send_max_attempts):
+        _attempt(session, message, number=message.attempts, outcome="lost", tried=None, now=now)
         message.last_error = f"no outcome recorded in {message.attempts} attempts: the worker's lease ran out each time"
         _undelivered(session, message, status="failed", reason="send_failed", now=now)
     session.flush()
     lease_until = now + dt.timedelta(seconds=settings.worker_lease_seconds)
-    return [
-        Claim(message_id, claim) for message_id, claim in repo.claim_due(now=now, lease_until=lease_until, limit=limit)
-    ]
+    claims, abandoned = repo.claim_due(now=now, lease_until=lease_until, limit=limit)
+    for (message_id, number), channel in abandoned.items():  # their worker stopped before any answer
+        repo.add_attempt(
+            MessageAttempt(
+                message_id=message_id,
+                number=number,
+                provider=channel,
+                started_at=now,
+                latency_ms=None,
+                outcome="lost",
+                provider_ref=None,
+                error_code=None,
+            )
+        )
+    return [Claim(message_id, claim) for message_id, claim in claims]
 
 
 def read_content(session: Session, message: Message, *, keys: KeyProvider) -> MessageContent | None:
@@ -181,10 +248,15 @@ def mark_in_flight(session: Session, message_id: int, *, claim: int, now: dt.dat
     )
 
 
-def record_sent(session: Session, message_id: int, receipt: Receipt, *, claim: int, now: dt.datetime) -> None:
+def record_sent(
+    session: Session, message_id: int, receipt: Receipt, *, claim: int, tried: Tried | None, now: dt.datetime
+) -> None:
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
+    _attempt(
+        session, message, number=claim, outcome="accepted", tried=tried, now=now, provider_ref=receipt.provider_ref
+    )
     message.status, message.lease_until, message.sent_at = "sent", None, now
     message.provider_ref = receipt.provider_ref[:255]
     message.reason = None
@@ -197,13 +269,17 @@ def record_failure(
     *,
     claim: int,
     error: str,
+    error_code: str,
     permanent: bool,
+    tried: Tried | None,
     now: dt.datetime,
     settings: Settings,
 ) -> None:
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None or message.status == "unknown":
         return
+    outcome = "permanent" if permanent else "transient"
+    _attempt(session, message, number=claim, outcome=outcome, tried=tried, now=now, error_code=error_code)
     message.last_error = error[:2000]
     if permanent or message.attempts >= settings.send_max_attempts:
         _undelivered(session, message, status="failed", reason="send_failed", now=now)
@@ -218,7 +294,14 @@ INTERNAL_ERROR = "internal_error"
 
 
 def record_internal_error(
-    session: Session, message_id: int, *, claim: int, error_type: str, handed_over: bool, now: dt.datetime
+    session: Session,
+    message_id: int,
+    *,
+    claim: int,
+    error_type: str,
+    handed_over: bool,
+    tried: Tried | None,
+    now: dt.datetime,
 ) -> None:
     """A bug or bad stored data broke the send of this one message: it fails for good, with the
     reason internal_error, and its follow-up moves on to the next channel as after a permanent
@@ -231,6 +314,7 @@ def record_internal_error(
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None or message.status == "unknown":
         return
+    _attempt(session, message, number=claim, outcome="error", tried=tried, now=now, error_code=error_type)
     message.last_error = f"{INTERNAL_ERROR}: {error_type}"
     if handed_over or message.status == "in_flight":
         message.status, message.lease_until = "unknown", None
@@ -238,10 +322,13 @@ def record_internal_error(
     _undelivered(session, message, status="failed", reason=INTERNAL_ERROR, now=now)
 
 
-def record_unknown(session: Session, message_id: int, *, claim: int, error: str) -> None:
+def record_unknown(
+    session: Session, message_id: int, *, claim: int, error: str, tried: Tried | None, now: dt.datetime
+) -> None:
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
+    _attempt(session, message, number=claim, outcome="unknown", tried=tried, now=now, error_code="delivery_unknown")
     message.status, message.lease_until, message.last_error = "unknown", None, error[:2000]
 
 
@@ -265,19 +352,50 @@ def _undelivered(
     jobs.enqueue(session, UNDELIVERED_JOB, payload.model_dump(), now=now)
 
 
+def mark_clicked(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
+    """The customer followed the message's survey link (the first time counts)."""
+    MessageRepository(session).mark_time(followup_id, channel, "clicked_at", now)
+
+
+def mark_answered(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
+    """The customer answered through the message's link."""
+    MessageRepository(session).mark_time(followup_id, channel, "answered_at", now)
+
+
 def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[int, list[MessageSummary]]:
+    repo = MessageRepository(session)
     out: dict[int, list[MessageSummary]] = {}
-    for message in MessageRepository(session).for_followups(followup_ids):
+    messages = repo.for_followups(followup_ids)
+    tries = repo.attempts_of([message.id for message in messages])
+    for message in messages:
         out.setdefault(message.followup_id, []).append(
             MessageSummary(
                 id=message.id,
                 step=message.step,
                 channel=message.channel,
                 status=message.status,
+                state=delivery_state(message),
                 reason=message.reason,
-                attempts=message.attempts,
+                attempt_count=message.attempts,
+                attempts=[
+                    AttemptOut(
+                        number=row.number,
+                        provider=row.provider,
+                        outcome=row.outcome,
+                        started_at=row.started_at,
+                        latency_ms=row.latency_ms,
+                        provider_ref=row.provider_ref,
+                        error_code=row.error_code,
+                    )
+                    for row in tries.get(message.id, [])
+                ],
                 due_at=message.due_at,
                 sent_at=message.sent_at,
+                accepted_at=message.sent_at,
+                delivered_at=message.delivered_at,
+                opened_at=message.opened_at,
+                clicked_at=message.clicked_at,
+                answered_at=message.answered_at,
                 last_error=message.last_error,
             )
         )

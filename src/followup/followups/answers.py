@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
 from followup.customers import service as customers
+from followup.dispatch import service as dispatch
 from followup.followups.enums import OPEN_STATUSES, FollowupStatus
 from followup.followups.outreach import queue_interview_confirmation
 from followup.followups.repository import FollowupRepository
@@ -37,6 +38,7 @@ def record_rating(
     followup.next_step = None
     followup.due_at = None
     repo.record(followup.id, at=now, action=FollowupStatus.RESPONDED, detail=response.channel)
+    dispatch.mark_answered(session, followup.id, channel=opened.invitation.channel, now=now)
     customers.note_response(session, followup.customer_id, channel=response.channel, nps=response.nps, at=now)
     external_id = customers.external_ids(session, [followup.customer_id]).get(followup.customer_id, "")
     points = FollowupPlan.model_validate(followup.plan).reward_points

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from followup.customers import service as customers
+from followup.dispatch import service as dispatch
 from followup.followups import service as followups
 from followup.kernel.errors import NotFound
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
@@ -288,7 +289,7 @@ def _booked_text(session: Any, interview_id: int | None, *, emailed: bool, local
 def show_survey(
     request: Request,
     token: str,
-    session: ReadSession,
+    session: WriteSession,
     now: Now,
     keys: Keys,
     score: str | None = None,
@@ -303,6 +304,8 @@ def show_survey(
         if answered is not None:
             return _thanks_page(request, answered.locale, reward_points=answered.points)
         return invalid_link_page(request)
+    if request.method == "GET":  # a HEAD (a link checker's) is no click
+        dispatch.mark_clicked(session, opened.invitation.followup_id, channel=opened.invitation.channel, now=now)
     locale = _locale_of(session, opened)
     points = answered.points if answered is not None else 0
     if opened.state == "details":
