@@ -434,3 +434,43 @@ def test_a_worker_whose_claim_was_taken_over_neither_sends_nor_records(
     [message] = wallet.messages()
     assert (message["status"], message["attempt_count"], message["last_error"]) == ("sent", 2, None)
     assert wallet.followup()["status"] == "invited"
+
+
+def test_the_app_reports_a_message_opened_and_an_inbox_item_read(
+    wallet_with: WalletFactory, clock: ManualClock
+) -> None:
+    # Given an invitation delivered to c1's in-app inbox (email refused for good)
+    email = RecordingChannel("email", idempotent=False)
+    email.fail_next = ["permanent"]
+    wallet = wallet_with(email=email)
+    given_large_transfers(wallet, "c1")
+    make_customer(wallet.runtime, "c2")
+    clock.set(INVITE_DUE)
+    wallet.worker.run_until_idle()
+    email_message, inapp_message = wallet.messages()
+    [item] = wallet.inbox()
+
+    # A message not accepted by its provider cannot have been opened
+    refused = wallet.api.post(f"/api/v1/messages/{email_message['id']}/opened")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "message_not_sent")
+    missing = wallet.api.post("/api/v1/messages/999999/opened")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "message_not_found")
+    # Nor can another customer read c1's inbox item
+    stranger = wallet.api.post(f"/api/v1/customers/c2/inbox/{item['id']}/read")
+    assert (stranger.status_code, stranger.json()["error"]["code"]) == (404, "inbox_item_not_found")
+    assert wallet.inbox()[0]["read"] is False
+
+    # When the customer reads the item, and later the app also reports the message opened
+    read_at = clock.advance(dt.timedelta(minutes=3))
+    answer = wallet.api.post(f"/api/v1/customers/c1/inbox/{item['id']}/read")
+    assert (answer.status_code, answer.json()) == (200, {"id": item["id"], "read": True})
+    clock.advance(dt.timedelta(minutes=1))
+    opened = wallet.api.post(f"/api/v1/messages/{inapp_message['id']}/opened")
+
+    # Then the item is read, and the message was opened when it was read: the first report counts
+    assert opened.status_code == 200
+    assert dt.datetime.fromisoformat(opened.json()["opened_at"]) == read_at
+    assert wallet.inbox()[0]["read"] is True
+    message = wallet.messages()[1]
+    assert (message["channel"], message["state"]) == ("inapp", "accepted")
+    assert dt.datetime.fromisoformat(message["opened_at"]) == read_at

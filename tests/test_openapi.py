@@ -25,6 +25,8 @@ STATUSES = {
     ("get", "/api/v1/customers/{customer_id}"): {400, 401, 404, 422, 500},
     ("put", "/api/v1/customers/{customer_id}"): {400, 401, 413, 422, 500},
     ("get", "/api/v1/customers/{customer_id}/inbox"): {400, 401, 404, 422, 500},
+    ("post", "/api/v1/customers/{customer_id}/inbox/{item_id}/read"): {400, 401, 404, 422, 500},
+    ("post", "/api/v1/messages/{message_id}/opened"): {400, 401, 404, 409, 422, 500},
     ("get", "/api/v1/customers/{customer_id}/rewards"): {400, 401, 404, 422, 500},
     ("post", "/api/v1/events"): {400, 401, 413, 422, 500},
     ("get", "/api/v1/followups"): {400, 401, 404, 422, 500},

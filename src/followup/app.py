@@ -18,6 +18,7 @@ from followup import __version__
 from followup.cases.endpoints import router as cases_router
 from followup.channels.endpoints import router as inbox_router
 from followup.customers.endpoints import router as customers_router
+from followup.dispatch.endpoints import router as messages_router
 from followup.events import service as events
 from followup.events.endpoints import router as events_router
 from followup.followups.endpoints import router as followups_router
@@ -95,6 +96,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in (
         customers_router,
         inbox_router,
+        messages_router,
         rewards_router,
         events_router,
         surveys_router,

@@ -23,6 +23,11 @@ class InboxRepository:
         ).one()
         return int(found)
 
+    def get_for_customer(self, customer_id: int, item_id: int) -> InboxItem | None:
+        return self.session.scalars(
+            select(InboxItem).where(InboxItem.id == item_id, InboxItem.customer_id == customer_id)
+        ).one_or_none()
+
     def for_customer(self, customer_id: int, *, limit: int) -> list[InboxItem]:
         return list(
             self.session.scalars(

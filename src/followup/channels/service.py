@@ -11,6 +11,7 @@ from followup.channels.repository import InboxRepository
 from followup.channels.schemas import InboxItemOut, MessageContent
 from followup.customers import service as customers
 from followup.kernel.crypto import KeyProvider
+from followup.kernel.errors import NotFound
 
 _PURPOSE = "inbox"
 
@@ -41,6 +42,21 @@ def deliver_to_inbox(
             "read_at": None,
         }
     )
+
+
+class InboxItemNotFound(NotFound):
+    code = "inbox_item_not_found"
+
+
+def mark_read(session: Session, customer_id: int, item_id: int, *, now: dt.datetime) -> str:
+    """Mark the customer's inbox item read (the first time counts); returns the idempotency key it
+    was delivered under, the message's own. InboxItemNotFound when the customer has no such item."""
+    item = InboxRepository(session).get_for_customer(customer_id, item_id)
+    if item is None:
+        raise InboxItemNotFound(f"This customer's inbox has no item {item_id}.")
+    if item.read_at is None:
+        item.read_at = now
+    return item.idempotency_key
 
 
 def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: int = 50) -> list[InboxItemOut]:

@@ -67,6 +67,9 @@ class MessageRepository:
             self.session.add(attempt)
             self.session.flush()
 
+    def by_id_for_update(self, message_id: int) -> Message | None:
+        return self.session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one_or_none()
+
     def mark_time(self, followup_id: int, channel: str, column: str, now: dt.datetime) -> None:
         """Set `column` (clicked_at, answered_at) on the follow-up's messages sent on this channel,
         where it is not set yet: the first time counts."""

@@ -76,3 +76,13 @@ class MessageUndelivered(Schema):
     channel: str
     outcome: Literal["failed", "suppressed"]
     reason: str | None
+
+
+class MessageOpened(Schema):
+    id: int
+    opened_at: dt.datetime = Field(description="when the customer first opened it")
+
+
+class InboxItemRead(Schema):
+    id: int
+    read: bool

@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 from sqlalchemy.orm import Session
 
 from followup.channels import capabilities
+from followup.channels import service as inbox
 from followup.channels.base import Delivery, Receipt
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
@@ -24,7 +25,7 @@ from followup.dispatch.repository import MessageRepository
 from followup.dispatch.schemas import AttemptOut, MessageSummary, MessageUndelivered, OutboxMessage
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
-from followup.kernel.errors import NotFound
+from followup.kernel.errors import Conflict, NotFound
 from followup.policy import service as policy
 
 UNDELIVERED_JOB = "dispatch.message_undelivered"
@@ -350,6 +351,34 @@ def _undelivered(
         reason=reason,
     )
     jobs.enqueue(session, UNDELIVERED_JOB, payload.model_dump(), now=now)
+
+
+class MessageNotSent(Conflict):
+    code = "message_not_sent"
+
+
+def mark_opened(session: Session, message_id: int, *, now: dt.datetime) -> Message:
+    """The wallet's app reports the customer opened the message (a push, an inbox item); the first
+    report counts. MessageNotFound, or MessageNotSent before the provider accepted it."""
+    message = MessageRepository(session).by_id_for_update(message_id)
+    if message is None:
+        raise MessageNotFound(f"There is no message {message_id}.")
+    if message.status != "sent":
+        raise MessageNotSent(
+            f"Message {message_id} has not been accepted by its provider (it is {message.status}); "
+            "report an opening once it was delivered."
+        )
+    if message.opened_at is None:
+        message.opened_at = now
+    return message
+
+
+def mark_inbox_read(session: Session, customer_id: int, item_id: int, *, now: dt.datetime) -> None:
+    """The customer read an inbox item: the item is read, and the message it delivered opened."""
+    key = inbox.mark_read(session, customer_id, item_id, now=now)
+    message = MessageRepository(session).by_key(key)
+    if message is not None and message.status == "sent" and message.opened_at is None:
+        message.opened_at = now
 
 
 def mark_clicked(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
