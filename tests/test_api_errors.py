@@ -855,7 +855,13 @@ def test_durations_out_of_range_are_422(
             "channels",
             "channel 'push' is not configured here; available: email, inapp.",
         ),
-        ({"channels": ["fax"]}, "invalid_field", "channels.0", None),
+        (
+            {"channels": ["fax"]},
+            "channel_not_available",
+            "channels",
+            "channel 'fax' is not configured here; available: email, inapp.",
+        ),
+        ({"channels": ["Fax!"]}, "invalid_field", "channels.0", None),
         ({"channels": []}, "invalid_field", "channels", None),
         (
             {"channels": ["email", "email"]},

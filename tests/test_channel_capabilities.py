@@ -104,3 +104,40 @@ def test_sms_plans_and_sends_to_the_phone_and_a_customer_without_one_gets_email(
     assert [d.address for d in sent["email"].sent] == ["no-phone@example.com"]
     channels = {item["customer_id"]: item["channel"] for item in api.get("/api/v1/followups").json()["items"]}
     assert channels == {"with-phone": "sms", "no-phone": "email"}
+
+
+def test_a_plugin_channel_is_consented_planned_and_sent_like_a_built_in_one(
+    settings: Settings, clock: ManualClock
+) -> None:
+    # Given a process running a plugin channel "wecom" that needs no address
+    wecom = RecordingChannel("wecom")
+    channels: dict[str, Channel] = {"wecom": wecom, "email": RecordingChannel("email", idempotent=False)}
+    runtime = build_runtime(settings, clock=clock, channels=channels)
+    try:
+        with runtime.session() as session:
+            _, key = staff.create_api_key(session, name="tests", now=clock.now())
+        with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {key}"}) as api:
+            # When a customer consents to it, and another to a channel nobody installed
+            body = {"locale": "en", "consents": {"feedback": {"wecom": True}}, "preferred_channel": "wecom"}
+            assert api.put("/api/v1/customers/c1", json=body).status_code == 200
+            typo = api.put("/api/v1/customers/c2", json={"consents": {"feedback": {"wecomm": True}}})
+            make_survey(runtime)
+            make_strategy(runtime, channels=["wecom"])
+            assert api.post("/api/v1/events", json={"events": [transfer("e1", "c1")]}).json()["accepted"] == 1
+            clock.advance(dt.timedelta(minutes=31))
+            Worker(runtime).run_until_idle()
+            [followup] = api.get("/api/v1/followups").json()["items"]
+            consents = api.get("/api/v1/customers/c1").json()["consents"]
+    finally:
+        runtime.close()
+        wipe(runtime.engine)
+    # Then the unknown name is refused, naming what is installed
+    assert typo.status_code == 422
+    assert typo.json()["error"]["field"] == "consents.feedback.wecomm"
+    assert "there is no channel 'wecomm'" in typo.json()["error"]["message"]
+    assert "wecom" in typo.json()["error"]["message"]
+    # And the plugin was consented, chosen and sent on, once, without an address
+    assert consents["feedback"]["wecom"] is True
+    assert [(d.address, d.content.link.startswith("http")) for d in wecom.sent] == [(None, True)]
+    assert (followup["channel"], followup["status"]) == ("wecom", "invited")
+    assert followup["messages"][0]["state"] == "accepted"

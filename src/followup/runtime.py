@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 # Every table, so that relationships and foreign keys across domains resolve in any process: a
 # worker alone imports no strategies code, yet `followups.strategy_id` points at `strategies`.
 import followup.models  # noqa: F401
+from followup.channels import capabilities
 from followup.channels.base import Channel, ChannelContext
 from followup.channels.registry import default_channels
 from followup.config import Settings
@@ -104,5 +105,7 @@ def build_runtime(
     if channels is None:
         context = ChannelContext(settings=settings, clock=runtime.clock, keys=runtime.keys, session=runtime.session)
         channels = default_channels(context)
+    for name, channel in channels.items():  # what the policy and dispatch read by a channel's name
+        capabilities.install(name, channel.capabilities)
     runtime.channels = channels
     return runtime

@@ -1,7 +1,7 @@
 """Which channels this process can send on: the built-ins plus any installed through the
 `followup.channels` entry point group (a callable taking a `ChannelContext`, returning a channel). Each
-channel's capabilities are recorded as it is built, so the contact policy and dispatch treat a
-plugin as they treat a built-in."""
+channel's capabilities are recorded by the runtime that runs it, so the contact policy and
+dispatch treat a plugin as they treat a built-in."""
 
 from __future__ import annotations
 
@@ -22,6 +22,4 @@ def default_channels(context: ChannelContext) -> dict[str, Channel]:
     for entry in entry_points(group="followup.channels"):
         channel = entry.load()(context)
         channels[channel.name] = channel
-    for name, channel in channels.items():
-        capabilities.install(name, channel.capabilities)
     return channels

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 
 from followup.customers import service
 from followup.customers.schemas import CustomerOut, CustomerUpsert
-from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, ChannelNames, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.staff.auth import ApiActor
 
@@ -23,6 +23,7 @@ def upsert_customer(
     keys: Keys,
     now: Now,
     settings: AppSettings,
+    channels: ChannelNames,
 ) -> CustomerOut:
     customer = service.upsert_customer(
         session,
@@ -33,6 +34,7 @@ def upsert_customer(
         actor=actor,
         now=now,
         notice_version=settings.privacy_notice_version,
+        channels=channels,
     )
     return service.describe_customer(session, customer, keys=keys, now=now)
 

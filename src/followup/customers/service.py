@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -39,6 +39,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
 from followup.kernel.errors import InvalidInput, NotFound
 from followup.privacy import service as privacy
+from followup.privacy.enums import BUILT_IN_CHANNELS
 from followup.rules.tree import Node
 
 DEFAULT_LOCALE = "zh-CN"
@@ -118,9 +119,13 @@ def upsert_customer(
     actor: Actor,
     now: dt.datetime,
     notice_version: str,
+    channels: Collection[str] = (),
 ) -> Customer:
+    """Create or change a customer. Consents and the preferred channel may name the built-in
+    channels and those installed here (`channels`), and no other."""
     if not external_id or len(external_id) > 128:
         raise InvalidInput("customer_id must be 1 to 128 characters.", field="customer_id")
+    _check_channel_names(data, known=set(BUILT_IN_CHANNELS) | set(channels))
     if data.attributes is not None:
         problem = attributes_problem(data.attributes, limits=limits)
         if problem is not None:
@@ -210,6 +215,17 @@ def _set_contact(
     )
     setattr(customer, index_column, index)
     return True
+
+
+def _check_channel_names(data: CustomerUpsert, *, known: set[str]) -> None:
+    named = [("preferred_channel", data.preferred_channel)] if data.preferred_channel else []
+    for purpose, by_channel in (data.consents or {}).items():  # names of a channel's shape: safe to echo
+        named.extend((f"consents.{purpose}.{channel}", channel) for channel in by_channel)
+    for field, channel in named:
+        if channel not in known:
+            raise InvalidInput(
+                f"{field}: there is no channel '{channel}'; use one of: {', '.join(sorted(known))}.", field=field
+            )
 
 
 def contact_address(session: Session, customer: Customer, kind: str, *, keys: KeyProvider) -> str | None:

@@ -9,7 +9,7 @@ from followup.channels import capabilities
 from followup.customers.schemas import CustomerSample, Locale, check_time_zone
 from followup.kernel.durations import Duration
 from followup.kernel.schemas import Schema
-from followup.privacy.enums import CHANNEL_NAMES, ChannelName
+from followup.privacy.enums import MAX_CHANNELS, ChannelName
 from followup.rules.tree import MAX_DEPTH, RuleNode, depth
 from followup.strategies.schedule import check_cron
 
@@ -95,7 +95,7 @@ class AutoChannels(Schema):
     """The personal channel: per customer, one of these is chosen (preference, then consent and
     reachability, then what has worked for customers like them); the others stay as fallbacks."""
 
-    auto: list[ChannelName] = Field(min_length=1, max_length=6)
+    auto: list[ChannelName] = Field(min_length=1, max_length=MAX_CHANNELS)
 
     @field_validator("auto")
     @classmethod
@@ -255,8 +255,8 @@ class StrategyCreate(Schema):
     @classmethod
     def _unique_channels(cls, channels: list[str] | str | AutoChannels) -> list[str] | str | AutoChannels:
         if isinstance(channels, list):
-            if not 1 <= len(channels) <= len(CHANNEL_NAMES):
-                raise ValueError(f"list between 1 and {len(CHANNEL_NAMES)} channels")
+            if not 1 <= len(channels) <= MAX_CHANNELS:
+                raise ValueError(f"list between 1 and {MAX_CHANNELS} channels")
             if len(set(channels)) != len(channels):
                 raise ValueError("each channel may appear once; the order is the order of preference")
         return channels
