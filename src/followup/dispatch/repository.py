@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.dispatch.models import Message, MessageAttempt
-from followup.kernel.db import chunked
+from followup.kernel.db import chunked, insert_ignoring_conflicts
 
 
 class MessageRepository:
@@ -56,16 +57,14 @@ class MessageRepository:
             )
         )
 
-    def add_attempt(self, attempt: MessageAttempt) -> None:
-        """Record a try, unless this claim's try is recorded already (settled twice: kept as first told)."""
-        exists = self.session.scalar(
-            select(MessageAttempt.id).where(
-                MessageAttempt.message_id == attempt.message_id, MessageAttempt.number == attempt.number
-            )
+    def add_attempt(self, row: dict[str, Any]) -> None:
+        """Record a try, unless this claim's try is recorded already (settled twice: kept as first
+        told), in one statement."""
+        dialect = self.session.get_bind().dialect.name
+        statement = insert_ignoring_conflicts(
+            dialect, MessageAttempt.__table__, index_elements=["message_id", "number"]
         )
-        if exists is None:
-            self.session.add(attempt)
-            self.session.flush()
+        self.session.execute(statement, [row])
 
     def by_id_for_update(self, message_id: int) -> Message | None:
         return self.session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one_or_none()

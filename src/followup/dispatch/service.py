@@ -20,7 +20,7 @@ from followup.channels.base import Delivery, Receipt
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
-from followup.dispatch.models import Message, MessageAttempt
+from followup.dispatch.models import Message
 from followup.dispatch.repository import MessageRepository
 from followup.dispatch.schemas import AttemptOut, MessageSummary, MessageUndelivered, OutboxMessage
 from followup.kernel import jobs
@@ -70,7 +70,8 @@ def delivery_state(message: Message) -> str:
 
 def _attempt(
     session: Session,
-    message: Message,
+    message_id: int,
+    channel: str,
     *,
     number: int,
     outcome: str,
@@ -79,18 +80,19 @@ def _attempt(
     provider_ref: str | None = None,
     error_code: str | None = None,
 ) -> None:
-    """Record one try; a try already recorded (the same claim settled twice) is kept as it was."""
+    """Record one try; a try already recorded (the same claim settled twice) is kept as it was.
+    Without `tried` (a lost try), it is dated when it was found lost, with no latency."""
     MessageRepository(session).add_attempt(
-        MessageAttempt(
-            message_id=message.id,
-            number=number,
-            provider=message.channel,
-            started_at=tried.started_at if tried else now,
-            latency_ms=tried.latency_ms if tried else None,
-            outcome=outcome,
-            provider_ref=provider_ref[:255] if provider_ref else None,
-            error_code=error_code[:64] if error_code else None,
-        )
+        {
+            "message_id": message_id,
+            "number": number,
+            "provider": channel,
+            "started_at": tried.started_at if tried else now,
+            "latency_ms": tried.latency_ms if tried else None,
+            "outcome": outcome,
+            "provider_ref": provider_ref[:255] if provider_ref else None,
+            "error_code": error_code[:64] if error_code else None,
+        }
     )
 
 
@@ -159,7 +161,7 @@ def claim_due_messages(
     """
     repo = MessageRepository(session)
     for message in repo.stale_in_flight(now=now):
-        _attempt(session, message, number=message.attempts, outcome="lost", tried=None, now=now)
+        _attempt(session, message.id, message.channel, number=message.attempts, outcome="lost", tried=None, now=now)
         if message.channel not in idempotent_channels:
             message.status, message.lease_until = "unknown", None
             message.last_error = "worker stopped after handing the message over; delivery not confirmed"
@@ -170,25 +172,14 @@ def claim_due_messages(
             # Safe to send again: the provider drops a second copy with the same key.
             message.status, message.lease_until = "queued", None
     for message in repo.abandoned_too_often(now=now, max_attempts=settings.send_max_attempts):
-        _attempt(session, message, number=message.attempts, outcome="lost", tried=None, now=now)
+        _attempt(session, message.id, message.channel, number=message.attempts, outcome="lost", tried=None, now=now)
         message.last_error = f"no outcome recorded in {message.attempts} attempts: the worker's lease ran out each time"
         _undelivered(session, message, status="failed", reason="send_failed", now=now)
     session.flush()
     lease_until = now + dt.timedelta(seconds=settings.worker_lease_seconds)
     claims, abandoned = repo.claim_due(now=now, lease_until=lease_until, limit=limit)
     for (message_id, number), channel in abandoned.items():  # their worker stopped before any answer
-        repo.add_attempt(
-            MessageAttempt(
-                message_id=message_id,
-                number=number,
-                provider=channel,
-                started_at=now,
-                latency_ms=None,
-                outcome="lost",
-                provider_ref=None,
-                error_code=None,
-            )
-        )
+        _attempt(session, message_id, channel, number=number, outcome="lost", tried=None, now=now)
     return [Claim(message_id, claim) for message_id, claim in claims]
 
 
@@ -256,7 +247,14 @@ def record_sent(
     if message is None:
         return
     _attempt(
-        session, message, number=claim, outcome="accepted", tried=tried, now=now, provider_ref=receipt.provider_ref
+        session,
+        message.id,
+        message.channel,
+        number=claim,
+        outcome="accepted",
+        tried=tried,
+        now=now,
+        provider_ref=receipt.provider_ref,
     )
     message.status, message.lease_until, message.sent_at = "sent", None, now
     message.provider_ref = receipt.provider_ref[:255]
@@ -280,7 +278,9 @@ def record_failure(
     if message is None or message.status == "unknown":
         return
     outcome = "permanent" if permanent else "transient"
-    _attempt(session, message, number=claim, outcome=outcome, tried=tried, now=now, error_code=error_code)
+    _attempt(
+        session, message.id, message.channel, number=claim, outcome=outcome, tried=tried, now=now, error_code=error_code
+    )
     message.last_error = error[:2000]
     if permanent or message.attempts >= settings.send_max_attempts:
         _undelivered(session, message, status="failed", reason="send_failed", now=now)
@@ -315,7 +315,9 @@ def record_internal_error(
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None or message.status == "unknown":
         return
-    _attempt(session, message, number=claim, outcome="error", tried=tried, now=now, error_code=error_type)
+    _attempt(
+        session, message.id, message.channel, number=claim, outcome="error", tried=tried, now=now, error_code=error_type
+    )
     message.last_error = f"{INTERNAL_ERROR}: {error_type}"
     if handed_over or message.status == "in_flight":
         message.status, message.lease_until = "unknown", None
@@ -329,7 +331,16 @@ def record_unknown(
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
-    _attempt(session, message, number=claim, outcome="unknown", tried=tried, now=now, error_code="delivery_unknown")
+    _attempt(
+        session,
+        message.id,
+        message.channel,
+        number=claim,
+        outcome="unknown",
+        tried=tried,
+        now=now,
+        error_code="delivery_unknown",
+    )
     message.status, message.lease_until, message.last_error = "unknown", None, error[:2000]
 
 
