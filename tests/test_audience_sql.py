@@ -66,8 +66,8 @@ def customers_(draw: st.DrawFn) -> list[dict[str, Any]]:
                 "time_zone": draw(st.sampled_from(["Asia/Shanghai", "Europe/London"])),
                 "event_count": draw(st.integers(min_value=0, max_value=4)),
                 "attributes": attributes,
-                "email_sealed": b"sealed" if draw(st.booleans()) else None,
-                "phone_sealed": b"sealed" if draw(st.booleans()) else None,
+                # The reach bits: 1 email, 2 phone, 4 a push device.
+                "reach": draw(st.integers(min_value=0, max_value=7)),
                 "preferred_channel": draw(st.none() | st.sampled_from(["email", "inapp"])),
                 "value_tier": draw(st.none() | st.sampled_from(TEXTS)),
             }

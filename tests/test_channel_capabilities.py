@@ -37,8 +37,7 @@ def _snapshot(*, email: bool, phone: bool) -> CustomerSnapshot:
         locale="en",
         time_zone="UTC",
         attributes={},
-        has_email=email,
-        has_phone=phone,
+        reach=(1 if email else 0) | (2 if phone else 0),
         event_count=0,
     )
 

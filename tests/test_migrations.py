@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -16,11 +15,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from followup.kernel.db import make_engine
-from followup.migrations.runner import alembic_config, current, upgrade
+from followup.migrations.runner import current, downgrade, upgrade
 from followup.models import metadata
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0010"
+HEAD = "0012"
 
 
 @pytest.fixture
@@ -44,13 +43,6 @@ def empty_engine(tmp_path: Path) -> Iterator[Engine]:
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     admin.dispose()
-
-
-def downgrade(engine: Engine, revision: str) -> None:
-    config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
 
 
 def test_0003_upgrades_downgrades_and_upgrades_again_to_the_models_schema(empty_engine: Engine) -> None:
@@ -113,3 +105,43 @@ def test_0004_gives_every_followup_a_run_key_and_guards_it(empty_engine: Engine)
     upgrade(empty_engine)
     with empty_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM followups")).scalar_one() == 2
+
+
+def test_0011_moves_emails_and_phones_into_contact_points_and_back(empty_engine: Engine) -> None:
+    # Given customers written under 0010: one with an email and a phone, one with neither
+    upgrade(empty_engine, "0010")
+    at = {"at": "2026-11-01 00:00:00+00:00"}
+    with empty_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO customers (id, external_id, locale, time_zone, attributes, email_sealed, email_index,"
+                " phone_sealed, phone_index, event_count, created_at, updated_at) VALUES"
+                " (1, 'c-1', 'en', 'UTC', '{}', :email, 'e-index', :phone, 'p-index', 0, :at, :at),"
+                " (2, 'c-2', 'en', 'UTC', '{}', NULL, NULL, NULL, NULL, 0, :at, :at)"
+            ),
+            {**at, "email": b"sealed-email", "phone": b"sealed-phone"},
+        )
+
+    # When 0011 runs
+    upgrade(empty_engine)
+
+    # Then the sealed bytes and their indexes are contact points, valid, and the reach bits say so
+    with empty_engine.connect() as conn:
+        points = conn.execute(
+            text("SELECT customer_id, kind, label, value_sealed, value_index, status FROM contact_points ORDER BY kind")
+        ).all()
+        assert [tuple(row) for row in points] == [
+            (1, "email", "", b"sealed-email", "e-index", "valid"),
+            (1, "phone", "", b"sealed-phone", "p-index", "valid"),
+        ]
+        reach = conn.execute(text("SELECT id, reach FROM customers ORDER BY id")).all()
+        assert [tuple(row) for row in reach] == [(1, 3), (2, 0)]
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+    # And going down puts them back in the customer's columns
+    downgrade(empty_engine, "0010")
+    with empty_engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT email_sealed, email_index, phone_sealed, phone_index FROM customers WHERE id = 1")
+        )
+        assert tuple(row.one()) == (b"sealed-email", "e-index", b"sealed-phone", "p-index")

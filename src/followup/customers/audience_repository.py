@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, cast, exists, false, func, literal, null, select, true
 from sqlalchemy.orm import Session
 
+from followup.customers.contacts import REACH_BITS, ContactKind
 from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay
 from followup.customers.schemas import (
     ACTIVE_DAYS,
@@ -148,10 +149,9 @@ def _customer_field(field: str, dialect: str, today: dt.date | None) -> TypedFie
             return column_field(dialect, _TEXT_COLUMNS[name], "text")
         if name == "event_count":
             return column_field(dialect, Customer.event_count.expression, "number")
-        if name == "has_email":
-            return column_field(dialect, Customer.email_sealed.is_not(None), "bool")
-        if name == "has_phone":
-            return column_field(dialect, Customer.phone_sealed.is_not(None), "bool")
+        if name in ("has_email", "has_phone"):
+            bit = REACH_BITS[ContactKind.EMAIL if name == "has_email" else ContactKind.PHONE]
+            return column_field(dialect, Customer.reach.op("&")(bit) != 0, "bool")
         return None
     if name == "attributes":
         return json_field(dialect, Customer.attributes.expression, parts[2:])

@@ -17,12 +17,62 @@ _REGION_OF_LOCALE = {"zh-CN": "CN", "en": None}
 
 class ContactKind(StrEnum):
     """The kinds of address a channel may send to. A customer holds at most one email and one
-    phone today; push devices and social ids have no storage yet, so no customer holds one."""
+    phone, and a device per app installation (its label: the wallet's device id)."""
 
     EMAIL = "email"
     PHONE = "phone"
     PUSH_DEVICE = "push_device"
     SOCIAL_ID = "social_id"
+
+
+class ContactStatus(StrEnum):
+    """Whether a contact point is usable: valid until a provider says it is not."""
+
+    VALID = "valid"
+    BOUNCED = "bounced"  # an email's hard bounce
+    INVALID = "invalid"  # a number no carrier serves
+    UNREGISTERED = "unregistered"  # a device token the platform no longer knows
+
+
+class Platform(StrEnum):
+    """A push device's platform, which says the provider: FCM for android, APNs for ios."""
+
+    ANDROID = "android"
+    IOS = "ios"
+
+
+# The bit of `customers.reach` that says the customer holds a valid contact point of each kind.
+REACH_BITS: dict[str, int] = {
+    ContactKind.EMAIL: 1,
+    ContactKind.PHONE: 2,
+    ContactKind.PUSH_DEVICE: 4,
+    ContactKind.SOCIAL_ID: 8,
+}
+
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# FCM registration tokens are up to a few hundred characters of [A-Za-z0-9_:-]; APNs device
+# tokens are 64 hexadecimal characters (longer in future, Apple says, so only the alphabet is held).
+_PUSH_TOKEN = re.compile(r"^[A-Za-z0-9_:.\-]{16,4096}$")
+
+
+def check_device_id(value: str) -> str:
+    if not _DEVICE_ID.match(value):
+        raise ValueError("a device id is 1 to 128 letters, digits, '.', '_', ':' or '-'")
+    return value
+
+
+def normalize_push_token(value: str, *, platform: str) -> str:
+    text = value.strip()
+    if not _PUSH_TOKEN.match(text):
+        raise ValueError("not a push token: 16 to 4096 letters, digits, '_', ':', '.' or '-'")
+    if platform == Platform.IOS and not re.fullmatch(r"[0-9A-Fa-f]{64,200}", text):
+        raise ValueError("not an APNs device token: 64 or more hexadecimal digits")
+    return text.lower() if platform == Platform.IOS else text
+
+
+def mask_token(token: str) -> str:
+    """A device token as staff see it: its last six characters."""
+    return "…" + token[-6:]
 
 
 def normalize_email(value: str) -> str:

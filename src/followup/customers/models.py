@@ -3,14 +3,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
 
 
 class Customer(Base):
-    """A wallet customer. Contact points are sealed under the customer's data key."""
+    """A wallet customer. Their contact points are rows of `contact_points`; `reach` says which
+    kinds they hold a usable one of, so planning reads it from this row alone."""
 
     __tablename__ = "customers"
 
@@ -19,10 +20,9 @@ class Customer(Base):
     locale: Mapped[str] = mapped_column(String(16), default="zh-CN")
     time_zone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    email_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
-    email_index: Mapped[str | None] = mapped_column(String(64), index=True)
-    phone_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
-    phone_index: Mapped[str | None] = mapped_column(String(64), index=True)
+    # One bit per kind of contact point (contacts.REACH_BITS) of which the customer holds a valid
+    # one; kept by `contact_points` in the same transaction as the contact points themselves.
+    reach: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     event_count: Mapped[int] = mapped_column(default=0)
     last_event_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Set by the wallet (PUT /customers/{id}); read by rules as customer.preferred_channel and
@@ -31,6 +31,35 @@ class Customer(Base):
     value_tier: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ContactPoint(Base):
+    """One way to reach a customer: an email, a phone number, a push device, a social id.
+
+    The value is sealed under the customer's data key (purpose: its kind) and found through its
+    blind index (an inbound SMS names a number; a bounce names an address). `label` tells apart
+    several of one kind: "" for the email and the phone, the wallet's device id for a device.
+    `status` is valid until a provider says otherwise (bounced, invalid, unregistered); the policy
+    then refuses the channel as unreachable until the wallet gives a new value.
+    """
+
+    __tablename__ = "contact_points"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "kind", "label"),
+        Index("ix_contact_points_kind_index", "kind", "value_index"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(128), default="")
+    platform: Mapped[str | None] = mapped_column(String(16))  # a device's: android, ios
+    value_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    value_index: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="valid")
+    status_reason: Mapped[str | None] = mapped_column(String(64))  # the provider's code for it
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the status's, or the value's
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class CustomerKey(Base):

@@ -4,10 +4,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from followup.customers.models import Customer, CustomerActivity, CustomerActivityDay, CustomerKey
+from followup.customers.contacts import REACH_BITS, ContactStatus
+from followup.customers.models import ContactPoint, Customer, CustomerActivity, CustomerActivityDay, CustomerKey
 from followup.kernel.db import BulkStatements, chunked
 
 ARRIVAL_COLUMNS = (
@@ -29,8 +30,13 @@ class CustomerRepository:
     def by_external_id(self, external_id: str) -> Customer | None:
         return self.session.scalars(select(Customer).where(Customer.external_id == external_id)).one_or_none()
 
-    def by_email_index(self, index: str) -> Customer | None:
-        return self.session.scalars(select(Customer).where(Customer.email_index == index)).first()
+    def by_contact_index(self, kind: str, index: str) -> Customer | None:
+        return self.session.scalars(
+            select(Customer)
+            .join(ContactPoint, ContactPoint.customer_id == Customer.id)
+            .where(ContactPoint.kind == kind, ContactPoint.value_index == index)
+            .order_by(ContactPoint.changed_at.desc())
+        ).first()
 
     def by_ids(self, ids: Iterable[int]) -> list[Customer]:
         out: list[Customer] = []
@@ -40,12 +46,12 @@ class CustomerRepository:
 
     def snapshot_rows(self, ids: Iterable[int]) -> list[tuple[Any, ...]]:
         """The columns the policy and the rule engine need, without loading sealed blobs:
-        (id, external_id, locale, time_zone, attributes as JSON text, has_email, has_phone,
-        event_count, preferred_channel, value_tier)."""
+        (id, external_id, locale, time_zone, attributes as JSON text, reach, event_count,
+        preferred_channel, value_tier)."""
         bulk = BulkStatements(self.session.connection())
         return bulk.fetch_in(
-            "SELECT id, external_id, locale, time_zone, attributes, email_sealed IS NOT NULL, "
-            "phone_sealed IS NOT NULL, event_count, preferred_channel, value_tier FROM customers WHERE id IN ({})",
+            "SELECT id, external_id, locale, time_zone, attributes, reach, event_count, preferred_channel,"
+            " value_tier FROM customers WHERE id IN ({})",
             list(ids),
         )
 
@@ -201,15 +207,57 @@ class ActivityRepository:
             self.session.execute(delete(model))
 
 
-# The column telling whether a customer has each kind of address (the snapshot's has_email, has_phone).
-_ADDRESS_COLUMNS = {"email": "email_sealed", "phone": "phone_sealed"}
-
-
 def address_present_sql(alias: str, address: str) -> str:
-    """SQL true when the customer row holds a contact point of this kind; FALSE for a kind with
-    no storage yet."""
-    column = _ADDRESS_COLUMNS.get(address)
-    return f"{alias}.{column} IS NOT NULL" if column else "FALSE"
+    """SQL true when the customer row says they hold a valid contact point of this kind."""
+    bit = REACH_BITS.get(address)
+    return f"({alias}.reach & {bit}) <> 0" if bit else "FALSE"
+
+
+class ContactPointRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, point: ContactPoint) -> None:
+        self.session.add(point)
+
+    def of_customer(self, customer_id: int, kind: str | None = None) -> list[ContactPoint]:
+        query = select(ContactPoint).where(ContactPoint.customer_id == customer_id)
+        if kind is not None:
+            query = query.where(ContactPoint.kind == kind)
+        return list(self.session.scalars(query.order_by(ContactPoint.kind, ContactPoint.changed_at.desc())))
+
+    def one(self, customer_id: int, kind: str, label: str) -> ContactPoint | None:
+        return self.session.scalars(
+            select(ContactPoint).where(
+                ContactPoint.customer_id == customer_id, ContactPoint.kind == kind, ContactPoint.label == label
+            )
+        ).one_or_none()
+
+    def get(self, point_id: int) -> ContactPoint | None:
+        return self.session.get(ContactPoint, point_id)
+
+    def by_index(self, kind: str, index: str) -> list[ContactPoint]:
+        return list(
+            self.session.scalars(
+                select(ContactPoint).where(ContactPoint.kind == kind, ContactPoint.value_index == index)
+            )
+        )
+
+    def delete(self, point: ContactPoint) -> None:
+        self.session.delete(point)
+
+    def refresh_reach(self, customer_id: int) -> None:
+        """Set the customer's reach bits from their valid contact points."""
+        self.session.flush()
+        kinds = set(
+            self.session.scalars(
+                select(ContactPoint.kind).where(
+                    ContactPoint.customer_id == customer_id, ContactPoint.status == ContactStatus.VALID
+                )
+            )
+        )
+        reach = sum(bit for kind, bit in REACH_BITS.items() if kind in kinds)
+        self.session.execute(update(Customer).where(Customer.id == customer_id).values(reach=reach))
 
 
 def customer_join_sql(alias: str, customer: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import Field, field_validator
 
 from followup.config import InputLimits
+from followup.customers.contacts import REACH_BITS, ContactKind
 from followup.kernel.schemas import Schema
 from followup.privacy.enums import ChannelName, Purpose
 
@@ -106,10 +107,30 @@ class CustomerStats(Schema):
     responses_by_channel: dict[str, int] = Field(description="answered follow-ups per channel")
 
 
+class ContactPointOut(Schema):
+    """A contact point as staff and the wallet see it: masked, with its status."""
+
+    kind: str  # email, phone, push_device, social_id
+    device_id: str | None  # a push device's id, as the wallet named it
+    platform: str | None  # a push device's: android, ios
+    value: str | None  # masked: z***@example.com, 138****1234, …a1b2c3; null once erased
+    status: str  # valid, bounced, invalid, unregistered
+    status_reason: str | None  # the provider's code that changed the status
+    changed_at: dt.datetime
+
+
+class DeviceIn(Schema):
+    """PUT /customers/{id}/devices/{device_id}: the app installation's push token."""
+
+    platform: Literal["android", "ios"]
+    token: str = Field(min_length=1, max_length=4096)
+
+
 class CustomerOut(Schema):
     customer_id: str
     email: str | None
     phone: str | None
+    contact_points: list[ContactPointOut] = Field(default_factory=list)
     locale: str
     time_zone: str
     preferred_channel: str | None
@@ -145,18 +166,23 @@ class CustomerSnapshot(NamedTuple):
     locale: str
     time_zone: str
     attributes: dict[str, Any]
-    has_email: bool
-    has_phone: bool
+    reach: int  # `customers.reach`: a bit per kind of contact point they hold a valid one of
     event_count: int
     preferred_channel: str | None = None
     value_tier: str | None = None
     stats: dict[str, Any] | None = None  # CustomerStats as a dict, when planning asked for it
 
     def has_contact(self, kind: str) -> bool:
-        """Whether the customer holds a contact point of this kind (a `contacts.ContactKind`)."""
-        if kind == "email":
-            return self.has_email
-        return self.has_phone if kind == "phone" else False
+        """Whether the customer holds a valid contact point of this kind (a `contacts.ContactKind`)."""
+        return bool(self.reach & REACH_BITS.get(kind, 0))
+
+    @property
+    def has_email(self) -> bool:
+        return self.has_contact(ContactKind.EMAIL)
+
+    @property
+    def has_phone(self) -> bool:
+        return self.has_contact(ContactKind.PHONE)
 
     def rule_context(self) -> dict[str, Any]:
         """What a rule tree reads under `customer.` (customers.audience_repository says the same in SQL)."""

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
+from followup.customers import contact_points, sealing
 from followup.customers.audience_repository import count_by_locale, count_matching, matching_ids, matching_members
-from followup.customers.contacts import ContactKind, mask_email, mask_phone, normalize_email, normalize_phone
-from followup.customers.models import Customer, CustomerActivity, CustomerKey
+from followup.customers.contacts import REACH_BITS, ContactKind, normalize_email
+from followup.customers.models import Customer, CustomerActivity
 from followup.customers.repository import (
     ActivityRepository,
     CustomerRepository,
@@ -36,66 +37,32 @@ from followup.customers.schemas import (
     rfc3339,
 )
 from followup.kernel.actors import Actor
-from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
+from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import InvalidInput, NotFound
 from followup.privacy import service as privacy
 from followup.privacy.enums import BUILT_IN_CHANNELS
 from followup.rules.tree import Node
 
+# A customer's row, as other domains name it in their signatures (they never import the model).
+CustomerRow = Customer
+
+# Other modules seal their customer data (answers, messages) under the customer's key through here.
+seal_for_customer = sealing.seal_for_customer
+open_for_customer = sealing.open_for_customer
+# Contact points: read at send time, marked by providers' word, found by an inbound number.
+usable_contact = contact_points.usable_contact
+mark_contact = contact_points.mark_contact
+mark_contact_by_value = contact_points.mark_by_value
+customer_by_contact = contact_points.customer_by_contact
+contact_points_of = contact_points.points_of
+register_device = contact_points.set_device
+
 DEFAULT_LOCALE = "zh-CN"
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
-_DEK_CACHE = "followup.customer_deks"
 
 
 class CustomerNotFound(NotFound):
     code = "customer_not_found"
-
-
-def _key_context(customer_id: int) -> bytes:
-    return f"customer:{customer_id}".encode()
-
-
-def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime, create: bool) -> bytes | None:
-    """The customer's unwrapped data key, cached for the life of the session's transaction."""
-    cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
-    if customer_id in cache:
-        return cache[customer_id]
-    repo = CustomerRepository(session)
-    row = repo.get_key(customer_id)
-    if row is None:
-        if not create:
-            return None
-        data_key = new_data_key()
-        repo.add(
-            CustomerKey(
-                customer_id=customer_id,
-                wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
-                created_at=now,
-            )
-        )
-        session.flush()
-    else:
-        data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
-    cache[customer_id] = data_key
-    return data_key
-
-
-def seal_for_customer(
-    session: Session, customer_id: int, plaintext: bytes, *, keys: KeyProvider, now: dt.datetime, purpose: str
-) -> bytes:
-    data_key = _data_key(session, customer_id, keys=keys, now=now, create=True)
-    assert data_key is not None  # noqa: S101 - create=True always returns a key
-    return seal(data_key, plaintext, aad=purpose.encode())
-
-
-def open_for_customer(
-    session: Session, customer_id: int, sealed: bytes, *, keys: KeyProvider, purpose: str
-) -> bytes | None:
-    """The plaintext, or None when the customer's key was destroyed (erased customer)."""
-    data_key = _data_key(session, customer_id, keys=keys, now=dt.datetime.now(dt.UTC), create=False)
-    if data_key is None:
-        return None
-    return open_sealed(data_key, sealed, aad=purpose.encode())
 
 
 def get_customer(session: Session, external_id: str) -> Customer | None:
@@ -159,9 +126,13 @@ def upsert_customer(
         customer.value_tier = data.value_tier
     changed_contacts: dict[str, bool] = {}
     if "email" in given:
-        changed_contacts["email"] = _set_contact(session, customer, "email", data.email, keys=keys, now=now)
+        changed_contacts["email"] = contact_points.set_contact(
+            session, customer, ContactKind.EMAIL, data.email, keys=keys, now=now
+        )
     if "phone" in given:
-        changed_contacts["phone"] = _set_contact(session, customer, "phone", data.phone, keys=keys, now=now)
+        changed_contacts["phone"] = contact_points.set_contact(
+            session, customer, ContactKind.PHONE, data.phone, keys=keys, now=now
+        )
     customer.updated_at = now
     session.flush()
     if any(changed_contacts.values()) or created:
@@ -191,30 +162,20 @@ def upsert_customer(
     return customer
 
 
-def _set_contact(
-    session: Session, customer: Customer, kind: str, value: str | None, *, keys: KeyProvider, now: dt.datetime
-) -> bool:
-    """Seal a new email or phone and index it; returns whether it changed. `kind` is "email" or "phone"."""
-    sealed_column, index_column = f"{kind}_sealed", f"{kind}_index"
-    if value is None:
-        changed = getattr(customer, sealed_column) is not None
-        setattr(customer, sealed_column, None)
-        setattr(customer, index_column, None)
-        return changed
-    try:
-        normalized = normalize_email(value) if kind == "email" else normalize_phone(value, locale=customer.locale)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field=kind) from exc
-    index = keys.blind_index(kind, normalized)
-    if index == getattr(customer, index_column):
-        return False
-    setattr(
-        customer,
-        sealed_column,
-        seal_for_customer(session, customer.id, normalized.encode(), keys=keys, now=now, purpose=kind),
+def record_contact_change(
+    session: Session, customer: Customer, *, actor: Actor, change: dict[str, str], now: dt.datetime
+) -> None:
+    """Audit a change of the customer's contact points (what changed, never the value)."""
+    customer.updated_at = now
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="customer",
+        subject_id=customer.external_id,
+        event="customer.contacts_changed",
+        now=now,
+        new=change,
     )
-    setattr(customer, index_column, index)
-    return True
 
 
 def _check_channel_names(data: CustomerUpsert, *, known: set[str]) -> None:
@@ -228,23 +189,26 @@ def _check_channel_names(data: CustomerUpsert, *, known: set[str]) -> None:
             )
 
 
+def holds_contact(customer: Customer, kind: str) -> bool:
+    """Whether the customer holds a valid contact point of this kind (their reach bits)."""
+    return bool(customer.reach & REACH_BITS.get(kind, 0))
+
+
 def contact_address(session: Session, customer: Customer, kind: str, *, keys: KeyProvider) -> str | None:
-    """The customer's contact point of this kind (a `ContactKind`) in clear, read at send time
-    only; None when they hold none."""
-    sealed = {ContactKind.EMAIL: customer.email_sealed, ContactKind.PHONE: customer.phone_sealed}.get(ContactKind(kind))
-    if sealed is None:
-        return None
-    plain = open_for_customer(session, customer.id, sealed, keys=keys, purpose=kind)
-    return None if plain is None else plain.decode()
+    """The customer's valid contact point of this kind (a `ContactKind`) in clear, read at send
+    time only; None when they hold none."""
+    found = contact_points.usable_contact(session, customer.id, kind, keys=keys)
+    return None if found is None else found.value
 
 
 def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider, now: dt.datetime) -> CustomerOut:
-    email = contact_address(session, customer, "email", keys=keys)
-    phone = contact_address(session, customer, "phone", keys=keys)
+    points = contact_points.describe_contacts(session, customer.id, keys=keys)
+    kept = {point.kind: point.value for point in points if point.device_id is None}
     return CustomerOut(
         customer_id=customer.external_id,
-        email=mask_email(email) if email else None,
-        phone=mask_phone(phone) if phone else None,
+        email=kept.get(ContactKind.EMAIL),
+        phone=kept.get(ContactKind.PHONE),
+        contact_points=points,
         locale=customer.locale,
         time_zone=customer.time_zone,
         preferred_channel=customer.preferred_channel,
@@ -261,7 +225,9 @@ def describe_customer(session: Session, customer: Customer, *, keys: KeyProvider
 
 def find_by_email(session: Session, email: str, *, keys: KeyProvider) -> Customer | None:
     """Look a customer up by email through the blind index; the address itself is never queried."""
-    return CustomerRepository(session).by_email_index(keys.blind_index("email", normalize_email(email)))
+    return CustomerRepository(session).by_contact_index(
+        ContactKind.EMAIL, keys.blind_index(ContactKind.EMAIL, normalize_email(email))
+    )
 
 
 def record_arrivals(session: Session, events: Iterable[tuple[str, dt.datetime]], *, now: dt.datetime) -> dict[str, int]:
@@ -297,15 +263,14 @@ def snapshots(
     stats = activity_stats(session, ids, now=stats_at) if stats_at is not None else {}
     out: dict[int, CustomerSnapshot] = {}
     for row in CustomerRepository(session).snapshot_rows(ids):
-        cid, external_id, locale, time_zone, attributes, has_email, has_phone, event_count, preferred, tier = row
+        cid, external_id, locale, time_zone, attributes, reach, event_count, preferred, tier = row
         out[cid] = CustomerSnapshot(
             cid,
             external_id,
             locale,
             time_zone,
             _json(attributes) or {},
-            bool(has_email),
-            bool(has_phone),
+            reach or 0,
             event_count,
             preferred,
             tier,
@@ -482,9 +447,7 @@ def masked_address(session: Session, customer: Customer, kind: str, *, keys: Key
     """The customer's contact point of this kind, masked as everywhere staff look
     (z***@example.com, 138****1234)."""
     address = contact_address(session, customer, kind, keys=keys)
-    if address is None:
-        return None
-    return mask_email(address) if kind == ContactKind.EMAIL else mask_phone(address)
+    return None if address is None else contact_points.mask_value(kind, address)
 
 
 def audience_ids(session: Session, rule: Node | None, *, now: dt.datetime) -> list[int]:

@@ -1,0 +1,64 @@
+"""Sealing under a customer's own data key: what makes their personal data shreddable.
+
+Each customer has a data key, wrapped by the master key (`customer_keys`); deleting that row makes
+everything sealed under it unreadable. Keys are unwrapped once per transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from followup.customers.models import CustomerKey
+from followup.customers.repository import CustomerRepository
+from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
+
+_DEK_CACHE = "followup.customer_deks"
+
+
+def _key_context(customer_id: int) -> bytes:
+    return f"customer:{customer_id}".encode()
+
+
+def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime, create: bool) -> bytes | None:
+    """The customer's unwrapped data key, cached for the life of the session's transaction."""
+    cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
+    if customer_id in cache:
+        return cache[customer_id]
+    repo = CustomerRepository(session)
+    row = repo.get_key(customer_id)
+    if row is None:
+        if not create:
+            return None
+        data_key = new_data_key()
+        repo.add(
+            CustomerKey(
+                customer_id=customer_id,
+                wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
+                created_at=now,
+            )
+        )
+        session.flush()
+    else:
+        data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
+    cache[customer_id] = data_key
+    return data_key
+
+
+def seal_for_customer(
+    session: Session, customer_id: int, plaintext: bytes, *, keys: KeyProvider, now: dt.datetime, purpose: str
+) -> bytes:
+    data_key = _data_key(session, customer_id, keys=keys, now=now, create=True)
+    assert data_key is not None  # noqa: S101 - create=True always returns a key
+    return seal(data_key, plaintext, aad=purpose.encode())
+
+
+def open_for_customer(
+    session: Session, customer_id: int, sealed: bytes, *, keys: KeyProvider, purpose: str
+) -> bytes | None:
+    """The plaintext, or None when the customer's key was destroyed (erased customer)."""
+    data_key = _data_key(session, customer_id, keys=keys, now=dt.datetime.now(dt.UTC), create=False)
+    if data_key is None:
+        return None
+    return open_sealed(data_key, sealed, aad=purpose.encode())
