@@ -33,6 +33,7 @@ PAGES = [
     "/console/cases",
     "/console/cases?status=all",
     "/console/interviews",
+    "/console/channels",
     "/console/customers/c1",
 ]
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')

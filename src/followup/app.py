@@ -37,6 +37,7 @@ from followup.strategies.endpoints import router as strategies_router
 from followup.strategies.endpoints import segments_router
 from followup.surveys.endpoints import router as surveys_router
 from followup.web.console.router import install_console
+from followup.web.hooks import router as hooks_router
 from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
 
@@ -108,6 +109,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
     app.include_router(hosted_router)
+    app.include_router(hooks_router)
     install_console(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")
     install_openapi(app)

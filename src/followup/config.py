@@ -5,12 +5,14 @@ Every field is listed in `.env.example` with the same comment. Nothing connects 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -32,6 +34,116 @@ class InputLimits:
     max_rule_list_items: int = 500
     max_title_chars: int = 200
     max_prompt_chars: int = 1000
+
+
+_PROVIDER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+def check_webhook_secret(value: SecretStr | None) -> SecretStr | None:
+    """A Standard Webhooks secret: whsec_ and at least 16 bytes in base64."""
+    if value is None:
+        return value
+    text = value.get_secret_value()
+    try:
+        key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if not text.startswith("whsec_") or len(key) < 16:
+        raise ValueError("must be a Standard Webhooks secret: whsec_ and at least 16 bytes in base64")
+    return value
+
+
+class _ProviderSettings(BaseModel):
+    """What every SMS provider has: its name (in webhooks' paths and in each attempt), the base URL
+    of its API (overridable, so tests and bridges point elsewhere), and at most how many messages a
+    second every worker together sends through it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_PROVIDER_NAME)
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500)
+    rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    # The secret we share with the provider to sign its webhooks (Standard Webhooks, whsec_…).
+    webhook_secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _strip_url_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_webhook_secret(value)
+
+
+class GenericSmsSettings(_ProviderSettings):
+    """Our own gateway protocol (docs/channels/sms-gateway.md)."""
+
+    kind: Literal["generic"]
+    token: SecretStr
+    sender: str = Field(default="", max_length=32)
+
+
+class TwilioSmsSettings(_ProviderSettings):
+    """Twilio's Messages API; its webhooks are signed with the auth token (X-Twilio-Signature)."""
+
+    kind: Literal["twilio"]
+    url: str = Field(default="https://api.twilio.com", pattern=r"^https?://[^\s]+$", max_length=500)
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    auth_token: SecretStr
+    from_: str = Field(alias="from", min_length=1, max_length=64)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AliyunSmsSettings(_ProviderSettings):
+    """Alibaba Cloud SMS (SendSms): a pre-approved sign name and template, as carriers in mainland
+    China require."""
+
+    kind: Literal["aliyun"]
+    url: str = Field(default="https://dysmsapi.aliyuncs.com", pattern=r"^https?://[^\s]+$", max_length=500)
+    access_key_id: str = Field(min_length=1, max_length=128)
+    access_key_secret: SecretStr
+    sign_name: str = Field(min_length=1, max_length=32)
+    template_code: str = Field(min_length=1, max_length=64)
+
+
+SmsProviderSettings = Annotated[GenericSmsSettings | TwilioSmsSettings | AliyunSmsSettings, Field(discriminator="kind")]
+
+
+class FcmSettings(BaseModel):
+    """Firebase Cloud Messaging, HTTP v1: a service account's JSON key signs the OAuth2 grant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    credentials_file: str = Field(min_length=1, max_length=1000)
+    project_id: str = Field(pattern=r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$")
+    send_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=500)
+    token_url: str = Field(default="https://oauth2.googleapis.com/token", pattern=r"^https?://[^\s]+$")
+    rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+
+    @property
+    def messages_url(self) -> str:
+        return self.send_url or f"https://fcm.googleapis.com/v1/projects/{self.project_id}/messages:send"
+
+
+class ApnsSettings(BaseModel):
+    """Apple Push Notification service over HTTP/2 with a token-based (.p8, ES256) provider key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_file: str = Field(min_length=1, max_length=1000)
+    key_id: str = Field(pattern=r"^[A-Z0-9]{10}$")
+    team_id: str = Field(pattern=r"^[A-Z0-9]{10}$")
+    topic: str = Field(min_length=1, max_length=255)  # the app's bundle id
+    url: str = Field(default="https://api.push.apple.com", pattern=r"^https?://[^\s]+$", max_length=500)
+    rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+
+    @field_validator("url")
+    @classmethod
+    def _strip_url_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -92,6 +204,27 @@ class Settings(BaseSettings):
     # value. Unset (the default) turns metrics off: /metrics answers 404.
     metrics_token: SecretStr | None = None
 
+    # SMS providers, in the order they are tried: a JSON list of objects, each with `name`, `kind`
+    # (generic, twilio or aliyun), `url`, `rate_per_second`, `webhook_secret` and the kind's own
+    # credentials (docs/channels/). Empty (the default): SMS is not sent from this process.
+    sms_providers: list[SmsProviderSettings] = Field(default_factory=list, max_length=8)
+    # Push through Firebase Cloud Messaging (Android): a JSON object with `credentials_file`,
+    # `project_id`, and optionally `send_url` and `token_url` (Google's by default).
+    fcm: FcmSettings | None = None
+    # Push through APNs (iOS): a JSON object with `key_file`, `key_id`, `team_id`, `topic`, `url`.
+    apns: ApnsSettings | None = None
+    # Redis for the providers' shared rate limits (redis://host:6379/0). Unset: the database keeps them.
+    redis_url: str | None = Field(default=None, pattern=r"^rediss?://[^\s]+$")
+    # A provider that fails this many sends in a row (timeouts, 5xx, 429) is skipped for the
+    # cool-down (its circuit opens); the next provider of the channel takes its messages.
+    provider_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    provider_cooldown_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    # The name in the 【sign】 that opens every SMS to a mainland China number (carriers require one).
+    sms_sign: str | None = Field(default=None, min_length=1, max_length=16)
+    # The secret (whsec_…) that signs email bounce reports posted to /hooks/email/bounces in the
+    # Standard Webhooks form. Unset: that endpoint refuses every report.
+    email_webhook_secret: SecretStr | None = None
+
     # Limits on what one request may store, each refused with 422 `limit_exceeded` naming the field.
     # They apply when data is written: data stored before a limit was lowered still reads and runs.
     # Attributes per customer and per event.
@@ -128,6 +261,18 @@ class Settings(BaseSettings):
         if _CONTROL.search(value):
             raise ValueError("must be one line without control characters")
         return value
+
+    @field_validator("email_webhook_secret")
+    @classmethod
+    def _email_whsec(cls, value: SecretStr | None) -> SecretStr | None:
+        return check_webhook_secret(value)
+
+    @model_validator(mode="after")
+    def _unique_provider_names(self) -> Settings:
+        names = [provider.name for provider in self.sms_providers]
+        if len(names) != len(set(names)):
+            raise ValueError("sms_providers: each provider needs a name of its own")
+        return self
 
     @cached_property
     def input_limits(self) -> InputLimits:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from followup.cases.models import Case
-from followup.channels.models import InboxItem
-from followup.customers.models import Customer, CustomerKey
-from followup.dispatch.models import Message, MessageAttempt
+from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
+from followup.customers.models import ContactPoint, Customer, CustomerKey
+from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.events.models import Event
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import Base
@@ -26,22 +26,27 @@ __all__ = [
     "Consent",
     "ConsentRecord",
     "ConsoleSession",
+    "ContactPoint",
     "ContactReservation",
     "Customer",
     "CustomerKey",
     "Event",
     "Followup",
     "FollowupHistory",
+    "InboundMessage",
     "InboxItem",
     "InterviewBooking",
     "Invitation",
     "Job",
     "Message",
     "MessageAttempt",
+    "ProviderState",
+    "RateLimit",
     "Response",
     "RewardAccount",
     "RewardEntry",
     "Segment",
+    "ShortLink",
     "SignInThrottle",
     "StaffMember",
     "Strategy",

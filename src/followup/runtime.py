@@ -59,6 +59,10 @@ class Runtime:
                 session.rollback()
 
     def close(self) -> None:
+        for channel in self.channels.values():  # providers' HTTP clients, SMTP connections
+            close = getattr(channel, "close", None)
+            if callable(close):
+                close()
         self.engine.dispose()
 
 

@@ -16,10 +16,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from followup.bootstrap import worker_tasks
 from followup.channels.base import (
+    AddressUnusableError,
     DeliveryUnknownError,
     PermanentChannelError,
     TransientChannelError,
 )
+from followup.customers.contacts import ContactStatus
 from followup.dispatch import service as dispatch
 from followup.kernel import jobs
 from followup.kernel.jobs import Tasks, Timer
@@ -50,6 +52,32 @@ class _Progress:
         if self.started_at is None:
             return None
         return dispatch.Tried(self.started_at, int((time.monotonic() - self._started) * 1000))
+
+
+class _Handoff:
+    """The channel's hand-over (see `channels.base.Handoff`), recorded in a transaction of its own."""
+
+    def __init__(self, runtime: Runtime, message_id: int, claim: int, progress: _Progress) -> None:
+        self._runtime, self._message_id, self._claim, self._progress = runtime, message_id, claim, progress
+
+    def __call__(self, provider: str | None = None) -> None:
+        runtime = self._runtime
+        with runtime.session() as session:
+            if not dispatch.mark_in_flight(
+                session,
+                self._message_id,
+                claim=self._claim,
+                now=runtime.clock.now(),
+                settings=runtime.settings,
+                provider=provider,
+            ):
+                raise ClaimLostError
+        self._progress.handed_over = True
+
+    def pin(self, provider: str) -> None:
+        with self._runtime.session() as session:
+            if not dispatch.pin_provider(session, self._message_id, claim=self._claim, provider=provider):
+                raise ClaimLostError
 
 
 def _where(exc: BaseException) -> str:
@@ -180,14 +208,7 @@ class Worker:
                 )
             return 0
 
-        def handoff() -> None:
-            with runtime.session() as session:
-                if not dispatch.mark_in_flight(
-                    session, message_id, claim=plan.claim, now=runtime.clock.now(), settings=runtime.settings
-                ):
-                    raise ClaimLostError
-            progress.handed_over = True
-
+        handoff = _Handoff(runtime, message_id, plan.claim, progress)
         progress.start(runtime.clock.now())
         try:
             receipt = channel.send(plan.delivery, handoff=handoff)
@@ -204,21 +225,31 @@ class Worker:
                     error=exc.message,
                     tried=progress.tried(),
                     now=runtime.clock.now(),
+                    provider=exc.provider,
+                    earlier=exc.tries,
                 )
             log.warning("delivery_unknown", message_id=message_id, error=exc.message)
             return 0
         except (TransientChannelError, PermanentChannelError) as exc:
+            permanent = isinstance(exc, PermanentChannelError)
+            unusable = None
+            if isinstance(exc, AddressUnusableError):
+                unusable = dispatch.Unusable(plan.delivery.contact_id, ContactStatus(exc.status))
             with runtime.session() as session:
                 dispatch.record_failure(
                     session,
                     message_id,
                     claim=plan.claim,
                     error=exc.message,
-                    error_code="permanent_refusal" if isinstance(exc, PermanentChannelError) else "transient_refusal",
-                    permanent=isinstance(exc, PermanentChannelError),
+                    error_code=exc.code or ("permanent_refusal" if permanent else "transient_refusal"),
+                    permanent=permanent,
                     tried=progress.tried(),
                     now=runtime.clock.now(),
                     settings=runtime.settings,
+                    provider=exc.provider,
+                    earlier=exc.tries,
+                    unusable=unusable,
+                    retry_after=exc.retry_after if isinstance(exc, TransientChannelError) else None,
                 )
             log.info("send_failed", message_id=message_id, channel=plan.channel, error=exc.message)
             return 0

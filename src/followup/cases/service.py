@@ -58,13 +58,20 @@ def open_for_rating(
 
 
 def open_for_comment(
-    session: Session, *, customer_id: int, followup_id: int, response_id: int, texts: Iterable[str], now: dt.datetime
+    session: Session,
+    *,
+    customer_id: int,
+    followup_id: int | None,
+    response_id: int | None,
+    texts: Iterable[str],
+    now: dt.datetime,
 ) -> Case | None:
-    """A `security` case when any free-text answer raises a security concern."""
+    """A `security` case when any free text (a survey's answer, an SMS reply) raises a security
+    concern; one per response."""
     if not any(raises_security_concern(text) for text in texts):
         return None
     repo = CaseRepository(session)
-    if repo.exists_for_response(response_id, "security"):
+    if response_id is not None and repo.exists_for_response(response_id, "security"):
         return None
     # The summary never quotes the comment: it is personal data and stays sealed in the response.
     case = Case(

@@ -24,14 +24,40 @@ from followup.kernel.crypto import KeyProvider
 from followup.kernel.time import Clock
 
 
+@dataclass(frozen=True)
+class ProviderTry:
+    """One provider's part in a send that went on to another (failover), or skipped it (its
+    circuit was open): recorded as an attempt of its own."""
+
+    provider: str
+    outcome: str  # transient | skipped
+    error_code: str | None
+    latency_ms: int
+
+
 class ChannelError(Exception):
-    def __init__(self, message: str) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, provider: str | None = None, tries: tuple[ProviderTry, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.code = code  # a short stable word for the attempt's error code
+        self.provider = provider  # the provider that answered so, for a channel with several
+        self.tries = tries  # the providers tried or skipped before it
 
 
 class TransientChannelError(ChannelError):
-    pass
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        provider: str | None = None,
+        tries: tuple[ProviderTry, ...] = (),
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code, provider=provider, tries=tries)
+        self.retry_after = retry_after  # seconds the provider asked us to wait
 
 
 class PermanentChannelError(ChannelError):
@@ -42,6 +68,23 @@ class DeliveryUnknownError(ChannelError):
     """The provider may or may not have accepted the message; it must not be sent again blindly."""
 
 
+class AddressUnusableError(PermanentChannelError):
+    """The provider says the address is dead: the contact point becomes `status` (bounced,
+    invalid, unregistered) and the policy stops using it until the wallet gives a new one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: str,
+        code: str | None = None,
+        provider: str | None = None,
+        tries: tuple[ProviderTry, ...] = (),
+    ) -> None:
+        super().__init__(message, code=code, provider=provider, tries=tries)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Delivery:
     message_id: int
@@ -49,11 +92,23 @@ class Delivery:
     customer_id: int
     address: str | None
     content: MessageContent
+    followup_id: int | None = None
+    contact_id: int | None = None  # the contact point `address` was read from
+    # The provider an earlier claim of this message may have reached (its worker stopped): only it
+    # may be tried now. `resumed` says an earlier claim was lost at all (then, with no provider
+    # named, only the first provider in order could have been reached).
+    pinned_provider: str | None = None
+    resumed: bool = False
+    platform: str | None = None  # a push device's: android, ios
+    locale: str = "zh-CN"
 
 
 @dataclass(frozen=True)
 class Receipt:
     provider_ref: str
+    provider: str | None = None  # which provider took it, for a channel with several
+    tries: tuple[ProviderTry, ...] = ()  # the providers tried or skipped before it
+    segments: int | None = None  # an SMS's segment count
 
 
 @dataclass(frozen=True)
@@ -68,8 +123,22 @@ class ChannelContext:
     session: Callable[[], AbstractContextManager[Session]]
 
 
+class Handoff(Protocol):
+    """What the dispatcher hands a channel to record how far a send got.
+
+    Calling it marks the point of no return (see the module's docstring); a channel with several
+    providers names the one it is about to hand the message to. `pin(provider)` records, without
+    that point, which provider is about to see a message with an idempotency key: if the worker
+    stops there, the message is tried again at that provider only, never through another.
+    """
+
+    def __call__(self, provider: str | None = None) -> None: ...
+
+    def pin(self, provider: str) -> None: ...
+
+
 class Channel(Protocol):
     name: str
     capabilities: Capabilities
 
-    def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt: ...
+    def send(self, delivery: Delivery, *, handoff: Handoff) -> Receipt: ...

@@ -32,6 +32,8 @@ class MessageContent(BaseModel):
     subject: str
     greeting: str
     body: str
+    # The body for channels that show a few lines (an SMS, a notification); null: the body itself.
+    short_body: str | None = None
     question: str | None = None
     scale_low_label: str | None = None
     scale_high_label: str | None = None
@@ -45,6 +47,11 @@ class MessageContent(BaseModel):
     reply_to: str | None = None
     # An appointment this message confirms (an interview booking); `link` may then be empty.
     event: CalendarEvent | None = None
+    # When `link` stops working (the invitation's expiry): a short link made of it expires too.
+    link_expires_at: dt.datetime | None = None
+    # A reply the customer asked for (an opt-out's confirmation, help, a thank-you): sent as it is,
+    # without the opt-out line or a survey prompt, and past quiet hours and consent.
+    transactional: bool = False
 
 
 class InboxItemOut(BaseModel):
@@ -54,3 +61,16 @@ class InboxItemOut(BaseModel):
     link: str
     created_at: dt.datetime
     read: bool
+
+
+class ProviderHealthOut(BaseModel):
+    """One provider's health as every worker left it: failures in a row, its circuit, its errors."""
+
+    channel: str
+    provider: str
+    failures_in_row: int
+    open_until: dt.datetime | None
+    skipped: int
+    last_error_code: str | None
+    last_error_at: dt.datetime | None
+    last_success_at: dt.datetime | None

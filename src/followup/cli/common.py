@@ -33,7 +33,23 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise fail(f"setting FOLLOWUP_{str(first['loc'][0]).upper()}: {first['msg']}") from exc
+        raise fail(f"setting {setting_path(first['loc'])}: {first['msg']}") from exc
+
+
+_PROVIDER_KINDS = frozenset({"generic", "twilio", "aliyun"})
+
+
+def setting_path(loc: tuple[int | str, ...]) -> str:
+    """Where in the settings a problem is, as the operator wrote it: FOLLOWUP_SMS_PROVIDERS[1].token
+    (the kind pydantic adds to the path of a provider's field is left out). Never the value."""
+    head, *rest = loc
+    path = f"FOLLOWUP_{str(head).upper()}"
+    for part in rest:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in _PROVIDER_KINDS:
+            path += f".{part}"
+    return path
 
 
 @contextmanager

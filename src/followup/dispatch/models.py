@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, UTCDateTime
@@ -20,10 +20,16 @@ class Message(Base):
     """
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_messages_due", "status", "due_at"),
+        Index("ix_messages_provider_ref", "provider_ref"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    followup_id: Mapped[int] = mapped_column(BigId, ForeignKey("followups.id", ondelete="CASCADE"), index=True)
+    # None for a reply the customer asked for outside any follow-up (an opt-out's confirmation).
+    followup_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("followups.id", ondelete="CASCADE"), index=True)
+    # The follow-up's strategy, copied when queued, so the funnel groups messages by strategy alone.
+    strategy_id: Mapped[int | None] = mapped_column(BigId)
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     step: Mapped[str] = mapped_column(String(16))
     channel: Mapped[str] = mapped_column(String(16))
@@ -42,22 +48,49 @@ class Message(Base):
     opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     clicked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The provider's receipt: delivered, failed (the carrier gave up) or bounced (a hard bounce).
+    receipt: Mapped[str | None] = mapped_column(String(16))
+    receipt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    provider: Mapped[str | None] = mapped_column(String(32))  # the provider that accepted it
+    segments: Mapped[int | None] = mapped_column(SmallInteger)  # an SMS's segment count
 
 
 class MessageAttempt(Base):
     """One try at sending a message: which provider, what came of it, how long it took. `number`
     is the claim that made the try (1, 2, …); a try whose worker stopped before any answer is
-    recorded when the message is next claimed or settled, as `lost`."""
+    recorded when the message is next claimed or settled, as `lost`. A claim that went through
+    several providers (failover) has a row per provider, `seq` 0, 1, … in the order tried."""
 
     __tablename__ = "message_attempts"
-    __table_args__ = (UniqueConstraint("message_id", "number"),)
+    __table_args__ = (UniqueConstraint("message_id", "number", "seq"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
     number: Mapped[int]
+    seq: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     provider: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     latency_ms: Mapped[int | None]
     outcome: Mapped[str] = mapped_column(String(16))
     provider_ref: Mapped[str | None] = mapped_column(String(255))
     error_code: Mapped[str | None] = mapped_column(String(64))
+
+
+class InboundMessage(Base):
+    """A message a customer sent us (an SMS reply), once per provider's id: a replayed webhook
+    finds its row and changes nothing. What it was read as (`kind`: stop, help, start, score,
+    comment, unknown_sender) and, for a comment, its text sealed under the customer's key."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_ref: Mapped[str] = mapped_column(String(255))
+    customer_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    followup_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("followups.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    score: Mapped[int | None] = mapped_column(SmallInteger)
+    text_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -4,10 +4,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from followup.dispatch.models import Message, MessageAttempt
+from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.kernel.db import chunked, insert_ignoring_conflicts
 
 
@@ -57,14 +57,49 @@ class MessageRepository:
             )
         )
 
-    def add_attempt(self, row: dict[str, Any]) -> None:
-        """Record a try, unless this claim's try is recorded already (settled twice: kept as first
+    def add_attempts(self, rows: list[dict[str, Any]]) -> None:
+        """Record a claim's tries, unless they are recorded already (settled twice: kept as first
         told), in one statement."""
         dialect = self.session.get_bind().dialect.name
         statement = insert_ignoring_conflicts(
-            dialect, MessageAttempt.__table__, index_elements=["message_id", "number"]
+            dialect, MessageAttempt.__table__, index_elements=["message_id", "number", "seq"]
         )
-        self.session.execute(statement, [row])
+        self.session.execute(statement, rows)
+
+    def by_provider_ref_for_update(self, provider_ref: str) -> Message | None:
+        return self.session.scalars(
+            select(Message)
+            .where(Message.provider_ref == provider_ref)
+            .order_by(Message.id.desc())
+            .limit(1)
+            .with_for_update()
+        ).first()
+
+    def by_key_for_update(self, key: str) -> Message | None:
+        return self.session.scalars(select(Message).where(Message.idempotency_key == key).with_for_update()).first()
+
+    def engaged(self, followup_id: int, *, answered_only: bool) -> bool:
+        marks = [Message.answered_at.is_not(None)]
+        if not answered_only:
+            marks += [Message.opened_at.is_not(None), Message.clicked_at.is_not(None)]
+        found = self.session.scalar(select(Message.id).where(Message.followup_id == followup_id, or_(*marks)).limit(1))
+        return found is not None
+
+    def tries_since(self, since: dt.datetime) -> list[tuple[str, str, str, int]]:
+        query = (
+            select(Message.channel, MessageAttempt.provider, MessageAttempt.outcome, func.count())
+            .join(Message, Message.id == MessageAttempt.message_id)
+            .where(MessageAttempt.started_at >= since)
+            .group_by(Message.channel, MessageAttempt.provider, MessageAttempt.outcome)
+        )
+        return [(str(c), str(p), str(o), int(n)) for c, p, o, n in self.session.execute(query)]
+
+    def keys_of(self, followup_id: int, *, channel: str) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Message.idempotency_key).where(Message.followup_id == followup_id, Message.channel == channel)
+            )
+        )
 
     def by_id_for_update(self, message_id: int) -> Message | None:
         return self.session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one_or_none()
@@ -90,7 +125,7 @@ class MessageRepository:
             query = (
                 select(MessageAttempt)
                 .where(MessageAttempt.message_id.in_(chunk))
-                .order_by(MessageAttempt.message_id, MessageAttempt.number)
+                .order_by(MessageAttempt.message_id, MessageAttempt.number, MessageAttempt.seq)
             )
             for row in self.session.scalars(query):
                 out.setdefault(row.message_id, []).append(row)
@@ -125,13 +160,39 @@ class MessageRepository:
             )
         return claims, abandoned
 
-    def mark_in_flight(self, message_id: int, claim: int, *, lease_until: dt.datetime) -> bool:
+    def mark_in_flight(
+        self, message_id: int, claim: int, *, lease_until: dt.datetime, provider: str | None = None
+    ) -> bool:
+        values: dict[str, Any] = {"status": "in_flight", "lease_until": lease_until}
+        if provider is not None:
+            values["provider"] = provider
+        result = self.session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status.in_(("sending", "in_flight")) if provider else Message.status == "sending",
+                Message.attempts == claim,
+            )
+            .values(values)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def pin_provider(self, message_id: int, claim: int, provider: str) -> bool:
         result = self.session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status == "sending", Message.attempts == claim)
-            .values(status="in_flight", lease_until=lease_until)
+            .values(provider=provider)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def last_try_lost(self, message_id: int, number: int) -> bool:
+        """Whether the claim `number` of the message ended with its worker gone (a lost try)."""
+        outcomes = self.session.scalars(
+            select(MessageAttempt.outcome).where(
+                MessageAttempt.message_id == message_id, MessageAttempt.number == number
+            )
+        )
+        return "lost" in set(outcomes)
 
     def for_followups(self, followup_ids: Iterable[int]) -> list[Message]:
         out: list[Message] = []
@@ -154,3 +215,50 @@ class MessageRepository:
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(Message.id.desc()).limit(limit).offset(offset))
         return list(rows), total
+
+    def claim_inbound(self, row: dict[str, Any]) -> InboundMessage | None:
+        dialect = self.session.get_bind().dialect.name
+        statement = insert_ignoring_conflicts(
+            dialect, InboundMessage.__table__, index_elements=["provider", "provider_ref"]
+        )
+        if not self.session.execute(statement, [row]).rowcount:  # type: ignore[attr-defined]
+            return None
+        return self.session.scalars(
+            select(InboundMessage).where(
+                InboundMessage.provider == row["provider"], InboundMessage.provider_ref == row["provider_ref"]
+            )
+        ).one()
+
+    def latest_followup_on(self, customer_id: int, channel: str) -> int | None:
+        return self.session.scalars(
+            select(Message.followup_id)
+            .where(Message.customer_id == customer_id, Message.channel == channel, Message.followup_id.is_not(None))
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).first()
+
+    def funnel_rows(
+        self, *, since: dt.datetime | None, until: dt.datetime | None
+    ) -> list[tuple[int | None, str, int, int, int, int, int]]:
+        engaged = or_(Message.opened_at.is_not(None), Message.clicked_at.is_not(None), Message.answered_at.is_not(None))
+        query = (
+            select(
+                Message.strategy_id,
+                Message.channel,
+                func.count(),
+                func.count(case((Message.status == "sent", 1))),
+                func.count(case((Message.receipt == "delivered", 1))),
+                func.count(case((engaged, 1))),
+                func.count(case((Message.answered_at.is_not(None), 1))),
+            )
+            .where(Message.step.in_(("invite", "remind")))
+            .group_by(Message.strategy_id, Message.channel)
+        )
+        if since is not None:
+            query = query.where(Message.created_at >= since)
+        if until is not None:
+            query = query.where(Message.created_at < until)
+        return [
+            (row[0], str(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]), int(row[6]))
+            for row in self.session.execute(query)
+        ]

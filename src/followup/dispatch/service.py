@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from followup.channels import capabilities
 from followup.channels import service as inbox
-from followup.channels.base import Delivery, Receipt
+from followup.channels.base import Delivery, ProviderTry, Receipt
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
-from followup.dispatch.models import Message
+from followup.customers.contacts import ContactStatus
+from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.dispatch.repository import MessageRepository
 from followup.dispatch.schemas import AttemptOut, MessageSummary, MessageUndelivered, OutboxMessage
 from followup.kernel import jobs
@@ -39,6 +40,13 @@ class Claim(NamedTuple):
 
     message_id: int
     claim: int
+
+
+class Unusable(NamedTuple):
+    """The provider's word that the address is dead: what its contact point becomes."""
+
+    contact_id: int | None
+    status: ContactStatus
 
 
 class Tried(NamedTuple):
@@ -63,8 +71,8 @@ _STATE_OF_STATUS = {
 
 def delivery_state(message: Message) -> str:
     """queued → sending → accepted → delivered | failed | bounced | unknown."""
-    if message.status == "sent" and message.delivered_at is not None:
-        return "delivered"
+    if message.status == "sent" and message.receipt is not None:
+        return message.receipt  # delivered, failed or bounced
     return _STATE_OF_STATUS.get(message.status, message.status)
 
 
@@ -79,21 +87,41 @@ def _attempt(
     now: dt.datetime,
     provider_ref: str | None = None,
     error_code: str | None = None,
+    provider: str | None = None,
+    earlier: Sequence[ProviderTry] = (),
 ) -> None:
-    """Record one try; a try already recorded (the same claim settled twice) is kept as it was.
-    Without `tried` (a lost try), it is dated when it was found lost, with no latency."""
-    MessageRepository(session).add_attempt(
+    """Record one try (and, first, the providers a failover tried or skipped on the way to it);
+    a try already recorded (the same claim settled twice) is kept as it was. Without `tried` (a
+    lost try), it is dated when it was found lost, with no latency."""
+    started_at = tried.started_at if tried else now
+    rows = [
         {
             "message_id": message_id,
             "number": number,
-            "provider": channel,
-            "started_at": tried.started_at if tried else now,
+            "seq": seq,
+            "provider": step.provider,
+            "started_at": started_at,
+            "latency_ms": step.latency_ms,
+            "outcome": step.outcome,
+            "provider_ref": None,
+            "error_code": step.error_code[:64] if step.error_code else None,
+        }
+        for seq, step in enumerate(earlier)
+    ]
+    rows.append(
+        {
+            "message_id": message_id,
+            "number": number,
+            "seq": len(earlier),
+            "provider": provider or channel,
+            "started_at": started_at,
             "latency_ms": tried.latency_ms if tried else None,
             "outcome": outcome,
             "provider_ref": provider_ref[:255] if provider_ref else None,
             "error_code": error_code[:64] if error_code else None,
         }
     )
+    MessageRepository(session).add_attempts(rows)
 
 
 @dataclass(frozen=True)
@@ -124,6 +152,7 @@ def queue_message(
     content: MessageContent,
     keys: KeyProvider,
     now: dt.datetime,
+    strategy_id: int | None = None,
 ) -> Message | None:
     """Queue one delivery; a second call for the same follow-up, step and channel is a no-op."""
     repo = MessageRepository(session)
@@ -135,8 +164,47 @@ def queue_message(
     )
     message = Message(
         followup_id=followup_id,
+        strategy_id=strategy_id,
         customer_id=customer_id,
         step=step,
+        channel=channel,
+        status="queued",
+        idempotency_key=key,
+        content_sealed=sealed,
+        attempts=0,
+        due_at=now,
+        created_at=now,
+    )
+    repo.add(message)
+    session.flush()
+    return message
+
+
+def queue_reply(
+    session: Session,
+    *,
+    customer_id: int,
+    followup_id: int | None,
+    key: str,
+    channel: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> Message | None:
+    """Queue a reply the customer asked for (an opt-out's confirmation, help, a thank-you), once
+    per `key`. It is sent as it is, past quiet hours and consent: the customer just wrote to us."""
+    repo = MessageRepository(session)
+    key = f"reply-{key}"[:100]
+    if repo.by_key(key) is not None:
+        return None
+    content = content.model_copy(update={"transactional": True})
+    sealed = customers.seal_for_customer(
+        session, customer_id, content.model_dump_json().encode(), keys=keys, now=now, purpose=_CONTENT_PURPOSE
+    )
+    message = Message(
+        followup_id=followup_id,
+        customer_id=customer_id,
+        step="reply",
         channel=channel,
         status="queued",
         idempotency_key=key,
@@ -198,22 +266,23 @@ def prepare_send(
     message = MessageRepository(session).get_claimed(claimed.message_id, claimed.claim)
     if message is None or message.status != "sending":
         return None
-    decision = policy.check_channel(session, message.customer_id, [message.channel], now=now, settings=settings)
-    if not decision.allowed:
-        _undelivered(session, message, status="suppressed", reason=decision.reason, now=now)
-        return None
-    if decision.deferred and decision.send_at is not None:
-        message.status, message.lease_until, message.due_at = "queued", None, decision.send_at
-        message.reason = decision.deferred
-        return None
-    customer = customers.get_by_id(session, message.customer_id)
     content = read_content(session, message, keys=keys)
+    if content is None or not content.transactional:
+        decision = policy.check_channel(session, message.customer_id, [message.channel], now=now, settings=settings)
+        if not decision.allowed:
+            _undelivered(session, message, status="suppressed", reason=decision.reason, now=now)
+            return None
+        if decision.deferred and decision.send_at is not None:
+            message.status, message.lease_until, message.due_at = "queued", None, decision.send_at
+            message.reason = decision.deferred
+            return None
+    customer = customers.get_by_id(session, message.customer_id)
     found = capabilities.lookup(message.channel)
     needed = found.address if found is not None else None
-    address = None
+    contact = None
     if customer is not None and needed is not None:
-        address = customers.contact_address(session, customer, needed, keys=keys)
-    if customer is None or content is None or (needed is not None and not address):
+        contact = customers.usable_contact(session, customer.id, needed, keys=keys)
+    if customer is None or content is None or (needed is not None and contact is None):
         _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
         return None
     return SendPlan(
@@ -224,20 +293,42 @@ def prepare_send(
             message_id=message.id,
             idempotency_key=message.idempotency_key,
             customer_id=message.customer_id,
-            address=address,
+            address=contact.value if contact else None,
             content=content,
+            followup_id=message.followup_id,
+            pinned_provider=message.provider,
+            resumed=message.attempts > 1 and MessageRepository(session).last_try_lost(message.id, message.attempts - 1),
+            contact_id=contact.id if contact else None,
+            platform=contact.platform if contact else None,
+            locale=customer.locale,
         ),
     )
 
 
-def mark_in_flight(session: Session, message_id: int, *, claim: int, now: dt.datetime, settings: Settings) -> bool:
-    """The point of no return for providers without idempotency keys: committed before the hand-over.
+def mark_in_flight(
+    session: Session,
+    message_id: int,
+    *,
+    claim: int,
+    now: dt.datetime,
+    settings: Settings,
+    provider: str | None = None,
+) -> bool:
+    """The point of no return for providers without idempotency keys: committed before the hand-over
+    (with the provider about to have it, for a channel with several; after a failover, again).
 
     False when the claim was lost: the caller must then not hand the message over at all.
     """
     return MessageRepository(session).mark_in_flight(
-        message_id, claim, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds)
+        message_id, claim, lease_until=now + dt.timedelta(seconds=settings.worker_lease_seconds), provider=provider
     )
+
+
+def pin_provider(session: Session, message_id: int, *, claim: int, provider: str) -> bool:
+    """Record which provider is about to see a message with an idempotency key (a failover past the
+    first): a later claim, after this worker stopped, tries that provider only. False when the
+    claim was lost."""
+    return MessageRepository(session).pin_provider(message_id, claim, provider)
 
 
 def record_sent(
@@ -255,11 +346,15 @@ def record_sent(
         tried=tried,
         now=now,
         provider_ref=receipt.provider_ref,
+        provider=receipt.provider,
+        earlier=receipt.tries,
     )
     message.status, message.lease_until, message.sent_at = "sent", None, now
     message.provider_ref = receipt.provider_ref[:255]
+    message.provider, message.segments = receipt.provider, receipt.segments
     message.reason = None
-    policy.record_contact(session, message.followup_id, channel=message.channel, now=now)
+    if message.followup_id is not None:
+        policy.record_contact(session, message.followup_id, channel=message.channel, now=now)
 
 
 def record_failure(
@@ -273,21 +368,44 @@ def record_failure(
     tried: Tried | None,
     now: dt.datetime,
     settings: Settings,
+    provider: str | None = None,
+    earlier: Sequence[ProviderTry] = (),
+    unusable: Unusable | None = None,
+    retry_after: float | None = None,
 ) -> None:
+    """A refusal. Transient: queued again after a backoff (or the provider's Retry-After, when
+    longer). Permanent, or out of attempts: undelivered. `unusable`: the provider said the address
+    is dead, so the contact point is marked and the message is undelivered as unreachable."""
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None or message.status == "unknown":
         return
     outcome = "permanent" if permanent else "transient"
     _attempt(
-        session, message.id, message.channel, number=claim, outcome=outcome, tried=tried, now=now, error_code=error_code
+        session,
+        message.id,
+        message.channel,
+        number=claim,
+        outcome=outcome,
+        tried=tried,
+        now=now,
+        error_code=error_code,
+        provider=provider,
+        earlier=earlier,
     )
     message.last_error = error[:2000]
+    if unusable is not None:
+        if unusable.contact_id is not None:
+            customers.mark_contact(session, unusable.contact_id, unusable.status, reason=error_code, now=now)
+        _undelivered(session, message, status="failed", reason="unreachable", now=now)
+        return
     if permanent or message.attempts >= settings.send_max_attempts:
         _undelivered(session, message, status="failed", reason="send_failed", now=now)
         return
     delay = min(_MAX_BACKOFF, settings.retry_base_seconds * 2 ** max(message.attempts - 1, 0))
     # "Equal jitter": at least half the backoff, so retries spread out but never bunch up early.
-    message.due_at = now + dt.timedelta(seconds=delay / 2 + _jitter.uniform(0, delay / 2))
+    wait = delay / 2 + _jitter.uniform(0, delay / 2)
+    message.provider = None  # every provider said no: the next claim may try them all again
+    message.due_at = now + dt.timedelta(seconds=max(wait, min(retry_after or 0.0, _MAX_BACKOFF)))
     message.status, message.lease_until = "queued", None
 
 
@@ -326,8 +444,18 @@ def record_internal_error(
 
 
 def record_unknown(
-    session: Session, message_id: int, *, claim: int, error: str, tried: Tried | None, now: dt.datetime
+    session: Session,
+    message_id: int,
+    *,
+    claim: int,
+    error: str,
+    tried: Tried | None,
+    now: dt.datetime,
+    provider: str | None = None,
+    earlier: Sequence[ProviderTry] = (),
 ) -> None:
+    """The provider may have the message: it is `unknown`, never sent again nor through another
+    provider; a receipt naming it later settles it. `provider` is recorded so that a receipt can."""
     message = MessageRepository(session).get_claimed(message_id, claim)
     if message is None:
         return
@@ -340,7 +468,10 @@ def record_unknown(
         tried=tried,
         now=now,
         error_code="delivery_unknown",
+        provider=provider,
+        earlier=earlier,
     )
+    message.provider = provider
     message.status, message.lease_until, message.last_error = "unknown", None, error[:2000]
 
 
@@ -353,6 +484,8 @@ def _undelivered(
     now: dt.datetime,
 ) -> None:
     message.status, message.reason, message.lease_until = status, reason, None
+    if message.followup_id is None:  # a reply outside any follow-up: nothing to cascade
+        return
     payload = MessageUndelivered(
         message_id=message.id,
         followup_id=message.followup_id,
@@ -398,8 +531,21 @@ def mark_clicked(session: Session, followup_id: int, *, channel: str, now: dt.da
 
 
 def mark_answered(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
-    """The customer answered through the message's link."""
+    """The customer answered through the message's link; its inbox items leave the inbox."""
     MessageRepository(session).mark_time(followup_id, channel, "answered_at", now)
+    withdraw_from_inbox(session, followup_id)
+
+
+def engaged(session: Session, followup_id: int, *, answered_only: bool) -> bool:
+    """Whether the customer engaged with any message of the follow-up: opened or clicked it, or
+    answered (only answered, with `answered_only`)."""
+    return MessageRepository(session).engaged(followup_id, answered_only=answered_only)
+
+
+def withdraw_from_inbox(session: Session, followup_id: int) -> None:
+    """The follow-up was answered or expired: its inbox items have nothing left to ask."""
+    keys = MessageRepository(session).keys_of(followup_id, channel=capabilities.INAPP)
+    inbox.remove_from_inbox(session, keys)
 
 
 def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[int, list[MessageSummary]]:
@@ -408,6 +554,8 @@ def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[i
     messages = repo.for_followups(followup_ids)
     tries = repo.attempts_of([message.id for message in messages])
     for message in messages:
+        if message.followup_id is None:
+            continue
         out.setdefault(message.followup_id, []).append(
             MessageSummary(
                 id=message.id,
@@ -417,18 +565,7 @@ def summaries_for_followups(session: Session, followup_ids: list[int]) -> dict[i
                 state=delivery_state(message),
                 reason=message.reason,
                 attempt_count=message.attempts,
-                attempts=[
-                    AttemptOut(
-                        number=row.number,
-                        provider=row.provider,
-                        outcome=row.outcome,
-                        started_at=row.started_at,
-                        latency_ms=row.latency_ms,
-                        provider_ref=row.provider_ref,
-                        error_code=row.error_code,
-                    )
-                    for row in tries.get(message.id, [])
-                ],
+                attempts=_attempts_out(tries.get(message.id, [])),
                 due_at=message.due_at,
                 sent_at=message.sent_at,
                 accepted_at=message.sent_at,
@@ -446,8 +583,27 @@ class MessageNotFound(NotFound):
     code = "message_not_found"
 
 
-def _describe_outbox(session: Session, rows: list[Message], *, keys: KeyProvider) -> list[OutboxMessage]:
+def _attempts_out(rows: list[MessageAttempt]) -> list[AttemptOut]:
+    return [
+        AttemptOut(
+            number=row.number,
+            seq=row.seq,
+            provider=row.provider,
+            outcome=row.outcome,
+            started_at=row.started_at,
+            latency_ms=row.latency_ms,
+            provider_ref=row.provider_ref,
+            error_code=row.error_code,
+        )
+        for row in rows
+    ]
+
+
+def _describe_outbox(
+    session: Session, rows: list[Message], *, keys: KeyProvider, with_attempts: bool = False
+) -> list[OutboxMessage]:
     external = customers.external_ids(session, {row.customer_id for row in rows})
+    tries = MessageRepository(session).attempts_of([row.id for row in rows]) if with_attempts else {}
     out = []
     for row in rows:
         customer = customers.get_by_id(session, row.customer_id)
@@ -464,9 +620,19 @@ def _describe_outbox(session: Session, rows: list[Message], *, keys: KeyProvider
                 step=row.step,
                 channel=row.channel,
                 status=row.status,
+                state=delivery_state(row),
                 reason=row.reason,
+                provider=row.provider,
+                segments=row.segments,
+                last_error=row.last_error,
+                attempts=_attempts_out(tries.get(row.id, [])),
                 created_at=row.created_at,
                 sent_at=row.sent_at,
+                delivered_at=row.delivered_at,
+                opened_at=row.opened_at,
+                clicked_at=row.clicked_at,
+                answered_at=row.answered_at,
+                receipt_at=row.receipt_at,
                 # None once the customer's key was destroyed (erasure): the content is gone for good.
                 content=read_content(session, row, keys=keys),
             )
@@ -485,4 +651,45 @@ def access_outbox_message(session: Session, message_id: int, *, keys: KeyProvide
     row = MessageRepository(session).get(message_id)
     if row is None:
         raise MessageNotFound(f"There is no message {message_id}.")
-    return _describe_outbox(session, [row], keys=keys)[0]
+    return _describe_outbox(session, [row], keys=keys, with_attempts=True)[0]
+
+
+# What customers send back (an SMS reply): kept once per provider's id.
+
+
+def claim_inbound(
+    session: Session, provider: str, provider_ref: str, *, now: dt.datetime, channel: str = capabilities.SMS
+) -> InboundMessage | None:
+    """The row of a message a customer sent, new; None when it was received before (a replayed
+    webhook). Taken first, in one statement, so that two deliveries of one webhook racing each
+    other act once: the second waits for the first and finds its row."""
+    return MessageRepository(session).claim_inbound(
+        {
+            "channel": channel,
+            "provider": provider,
+            "provider_ref": provider_ref[:255],
+            "kind": "received",
+            "received_at": now,
+        }
+    )
+
+
+def latest_followup_on(session: Session, customer_id: int, *, channel: str) -> int | None:
+    """The follow-up of the newest message the customer was sent on this channel."""
+    return MessageRepository(session).latest_followup_on(customer_id, channel)
+
+
+def volume_by_provider(session: Session, *, since: dt.datetime) -> dict[tuple[str, str], dict[str, int]]:
+    """(channel, provider) → outcome → tries since `since`: what each provider did today."""
+    out: dict[tuple[str, str], dict[str, int]] = {}
+    for channel, provider, outcome, count in MessageRepository(session).tries_since(since):
+        out.setdefault((channel, provider), {})[outcome] = count
+    return out
+
+
+def funnel_rows(
+    session: Session, *, since: dt.datetime | None, until: dt.datetime | None
+) -> list[tuple[int | None, str, int, int, int, int, int]]:
+    """Per (strategy id, channel), the invitations and reminders queued in [since, until) and how
+    many of them the provider accepted, were delivered, opened or clicked, and answered."""
+    return MessageRepository(session).funnel_rows(since=since, until=until)

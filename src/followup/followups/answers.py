@@ -1,9 +1,16 @@
 """Answers: the customer's rating closes the follow-up, grants its reward and opens any case;
-the optional questions after it may open a case of their own."""
+the optional questions after it may open a case of their own.
+
+Every way an answer comes in (the survey page's link, an SMS reply, an agent on a call) records
+it through `record_answer`: the follow-up, who answered and how, the answers. The reward, the
+case and the single use are the same whichever way it came.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,16 +29,49 @@ from followup.surveys import service as surveys
 from followup.surveys.service import InvitationInvalid
 
 
+class AnswerSource(StrEnum):
+    """Who answered, and how."""
+
+    PAGE = "page"  # the customer, on the survey page of their link
+    SMS_REPLY = "sms_reply"  # the customer, replying to an SMS invitation with a score
+    AGENT = "agent"  # an agent, who asked the customer on a call
+
+
+@dataclass(frozen=True)
+class Answerer:
+    source: AnswerSource
+    channel: str | None = None  # the channel the answer came back through, when it matters
+
+
 def record_rating(
     session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
 ) -> AnswerOutcome:
-    """The one-click answer, with its reward and any detractor case, in the caller's transaction."""
+    """The one-click answer on the survey page, through its link's token."""
     opened = surveys.open_invitation(session, token, now=now)
+    return record_answer(
+        session, opened.invitation.followup_id, answers, by=Answerer(AnswerSource.PAGE), now=now, opened=opened
+    )
+
+
+def record_answer(
+    session: Session,
+    followup_id: int,
+    answers: dict[str, Any],
+    *,
+    by: Answerer,
+    now: dt.datetime,
+    opened: surveys.OpenInvitation | None = None,
+) -> AnswerOutcome:
+    """The rating of a follow-up, with its reward and any detractor case, in the caller's
+    transaction; the follow-up's open invitation is found unless the caller opened it (a link).
+    InvitationInvalid when the follow-up is answered, closed or expired."""
+    if opened is None:
+        opened = surveys.open_followup_invitation(session, followup_id, now=now, channel=by.channel)
     repo = FollowupRepository(session)
     followup = repo.get(opened.invitation.followup_id, lock=True)
     if followup is None or followup.status not in OPEN_STATUSES:
         raise InvitationInvalid("This link is not valid any more.")
-    response = surveys.record_rating(session, opened, answers=answers, now=now)
+    response = surveys.record_rating(session, opened, answers=answers, source=by.source, now=now)
     followup.status = FollowupStatus.RESPONDED
     followup.responded_at = now
     followup.closed_at = now

@@ -27,6 +27,7 @@ class Step(StrEnum):
     INVITE = "invite"
     REMIND = "remind"
     EXPIRE = "expire"
+    CASCADE = "cascade"  # a timed cascade's next step: sent if the one before was not opened / answered
 
 
 class Reason(StrEnum):

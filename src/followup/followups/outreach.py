@@ -11,6 +11,7 @@ from followup.channels.capabilities import OptOut
 from followup.channels.schemas import MessageContent
 from followup.config import Settings
 from followup.customers import service as customers
+from followup.customers.contacts import ContactKind
 from followup.dispatch import service as dispatch
 from followup.followups.content import (
     PersonalTextFailed,
@@ -83,9 +84,11 @@ def queue_message(
         content = _personal(session, followup, plan, content, title=title, now=now)
     if plan.sender_name or plan.reply_to:
         content = content.model_copy(update={"sender_name": plan.sender_name, "reply_to": plan.reply_to})
+    content = content.model_copy(update={"link_expires_at": expires_at})
     dispatch.queue_message(
         session,
         followup_id=followup.id,
+        strategy_id=followup.strategy_id,
         customer_id=followup.customer_id,
         step=step,
         channel=channel,
@@ -119,7 +122,7 @@ def _personal(
         cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "empty"
         log.warning("template_failed", strategy=plan.strategy_key, followup_id=followup.id, error=cause)
         return content
-    return content.model_copy(update={"subject": subject, "body": body})
+    return content.model_copy(update={"subject": subject, "body": body, "short_body": None})
 
 
 def queue_interview_confirmation(
@@ -133,7 +136,7 @@ def queue_interview_confirmation(
     passes the contact policy again at send time (consent; quiet hours hold it until morning).
     """
     customer = customers.get_by_id(session, followup.customer_id)
-    if customer is None or customer.email_sealed is None:
+    if customer is None or not customers.holds_contact(customer, ContactKind.EMAIL):
         return False
     consents = privacy.consents_for(session, [customer.id], purpose=policy.PURPOSE).get(customer.id, {})
     if not consents.get(capabilities.EMAIL):
@@ -145,6 +148,7 @@ def queue_interview_confirmation(
     message = dispatch.queue_message(
         session,
         followup_id=followup.id,
+        strategy_id=followup.strategy_id,
         customer_id=followup.customer_id,
         step=INTERVIEW_STEP,
         channel=capabilities.EMAIL,

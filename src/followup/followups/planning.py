@@ -180,6 +180,7 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
     key = (
         item.strategy_key,
         item.channels,
+        item.waits,
         item.survey_version_id,
         item.reward_points,
         item.remind_after,
@@ -196,6 +197,7 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
         encoded = FollowupPlan(
             strategy_key=item.strategy_key,
             channels=item.channels,
+            waits=item.waits,
             survey_version_id=item.survey_version_id,
             reward_points=item.reward_points,
             remind_after_s=int(item.remind_after.total_seconds()) if item.remind_after else None,

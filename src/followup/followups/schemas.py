@@ -34,6 +34,9 @@ class FollowupPlan(BaseModel):
     strategy_key: str
     channels: tuple[str, ...]
     channel_index: int = 0  # the channel being tried now; a cascade moves it on
+    # A timed cascade: per channel, the condition its step waits for ("opened" | "answered",
+    # seconds after the step before) or None (tried only when the one before is refused).
+    waits: tuple[tuple[str, int] | None, ...] | None = None
     survey_version_id: int
     reward_points: int = 0
     remind_after_s: int | None = None
@@ -81,6 +84,7 @@ class PlanItem(NamedTuple):
     variant: str | None = None
     strategy_version: int | None = None
     auto_channel: bool = False  # the personal channel: planning chooses among `channels` per customer
+    waits: tuple[tuple[str, int] | None, ...] | None = None  # a timed cascade (FollowupPlan.waits)
     time_zone: str | None = None  # the customer's, when the planner read it with the audience
 
     def key(self) -> str:

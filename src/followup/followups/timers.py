@@ -4,6 +4,12 @@ planned ──invite──► invited ──remind──► reminded ──expir
    │                  │  └───────────────┴──answer──► responded   (answers.py)
    └─refused─► suppressed      (a refused or failed invitation cascades to the next channel,
                                 or ends as suppressed / failed with the reason)
+
+A timed cascade (`"channels": [{"channel": "push"}, {"channel": "sms", "if_not_opened_within":
+"PT2H"}, …]`) adds `cascade` steps while the follow-up is invited: each falls due its wait after
+the step before, and sends the next channel only if its condition still holds (nothing of the
+follow-up opened, clicked or answered; or not answered), inside the customer's allowed hours.
+All of it is one follow-up and one unit of the fatigue budget.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from followup.config import Settings
 from followup.customers import service as customers
+from followup.dispatch import service as dispatch
 from followup.dispatch.schemas import MessageUndelivered
 from followup.followups.enums import AWAITING_ANSWER, FollowupStatus, Reason, Step
 from followup.followups.models import Followup
@@ -68,6 +75,8 @@ def run_due_followups(
 def _run_step(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
     if followup.next_step == Step.INVITE:
         _invite(session, followup, now=now, settings=settings, keys=keys)
+    elif followup.next_step == Step.CASCADE:
+        _cascade(session, followup, now=now, settings=settings, keys=keys)
     elif followup.next_step == Step.REMIND:
         _remind(session, followup, now=now, settings=settings, keys=keys)
     else:
@@ -141,8 +150,85 @@ def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings:
         followup.next_step, followup.due_at = Step.REMIND, now + dt.timedelta(seconds=plan.remind_after_s)
     else:
         followup.next_step, followup.due_at = Step.EXPIRE, expire_at
+    _schedule_cascade(followup, plan, since=now)
     FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.INVITED, detail=channel)
     customers.note_followups(session, [(followup.customer_id, now)])
+
+
+def _schedule_cascade(followup: Followup, plan: FollowupPlan, *, since: dt.datetime) -> None:
+    """When the channel after the current one waits for a condition, its step falls due its wait
+    after `since` (before any reminder or expiry set, which it then sets again itself)."""
+    following = plan.channel_index + 1
+    if plan.waits is None or following >= len(plan.channels):
+        return
+    wait = plan.waits[following]
+    if wait is None or followup.invited_at is None:
+        return
+    due = since + dt.timedelta(seconds=wait[1])
+    if due < followup.invited_at + dt.timedelta(seconds=plan.expire_after_s) and (
+        followup.due_at is None or due <= followup.due_at
+    ):
+        followup.next_step, followup.due_at = Step.CASCADE, due
+
+
+def _cascade(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+    """A timed cascade's step: the next channel, if its condition holds."""
+    plan = FollowupPlan.model_validate(followup.plan)
+    following = plan.channel_index + 1
+    if followup.status not in AWAITING_ANSWER or followup.invited_at is None or plan.waits is None:
+        followup.next_step, followup.due_at = None, None
+        return
+    wait = plan.waits[following] if following < len(plan.channels) else None
+    channel = plan.channels[following] if following < len(plan.channels) else None
+    repo = FollowupRepository(session)
+    engaged = dispatch.engaged(session, followup.id, answered_only=wait is not None and wait[0] == "answered")
+    moved = plan.model_copy(update={"channel_index": following})
+    if wait is None or channel is None or engaged:
+        detail = f"{channel} not needed: the customer {'answered' if wait and wait[0] == 'answered' else 'opened'}"
+        repo.record(followup.id, at=now, action="cascade_skipped", detail=detail)
+    else:
+        decision = policy.check_channel(session, followup.customer_id, [channel], now=now, settings=settings)
+        if decision.allowed and decision.deferred and decision.send_at is not None:
+            followup.due_at = decision.send_at  # quiet hours: the step waits for the morning
+            repo.record(followup.id, at=now, action="deferred", reason=decision.deferred, detail=channel)
+            return
+        expire_at = followup.invited_at + dt.timedelta(seconds=plan.expire_after_s)
+        if decision.allowed and queue_message(
+            session,
+            followup,
+            moved,
+            step=Step.INVITE,
+            channel=channel,
+            expires_at=expire_at,
+            now=now,
+            settings=settings,
+            keys=keys,
+        ):
+            followup.channel = channel
+            condition = "opened" if wait[0] == "opened" else "answered"
+            repo.record(
+                followup.id,
+                at=now,
+                action="cascaded",
+                reason=f"not_{condition}",
+                detail=f"not {condition} in time; trying {channel}",
+            )
+        else:
+            repo.record(followup.id, at=now, action="cascade_skipped", reason=decision.reason, detail=channel)
+    followup.plan = moved.model_dump(mode="json", exclude_defaults=True)
+    _after_invite(followup, moved, now=now)
+
+
+def _after_invite(followup: Followup, plan: FollowupPlan, *, now: dt.datetime) -> None:
+    """What falls due next once a cascade step is done: the next step, a reminder, or the expiry."""
+    assert followup.invited_at is not None  # noqa: S101 - a cascade runs only for an invited follow-up
+    expire_at = followup.invited_at + dt.timedelta(seconds=plan.expire_after_s)
+    remind_at = followup.invited_at + dt.timedelta(seconds=plan.remind_after_s) if plan.remind_after_s else None
+    if remind_at is not None and followup.status == FollowupStatus.INVITED and remind_at > now:
+        followup.next_step, followup.due_at = Step.REMIND, remind_at
+    else:
+        followup.next_step, followup.due_at = Step.EXPIRE, expire_at
+    _schedule_cascade(followup, plan, since=now)
 
 
 def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
@@ -168,6 +254,7 @@ def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings:
     ):
         close(session, followup, status=FollowupStatus.FAILED, reason=Reason.UNREACHABLE, now=now)
         return
+    _schedule_cascade(followup, plan, since=followup.invited_at)
     FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.REMINDED, detail=followup.channel)
 
 
@@ -178,6 +265,7 @@ def _expire(session: Session, followup: Followup, *, now: dt.datetime) -> None:
         followup.status = FollowupStatus.EXPIRED
         followup.closed_at = now
         FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.EXPIRED)
+        dispatch.withdraw_from_inbox(session, followup.id)
 
 
 def cascade_undelivered(session: Session, undelivered: MessageUndelivered, *, now: dt.datetime) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field
 from followup.kernel.schemas import Schema
 
 GroupBy = Literal["channel", "event_type", "locale", "variant"]
+FunnelGroupBy = Literal["channel", "strategy"]
 
 
 class MetricsGroup(Schema):
@@ -77,3 +78,20 @@ class Overview(Schema):
     points_granted: int
     open_cases: int
     daily: list[DailyPoint]
+
+
+class FunnelStage(Schema):
+    """How far the messages of one group got: each stage counts the messages that reached it."""
+
+    key: str | None = Field(description="the group's channel or strategy; null for the total")
+    queued: int = Field(description="invitations and reminders queued")
+    accepted: int = Field(description="accepted by the provider")
+    delivered: int = Field(description="delivered, by the provider's receipt (null-receipt channels count none)")
+    opened: int = Field(description="opened (the app's report) or clicked (the survey link followed) or answered")
+    answered: int = Field(description="answered through this message")
+
+
+class Funnel(Schema):
+    group_by: FunnelGroupBy
+    total: FunnelStage
+    groups: list[FunnelStage]

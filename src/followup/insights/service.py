@@ -10,10 +10,14 @@ from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
 from followup.customers import service as customers
+from followup.dispatch import service as dispatch
 from followup.followups import service as followups
 from followup.insights.metrics import csat, nps, nps_difference, rate, two_proportion_test
 from followup.insights.schemas import (
     DailyPoint,
+    Funnel,
+    FunnelGroupBy,
+    FunnelStage,
     GroupBy,
     MetricsGroup,
     MetricsSummary,
@@ -40,6 +44,37 @@ def _group(key: str | None, rows: list[tuple[bool, int | None, int | None]]) -> 
         csat=csat(csat_scores),
         csat_count=len(csat_scores),
     )
+
+
+def funnel(
+    session: Session,
+    *,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    group_by: FunnelGroupBy,
+    strategy_key: str | None = None,
+) -> Funnel:
+    """queued → accepted → delivered → opened or clicked → answered, per channel or strategy, for
+    the invitations and reminders queued in [since, until)."""
+    strategy_id = strategies.access_strategy(session, strategy_key).id if strategy_key else None
+    keys = strategies.keys_by_id(session)
+    sums: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for row_strategy, channel, *counts in dispatch.funnel_rows(session, since=since, until=until):
+        if strategy_id is not None and row_strategy != strategy_id:
+            continue
+        if group_by == "strategy" and row_strategy is None:
+            continue
+        key = channel if group_by == "channel" else keys.get(row_strategy or 0, str(row_strategy))
+        for index, count in enumerate(counts):
+            sums[key][index] += count
+            sums[None][index] += count
+    groups = [_stage(key, sums[key]) for key in sorted(key for key in sums if key)]
+    return Funnel(group_by=group_by, total=_stage(None, sums[None]), groups=groups)
+
+
+def _stage(key: str | None, counts: list[int]) -> FunnelStage:
+    queued, accepted, delivered, opened, answered = counts
+    return FunnelStage(key=key, queued=queued, accepted=accepted, delivered=delivered, opened=opened, answered=answered)
 
 
 def metrics_summary(

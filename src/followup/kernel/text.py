@@ -34,3 +34,10 @@ def text_problem(text: str, *, max_chars: int, multiline: bool = False) -> tuple
     if len(text) > max_chars:
         return "limit_exceeded", f"may hold at most {max_chars} characters; this one has {len(text)}"
     return None
+
+
+def plain_text(text: str) -> str:
+    """What a customer wrote elsewhere (an SMS reply), made safe to keep and show: every control
+    character but the line break becomes a space. Such text is read, never refused: refusing it
+    would lose the customer's words, since the provider only retries the same bytes."""
+    return _CONTROL_BUT_NEWLINE.sub(" ", text.replace("\r\n", "\n"))

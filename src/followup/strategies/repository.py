@@ -12,6 +12,9 @@ class StrategyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def keys_by_id(self) -> dict[int, str]:
+        return {int(row[0]): str(row[1]) for row in self.session.execute(select(Strategy.id, Strategy.key))}
+
     def by_key(self, key: str) -> Strategy | None:
         return self.session.scalars(select(Strategy).where(Strategy.key == key)).one_or_none()
 

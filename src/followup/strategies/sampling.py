@@ -117,6 +117,7 @@ def plan_item(
         event_ref=event_ref,
         send_at=send_at,
         channels=spec.channel_list,
+        waits=spec.channel_waits,
         auto_channel=spec.auto_channel,
         recontact_days=recontact_days,
         survey_version_id=version_id,

@@ -105,6 +105,37 @@ class AutoChannels(Schema):
         return channels
 
 
+class CascadeStep(Schema):
+    """A step of a timed cascade: this channel, only if the step before was not opened (or the
+    follow-up not answered) within the time given, counted from the step before."""
+
+    channel: ChannelName
+    if_not_opened_within: Duration | None = None
+    if_not_answered_within: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> CascadeStep:
+        if self.if_not_opened_within is not None and self.if_not_answered_within is not None:
+            raise ValueError("give one of if_not_opened_within and if_not_answered_within, not both")
+        wait = self.if_not_opened_within or self.if_not_answered_within
+        if wait is not None and not dt.timedelta(minutes=1) <= wait <= dt.timedelta(days=30):
+            raise ValueError("a cascade step waits between one minute and 30 days")
+        return self
+
+    @property
+    def wait(self) -> tuple[str, int] | None:
+        """("opened" | "answered", seconds), or None for a step that follows only on a refusal."""
+        if self.if_not_opened_within is not None:
+            return ("opened", int(self.if_not_opened_within.total_seconds()))
+        if self.if_not_answered_within is not None:
+            return ("answered", int(self.if_not_answered_within.total_seconds()))
+        return None
+
+
+def _name(step: str | CascadeStep) -> str:
+    return step if isinstance(step, str) else step.channel
+
+
 def _channels_form(value: object) -> str:
     if isinstance(value, dict | AutoChannels):
         return "object"
@@ -114,7 +145,7 @@ def _channels_form(value: object) -> str:
 # A list (the cascade), "auto", or {"auto": [...]}: told apart by their form, so an error speaks of
 # the form the client used.
 Channels = Annotated[
-    Annotated[list[ChannelName], Tag("list")]
+    Annotated[list[ChannelName | CascadeStep], Tag("list")]
     | Annotated[Literal["auto"], Tag("auto")]
     | Annotated[AutoChannels, Tag("object")],
     Discriminator(_channels_form),
@@ -253,12 +284,18 @@ class StrategyCreate(Schema):
 
     @field_validator("channels")
     @classmethod
-    def _unique_channels(cls, channels: list[str] | str | AutoChannels) -> list[str] | str | AutoChannels:
+    def _unique_channels(
+        cls, channels: list[str | CascadeStep] | str | AutoChannels
+    ) -> list[str | CascadeStep] | str | AutoChannels:
         if isinstance(channels, list):
             if not 1 <= len(channels) <= MAX_CHANNELS:
                 raise ValueError(f"list between 1 and {MAX_CHANNELS} channels")
-            if len(set(channels)) != len(channels):
+            names = [_name(step) for step in channels]
+            if len(set(names)) != len(names):
                 raise ValueError("each channel may appear once; the order is the order of preference")
+            first = channels[0]
+            if isinstance(first, CascadeStep) and first.wait is not None:
+                raise ValueError("the first channel is tried at once: only the later steps wait for a condition")
         return channels
 
     @property
@@ -268,7 +305,16 @@ class StrategyCreate(Schema):
             return tuple(self.channels.auto)
         if self.channels == "auto":
             return AUTO_CHANNELS
-        return tuple(self.channels)
+        return tuple(_name(step) for step in self.channels)
+
+    @property
+    def channel_waits(self) -> tuple[tuple[str, int] | None, ...] | None:
+        """For a timed cascade, each step's condition ("opened" | "answered", seconds) or None;
+        None when no step waits for one."""
+        if not isinstance(self.channels, list):
+            return None
+        waits = tuple(step.wait if isinstance(step, CascadeStep) else None for step in self.channels)
+        return waits if any(wait is not None for wait in waits) else None
 
     @property
     def auto_channel(self) -> bool:

@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from followup.channels import capabilities
+from followup.channels.sms.text import check_segments
 from followup.config import InputLimits
 from followup.customers import service as customers
 from followup.customers.schemas import STATS_FIELDS
@@ -43,6 +45,9 @@ log = get_logger(__name__)
 
 __all__ = ["EventFact", "EventHistory", "plan_followups_for_events"]
 
+# What an SMS adds to a strategy's words: the short link and the opt-out line.
+_SMS_ROOM = "http://wallet.example/r/0123456789abcdef\n回T退订"
+
 
 class StrategyNotFound(NotFound):
     code = "strategy_not_found"
@@ -50,6 +55,24 @@ class StrategyNotFound(NotFound):
 
 class StrategyExists(Conflict):
     code = "strategy_exists"
+
+
+def _check_sms_length(data: StrategyCreate) -> None:
+    """A strategy sending SMS may not have words longer than an SMS can carry (its template, before
+    the values fill it in, must already fit; the link and the opt-out line need room too)."""
+    worded = [("message", data.message)] + [
+        (f"variants.{index}.message", variant.message) for index, variant in enumerate(data.variants or [])
+    ]
+    for where, message in worded:
+        for locale, template in (message or {}).items():
+            try:
+                check_segments(template.body + "\n" + _SMS_ROOM)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"{where}.{locale}.body: too long for an SMS. {exc}",
+                    code="limit_exceeded",
+                    field=f"{where}.{locale}.body",
+                ) from exc
 
 
 def check_strategy_limits(data: StrategyCreate, *, limits: InputLimits) -> None:
@@ -141,6 +164,8 @@ def _check_references(
             code="channel_not_available",
             field="channels",
         )
+    if capabilities.SMS in data.channel_list:
+        _check_sms_length(data)
     survey = surveys.get_survey(session, data.survey)
     if survey is None:
         raise InvalidInput(
@@ -295,6 +320,11 @@ def replace_strategy(
 def list_versions(session: Session, strategy: Strategy) -> list[StrategyVersion]:
     """Every version the strategy has had, newest first."""
     return StrategyRepository(session).versions(strategy.id)
+
+
+def keys_by_id(session: Session) -> dict[int, str]:
+    """Every strategy's key by its id."""
+    return StrategyRepository(session).keys_by_id()
 
 
 def access_strategy(session: Session, key: str) -> Strategy:

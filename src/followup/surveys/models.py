@@ -42,6 +42,7 @@ class Invitation(Base):
     """
 
     __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_customer_channel", "customer_id", "channel"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -68,6 +69,8 @@ class Response(Base):
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     survey_version_id: Mapped[int] = mapped_column(BigId, ForeignKey("survey_versions.id"))
     channel: Mapped[str] = mapped_column(String(16))
+    # Who answered, and how: the customer on the survey page, the customer by SMS reply, an agent.
+    source: Mapped[str] = mapped_column(String(16), default="page", server_default="page")
     ratings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     texts_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     nps: Mapped[int | None] = mapped_column(SmallInteger)

@@ -42,6 +42,26 @@ class SurveyRepository:
     def invitation_by_hash(self, token_hash: str) -> Invitation | None:
         return self.session.scalars(select(Invitation).where(Invitation.token_hash == token_hash)).one_or_none()
 
+    def newest_open_invitation(
+        self,
+        *,
+        now: dt.datetime,
+        followup_id: int | None = None,
+        customer_id: int | None = None,
+        channel: str | None = None,
+    ) -> Invitation | None:
+        """The newest invitation not yet rated nor expired, of a follow-up or of a customer."""
+        query = select(Invitation).where(
+            Invitation.used_at.is_(None), Invitation.completed_at.is_(None), Invitation.expires_at > now
+        )
+        if followup_id is not None:
+            query = query.where(Invitation.followup_id == followup_id)
+        if customer_id is not None:
+            query = query.where(Invitation.customer_id == customer_id)
+        if channel is not None:
+            query = query.where(Invitation.channel == channel)
+        return self.session.scalars(query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(1)).first()
+
     def mark_used(self, invitation: Invitation, now: dt.datetime) -> bool:
         """The single-use guard: exactly one caller sees True, however many race for it."""
         result = self.session.execute(

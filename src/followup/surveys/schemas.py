@@ -179,6 +179,7 @@ class ResponseOut(Schema):
     survey: str
     survey_version: int
     channel: str
+    source: str = Field(description="how the rating was given: page (the link), sms_reply, agent")
     answers: dict[str, Any]
     nps: int | None
     csat: int | None

@@ -253,9 +253,13 @@ def open_invitation(session: Session, token: str, *, now: dt.datetime) -> OpenIn
     """The invitation behind a token and what the page should ask, or InvitationInvalid."""
     repo = SurveyRepository(session)
     invitation = repo.invitation_by_hash(hash_token(token)) if 16 <= len(token) <= 128 else None
+    return _opened(session, invitation, now=now)
+
+
+def _opened(session: Session, invitation: Invitation | None, *, now: dt.datetime) -> OpenInvitation:
     if invitation is None or invitation.expires_at <= now or invitation.completed_at is not None:
         raise InvitationInvalid("This link is not valid any more.")
-    version = repo.version(invitation.survey_version_id)
+    version = SurveyRepository(session).version(invitation.survey_version_id)
     if version is None:
         raise InvitationInvalid("This link is not valid any more.")
     return OpenInvitation(
@@ -267,8 +271,41 @@ def open_invitation(session: Session, token: str, *, now: dt.datetime) -> OpenIn
     )
 
 
-def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str, Any], now: dt.datetime) -> Response:
-    """Record the one-click rating. Exactly one of any number of concurrent callers succeeds."""
+def open_followup_invitation(
+    session: Session, followup_id: int, *, now: dt.datetime, channel: str | None = None
+) -> OpenInvitation:
+    """The follow-up's newest invitation still open (on `channel`, when given): how an answer
+    given without its link (an SMS reply, an agent on a call) finds what it answers.
+    InvitationInvalid when there is none."""
+    invitation = SurveyRepository(session).newest_open_invitation(followup_id=followup_id, channel=channel, now=now)
+    return _opened(session, invitation, now=now)
+
+
+def rating_question_id(opened: OpenInvitation) -> str:
+    """The id of the question a one-click rating (or a score sent by SMS) answers."""
+    return str(first_rating_question(opened.questions).id)
+
+
+def awaiting_rating(session: Session, customer_id: int, *, channel: str, now: dt.datetime) -> Invitation | None:
+    """The customer's newest invitation on this channel still waiting for its rating: the one a
+    bare score sent back by SMS answers."""
+    return SurveyRepository(session).newest_open_invitation(customer_id=customer_id, channel=channel, now=now)
+
+
+def reissue_link(session: Session, invitation: Invitation) -> str:
+    """A new token for an invitation (the old one stops working): the link to the optional
+    questions sent after a rating given by SMS, whose first link is never shown again."""
+    token = new_token()
+    invitation.token_hash = hash_token(token)
+    session.flush()
+    return token
+
+
+def record_rating(
+    session: Session, opened: OpenInvitation, *, answers: dict[str, Any], source: str, now: dt.datetime
+) -> Response:
+    """Record the rating (`source`: how it was given). Exactly one of any number of concurrent
+    callers succeeds, however each came."""
     rating_question = first_rating_question(opened.questions)
     try:
         clean = check_answers(opened.questions, answers, only={rating_question.id})
@@ -283,6 +320,7 @@ def record_rating(session: Session, opened: OpenInvitation, *, answers: dict[str
         customer_id=opened.invitation.customer_id,
         survey_version_id=opened.version.id,
         channel=opened.invitation.channel,
+        source=source,
         ratings={},
         created_at=now,
     )
@@ -415,6 +453,7 @@ def describe_responses(session: Session, rows: list[Response], *, keys: KeyProvi
                 survey=survey.key if survey else "",
                 survey_version=version.version,
                 channel=row.channel,
+                source=row.source,
                 answers={**(row.ratings or {}), **read_texts(session, row, keys=keys)},
                 nps=row.nps,
                 csat=row.csat,

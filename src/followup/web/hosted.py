@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from followup.channels import service as inbox
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups import service as followups
@@ -315,6 +316,16 @@ def show_survey(
     # Only ASCII 0-9 selects a score: "²" passes str.isdigit() but int() cannot read it.
     selected = int(score) if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()) else None
     return _rating_page(request, opened, token, locale=locale, selected=selected)
+
+
+@router.api_route("/r/{code}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def follow_short_link(code: str, request: Request, session: ReadSession, keys: Keys, now: Now) -> Response:
+    """An SMS's short link: a redirect to the survey link it stands for, while its invitation may
+    be answered; the same 404 page as an unknown link otherwise."""
+    target = inbox.resolve_short_link(session, code, keys=keys, now=now) if len(code) <= 64 else None
+    if target is None:
+        return invalid_link_page(request)
+    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/s/{token}", response_class=HTMLResponse)

@@ -19,6 +19,8 @@ from fastapi.staticfiles import StaticFiles
 
 from followup.cases import service as cases
 from followup.channels.schemas import MessageContent
+from followup.channels.sms.channel import sms_body
+from followup.channels.sms.text import compose
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.events import service as events
@@ -31,7 +33,7 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import auth, interviews, segments, strategies
+from followup.web.console import auth, channels, interviews, segments, strategies
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
 from followup.web.console.pages import (
     HERE,
@@ -182,6 +184,17 @@ def outbox(request: Request, signed_in: ConsoleStaff, session: ReadSession, keys
     )
 
 
+def sms_preview(content: MessageContent, *, sign: str | None, public_url: str) -> str:
+    """The SMS as the phone showed it, its short link's code hidden (the customer's locale stands
+    for their number's country: the opt-out line follows it)."""
+    link = f"{public_url}/r/{HIDDEN_LINK}" if content.link else None
+    number = "+86" if content.locale == "zh-CN" else "+1"
+    if content.transactional:
+        text = f"【{sign}】{content.body}" if sign and number == "+86" else content.body
+        return f"{text}\n{link}" if link else text
+    return compose(sms_body(content), link=link, locale=content.locale, to=number, sign=sign)
+
+
 def _hidden(url: str) -> str:
     """The link without its token: where it led (`https://host/s/…`), not what it would do."""
     parts = urlsplit(url)
@@ -225,6 +238,7 @@ def show_message(
             "nav": "outbox",
             "message": message.model_copy(update={"content": content}),
             "sender": settings.smtp_from,
+            "sms_text": sms_preview(content, sign=settings.sms_sign, public_url=settings.public_url) if content else "",
         },
     )
 
@@ -373,6 +387,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(strategies.router)
     app.include_router(segments.router)
     app.include_router(interviews.router)
+    app.include_router(channels.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)

@@ -1,0 +1,81 @@
+"""Standard Webhooks (https://www.standardwebhooks.com/): how our gateways sign what they post.
+
+A webhook carries three headers: `webhook-id` (the same on every retry of one message),
+`webhook-timestamp` (Unix seconds) and `webhook-signature`, a space-separated list of
+`v1,<base64 HMAC-SHA256>` computed over `{id}.{timestamp}.{body}` with the key that follows
+`whsec_` in the shared secret (base64). A list lets the sender sign with an old and a new secret
+while it is rotated.
+
+What must stay true: signatures are compared in constant time; a timestamp more than `tolerance`
+seconds away from now is refused, so a captured request cannot be replayed later; and no error
+message quotes a secret, a signature or the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from followup.channels.providers import WebhookSignatureError
+
+WHSEC_PREFIX = "whsec_"
+DEFAULT_TOLERANCE = 300  # seconds either side of now, the specification's five minutes
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_…` secret (a secret without the prefix is read as plain base64)."""
+    encoded = secret.removeprefix(WHSEC_PREFIX)
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        # The secret is not quoted: it would end up in a log.
+        raise ValueError("the webhook secret is not base64 after whsec_") from exc
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` value (one signature) for this id, timestamp and body."""
+    return f"v1,{_digest(secret_key(secret), msg_id, timestamp, body)}"
+
+
+def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    content = f"{msg_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode("ascii")
+
+
+def verify(
+    secret: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: dt.datetime,
+    tolerance: int = DEFAULT_TOLERANCE,
+) -> str:
+    """Check a webhook's signature; returns its `webhook-id`.
+
+    `headers` has lower-case names. Raises WebhookSignatureError when a header is missing, the
+    timestamp is not an integer or lies more than `tolerance` seconds from `now`, or no `v1`
+    signature of the list matches.
+    """
+    msg_id = headers.get("webhook-id")
+    timestamp_text = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not msg_id or not timestamp_text or not signatures:
+        raise WebhookSignatureError("webhook-id, webhook-timestamp and webhook-signature are all required")
+    try:
+        timestamp = int(timestamp_text.strip())
+    except ValueError:
+        raise WebhookSignatureError("webhook-timestamp is not a number of seconds") from None
+    if now.tzinfo is None:
+        raise ValueError("verify needs a timezone-aware now")
+    if abs(now.timestamp() - timestamp) > tolerance:
+        raise WebhookSignatureError(f"webhook-timestamp is more than {tolerance} seconds away from now")
+    expected = _digest(secret_key(secret), msg_id, timestamp, body).encode("ascii")
+    for candidate in signatures.split(" "):
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value.encode("ascii", "replace"), expected):
+            return msg_id
+    raise WebhookSignatureError("no webhook-signature matches the body")
