@@ -31,7 +31,7 @@ from followup.staff import service as staff
 from tests.conftest import MASTER_KEY, wipe
 
 FOLLOWUP = Path(sys.prefix) / "bin" / "followup"
-SEED, CUSTOMERS, DAYS = 6, 150, 6
+SEED, CUSTOMERS, DAYS = 16, 150, 6
 
 
 def _settings(settings: Settings) -> Settings:
@@ -89,9 +89,17 @@ def test_the_same_seed_gives_the_same_month_and_the_engine_did_its_whole_loop(
     assert summary.cases[("normal", "detractor")] > 0
     assert summary.refusals_by_reason["open_security_case"] >= 1
     assert run.answers.security_comments >= 1
-    # Every message went out on one of the two demo channels; none was lost or left unknown.
-    assert {channel for channel, _, _ in summary.messages} <= {"email", "inapp"}
+    # Every message went out on one of the demo's channels; none was lost or left unknown.
+    channels = {channel for channel, _, _ in summary.messages}
+    assert channels == {"email", "inapp", "sms", "push"}
     assert {status for _, _, status in summary.messages} <= {"sent", "failed", "queued", "suppressed"}
+    # Customers answered by SMS reply; carriers' receipts came back, some for numbers out of service
+    assert run.answers.sms_replies > 0
+    assert ("sms", "reply", "sent") in summary.messages  # the thank-yous
+    funnel = {stage.key: stage for stage in summary.funnel}
+    assert 0 < funnel["sms"].delivered <= funnel["sms"].accepted <= funnel["sms"].queued
+    assert funnel["push"].opened > 0
+    assert summary.cascaded_by_reason["not_opened"] > 0
 
 
 def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) -> None:
@@ -195,7 +203,7 @@ def test_the_command_plays_a_small_month_and_stops_with_no_serve(tmp_path: Path)
     # Moves to the next channel are broken down by reason, each reason on its own row
     assert "moved on to the next channel, because of" in output
     for words in CASCADE_REASONS.values():
-        assert re.search(rf"{words} +[0-9,]+", output), words
+        assert re.search(rf"{re.escape(words)} +[0-9,]+", output), words
     # Which strategies reward, and with what
     assert re.search(r"after-large-transfer: points per answer +20", output)
     assert re.search(r"after-failed-payment: points per answer +no reward", output)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from followup.models import Case, Event, Followup, FollowupHistory, Message, RewardEntry
+from followup.models import Case, ContactPoint, Event, Followup, FollowupHistory, Message, RewardEntry
 
 
 class DemoCounts:
@@ -52,10 +52,12 @@ class DemoCounts:
         )
 
     def messages(self) -> dict[tuple[str, str, str], int]:
+        """The follow-ups' messages (not the replies outside any follow-up, such as an opt-out's
+        confirmation) by channel, step and status."""
         rows = self.session.execute(
-            select(Message.channel, Message.step, Message.status, func.count()).group_by(
-                Message.channel, Message.step, Message.status
-            )
+            select(Message.channel, Message.step, Message.status, func.count())
+            .where(Message.followup_id.is_not(None))
+            .group_by(Message.channel, Message.step, Message.status)
         )
         return {(channel, step, status): count for channel, step, status, count in rows}
 
@@ -68,3 +70,12 @@ class DemoCounts:
     def cases(self) -> dict[tuple[str, str], int]:
         rows = self.session.execute(select(Case.priority, Case.kind, func.count()).group_by(Case.priority, Case.kind))
         return {(priority, kind): count for priority, kind, count in rows}
+
+    def dead_contacts(self) -> dict[tuple[str, str], int]:
+        """Contact points a provider said were dead, by kind and status."""
+        rows = self.session.execute(
+            select(ContactPoint.kind, ContactPoint.status, func.count())
+            .where(ContactPoint.status != "valid")
+            .group_by(ContactPoint.kind, ContactPoint.status)
+        )
+        return {(str(kind), str(status)): int(count) for kind, status, count in rows}

@@ -15,14 +15,23 @@ from zoneinfo import ZoneInfo
 
 from pydantic import SecretStr
 
-from followup.channels.base import Delivery, PermanentChannelError, Receipt
+from followup.channels import capabilities
+from followup.channels.base import Delivery, Handoff, PermanentChannelError, Receipt
 from followup.channels.capabilities import BUILT_IN, EMAIL, INAPP
+from followup.channels.health import ProviderHealth
 from followup.channels.inapp import InAppChannel
+from followup.channels.providers import AddressGoneError, InboundSms, Outgoing
+from followup.channels.push.channel import PushChannel
+from followup.channels.rate_limit import DatabaseRateLimiter
+from followup.channels.sms.channel import SmsChannel
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerUpsert
-from followup.demo.world import LARGE_TRANSFER, SimCustomer, World
+from followup.demo.world import LARGE_TRANSFER, SimCustomer, World, is_dead_number
+from followup.dispatch import receipts
+from followup.dispatch import service as dispatch
 from followup.events import service as events
+from followup.followups import inbound
 from followup.followups import service as followups
 from followup.kernel.actors import SYSTEM
 from followup.kernel.time import ManualClock
@@ -129,7 +138,7 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "audience": {"not": {"field": "customer.attributes.tier", "op": "eq", "value": "staff"}},
         "holdout_percent": 10,
         "delay": "PT1H",
-        "channels": ["email", "inapp"],
+        "channels": ["sms", "email", "inapp"],
         "survey": "payment-csat",
         "remind_after": "P1D",
         "expire_after": "P3D",
@@ -142,7 +151,8 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "trigger": {"event_types": ["feature.first_used"]},
         "sample_rate": 0.6,
         "delay": "PT2H",
-        "channels": ["inapp"],
+        # A push first; the inbox item if the push was not opened in three hours.
+        "channels": [{"channel": "push"}, {"channel": "inapp", "if_not_opened_within": "PT3H"}],
         "survey": "feature-nps",
         "expire_after": "P5D",
         "recontact_days": 30,
@@ -159,7 +169,13 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
             ]
         },
         "delay": "PT30M",
-        "channels": ["email", "inapp"],
+        # A timed cascade: push first; SMS if the push was not opened in two hours; email if the
+        # follow-up was not answered within a day of that.
+        "channels": [
+            {"channel": "push"},
+            {"channel": "sms", "if_not_opened_within": "PT2H"},
+            {"channel": "email", "if_not_answered_within": "P1D"},
+        ],
         "survey": "transfer-nps",
         "reward": {"points": 20},
         "remind_after": "P2D",
@@ -177,7 +193,7 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         },
         "sample_rate": 0.5,
         "delay": "PT1H",
-        "channels": ["inapp", "email"],
+        "channels": ["sms", "inapp", "email"],
         "survey": "feature-nps",
         "expire_after": "P5D",
         "recontact_days": 14,
@@ -227,10 +243,21 @@ RESPONSE_RATE = {
     ("email", "en"): 0.30,
     ("inapp", "zh-CN"): 0.42,
     ("inapp", "en"): 0.33,
+    ("sms", "zh-CN"): 0.30,
+    ("sms", "en"): 0.24,
+    ("push", "zh-CN"): 0.26,
+    ("push", "en"): 0.22,
 }
+# Of those who answer an SMS, the share who reply with their score instead of tapping the link.
+SMS_REPLY_SHARE = 0.65
+# Of those who get an SMS, the share who reply STOP (or 退订) instead.
+SMS_STOP_SHARE = 0.012
+# Of those who get a push, the share who open it (the app reports the opening).
+PUSH_OPEN_SHARE = 0.45
+SMS_PROVIDER = "demo-sms"
 REMINDER_FACTOR = 0.55
 # Median hours between a message and the answer.
-ANSWER_DELAY_HOURS = {"email": 5.0, "inapp": 1.5}
+ANSWER_DELAY_HOURS = {"email": 5.0, "inapp": 1.5, "sms": 0.6, "push": 0.8}
 
 COMMENTS: dict[str, dict[str, tuple[str, ...]]] = {
     "zh-CN": {
@@ -303,6 +330,7 @@ class Sent:
     delivery: Delivery
     channel: str
     at: dt.datetime
+    provider_ref: str | None = None
 
 
 class DemoMailbox:
@@ -347,6 +375,74 @@ class WatchedInbox:
         return receipt
 
 
+class DemoSmsGateway:
+    """The demo's SMS gateway, in-process: takes every message (as a carrier's gateway does, even
+    for a number out of service: the receipt says so later)."""
+
+    name = SMS_PROVIDER
+    kind = "generic"
+    rate_per_second: float | None = None
+    idempotent = True
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def send(self, outgoing: Outgoing) -> str:
+        self._next += 1
+        return f"demo-sms-{self._next}"
+
+    def close(self) -> None:
+        pass
+
+
+class DemoPushService:
+    """The demo's push service, in-process, for one platform: a stale token (the app was removed)
+    is refused as unregistered, as FCM and APNs do."""
+
+    kind = "push"
+    rate_per_second: float | None = None
+    idempotent = False
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._next = 0
+
+    def send(self, outgoing: Outgoing) -> str:
+        if outgoing.to.startswith(("stale-", "dead")):
+            raise AddressGoneError(
+                "the platform no longer knows this device", code="UNREGISTERED", status="unregistered"
+            )
+        self._next += 1
+        return f"{self.name}-{self._next}"
+
+    def close(self) -> None:
+        pass
+
+
+class _Watched:
+    """What a demo channel shares: every message it sends is seen by the simulated customers."""
+
+    _sent: list[Sent]
+    _lock: threading.Lock
+    _demo_clock: ManualClock
+    name: str
+
+    def _seen(self, delivery: Delivery, receipt: Receipt) -> Receipt:
+        with self._lock:
+            self._sent.append(Sent(delivery, self.name, self._demo_clock.now(), receipt.provider_ref))
+        return receipt
+
+
+class DemoSmsChannel(_Watched, SmsChannel):
+    def send(self, delivery: Delivery, *, handoff: Handoff) -> Receipt:
+        return self._seen(delivery, super().send(delivery, handoff=handoff))
+
+
+class DemoPushChannel(_Watched, PushChannel):
+    def send(self, delivery: Delivery, *, handoff: Handoff) -> Receipt:
+        return self._seen(delivery, super().send(delivery, handoff=handoff))
+
+
 @dataclass
 class AnswerStats:
     ratings: int = 0
@@ -358,6 +454,10 @@ class AnswerStats:
     # customer had already answered it through another of its messages.
     late_after_expiry: int = 0
     late_already_answered: int = 0
+    # By SMS: ratings given as a reply, opt-outs (STOP, 退订), and receipts of numbers out of service.
+    sms_replies: int = 0
+    sms_opt_outs: int = 0
+    push_opened: int = 0
 
     @property
     def too_late(self) -> int:
@@ -388,7 +488,29 @@ class Simulation:
             "inapp": WatchedInbox(
                 InAppChannel(runtime.session, keys=runtime.keys, clock=clock), clock, self._sent, self._lock
             ),
+            "sms": self._watched(
+                DemoSmsChannel(
+                    [DemoSmsGateway()],
+                    health=self._health("sms"),
+                    limiter=DatabaseRateLimiter(runtime.session),
+                    clock=clock,
+                    keys=runtime.keys,
+                    session=runtime.session,
+                    public_url=runtime.settings.public_url,
+                    sign="钱包",
+                )
+            ),
+            "push": self._watched(
+                DemoPushChannel(
+                    {"android": DemoPushService("fcm"), "ios": DemoPushService("apns")},
+                    health=self._health("push"),
+                    limiter=DatabaseRateLimiter(runtime.session),
+                    clock=clock,
+                )
+            ),
         }
+        for name, channel in runtime.channels.items():
+            capabilities.install(name, channel.capabilities)
         self.worker = Worker(runtime, batch_size=500)
         self.customer_of: dict[int, SimCustomer] = {}
         self.zones: dict[str, ZoneInfo] = {}
@@ -397,6 +519,20 @@ class Simulation:
         self._answered: set[str] = set()  # follow-ups rated, so a later rating of one is told apart
         self._order = 0
         self._next_event = 0
+
+    def _health(self, channel: str) -> ProviderHealth:
+        settings = self.runtime.settings
+        return ProviderHealth(
+            channel,
+            self.runtime.session,
+            clock=self.clock,
+            threshold=settings.provider_failure_threshold,
+            cooldown=dt.timedelta(seconds=settings.provider_cooldown_seconds),
+        )
+
+    def _watched(self, channel: Any) -> Any:
+        channel._sent, channel._lock, channel._demo_clock = self._sent, self._lock, self.clock
+        return channel
 
     def set_up(self) -> None:
         """Surveys, the strategies and the customers, as the wallet's team would create them."""
@@ -428,6 +564,11 @@ class Simulation:
                 )
                 self.customer_of[row.id] = person
                 self.zones.setdefault(person.time_zone, ZoneInfo(person.time_zone))
+                if person.device is not None:
+                    platform, token = person.device
+                    customers.register_device(
+                        session, row, "app-1", platform=platform, token=token, keys=runtime.keys, now=now
+                    )
 
     def run(self, *, on_day: Callable[[int], None] | None = None) -> None:
         world = self.world
@@ -464,9 +605,26 @@ class Simulation:
         person = self.customer_of.get(delivery.customer_id)
         if person is None:
             return
+        if delivery.content.transactional:
+            return  # a reply the customer asked for (a confirmation, a thank-you): nothing to answer
         step = "remind" if "-remind-" in delivery.idempotency_key else "invite"
         seed = f"{self.world.seed}|{person.customer_id}|{step}|{sent.channel}|{sent.at.isoformat()}"
         rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+        if sent.channel == "sms" and delivery.address and sent.provider_ref:
+            # The carrier's receipt comes back within a minute: delivered, or the number is out of service.
+            dead = is_dead_number(delivery.address)
+            receipt = {"status": "failed" if dead else "delivered", "error": "invalid_number" if dead else None}
+            self._push(sent.at + dt.timedelta(seconds=rng.randint(3, 50)), "receipt", sent.provider_ref, "", receipt)
+            if dead:
+                return
+            if rng.random() < SMS_STOP_SHARE:
+                stop = "退订" if person.locale == "zh-CN" else rng.choice(["STOP", "stop", "ＳＴＯＰ"])
+                at = self._awake(sent.at + dt.timedelta(minutes=rng.randint(1, 90)), person, rng)
+                self._push(at, "sms", delivery.address, "", {"text": stop})
+                return
+        if sent.channel == "push" and rng.random() < PUSH_OPEN_SHARE:
+            at = sent.at + dt.timedelta(minutes=rng.lognormvariate(math.log(40), 1.0))
+            self._push(at, "opened", str(delivery.message_id), "", {})
         chance = RESPONSE_RATE[(sent.channel, person.locale)] * (REMINDER_FACTOR if step == "remind" else 1.0)
         chance *= 0.7 + 0.6 * person.mood
         if rng.random() >= chance:
@@ -482,6 +640,14 @@ class Simulation:
         disputes = sum(1 for m in mishaps if m.kind == "dispute")
         takeover = any(m.kind == "takeover" for m in mishaps)
         score = _score(rng, scale, mood=person.mood, failed=failed, disputes=disputes, takeover=takeover)
+        if sent.channel == "sms" and delivery.address and rng.random() < SMS_REPLY_SHARE:
+            # A score sent back by SMS: "9", "9分", "10 thanks"; the engine thanks them with the link.
+            words = rng.choice(["{}", "{}分", "{} 谢谢"] if person.locale == "zh-CN" else ["{}", "{} thanks"])
+            text, security = words.format(score), takeover or rng.random() < 0.015
+            if security:  # the words after the score are kept as a comment, and checked for security
+                text = f"{score} {rng.choice(COMMENTS[person.locale]['security'])}"
+            self._push(at, "sms", delivery.address, followup, {"text": text, "security": security})
+            return
         self._push(at, "rating", token, followup, {scale: score})
         roll = rng.random()
         if roll < 0.55:
@@ -513,6 +679,9 @@ class Simulation:
             pending = heapq.heappop(self._pending)
             self.clock.set(max(self.clock.now(), pending.at))
             now = self.clock.now()
+            if pending.step in ("receipt", "sms", "opened"):
+                self._report(pending, now)
+                continue
             try:
                 with runtime.session() as session:
                     if pending.step == "rating":
@@ -538,6 +707,53 @@ class Simulation:
                     stats.comments += 1
                     if any(comment in COMMENTS[locale]["security"] for locale in COMMENTS):
                         stats.security_comments += 1
+
+    def _report(self, pending: _Pending, now: dt.datetime) -> None:
+        """What comes back other than a page's answer: a carrier's receipt, an SMS the customer
+        sent (a score, STOP), the app's report of a push opened — through the services the
+        webhooks and the API call."""
+        runtime, stats = self.runtime, self.answers
+        with runtime.session() as session:
+            if pending.step == "receipt":
+                receipts.apply_receipt(
+                    session,
+                    provider=SMS_PROVIDER,
+                    provider_id=pending.token,
+                    status=pending.answers["status"],
+                    error=pending.answers["error"],
+                    at=now,
+                    reference=None,
+                    now=now,
+                )
+            elif pending.step == "opened":
+                dispatch.mark_opened(session, int(pending.token), now=now)
+                stats.push_opened += 1
+            else:
+                self._order += 1
+                message = InboundSms(
+                    provider_id=f"demo-in-{self._order}",
+                    sender=pending.token,
+                    to="1069",
+                    text=pending.answers["text"],
+                    at=now,
+                )
+                outcome = inbound.receive_sms(
+                    session, SMS_PROVIDER, message, settings=runtime.settings, keys=runtime.keys, now=now
+                )
+                if outcome.kind == "stop":
+                    stats.sms_opt_outs += 1
+                elif outcome.kind == "score":
+                    self._answered.add(pending.followup)
+                    stats.ratings += 1
+                    stats.sms_replies += 1
+                    if pending.answers.get("security"):
+                        stats.comments += 1
+                        stats.security_comments += 1
+                elif pending.followup:  # a score for an invitation no longer open: kept as a comment
+                    if pending.followup in self._answered:
+                        stats.late_already_answered += 1
+                    else:
+                        stats.late_after_expiry += 1
 
 
 def _is_low(scale: str, score: int) -> bool:

@@ -11,7 +11,7 @@ from rich.table import Table
 from followup.demo.repository import DemoCounts
 from followup.demo.simulate import AnswerStats
 from followup.insights import service as insights
-from followup.insights.schemas import MetricsGroup
+from followup.insights.schemas import FunnelStage, MetricsGroup
 from followup.runtime import Runtime
 from followup.strategies import service as strategies
 
@@ -20,8 +20,11 @@ PRIORITY_ORDER = ("security", "high", "normal")
 # Why a follow-up left a channel for the strategy's next one, in words; always listed, even at 0.
 CASCADE_REASONS = {
     "no_consent": "no consent to that channel",
-    "unreachable": "no address for that channel",
+    "unreachable": "no usable address for that channel",
     "send_failed": "sending failed for good",
+    "undelivered": "the carrier could not deliver it",
+    "not_opened": "not opened in time (a timed cascade)",
+    "not_answered": "not answered in time (a timed cascade)",
 }
 SYNTHETIC = (
     "Every figure below is synthetic: invented customers, events and answers, played through the real "
@@ -55,6 +58,10 @@ class DemoSummary:
     rewards_granted: int
     points_granted: int
     cases: dict[tuple[str, str], int]
+    # queued → accepted → delivered → opened or clicked → answered, per channel.
+    funnel: tuple[FunnelStage, ...] = ()
+    # Contact points a provider said were dead: (kind, status) → how many.
+    dead_contacts: dict[tuple[str, str], int] | None = None
 
     @property
     def events(self) -> int:
@@ -99,6 +106,8 @@ def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSum
             rewards_granted=rewards,
             points_granted=points,
             cases=dict(sorted(counts.cases().items())),
+            funnel=tuple(insights.funnel(session, since=None, until=None, group_by="channel").groups),
+            dead_contacts=counts.dead_contacts(),
         )
 
 
@@ -179,7 +188,23 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
     for priority in PRIORITY_ORDER:
         rewards.add_row(f"cases, priority {priority}", _n(by_priority.get(priority, 0)))
 
-    for table in (events, funnel, refusals, messages, metrics, rewards):
+    channels = Table(title="Funnel per channel (invitations and reminders)", title_justify="left", box=box.SIMPLE_HEAD)
+    channels.add_column("channel")
+    for name in ("queued", "accepted", "delivered", "opened or clicked", "answered"):
+        channels.add_column(name, justify="right")
+    for stage in summary.funnel:
+        channels.add_row(
+            stage.key or "–",
+            _n(stage.queued),
+            _n(stage.accepted),
+            _n(stage.delivered) if stage.key == "sms" else "no receipts",
+            _n(stage.opened),
+            _n(stage.answered),
+        )
+    for (kind, status), count in sorted((summary.dead_contacts or {}).items()):
+        channels.caption = (channels.caption or "") + f"{kind.replace('_', ' ')} marked {status}: {count:,}. "
+
+    for table in (events, funnel, refusals, messages, channels, metrics, rewards):
         console.print(table)
 
 
@@ -191,4 +216,8 @@ def render_answers(answers: AnswerStats, console: Console) -> None:
         f"customer's would be: {answers.too_late:,} — {answers.late_after_expiry:,} after the follow-up had "
         f"expired, {answers.late_already_answered:,} through a second message (a reminder, or another "
         "channel) of a follow-up already answered."
+    )
+    console.print(
+        f"By SMS: {answers.sms_replies:,} ratings given as a reply, {answers.sms_opt_outs:,} opt-outs by "
+        f"keyword (STOP, 退订). Push notifications opened, as the app reported: {answers.push_opened:,}."
     )

@@ -8,12 +8,15 @@ depend on what happened to them.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import random
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import phonenumbers
 
 # The simulated month. Fixed, so that a seed gives the same world on any day it is run; it holds
 # the end of summer time in Europe/London (25 October) and America/New_York (1 November).
@@ -59,6 +62,10 @@ class SimCustomer:
     mood: float
     # Their account is taken over this month: a new-device login that was not them.
     compromised: bool
+    # Their mobile number in E.164 (a few went out of service: the carrier reports them invalid).
+    phone: str | None = None
+    # The wallet app on their phone: (platform, push token); a few tokens are stale (unregistered).
+    device: tuple[str, str] | None = None
 
     def upsert_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -69,6 +76,8 @@ class SimCustomer:
         }
         if self.email is not None:
             body["email"] = self.email
+        if self.phone is not None:
+            body["phone"] = self.phone
         if self.consents is not None:
             body["consents"] = {"feedback": self.consents}
         return body
@@ -122,7 +131,12 @@ def _customer(rng: random.Random, number: int) -> SimCustomer:
     elif consent_roll < 0.09:
         consents = {"email": False, "inapp": False}
     else:
-        consents = {"email": rng.random() < 0.8, "inapp": rng.random() < 0.93}
+        consents = {
+            "email": rng.random() < 0.8,
+            "inapp": rng.random() < 0.93,
+            "sms": rng.random() < 0.7,
+            "push": rng.random() < 0.75,
+        }
     mood = min(1.0, max(0.0, rng.gauss({"platinum": 0.72, "gold": 0.66}.get(tier, 0.6), 0.18)))
     return SimCustomer(
         customer_id=customer_id,
@@ -133,7 +147,46 @@ def _customer(rng: random.Random, number: int) -> SimCustomer:
         consents=consents,
         mood=mood,
         compromised=rng.random() < 0.02,
+        phone=_phone(rng, number, zone) if rng.random() < 0.9 else None,
+        device=_device(rng) if rng.random() < 0.65 else None,
     )
+
+
+# Mobile numbers by the customer's zone: a prefix the region's mobile ranges start with, and how
+# many digits follow it. The last digits are the customer's number, so every one is different.
+_MOBILE = {
+    "Asia/Shanghai": ("+86138", 8),
+    "Asia/Hong_Kong": ("+8529", 7),
+    "Asia/Singapore": ("+658", 7),
+    "Europe/London": ("+447700", 6),
+    "America/New_York": ("+1212555", 4),
+    "Australia/Sydney": ("+614", 8),
+}
+DEAD_NUMBER_SHARE = 0.03  # out of service: the carrier's receipt says so, and the phone is marked invalid
+STALE_TOKEN_SHARE = 0.04  # the app was removed: the platform says unregistered
+
+
+def _phone(rng: random.Random, number: int, zone: str) -> str:
+    """A valid mobile number of the zone's region, drawn until one is (a few draws at most)."""
+    prefix, digits = _MOBILE[zone]
+    while True:
+        phone = prefix + "".join(rng.choice("0123456789") for _ in range(digits))
+        if phonenumbers.is_valid_number(phonenumbers.parse(phone)):
+            return phone
+
+
+def is_dead_number(phone: str) -> bool:
+    """Out of service (the demo's carrier says so): a fixed few of the numbers, by their digits."""
+    return int(hashlib.sha256(phone.encode()).hexdigest()[:8], 16) % 1000 < DEAD_NUMBER_SHARE * 1000
+
+
+def _device(rng: random.Random) -> tuple[str, str]:
+    stale = rng.random() < STALE_TOKEN_SHARE  # marked in the token itself, for the demo's push service
+    if rng.random() < 0.7:
+        token = "fcm:" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40))
+        return ("android", ("stale-" if stale else "") + token)
+    token = "".join(rng.choice("0123456789abcdef") for _ in range(64))
+    return ("ios", ("dead" + token[4:]) if stale else token)
 
 
 class _EventMaker:
