@@ -9,6 +9,7 @@ import multiprocessing
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from pydantic import SecretStr
 
 from followup.channels.rate_limit import DatabaseRateLimiter, RedisRateLimiter, acquire
 from followup.config import GenericSmsSettings, Settings
+from followup.kernel.db import make_engine
 from followup.kernel.time import ManualClock
+from followup.migrations.runner import upgrade
 from followup.runtime import Runtime, build_runtime
 from followup.worker import Worker
 from tests.builders.customers import make_customer
@@ -65,7 +68,7 @@ class TimedGateway(GenericGateway):
 
 @pytest.fixture(params=["database", "redis"])
 def backlog(
-    request: pytest.FixtureRequest, settings: Settings, clock: ManualClock
+    request: pytest.FixtureRequest, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> Iterator[tuple[Settings, TimedGateway]]:
     if request.param == "redis" and not _redis_up():
         pytest.skip("no Redis on 127.0.0.1:6379")
@@ -76,6 +79,14 @@ def backlog(
     configured = settings.model_copy(
         update={"sms_providers": [provider], "redis_url": REDIS_URL if request.param == "redis" else None}
     )
+    if settings.is_sqlite:
+        # A database file of its own: the worker processes open and close it, and the suite's shared
+        # file is kept out of their way.
+        url = f"sqlite:///{tmp_path / 'rate-limits.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        configured = configured.model_copy(update={"database_url": url})
     if request.param == "redis":
         import redis
 
