@@ -7,12 +7,16 @@ hosts can run together; a worker killed at any point leaves rows that another pi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 
 from followup.bootstrap import worker_tasks
 from followup.channels.base import (
@@ -52,6 +56,99 @@ class _Progress:
         if self.started_at is None:
             return None
         return dispatch.Tried(self.started_at, int((time.monotonic() - self._started) * 1000))
+
+
+# Outcomes are written in groups: at least this often, and at most this many at once. A worker that
+# stops between two writes leaves its last accepted emails `in_flight`, and they become `unknown`
+# (never sent again) instead of `sent`: the price of not writing once per message. ADR 0018.
+WRITE_EVERY_SECONDS = 0.5
+WRITE_EVERY_COUNT = 25
+
+
+class _Outcomes:
+    """What sends came to, not yet written: written together every `WRITE_EVERY_COUNT` outcomes
+    or `WRITE_EVERY_SECONDS`, and at the end of the batch, so a batch costs a few transactions
+    rather than one per message.
+
+    Accepted messages are written in a few statements for all of them; the rare others (a refusal,
+    an unknown fate, a crash) one by one, as each needs its own reading of the message.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: list[dispatch.Sent] = []
+        self._others: list[Callable[[Session], None]] = []
+        self._since = time.monotonic()
+
+    def sent(self, item: dispatch.Sent) -> None:
+        with self._lock:
+            self._sent.append(item)
+
+    def other(self, record: Callable[[Session], None]) -> None:
+        with self._lock:
+            self._others.append(record)
+
+    def due(self) -> bool:
+        with self._lock:
+            pending = len(self._sent) + len(self._others)
+            return pending >= WRITE_EVERY_COUNT or (
+                pending > 0 and time.monotonic() - self._since >= WRITE_EVERY_SECONDS
+            )
+
+    def take(self) -> tuple[list[dispatch.Sent], list[Callable[[Session], None]]]:
+        with self._lock:
+            taken = self._sent, self._others
+            self._sent, self._others = [], []
+            self._since = time.monotonic()
+        return taken
+
+    def write(self, runtime: Runtime) -> None:
+        """Write what is pending, together; if that breaks, each on its own, so that one outcome
+        that cannot be written (a bug) fails its own message only."""
+        sent, others = self.take()
+        if not sent and not others:
+            return
+        try:
+            with runtime.session() as session:
+                dispatch.record_sent_many(session, sent)
+                for record in others:
+                    record(session)
+            return
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - find the outcome that breaks
+            log.warning("outcomes_batch_failed", error=type(exc).__name__)
+        for item in sent:
+            _write_alone(runtime, functools.partial(_record_one_sent, item=item), item)
+        for record in others:
+            _write_alone(runtime, record, None)
+
+
+def _record_one_sent(session: Session, *, item: dispatch.Sent) -> None:
+    dispatch.record_sent_many(session, [item])
+
+
+def _write_alone(runtime: Runtime, record: Callable[[Session], None], sent: dispatch.Sent | None) -> None:
+    try:
+        with runtime.session() as session:
+            record(session)
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - one bad outcome must never stop the others
+        log.error("record_crashed", error=type(exc).__name__, where=_where(exc))
+        if sent is None:
+            return
+        # Accepted by the provider, yet not recordable: unknown, never resent.
+        with runtime.session() as session:
+            dispatch.record_internal_error(
+                session,
+                sent.message_id,
+                claim=sent.claim,
+                error_type=type(exc).__name__,
+                handed_over=True,
+                tried=sent.tried,
+                now=sent.at,
+            )
 
 
 class _Handoff:
@@ -133,6 +230,9 @@ class Worker:
         return run(one_by_one=True)
 
     def send_due_messages(self) -> int:
+        """Claim a batch of due messages, prepare it in one transaction, send it, and write the
+        outcomes together. A channel that allows it (`concurrency` above 1: an HTTP provider's)
+        has that many sends in flight at once; the others send one after another."""
         runtime = self.runtime
         idempotent = {name for name, channel in runtime.channels.items() if channel.capabilities.idempotent}
         with runtime.session() as session:
@@ -143,22 +243,62 @@ class Worker:
                 idempotent_channels=idempotent,
                 limit=self.batch_size,
             )
-        for claimed in claims:
-            if self.stopping.is_set():
-                break  # the lease runs out and another worker (or this one, restarted) takes it
-            self._send_isolated(claimed)
+        if not claims:
+            return 0
+        outcomes = _Outcomes()
+        by_channel: dict[str, list[dispatch.SendPlan]] = {}
+        for plan in self._prepare(claims):
+            by_channel.setdefault(plan.channel, []).append(plan)
+        try:
+            for name, plans in by_channel.items():
+                concurrency = int(getattr(runtime.channels.get(name), "concurrency", 1))
+                if concurrency <= 1 or len(plans) == 1:
+                    for plan in plans:
+                        if self.stopping.is_set():
+                            break  # the lease runs out and another worker (or this one, restarted) takes it
+                        self._send_isolated(plan, outcomes)
+                    continue
+                with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"send-{name}") as pool:
+                    for _ in pool.map(lambda plan: self._send_isolated(plan, outcomes), plans):
+                        pass
+        finally:
+            outcomes.write(runtime)
         return len(claims)
 
-    def _send_isolated(self, claimed: dispatch.Claim) -> None:
+    def _prepare(self, claims: list[dispatch.Claim]) -> list[dispatch.SendPlan]:
+        """The batch's send plans, in one transaction; a message whose preparation broke fails alone."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        with runtime.session() as session:
+            prepared = dispatch.prepare_sends(session, claims, now=now, settings=runtime.settings, keys=runtime.keys)
+        for claimed, exc in prepared.broken:
+            log.error("send_crashed", message_id=claimed.message_id, error=type(exc).__name__, where=_where(exc))
+            with runtime.session() as session:
+                dispatch.record_internal_error(
+                    session,
+                    claimed.message_id,
+                    claim=claimed.claim,
+                    error_type=type(exc).__name__,
+                    handed_over=False,
+                    tried=None,
+                    now=now,
+                )
+        return prepared.plans
+
+    def _send_isolated(self, plan: dispatch.SendPlan, outcomes: _Outcomes) -> None:
         """Send one message so that nothing it raises reaches the others or the loop.
 
         Anything but the channel's own typed errors is a bug or bad stored data (a title with a
         line break, content that no longer decrypts): it would fail the same way on every retry,
         so the message fails for good, once, and its follow-up moves on to the next channel.
         """
-        progress = _Progress()
+        if self.stopping.is_set():
+            return
+        progress = _Progress(channel=plan.channel)
         try:
-            self._send_one(claimed, progress)
+            self._send_one(plan, progress, outcomes)
+            if outcomes.due():
+                outcomes.write(self.runtime)
         except (OperationalError, InterfaceError):
             # The database is unreachable or busy, not this message at fault: the tick fails and
             # the message is claimed again when its lease runs out (within the attempt limit).
@@ -166,47 +306,44 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
             log.error(
                 "send_crashed",
-                message_id=claimed.message_id,
+                message_id=plan.message_id,
                 channel=progress.channel,
                 error=type(exc).__name__,
                 where=_where(exc),
             )
-            with self.runtime.session() as session:
-                dispatch.record_internal_error(
+            error_type, handed_over, tried = type(exc).__name__, progress.handed_over, progress.tried()
+            outcomes.other(
+                lambda session: dispatch.record_internal_error(
                     session,
-                    claimed.message_id,
-                    claim=claimed.claim,
-                    error_type=type(exc).__name__,
-                    handed_over=progress.handed_over,
-                    tried=progress.tried(),
+                    plan.message_id,
+                    claim=plan.claim,
+                    error_type=error_type,
+                    handed_over=handed_over,
+                    tried=tried,
                     now=self.runtime.clock.now(),
                 )
-
-    def _send_one(self, claimed: dispatch.Claim, progress: _Progress) -> int:
-        runtime = self.runtime
-        message_id = claimed.message_id
-        with runtime.session() as session:
-            plan = dispatch.prepare_send(
-                session, claimed, now=runtime.clock.now(), settings=runtime.settings, keys=runtime.keys
             )
-        if plan is None:
-            return 0
-        progress.channel = plan.channel
+
+    def _send_one(self, plan: dispatch.SendPlan, progress: _Progress, outcomes: _Outcomes) -> None:
+        runtime = self.runtime
+        message_id = plan.message_id
         channel = runtime.channels.get(plan.channel)
         if channel is None:
-            with runtime.session() as session:
-                dispatch.record_failure(
+            at = runtime.clock.now()
+            outcomes.other(
+                lambda session: dispatch.record_failure(
                     session,
                     message_id,
                     claim=plan.claim,
                     error=f"channel '{plan.channel}' is not configured",
                     error_code="channel_not_configured",
                     permanent=True,
-                    tried=dispatch.Tried(runtime.clock.now(), 0),
-                    now=runtime.clock.now(),
+                    tried=dispatch.Tried(at, 0),
+                    now=at,
                     settings=runtime.settings,
                 )
-            return 0
+            )
+            return
 
         handoff = _Handoff(runtime, message_id, plan.claim, progress)
         progress.start(runtime.clock.now())
@@ -215,51 +352,61 @@ class Worker:
         except ClaimLostError:
             # Another worker took the message over after our lease ran out; it is theirs to record.
             log.info("claim_lost", message_id=message_id)
-            return 0
+            return
         except DeliveryUnknownError as exc:
-            with runtime.session() as session:
-                dispatch.record_unknown(
+            tried, at, unknown = progress.tried(), runtime.clock.now(), exc
+            outcomes.other(
+                lambda session: dispatch.record_unknown(
                     session,
                     message_id,
                     claim=plan.claim,
-                    error=exc.message,
-                    tried=progress.tried(),
-                    now=runtime.clock.now(),
-                    provider=exc.provider,
-                    earlier=exc.tries,
+                    error=unknown.message,
+                    tried=tried,
+                    now=at,
+                    provider=unknown.provider,
+                    earlier=unknown.tries,
                 )
-            log.warning("delivery_unknown", message_id=message_id, error=exc.message)
-            return 0
+            )
+            log.warning("delivery_unknown", message_id=message_id, error=unknown.message)
+            return
         except (TransientChannelError, PermanentChannelError) as exc:
-            permanent = isinstance(exc, PermanentChannelError)
-            unusable = None
-            if isinstance(exc, AddressUnusableError):
-                unusable = dispatch.Unusable(plan.delivery.contact_id, ContactStatus(exc.status))
-            with runtime.session() as session:
-                dispatch.record_failure(
-                    session,
-                    message_id,
-                    claim=plan.claim,
-                    error=exc.message,
-                    error_code=exc.code or ("permanent_refusal" if permanent else "transient_refusal"),
-                    permanent=permanent,
-                    tried=progress.tried(),
-                    now=runtime.clock.now(),
-                    settings=runtime.settings,
-                    provider=exc.provider,
-                    earlier=exc.tries,
-                    unusable=unusable,
-                    retry_after=exc.retry_after if isinstance(exc, TransientChannelError) else None,
-                )
-            log.info("send_failed", message_id=message_id, channel=plan.channel, error=exc.message)
-            return 0
+            self._refused(plan, exc, progress, outcomes)
+            return
         # The channel has the message: whatever happens from here must not make it a failure.
         progress.handed_over = True
-        with runtime.session() as session:
-            dispatch.record_sent(
-                session, message_id, receipt, claim=plan.claim, tried=progress.tried(), now=runtime.clock.now()
+        outcomes.sent(dispatch.Sent(message_id, plan.claim, receipt, progress.tried(), runtime.clock.now()))
+
+    def _refused(
+        self,
+        plan: dispatch.SendPlan,
+        exc: TransientChannelError | PermanentChannelError,
+        progress: _Progress,
+        outcomes: _Outcomes,
+    ) -> None:
+        runtime = self.runtime
+        permanent = isinstance(exc, PermanentChannelError)
+        unusable = None
+        if isinstance(exc, AddressUnusableError):
+            unusable = dispatch.Unusable(plan.delivery.contact_id, ContactStatus(exc.status))
+        tried, at = progress.tried(), runtime.clock.now()
+        outcomes.other(
+            lambda session: dispatch.record_failure(
+                session,
+                plan.message_id,
+                claim=plan.claim,
+                error=exc.message,
+                error_code=exc.code or ("permanent_refusal" if permanent else "transient_refusal"),
+                permanent=permanent,
+                tried=tried,
+                now=at,
+                settings=runtime.settings,
+                provider=exc.provider,
+                earlier=exc.tries,
+                unusable=unusable,
+                retry_after=exc.retry_after if isinstance(exc, TransientChannelError) else None,
             )
-        return 1
+        )
+        log.info("send_failed", message_id=plan.message_id, channel=plan.channel, error=exc.message)
 
     def run_jobs(self) -> int:
         runtime = self.runtime

@@ -11,6 +11,7 @@ A new value from the wallet makes a contact point valid again.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -160,6 +161,25 @@ def usable_contact(session: Session, customer_id: int, kind: str, *, keys: KeyPr
         plain = open_for_customer(session, customer_id, point.value_sealed, keys=keys, purpose=kind)
         return None if plain is None else UsableContact(point.id, plain.decode(), point.platform)
     return None
+
+
+def usable_contacts(
+    session: Session, wanted: Iterable[tuple[int, str]], *, keys: KeyProvider
+) -> dict[tuple[int, str], UsableContact]:
+    """`usable_contact` for many (customer, kind) pairs at once: one query for all their points.
+    A pair missing from the answer has no usable point."""
+    wanted = set(wanted)
+    points = ContactPointRepository(session).of_customers({customer_id for customer_id, _ in wanted})
+    out: dict[tuple[int, str], UsableContact] = {}
+    for point in points:  # newest first within each customer and kind
+        pair = (point.customer_id, point.kind)
+        if pair not in wanted or pair in out or point.status != ContactStatus.VALID:
+            continue
+        plain = open_for_customer(session, point.customer_id, point.value_sealed, keys=keys, purpose=point.kind)
+        if plain is not None:
+            out[pair] = UsableContact(point.id, plain.decode(), point.platform)
+        wanted.discard(pair)  # the newest valid point decides, readable or not
+    return out
 
 
 def points_of(session: Session, customer_id: int, *, kind: str | None = None) -> list[ContactPoint]:

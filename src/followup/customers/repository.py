@@ -105,6 +105,12 @@ class CustomerRepository:
     def get_key(self, customer_id: int) -> CustomerKey | None:
         return self.session.get(CustomerKey, customer_id)
 
+    def keys_of(self, customer_ids: Iterable[int]) -> list[CustomerKey]:
+        out: list[CustomerKey] = []
+        for chunk in chunked(list(customer_ids)):
+            out.extend(self.session.scalars(select(CustomerKey).where(CustomerKey.customer_id.in_(chunk))))
+        return out
+
     def add(self, row: Customer | CustomerKey) -> None:
         self.session.add(row)
 
@@ -225,6 +231,15 @@ class ContactPointRepository:
         if kind is not None:
             query = query.where(ContactPoint.kind == kind)
         return list(self.session.scalars(query.order_by(ContactPoint.kind, ContactPoint.changed_at.desc())))
+
+    def of_customers(self, customer_ids: Iterable[int]) -> list[ContactPoint]:
+        """Every point of these customers, by customer and kind, newest first within a kind."""
+        out: list[ContactPoint] = []
+        for chunk in chunked(list(customer_ids)):
+            query = select(ContactPoint).where(ContactPoint.customer_id.in_(chunk))
+            order = (ContactPoint.customer_id, ContactPoint.kind, ContactPoint.changed_at.desc())
+            out.extend(self.session.scalars(query.order_by(*order)))
+        return out
 
     def one(self, customer_id: int, kind: str, label: str) -> ContactPoint | None:
         return self.session.scalars(

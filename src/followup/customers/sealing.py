@@ -7,6 +7,7 @@ everything sealed under it unreadable. Keys are unwrapped once per transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,15 @@ def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.
         data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
     cache[customer_id] = data_key
     return data_key
+
+
+def load_keys(session: Session, customer_ids: Iterable[int], *, keys: KeyProvider) -> None:
+    """Unwrap the data keys of many customers with one query, for a transaction that is about to
+    seal or open something for each of them. A customer without a key gets one when first sealed."""
+    cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
+    missing = [customer_id for customer_id in set(customer_ids) if customer_id not in cache]
+    for row in CustomerRepository(session).keys_of(missing):
+        cache[row.customer_id] = keys.unwrap(row.wrapped_key, context=_key_context(row.customer_id))
 
 
 def seal_for_customer(

@@ -51,6 +51,8 @@ seal_for_customer = sealing.seal_for_customer
 open_for_customer = sealing.open_for_customer
 # Contact points: read at send time, marked by providers' word, found by an inbound number.
 usable_contact = contact_points.usable_contact
+usable_contacts = contact_points.usable_contacts
+_HELD = "followup.customers_held"  # session.info: customers a batch loaded, kept for the session
 mark_contact = contact_points.mark_contact
 mark_contact_by_value = contact_points.mark_by_value
 customer_by_contact = contact_points.customer_by_contact
@@ -441,6 +443,21 @@ def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str
 
 def get_by_id(session: Session, customer_id: int) -> Customer | None:
     return session.get(Customer, customer_id)
+
+
+def get_many(session: Session, customer_ids: Iterable[int]) -> dict[int, Customer]:
+    return {customer.id: customer for customer in CustomerRepository(session).by_ids(set(customer_ids))}
+
+
+def load_for_messages(session: Session, customer_ids: Iterable[int], *, keys: KeyProvider) -> dict[int, Customer]:
+    """The customers of a batch of messages, and their data keys, in two queries: afterwards
+    `get_by_id`, sealing and opening cost no query for them for the rest of the session (which
+    holds on to them: its identity map alone would let them go)."""
+    ids = set(customer_ids)
+    sealing.load_keys(session, ids, keys=keys)
+    found = get_many(session, ids)
+    session.info.setdefault(_HELD, {}).update(found)
+    return found
 
 
 def masked_address(session: Session, customer: Customer, kind: str, *, keys: KeyProvider) -> str | None:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
@@ -21,6 +21,14 @@ class MessageRepository:
     def by_key(self, key: str) -> Message | None:
         return self.session.scalars(select(Message).where(Message.idempotency_key == key)).one_or_none()
 
+    def key_taken(self, key: str) -> bool:
+        """Whether a message holds this key, stored or about to be: without flushing the session,
+        so queueing many messages in one transaction writes them in one go at the end."""
+        if any(isinstance(row, Message) and row.idempotency_key == key for row in self.session.new):
+            return True
+        with self.session.no_autoflush:
+            return self.session.scalar(select(Message.id).where(Message.idempotency_key == key)) is not None
+
     def get(self, message_id: int) -> Message | None:
         return self.session.get(Message, message_id)
 
@@ -35,6 +43,54 @@ class MessageRepository:
             )
             .with_for_update()
         ).one_or_none()
+
+    def claimed_many(
+        self, claims: Iterable[tuple[int, int]], *, statuses: Sequence[str] = ("sending", "in_flight", "unknown")
+    ) -> dict[int, Message]:
+        """`get_claimed` for many (message id, claim): the messages, locked, that this worker's
+        claims still hold, in one of `statuses`."""
+        wanted = dict(claims)
+        out: dict[int, Message] = {}
+        for chunk in chunked(list(wanted)):
+            query = select(Message).where(Message.id.in_(chunk), Message.status.in_(statuses)).with_for_update()
+            out.update({row.id: row for row in self.session.scalars(query) if row.attempts == wanted[row.id]})
+        return out
+
+    def claims_held(self, claims: Iterable[tuple[int, int]]) -> dict[int, tuple[int | None, str]]:
+        """Of these (message id, claim), the messages the claim still holds, locked: id →
+        (follow-up id, channel)."""
+        wanted = dict(claims)
+        out: dict[int, tuple[int | None, str]] = {}
+        for chunk in chunked(list(wanted)):
+            query = (
+                select(Message.id, Message.attempts, Message.followup_id, Message.channel)
+                .where(Message.id.in_(chunk), Message.status.in_(("sending", "in_flight", "unknown")))
+                .with_for_update()
+            )
+            for message_id, attempts, followup_id, channel in self.session.execute(query):
+                if attempts == wanted[message_id]:
+                    out[message_id] = (followup_id, channel)
+        return out
+
+    def mark_sent(self, changes: Sequence[Mapping[str, Any]]) -> None:
+        """Messages accepted by their provider: id, sent_at, provider_ref, provider, segments each."""
+        if not changes:
+            return
+        table = cast(Table, Message.__table__)
+        self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                status="sent",
+                lease_until=None,
+                reason=None,
+                sent_at=bindparam("b_sent_at"),
+                provider_ref=bindparam("b_provider_ref"),
+                provider=bindparam("b_provider"),
+                segments=bindparam("b_segments"),
+            ),
+            [{f"b_{key}": value for key, value in change.items()} for change in changes],
+        )
 
     def stale_in_flight(self, *, now: dt.datetime) -> list[Message]:
         """Messages whose worker died while a provider held them, locked."""
@@ -57,7 +113,7 @@ class MessageRepository:
             )
         )
 
-    def add_attempts(self, rows: list[dict[str, Any]]) -> None:
+    def add_attempts(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record a claim's tries, unless they are recorded already (settled twice: kept as first
         told), in one statement."""
         dialect = self.session.get_bind().dialect.name
@@ -163,15 +219,18 @@ class MessageRepository:
     def mark_in_flight(
         self, message_id: int, claim: int, *, lease_until: dt.datetime, provider: str | None = None
     ) -> bool:
+        """One short transaction per email sent: written against the table, which costs half of
+        an ORM update."""
         values: dict[str, Any] = {"status": "in_flight", "lease_until": lease_until}
         if provider is not None:
             values["provider"] = provider
+        table = cast(Table, Message.__table__)
         result = self.session.execute(
-            update(Message)
+            update(table)
             .where(
-                Message.id == message_id,
-                Message.status.in_(("sending", "in_flight")) if provider else Message.status == "sending",
-                Message.attempts == claim,
+                table.c.id == message_id,
+                table.c.status.in_(("sending", "in_flight")) if provider else table.c.status == "sending",
+                table.c.attempts == claim,
             )
             .values(values)
         )

@@ -91,10 +91,37 @@ def _attempt(
     earlier: Sequence[ProviderTry] = (),
 ) -> None:
     """Record one try (and, first, the providers a failover tried or skipped on the way to it);
-    a try already recorded (the same claim settled twice) is kept as it was. Without `tried` (a
-    lost try), it is dated when it was found lost, with no latency."""
+    a try already recorded (the same claim settled twice) is kept as it was."""
+    rows = _attempt_rows(
+        message_id,
+        number=number,
+        outcome=outcome,
+        tried=tried,
+        now=now,
+        provider_ref=provider_ref,
+        error_code=error_code,
+        provider=provider or channel,
+        earlier=earlier,
+    )
+    MessageRepository(session).add_attempts(rows)
+
+
+def _attempt_rows(
+    message_id: int,
+    *,
+    number: int,
+    outcome: str,
+    tried: Tried | None,
+    now: dt.datetime,
+    provider: str,
+    provider_ref: str | None = None,
+    error_code: str | None = None,
+    earlier: Sequence[ProviderTry] = (),
+) -> list[dict[str, object]]:
+    """The rows of a try and of the providers before it. Without `tried` (a lost try), it is dated
+    when it was found lost, with no latency."""
     started_at = tried.started_at if tried else now
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "message_id": message_id,
             "number": number,
@@ -113,7 +140,7 @@ def _attempt(
             "message_id": message_id,
             "number": number,
             "seq": len(earlier),
-            "provider": provider or channel,
+            "provider": provider,
             "started_at": started_at,
             "latency_ms": tried.latency_ms if tried else None,
             "outcome": outcome,
@@ -121,7 +148,7 @@ def _attempt(
             "error_code": error_code[:64] if error_code else None,
         }
     )
-    MessageRepository(session).add_attempts(rows)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -155,9 +182,64 @@ def queue_message(
     strategy_id: int | None = None,
 ) -> Message | None:
     """Queue one delivery; a second call for the same follow-up, step and channel is a no-op."""
+    return _queue(
+        session,
+        key=idempotency_key(followup_id, step, channel),
+        followup_id=followup_id,
+        strategy_id=strategy_id,
+        customer_id=customer_id,
+        step=step,
+        channel=channel,
+        content=content,
+        keys=keys,
+        now=now,
+    )
+
+
+def queue_reply(
+    session: Session,
+    *,
+    customer_id: int,
+    followup_id: int | None,
+    key: str,
+    channel: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> Message | None:
+    """Queue a reply the customer asked for (an opt-out's confirmation, help, a thank-you), once
+    per `key`. It is sent as it is, past quiet hours and consent: the customer just wrote to us."""
+    return _queue(
+        session,
+        key=f"reply-{key}"[:100],
+        followup_id=followup_id,
+        strategy_id=None,
+        customer_id=customer_id,
+        step="reply",
+        channel=channel,
+        content=content.model_copy(update={"transactional": True}),
+        keys=keys,
+        now=now,
+    )
+
+
+def _queue(
+    session: Session,
+    *,
+    key: str,
+    followup_id: int | None,
+    strategy_id: int | None,
+    customer_id: int,
+    step: str,
+    channel: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> Message | None:
+    """A message due now, its content sealed under the customer's key; None when `key` was queued
+    before. It is written when the session flushes next."""
     repo = MessageRepository(session)
-    key = idempotency_key(followup_id, step, channel)
-    if repo.by_key(key) is not None:
+    if repo.key_taken(key):
         return None
     sealed = customers.seal_for_customer(
         session, customer_id, content.model_dump_json().encode(), keys=keys, now=now, purpose=_CONTENT_PURPOSE
@@ -176,45 +258,6 @@ def queue_message(
         created_at=now,
     )
     repo.add(message)
-    session.flush()
-    return message
-
-
-def queue_reply(
-    session: Session,
-    *,
-    customer_id: int,
-    followup_id: int | None,
-    key: str,
-    channel: str,
-    content: MessageContent,
-    keys: KeyProvider,
-    now: dt.datetime,
-) -> Message | None:
-    """Queue a reply the customer asked for (an opt-out's confirmation, help, a thank-you), once
-    per `key`. It is sent as it is, past quiet hours and consent: the customer just wrote to us."""
-    repo = MessageRepository(session)
-    key = f"reply-{key}"[:100]
-    if repo.by_key(key) is not None:
-        return None
-    content = content.model_copy(update={"transactional": True})
-    sealed = customers.seal_for_customer(
-        session, customer_id, content.model_dump_json().encode(), keys=keys, now=now, purpose=_CONTENT_PURPOSE
-    )
-    message = Message(
-        followup_id=followup_id,
-        customer_id=customer_id,
-        step="reply",
-        channel=channel,
-        status="queued",
-        idempotency_key=key,
-        content_sealed=sealed,
-        attempts=0,
-        due_at=now,
-        created_at=now,
-    )
-    repo.add(message)
-    session.flush()
     return message
 
 
@@ -258,51 +301,89 @@ def read_content(session: Session, message: Message, *, keys: KeyProvider) -> Me
     return None if plain is None else MessageContent.model_validate_json(plain)
 
 
-def prepare_send(
-    session: Session, claimed: Claim, *, now: dt.datetime, settings: Settings, keys: KeyProvider
-) -> SendPlan | None:
-    """Ask the contact policy again, right before sending; None when there is nothing to send now
-    (or when another worker has taken the message over since this one claimed it)."""
-    message = MessageRepository(session).get_claimed(claimed.message_id, claimed.claim)
-    if message is None or message.status != "sending":
-        return None
-    content = read_content(session, message, keys=keys)
-    if content is None or not content.transactional:
-        decision = policy.check_channel(session, message.customer_id, [message.channel], now=now, settings=settings)
+@dataclass
+class Prepared:
+    """What a batch of claims came to: plans to send, and the messages whose preparation broke (a
+    bug or stored data that no longer reads), each with its exception."""
+
+    plans: list[SendPlan]
+    broken: list[tuple[Claim, Exception]]
+
+
+def prepare_sends(
+    session: Session, claims: Sequence[Claim], *, now: dt.datetime, settings: Settings, keys: KeyProvider
+) -> Prepared:
+    """`prepare_send` for a batch, with a few queries for all of it: the messages, the policy's
+    reading of their customers, their customers and contact points. The messages the policy now
+    refuses or defers are settled here; a message whose preparation breaks is left to the caller."""
+    repo = MessageRepository(session)
+    messages = repo.claimed_many([(claim.message_id, claim.claim) for claim in claims], statuses=("sending",))
+    people = customers.load_for_messages(session, {message.customer_id for message in messages.values()}, keys=keys)
+    prepared = Prepared([], [])
+    contents: dict[int, MessageContent | None] = {}
+    for claim in claims:
+        message = messages.get(claim.message_id)
+        if message is None:
+            continue
+        try:
+            contents[message.id] = read_content(session, message, keys=keys)
+        except Exception as exc:  # noqa: BLE001 - stored content that no longer reads breaks this message only
+            prepared.broken.append((claim, exc))
+            del messages[claim.message_id]
+    gated = [message for message in messages.values() if _gated(contents[message.id])]
+    decisions = policy.check_channels(
+        session, [(message.customer_id, [message.channel]) for message in gated], now=now, settings=settings
+    )
+    for message, decision in zip(gated, decisions, strict=True):
         if not decision.allowed:
             _undelivered(session, message, status="suppressed", reason=decision.reason, now=now)
-            return None
-        if decision.deferred and decision.send_at is not None:
+            del messages[message.id]
+        elif decision.deferred and decision.send_at is not None:
             message.status, message.lease_until, message.due_at = "queued", None, decision.send_at
             message.reason = decision.deferred
-            return None
-    customer = customers.get_by_id(session, message.customer_id)
-    found = capabilities.lookup(message.channel)
-    needed = found.address if found is not None else None
-    contact = None
-    if customer is not None and needed is not None:
-        contact = customers.usable_contact(session, customer.id, needed, keys=keys)
-    if customer is None or content is None or (needed is not None and contact is None):
-        _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
-        return None
-    return SendPlan(
-        message_id=message.id,
-        claim=message.attempts,
-        channel=message.channel,
-        delivery=Delivery(
-            message_id=message.id,
-            idempotency_key=message.idempotency_key,
-            customer_id=message.customer_id,
-            address=contact.value if contact else None,
-            content=content,
-            followup_id=message.followup_id,
-            pinned_provider=message.provider,
-            resumed=message.attempts > 1 and MessageRepository(session).last_try_lost(message.id, message.attempts - 1),
-            contact_id=contact.id if contact else None,
-            platform=contact.platform if contact else None,
-            locale=customer.locale,
-        ),
-    )
+            del messages[message.id]
+    wanted = {}
+    for message in messages.values():
+        found = capabilities.lookup(message.channel)
+        if found is not None and found.address is not None:
+            wanted[message.id] = (message.customer_id, found.address)
+    contacts = customers.usable_contacts(session, wanted.values(), keys=keys)
+    for claim in claims:
+        message = messages.get(claim.message_id)
+        if message is None:
+            continue
+        customer, content = people.get(message.customer_id), contents[message.id]
+        contact = contacts.get(wanted[message.id]) if message.id in wanted else None
+        if customer is None or content is None or (message.id in wanted and contact is None):
+            _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
+            continue
+        resumed = message.attempts > 1 and repo.last_try_lost(message.id, message.attempts - 1)
+        prepared.plans.append(
+            SendPlan(
+                message_id=message.id,
+                claim=message.attempts,
+                channel=message.channel,
+                delivery=Delivery(
+                    message_id=message.id,
+                    idempotency_key=message.idempotency_key,
+                    customer_id=message.customer_id,
+                    address=contact.value if contact else None,
+                    content=content,
+                    followup_id=message.followup_id,
+                    pinned_provider=message.provider,
+                    resumed=resumed,
+                    contact_id=contact.id if contact else None,
+                    platform=contact.platform if contact else None,
+                    locale=customer.locale,
+                ),
+            )
+        )
+    return prepared
+
+
+def _gated(content: MessageContent | None) -> bool:
+    """Whether the contact policy is asked again: always, but for a reply the customer asked for."""
+    return content is None or not content.transactional
 
 
 def mark_in_flight(
@@ -331,30 +412,57 @@ def pin_provider(session: Session, message_id: int, *, claim: int, provider: str
     return MessageRepository(session).pin_provider(message_id, claim, provider)
 
 
-def record_sent(
-    session: Session, message_id: int, receipt: Receipt, *, claim: int, tried: Tried | None, now: dt.datetime
-) -> None:
-    message = MessageRepository(session).get_claimed(message_id, claim)
-    if message is None:
+class Sent(NamedTuple):
+    """A provider accepted a message: what `record_sent_many` writes."""
+
+    message_id: int
+    claim: int
+    receipt: Receipt
+    tried: Tried | None
+    at: dt.datetime
+
+
+def record_sent_many(session: Session, sent: Sequence[Sent]) -> None:
+    """Messages the providers accepted, in a few statements for all of them (the hot path: no
+    message is loaded whole): each becomes `sent` with its try, and its follow-up's contact is
+    recorded. A message another worker has taken over since is left to that worker."""
+    if not sent:
         return
-    _attempt(
-        session,
-        message.id,
-        message.channel,
-        number=claim,
-        outcome="accepted",
-        tried=tried,
-        now=now,
-        provider_ref=receipt.provider_ref,
-        provider=receipt.provider,
-        earlier=receipt.tries,
-    )
-    message.status, message.lease_until, message.sent_at = "sent", None, now
-    message.provider_ref = receipt.provider_ref[:255]
-    message.provider, message.segments = receipt.provider, receipt.segments
-    message.reason = None
-    if message.followup_id is not None:
-        policy.record_contact(session, message.followup_id, channel=message.channel, now=now)
+    repo = MessageRepository(session)
+    held = repo.claims_held([(item.message_id, item.claim) for item in sent])
+    tries: list[dict[str, object]] = []
+    changes: list[dict[str, object]] = []
+    contacted: list[tuple[int, str, dt.datetime]] = []
+    for item in sent:
+        if item.message_id not in held:
+            continue
+        followup_id, channel = held[item.message_id]
+        receipt = item.receipt
+        tries += _attempt_rows(
+            item.message_id,
+            number=item.claim,
+            outcome="accepted",
+            tried=item.tried,
+            now=item.at,
+            provider_ref=receipt.provider_ref,
+            provider=receipt.provider or channel,
+            earlier=receipt.tries,
+        )
+        changes.append(
+            {
+                "id": item.message_id,
+                "sent_at": item.at,
+                "provider_ref": receipt.provider_ref[:255],
+                "provider": receipt.provider,
+                "segments": receipt.segments,
+            }
+        )
+        if followup_id is not None:
+            contacted.append((followup_id, channel, item.at))
+    repo.mark_sent(changes)
+    if tries:
+        repo.add_attempts(tries)
+    policy.record_contacts(session, contacted)
 
 
 def record_failure(

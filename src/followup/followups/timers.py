@@ -31,6 +31,7 @@ from followup.followups.schemas import FollowupPlan
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.logging import get_logger
 from followup.policy import service as policy
+from followup.policy.schemas import Decision
 
 log = get_logger(__name__)
 
@@ -54,9 +55,15 @@ def run_due_followups(
     """
     repo = FollowupRepository(session)
     due = repo.claim_due(now, limit)
+    decisions: dict[int, Decision] = {}
+    if not one_by_one:
+        # The batch's reads in a few queries rather than a few per follow-up: the policy's answer
+        # for every invitation, and the customers and data keys their messages are sealed under.
+        customers.load_for_messages(session, {followup.customer_id for followup in due}, keys=keys)
+        decisions = _invite_decisions(session, due, now=now, settings=settings)
     for followup in due:
         if not one_by_one:
-            _run_step(session, followup, now=now, settings=settings, keys=keys)
+            _run_step(session, followup, now=now, settings=settings, keys=keys, decision=decisions.get(followup.id))
             continue
         step = followup.next_step
         try:
@@ -72,9 +79,28 @@ def run_due_followups(
     return len(due)
 
 
-def _run_step(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+def _invite_decisions(
+    session: Session, due: list[Followup], *, now: dt.datetime, settings: Settings
+) -> dict[int, Decision]:
+    invites = [followup for followup in due if followup.next_step == Step.INVITE]
+    asks = [
+        (followup.customer_id, FollowupPlan.model_validate(followup.plan).remaining_channels) for followup in invites
+    ]
+    found = policy.check_channels(session, asks, now=now, settings=settings)
+    return {followup.id: decision for followup, decision in zip(invites, found, strict=True)}
+
+
+def _run_step(
+    session: Session,
+    followup: Followup,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+    decision: Decision | None = None,
+) -> None:
     if followup.next_step == Step.INVITE:
-        _invite(session, followup, now=now, settings=settings, keys=keys)
+        _invite(session, followup, now=now, settings=settings, keys=keys, decision=decision)
     elif followup.next_step == Step.CASCADE:
         _cascade(session, followup, now=now, settings=settings, keys=keys)
     elif followup.next_step == Step.REMIND:
@@ -97,10 +123,21 @@ def close(
     policy.release_contact(session, followup.id, now=now)
 
 
-def _invite(session: Session, followup: Followup, *, now: dt.datetime, settings: Settings, keys: KeyProvider) -> None:
+def _invite(
+    session: Session,
+    followup: Followup,
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    keys: KeyProvider,
+    decision: Decision | None = None,
+) -> None:
+    """Send the first channel the policy allows now; `decision` is the policy's answer when the
+    batch asked for it already."""
     plan = FollowupPlan.model_validate(followup.plan)
     channels = plan.remaining_channels
-    decision = policy.check_channel(session, followup.customer_id, channels, now=now, settings=settings)
+    if decision is None:
+        decision = policy.check_channel(session, followup.customer_id, channels, now=now, settings=settings)
     if not decision.allowed or decision.channel is None:
         close(session, followup, status=FollowupStatus.SUPPRESSED, reason=decision.reason, now=now)
         return

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.orm import Session
 
@@ -88,6 +88,17 @@ class ContactLedger:
             update(ContactReservation)
             .where(ContactReservation.followup_id == followup_id, ContactReservation.contacted_at.is_(None))
             .values(contacted_at=now, channel=channel)
+        )
+
+    def mark_many_contacted(self, contacted: Sequence[tuple[int, str, dt.datetime]]) -> None:
+        if not contacted:
+            return
+        table = cast(Table, ContactReservation.__table__)
+        self.session.execute(
+            update(table)
+            .where(table.c.followup_id == bindparam("b_followup"), table.c.contacted_at.is_(None))
+            .values(contacted_at=bindparam("b_at"), channel=bindparam("b_channel")),
+            [{"b_followup": followup, "b_channel": channel, "b_at": at} for followup, channel, at in contacted],
         )
 
 

@@ -227,6 +227,11 @@ def record_contact(session: Session, followup_id: int, *, channel: str, now: dt.
     ContactLedger(session).mark_contacted(followup_id, channel, now)
 
 
+def record_contacts(session: Session, contacted: Sequence[tuple[int, str, dt.datetime]]) -> None:
+    """`record_contact` for many (follow-up, channel, when) in one statement."""
+    ContactLedger(session).mark_many_contacted(contacted)
+
+
 def check_channel(
     session: Session, customer_id: int, channels: Sequence[str], *, now: dt.datetime, settings: Settings
 ) -> Decision:
@@ -235,15 +240,40 @@ def check_channel(
     Consent may have been withdrawn since planning, so it is read again here, right before a send.
     The fatigue budget was spent at planning and is not counted twice.
     """
-    snapshot = customers.snapshots(session, [customer_id]).get(customer_id)
+    return check_channels(session, [(customer_id, channels)], now=now, settings=settings)[0]
+
+
+def check_channels(
+    session: Session, asks: Sequence[tuple[int, Sequence[str]]], *, now: dt.datetime, settings: Settings
+) -> list[Decision]:
+    """`check_channel` for many (customer, channels) at once, in a few queries; one decision per
+    ask, in order."""
+    ids = {customer_id for customer_id, _ in asks}
+    snapshots = customers.snapshots(session, ids)
+    secured = cases.customers_with_open_security_case(session, ids)
+    consents = privacy.consents_for(session, ids, purpose=PURPOSE)
+    return [
+        _decide(snapshots.get(customer_id), channels, secured, consents, now=now, settings=settings)
+        for customer_id, channels in asks
+    ]
+
+
+def _decide(
+    snapshot: CustomerSnapshot | None,
+    channels: Sequence[str],
+    secured: set[int],
+    consents: Mapping[int, Mapping[str, bool]],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+) -> Decision:
     if snapshot is None:
         return Decision(allowed=False, reason=RefusalReason.UNREACHABLE)
     if in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
         return Decision(allowed=False, reason=RefusalReason.GLOBAL_HOLDOUT)
-    if cases.customers_with_open_security_case(session, [customer_id]):
+    if snapshot.id in secured:
         return Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE)
-    consents = privacy.consents_for(session, [customer_id], purpose=PURPOSE).get(customer_id, {})
-    channel, refusal = choose_channel(snapshot, consents, channels)
+    channel, refusal = choose_channel(snapshot, consents.get(snapshot.id, {}), channels)
     if channel is None:
         return Decision(allowed=False, reason=refusal)
     release = defer_for_quiet_hours(now, time_zone=snapshot.time_zone, settings=settings)
