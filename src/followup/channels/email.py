@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -20,6 +22,7 @@ from urllib.parse import unquote, urlparse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from followup.channels.base import (
+    ChannelError,
     Delivery,
     DeliveryUnknownError,
     PermanentChannelError,
@@ -39,6 +42,7 @@ _templates = Environment(
     loader=PackageLoader("followup.channels", "templates"),
     autoescape=select_autoescape(["html"]),
     keep_trailing_newline=True,
+    auto_reload=False,  # the templates ship with the package: no stat() per message
 )
 
 
@@ -126,11 +130,45 @@ def _dot_stuffed(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+class _Connection:
+    """An open SMTP session and how much it has carried."""
+
+    def __init__(self, client: smtplib.SMTP) -> None:
+        self.client = client
+        self.sent = 0
+        self.used_at = time.monotonic()
+
+
+class _Refused(Exception):
+    """The server refused a step. The session is still good (the next message RSETs it) unless
+    the server said it is closing it (421)."""
+
+    def __init__(self, error: ChannelError, *, reusable: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.reusable = reusable
+
+
 class SmtpChannel:
+    """Sends over one SMTP session per thread, kept open across messages.
+
+    Before each reuse the session is RSET, which also proves it alive; a session that fails that,
+    has been idle longer than `idle_seconds` or has carried `max_per_connection` messages is closed
+    and a fresh one opened. A session whose conversation broke is never reused.
+    """
+
     name = EMAIL
     capabilities = BUILT_IN[EMAIL]
 
-    def __init__(self, url: str, *, sender: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sender: str,
+        timeout: float = 30.0,
+        idle_seconds: float = 30.0,
+        max_per_connection: int = 100,
+    ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps", "smtp+starttls") or not parsed.hostname:
             raise ValueError(
@@ -143,16 +181,67 @@ class SmtpChannel:
         self.password = unquote(parsed.password) if parsed.password else None
         self.sender = sender
         self.timeout = timeout
+        self.idle_seconds = idle_seconds
+        self.max_per_connection = max_per_connection
+        self.connections_opened = 0  # how many sessions this channel has opened (the bench reads it)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[_Connection] = set()
 
-    def _connect(self) -> smtplib.SMTP:
-        if self.scheme == "smtps":
-            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=ssl.create_default_context())
-        client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-        client.ehlo()
-        if self.scheme == "smtp+starttls":
-            client.starttls(context=ssl.create_default_context())
-            client.ehlo()
-        return client
+    def _connect(self) -> _Connection:
+        try:
+            if self.scheme == "smtps":
+                context = ssl.create_default_context()
+                client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                client.ehlo()
+                if self.scheme == "smtp+starttls":
+                    client.starttls(context=ssl.create_default_context())
+                    client.ehlo()
+            if self.username and self.password:
+                client.login(self.username, self.password)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientChannelError(f"cannot reach the mail server: {exc}") from exc
+        connection = _Connection(client)
+        with self._lock:
+            self._open.add(connection)
+            self.connections_opened += 1
+        return connection
+
+    def _take(self) -> _Connection:
+        """This thread's session, RSET and ready; or a new one."""
+        connection: _Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            fresh_enough = time.monotonic() - connection.used_at < self.idle_seconds
+            if fresh_enough and connection.sent < self.max_per_connection and _reset(connection.client):
+                return connection
+            self._drop(connection, polite=True)
+        return self._connect()
+
+    def _keep(self, connection: _Connection) -> None:
+        connection.used_at = time.monotonic()
+        self._local.connection = connection
+
+    def _drop(self, connection: _Connection, *, polite: bool) -> None:
+        """Close a session: with QUIT when it is between messages, else by closing the socket (a
+        QUIT sent in the middle of DATA would be read as part of the message)."""
+        with self._lock:
+            self._open.discard(connection)
+        try:
+            if polite:
+                connection.client.quit()
+            else:
+                connection.client.close()
+        except (OSError, smtplib.SMTPException):
+            connection.client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            connections = list(self._open)
+        for connection in connections:
+            self._drop(connection, polite=True)
 
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         if not delivery.address:
@@ -162,14 +251,10 @@ class SmtpChannel:
             body = _dot_stuffed(message.as_bytes(policy=SMTP_POLICY))
         except (ValueError, TypeError, LookupError) as exc:
             raise PermanentChannelError(f"the email could not be composed ({type(exc).__name__})") from exc
+        connection = self._take()
         handed_over = False
+        client = connection.client
         try:
-            client = self._connect()
-        except (OSError, smtplib.SMTPException) as exc:
-            raise TransientChannelError(f"cannot reach the mail server: {exc}") from exc
-        try:
-            if self.username and self.password:
-                client.login(self.username, self.password)
             _expect(client.mail(self.sender), "MAIL FROM")
             _expect(client.rcpt(delivery.address), "RCPT TO")
             _expect(client.docmd("DATA"), "DATA", ok=354)
@@ -178,27 +263,42 @@ class SmtpChannel:
             client.send(body)
             code, reply = client.getreply()
             if code != 250:
-                _raise_for(code, reply, "message body")
-            return Receipt(provider_ref=str(message["Message-ID"]))
+                _expect((code, reply), "message body")
+        except _Refused as refused:
+            # The server answered, so the message was not taken, whatever step refused it.
+            if refused.reusable:
+                self._keep(connection)
+            else:
+                self._drop(connection, polite=False)
+            raise refused.error from None
         except (OSError, smtplib.SMTPException) as exc:
+            self._drop(connection, polite=False)
             if handed_over:
                 raise DeliveryUnknownError(f"connection lost after the message was handed over: {exc}") from exc
             raise TransientChannelError(f"mail server conversation failed: {exc}") from exc
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                client.close()
+        except BaseException:
+            self._drop(connection, polite=False)  # the hand-over refused, or the worker stops
+            raise
+        connection.sent += 1
+        self._keep(connection)
+        return Receipt(provider_ref=str(message["Message-ID"]))
+
+
+def _reset(client: smtplib.SMTP) -> bool:
+    """RSET between messages: clears what a refused message left and proves the session alive."""
+    try:
+        code, _ = client.rset()
+    except (OSError, smtplib.SMTPException):
+        return False
+    return code == 250
 
 
 def _expect(result: tuple[int, bytes], step: str, *, ok: int = 250) -> None:
     code, reply = result
-    if code != ok and not (ok == 250 and code == 251):
-        _raise_for(code, reply, step)
-
-
-def _raise_for(code: int, reply: bytes, step: str) -> None:
+    if code == ok or (ok == 250 and code == 251):
+        return
     text = f"{step} refused: {code} {reply.decode(errors='replace')}"
     if 500 <= code < 600:
-        raise PermanentChannelError(text)
-    raise TransientChannelError(text)
+        raise _Refused(PermanentChannelError(text), reusable=True)
+    # 421: the server is closing the session, which then carries no further message.
+    raise _Refused(TransientChannelError(text), reusable=code != 421)
