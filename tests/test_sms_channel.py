@@ -64,13 +64,12 @@ class Wallet:
 @pytest.fixture
 def wallet(settings: Settings, clock: ManualClock) -> Iterator[Wallet]:
     first, second = GenericGateway(token="t-first"), GenericGateway(token="t-second")
+    # One send at a time: these tests script the gateways' answers in order (test_sending_fast.py
+    # sends several at once).
+    common: dict[str, Any] = {"kind": "generic", "webhook_secret": SecretStr(SECRET), "concurrency": 1}
     providers = [
-        GenericSmsSettings(
-            kind="generic", name="first", url=first.url, token=SecretStr("t-first"), webhook_secret=SecretStr(SECRET)
-        ),
-        GenericSmsSettings(
-            kind="generic", name="second", url=second.url, token=SecretStr("t-second"), webhook_secret=SecretStr(SECRET)
-        ),
+        GenericSmsSettings(name="first", url=first.url, token=SecretStr("t-first"), **common),
+        GenericSmsSettings(name="second", url=second.url, token=SecretStr("t-second"), **common),
     ]
     configured = settings.model_copy(
         update={"sms_providers": providers, "sms_sign": "钱包", "provider_failure_threshold": 2}

@@ -63,6 +63,8 @@ class _ProviderSettings(BaseModel):
     name: str = Field(pattern=_PROVIDER_NAME)
     url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500)
     rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    # At most how many sends one worker keeps in flight to it at once (one keep-alive client).
+    concurrency: int = Field(default=4, ge=1, le=64)
     # The secret we share with the provider to sign its webhooks (Standard Webhooks, whsec_…).
     webhook_secret: SecretStr | None = None
 
@@ -122,6 +124,7 @@ class FcmSettings(BaseModel):
     send_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=500)
     token_url: str = Field(default="https://oauth2.googleapis.com/token", pattern=r"^https?://[^\s]+$")
     rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    concurrency: int = Field(default=4, ge=1, le=64)
 
     @property
     def messages_url(self) -> str:
@@ -139,6 +142,7 @@ class ApnsSettings(BaseModel):
     topic: str = Field(min_length=1, max_length=255)  # the app's bundle id
     url: str = Field(default="https://api.push.apple.com", pattern=r"^https?://[^\s]+$", max_length=500)
     rate_per_second: float | None = Field(default=None, gt=0, le=10_000)
+    concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("url")
     @classmethod

@@ -41,9 +41,15 @@ SECRET = "whsec_" + "c2VjcmV0LWZvci1zbXMtd2ViaG9va3M="
 def wallet(settings: Settings, clock: ManualClock) -> Iterator[tuple[str, str]]:
     """Two gateways, the first failing; four customers invited by SMS (one replied 9), one by push."""
     first, second = GenericGateway(token="t1"), GenericGateway(token="t2")
+    # One send at a time, so the first gateway's scripted failures open its circuit in order.
     providers = [
         GenericSmsSettings(
-            kind="generic", name="first", url=first.url, token=SecretStr("t1"), webhook_secret=SecretStr(SECRET)
+            kind="generic",
+            name="first",
+            url=first.url,
+            token=SecretStr("t1"),
+            webhook_secret=SecretStr(SECRET),
+            concurrency=1,
         ),
         GenericSmsSettings(
             kind="generic",
@@ -52,6 +58,7 @@ def wallet(settings: Settings, clock: ManualClock) -> Iterator[tuple[str, str]]:
             token=SecretStr("t2"),
             rate_per_second=20,
             webhook_secret=SecretStr(SECRET),
+            concurrency=1,
         ),
     ]
     configured = settings.model_copy(

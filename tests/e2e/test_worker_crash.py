@@ -7,11 +7,14 @@ SMTP server kills it with SIGKILL at the exact step of the conversation:
 - after the server holds the whole message, before it answers 250: the message is handed over but
   not recorded → its fate is unknown, so it is marked `unknown` and never sent again.
 
-Either way exactly one email arrives.
+Either way exactly one email arrives. And an SMS gateway that takes an idempotency key, holding the
+worker's request when the worker dies: the restarted worker asks again with the same key, and one
+SMS reaches the phone.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +39,7 @@ from tests.builders.strategies import make_strategy
 from tests.builders.surveys import make_survey
 from tests.conftest import MASTER_KEY, SmtpSink, wipe
 from tests.helpers import survey_path
+from tests.sms_servers import Answer, GenericGateway, Received
 
 FOLLOWUP = Path(sys.executable).with_name("followup")
 LEASE_SECONDS = 1
@@ -249,3 +253,73 @@ def test_worker_killed_after_sending_and_before_recording_marks_the_message_unkn
     assert len(smtp.wait_for(2, timeout=0.5)) == 1
     assert [(m["channel"], m["status"]) for m in messages_of(wallet)] == [("email", "unknown")]
     assert wallet.get("/api/v1/customers/c1/inbox").json() == []
+
+
+class KillingGateway(GenericGateway):
+    """The generic gateway, which calls `on_send` with a send's request before it takes it: as if
+    the worker died while the gateway held its request and had not answered."""
+
+    def __init__(self, *, token: str) -> None:
+        self.on_send: Callable[[Received], None] | None = None
+        super().__init__(token=token)
+
+    def accept(self, request: Received) -> Answer:
+        if self.on_send is not None:
+            self.on_send(request)
+        return super().accept(request)
+
+
+def test_worker_killed_while_an_idempotent_gateway_holds_the_sms_sends_it_once(
+    settings: Settings, worker_env: dict[str, str], tmp_path: Path
+) -> None:
+    gateway = KillingGateway(token="t-gw")
+    provider = {"name": "gw", "kind": "generic", "url": gateway.url, "token": "t-gw"}
+    fields = settings.model_dump()
+    fields.update(quiet_hours_start="00:00", quiet_hours_end="00:00", worker_lease_seconds=LEASE_SECONDS)
+    fields.update(sms_providers=[provider], sms_sign="钱包")
+    runtime = build_runtime(Settings(_env_file=None, **fields), clock=SystemClock())  # type: ignore[call-arg]
+    env = {**worker_env, "FOLLOWUP_SMS_PROVIDERS": json.dumps([provider]), "FOLLOWUP_SMS_SIGN": "钱包"}
+    doomed = DoomedWorker(env, tmp_path)
+    try:
+        # Given an SMS invitation due now
+        make_customer(runtime, "c1", phone="+8613812341234", consents={"feedback": {"sms": True}})
+        make_survey(runtime)
+        make_strategy(runtime, delay="PT0S", channels=["sms"])
+        with runtime.session() as session:
+            _, key = staff.create_api_key(session, name="tests", now=runtime.clock.now())
+        with TestClient(create_app(runtime), headers={"Authorization": f"Bearer {key}"}) as wallet:
+            event = transfer("e1", "c1", occurred_at=runtime.clock.now())
+            assert wallet.post("/api/v1/events", json={"events": [event]}).json()["accepted"] == 1
+
+            # When the worker is killed while the gateway holds its send, before any answer
+            gateway.on_send = doomed.kill
+            doomed.start()
+            assert doomed.wait_until_killed() == -signal.SIGKILL
+            gateway.on_send = None
+
+            # And a worker starts again after the dead worker's lease ran out
+            time.sleep(LEASE_SECONDS + 0.5)
+            done = subprocess.run(
+                [str(FOLLOWUP), "worker", "--once"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+
+            # Then the gateway was asked twice with one Idempotency-Key, and one SMS reached the phone
+            keys = [request.headers["idempotency-key"] for request in gateway.received]
+            assert len(keys) == 2
+            assert len(set(keys)) == 1
+            assert [sent["to"] for sent in gateway.sent] == ["+8613812341234"]
+            [message] = messages_of(wallet)
+            assert (message["channel"], message["status"], message["attempt_count"]) == ("sms", "sent", 2)
+            assert [attempt["outcome"] for attempt in message["attempts"]] == ["lost", "accepted"]
+    finally:
+        doomed.stop()
+        gateway.close()
+        wipe(runtime.engine)
+        runtime.close()

@@ -10,6 +10,7 @@ crash during the call leaves the message unknown rather than sent twice.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -59,6 +60,10 @@ class ProviderChannel:
         self._limiter = limiter
         self._clock = clock
         self._sleep = sleep
+        # A worker sends a batch with up to `concurrency` threads; each provider takes at most its
+        # own number of them at once.
+        self._slots = {provider.name: threading.BoundedSemaphore(provider.concurrency) for provider in providers}
+        self.concurrency = max((provider.concurrency for provider in providers), default=1)
 
     def route(self, delivery: Delivery) -> list[Provider]:
         return self.providers
@@ -115,7 +120,8 @@ class ProviderChannel:
             started = time.monotonic()
             sent = self.for_provider(outgoing, provider)
             try:
-                provider_id = provider.send(sent)
+                with self._slots[provider.name]:
+                    provider_id = provider.send(sent)
             except UnknownOutcomeError as exc:
                 self.health.record_failure(provider.name, exc.code)
                 raise DeliveryUnknownError(

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -75,6 +77,7 @@ class Provider(Protocol):
     name: str
     kind: str
     rate_per_second: float | None
+    concurrency: int  # at most this many sends in flight to it at once, in one worker
     idempotent: bool  # the provider drops a second request with the same reference
 
     def send(self, outgoing: Outgoing) -> str:
@@ -157,3 +160,16 @@ class SmsProvider(Provider, Protocol):
     def read_inbound(self, request: WebhookRequest, *, now: dt.datetime) -> list[InboundSms]: ...
 
     def answer(self) -> WebhookAnswer: ...
+
+
+def transport_error(exc: httpx.TransportError, *, provider: str, what: str = "message") -> ProviderError:
+    """A transport failure as a provider error: before the request left (no connection, no free
+    connection in the pool, the proxy said no), transient; after, unknown, as the provider may have
+    acted on it. The sentence names the provider only: httpx's own may quote the URL."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError):
+        return TransientProviderError(f"{provider} could not be reached ({type(exc).__name__})", code="connect")
+    if isinstance(exc, httpx.TimeoutException):
+        return UnknownOutcomeError(f"{provider} did not answer in time; the {what} may have been sent", code="timeout")
+    return UnknownOutcomeError(
+        f"the connection to {provider} failed after the {what} was sent ({type(exc).__name__})", code="connection_lost"
+    )

@@ -382,6 +382,7 @@ class DemoSmsGateway:
     name = SMS_PROVIDER
     kind = "generic"
     rate_per_second: float | None = None
+    concurrency = 1
     idempotent = True
 
     def __init__(self) -> None:
@@ -401,6 +402,7 @@ class DemoPushService:
 
     kind = "push"
     rate_per_second: float | None = None
+    concurrency = 1
     idempotent = False
 
     def __init__(self, name: str) -> None:

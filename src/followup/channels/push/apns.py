@@ -36,8 +36,8 @@ from followup.channels.providers import (
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
-    UnknownOutcomeError,
     retry_after_seconds,
+    transport_error,
 )
 from followup.channels.push.jwt import encode_es256
 from followup.config import ApnsSettings
@@ -67,6 +67,7 @@ class ApnsProvider:
 
     def __init__(self, settings: ApnsSettings, *, clock: Clock, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
         self.rate_per_second = settings.rate_per_second
+        self.concurrency = settings.concurrency
         self._settings = settings
         self._clock = clock
         self._key = _read_signing_key(settings.key_file)
@@ -134,7 +135,7 @@ class ApnsProvider:
         try:
             return self._http.post(f"{self._settings.url}/3/device/{outgoing.to}", content=body, headers=headers)
         except httpx.TransportError as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc, provider="APNs", what="notification") from exc
 
 
 def _payload(outgoing: Outgoing) -> bytes:
@@ -180,17 +181,6 @@ def _reason(response: httpx.Response) -> str | None:
     if isinstance(reason, str) and reason.isalnum():
         return reason[:64]
     return None
-
-
-def _transport_error(exc: httpx.TransportError) -> ProviderError:
-    """Before the request left (no connection, pool exhausted): transient. After: unknown."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError):
-        return TransientProviderError(f"APNs could not be reached ({type(exc).__name__})", code="connect")
-    if isinstance(exc, httpx.TimeoutException):
-        return UnknownOutcomeError("APNs did not answer in time; the notification may have been sent", code="timeout")
-    return UnknownOutcomeError(
-        f"the connection to APNs failed after the notification was sent ({type(exc).__name__})", code="connection_lost"
-    )
 
 
 def _read_signing_key(path: str) -> ec.EllipticCurvePrivateKey:

@@ -33,6 +33,7 @@ from followup.channels.providers import (
     TransientProviderError,
     UnknownOutcomeError,
     retry_after_seconds,
+    transport_error,
 )
 from followup.channels.push.jwt import encode_rs256
 from followup.config import FcmSettings
@@ -59,6 +60,7 @@ class FcmProvider:
 
     def __init__(self, settings: FcmSettings, *, clock: Clock, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
         self.rate_per_second = settings.rate_per_second
+        self.concurrency = settings.concurrency
         self._settings = settings
         self._clock = clock
         self._client_email, self._key, self._key_id = _read_service_account(settings.credentials_file)
@@ -150,7 +152,7 @@ class FcmProvider:
                 self._settings.messages_url, json=body, headers={"authorization": f"Bearer {access_token}"}
             )
         except httpx.TransportError as exc:
-            raise _transport_error(exc) from exc
+            raise transport_error(exc, provider="FCM", what="message") from exc
 
 
 def _message(outgoing: Outgoing) -> dict[str, Any]:
@@ -247,17 +249,6 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _transport_error(exc: httpx.TransportError) -> ProviderError:
-    """Before the request left (no connection, pool exhausted): transient. After: unknown."""
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.ProxyError):
-        return TransientProviderError(f"FCM could not be reached ({type(exc).__name__})", code="connect")
-    if isinstance(exc, httpx.TimeoutException):
-        return UnknownOutcomeError("FCM did not answer in time; the message may have been sent", code="timeout")
-    return UnknownOutcomeError(
-        f"the connection to FCM failed after the message was sent ({type(exc).__name__})", code="connection_lost"
-    )
 
 
 def _read_service_account(path: str) -> tuple[str, rsa.RSAPrivateKey, str | None]:

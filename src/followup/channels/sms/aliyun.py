@@ -194,9 +194,10 @@ class AliyunSmsProvider:
     ) -> None:
         self.name = settings.name
         self.rate_per_second = settings.rate_per_second
+        self.concurrency = settings.concurrency
         self._settings = settings
         self._clock = clock
-        self._client = open_client(timeout=timeout, transport=transport)
+        self._client = open_client(timeout=timeout, transport=transport, concurrency=settings.concurrency)
 
     def send(self, outgoing: Outgoing) -> str:
         settings = self._settings

@@ -53,10 +53,13 @@ def open_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     transport: httpx.BaseTransport | None = None,
     auth: httpx.BasicAuth | None = None,
+    concurrency: int = 4,
 ) -> httpx.Client:
-    """One client per provider, kept alive for its lifetime; redirects are not followed (a provider
-    that redirects a send is misconfigured, and following it could post the message twice)."""
-    return httpx.Client(timeout=timeout, transport=transport, auth=auth, follow_redirects=False)
+    """One client per provider, kept alive for its lifetime, with a connection for each send a
+    worker may have in flight; redirects are not followed (a provider that redirects a send is
+    misconfigured, and following it could post the message twice)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.Client(timeout=timeout, transport=transport, auth=auth, follow_redirects=False, limits=limits)
 
 
 def exchange(client: httpx.Client, request: httpx.Request, *, provider: str) -> httpx.Response:
@@ -191,8 +194,9 @@ class GenericSmsProvider:
     ) -> None:
         self.name = settings.name
         self.rate_per_second = settings.rate_per_second
+        self.concurrency = settings.concurrency
         self._settings = settings
-        self._client = open_client(timeout=timeout, transport=transport)
+        self._client = open_client(timeout=timeout, transport=transport, concurrency=settings.concurrency)
 
     def send(self, outgoing: Outgoing) -> str:
         try:

@@ -89,9 +89,10 @@ class TwilioSmsProvider:
     ) -> None:
         self.name = settings.name
         self.rate_per_second = settings.rate_per_second
+        self.concurrency = settings.concurrency
         self._settings = settings
         auth = httpx.BasicAuth(settings.account_sid, settings.auth_token.get_secret_value())
-        self._client = open_client(timeout=timeout, transport=transport, auth=auth)
+        self._client = open_client(timeout=timeout, transport=transport, concurrency=settings.concurrency, auth=auth)
 
     def send(self, outgoing: Outgoing) -> str:
         fields = {"To": outgoing.to, "From": self._settings.from_, "Body": outgoing.text}
