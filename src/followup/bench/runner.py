@@ -43,6 +43,8 @@ class BenchOptions:
     only: Benchmark | None = None
     workdir: Path | None = None
     segment_customers: int = 1_000_000
+    sms_concurrency: int = 4
+    sms_latency_ms: int = 20
 
 
 @dataclass
@@ -149,8 +151,11 @@ def run_benchmarks(options: BenchOptions, *, report: Report = lambda _line: None
                 figures.append(_summarise("ingest PostgreSQL", "events/s", options.postgres_events, pairs))
         if "dispatch" in selected:
             kwargs = {"messages": options.messages, "workdir": workdir}
-            pairs = _pairs("dispatch", kwargs, runs=options.runs, label="dispatch SMTP", report=report)
-            figures.append(_summarise("dispatch SMTP", "messages/s", options.messages, pairs))
+            pairs = _pairs("dispatch", kwargs, runs=options.runs, label="dispatch email", report=report)
+            figures.append(_summarise("dispatch email", "messages/s", options.messages, pairs))
+            kwargs = {**kwargs, "concurrency": options.sms_concurrency, "latency_ms": options.sms_latency_ms}
+            pairs = _pairs("dispatch_sms", kwargs, runs=options.runs, label="dispatch SMS", report=report)
+            figures.append(_summarise("dispatch SMS", "messages/s", options.messages, pairs))
         if "answer" in selected:
             kwargs = {"requests": options.requests, "workdir": workdir}
             pairs = _pairs("answer", kwargs, runs=options.runs, label="answer one-click", report=report)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from followup.config import Settings
+from followup.config import Settings, SmsProviderSettings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerUpsert
 from followup.kernel.actors import SYSTEM
@@ -93,9 +93,16 @@ EVENT_MIX: list[tuple[str, int]] = [
 ]
 FEATURES = ["bill_split", "savings_jar", "qr_pay", "card_bind"]
 EPOCH = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+SMS_SIGN = "好钱包"  # carriers require a 【sign】 on every SMS to a mainland number
 
 
-def bench_settings(database_url: str, *, smtp_port: int = 2525, public_url: str = "http://127.0.0.1:8000") -> Settings:
+def bench_settings(
+    database_url: str,
+    *,
+    smtp_port: int = 2525,
+    public_url: str = "http://127.0.0.1:8000",
+    sms_providers: Sequence[SmsProviderSettings] = (),
+) -> Settings:
     """Settings from arguments only: no .env and no FOLLOWUP_ variables leak into a measurement."""
     return Settings(
         _env_file=None,
@@ -104,6 +111,8 @@ def bench_settings(database_url: str, *, smtp_port: int = 2525, public_url: str 
         smtp_url=f"smtp://127.0.0.1:{smtp_port}",
         smtp_from="feedback@wallet.example",
         public_url=public_url,
+        sms_providers=list(sms_providers),
+        sms_sign=SMS_SIGN,
         log_level="WARNING",
     )
 
@@ -148,24 +157,35 @@ def customer_id(number: int) -> str:
     return f"cust-{number:07d}"
 
 
-def create_reachable_customers(runtime: Runtime, count: int, *, time_zone: str = "Asia/Shanghai") -> None:
-    """Customers with an email address and consent to be asked for feedback by email and in-app."""
+def phone_number(number: int) -> str:
+    """A mainland mobile number in E.164 form, one per customer number."""
+    return f"+86{13_800_000_000 + number}"
+
+
+def create_reachable_customers(
+    runtime: Runtime, count: int, *, time_zone: str = "Asia/Shanghai", with_phone: bool = False
+) -> None:
+    """Customers with an email address and consent to be asked for feedback by email and in-app;
+    `with_phone` adds a mobile number and consent to SMS (off by default: it costs every other
+    benchmark a contact point per customer)."""
     now = runtime.clock.now()
     with runtime.session() as session:
         for number in range(count):
             external_id = customer_id(number)
+            body: dict[str, Any] = {
+                "email": f"{external_id}@example.com",
+                "locale": "zh-CN" if number % 3 else "en",
+                "time_zone": time_zone,
+                "attributes": {"tier": ("gold", "silver", "basic")[number % 3]},
+                "consents": {"feedback": {"email": True, "inapp": True}},
+            }
+            if with_phone:
+                body["phone"] = phone_number(number)
+                body["consents"]["feedback"]["sms"] = True
             customers.upsert_customer(
                 session,
                 external_id,
-                CustomerUpsert.model_validate(
-                    {
-                        "email": f"{external_id}@example.com",
-                        "locale": "zh-CN" if number % 3 else "en",
-                        "time_zone": time_zone,
-                        "attributes": {"tier": ("gold", "silver", "basic")[number % 3]},
-                        "consents": {"feedback": {"email": True, "inapp": True}},
-                    }
-                ),
+                CustomerUpsert.model_validate(body),
                 keys=runtime.keys,
                 limits=runtime.settings.input_limits,
                 actor=SYSTEM,

@@ -51,7 +51,18 @@ def render_table(figures: list[Figure], *, runs: int) -> Table:
 def bench(  # noqa: PLR0917 - typer maps each option to a parameter
     events: Annotated[int, typer.Option(min=1, help="synthetic events to ingest on SQLite")] = 1_000_000,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="events per ingest call and transaction")] = 5000,
-    messages: Annotated[int, typer.Option(min=1, help="follow-up emails to send to the SMTP sink")] = 1000,
+    messages: Annotated[
+        int, typer.Option(min=1, help="follow-up messages to send, by email to the SMTP sink and by SMS to the gateway")
+    ] = 1000,
+    sms_concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="SMS sends in flight at once: the provider's setting and the baseline's")
+    ] = 4,
+    sms_latency_ms: Annotated[
+        int,
+        typer.Option(
+            min=0, max=1000, help="the local SMS gateway's wait before each answer; stands for a provider's round trip"
+        ),
+    ] = 20,
     requests: Annotated[int, typer.Option(min=1, help="one-click answers to POST")] = 2000,
     runs: Annotated[int, typer.Option(min=1, max=21, help="runs per figure; each figure is their median")] = 3,
     postgres: Annotated[
@@ -81,6 +92,8 @@ def bench(  # noqa: PLR0917 - typer maps each option to a parameter
         postgres_events=postgres_events,
         only=only,
         segment_customers=segment_customers,
+        sms_concurrency=sms_concurrency,
+        sms_latency_ms=sms_latency_ms,
     )
     machine = describe_machine(options)
     err.print(
