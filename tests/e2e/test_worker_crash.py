@@ -140,24 +140,24 @@ def doomed_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Doomed
 WorkerRun = Callable[[], str]
 
 
+def run_worker_once(env: dict[str, str], cwd: Path) -> str:
+    """`followup worker --once` as an operator restarts it: all due work, then exit. Gives its summary line."""
+    done = subprocess.run(
+        [str(FOLLOWUP), "worker", "--once"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture
 def worker_once(worker_env: dict[str, str], tmp_path: Path) -> WorkerRun:
-    """`followup worker --once` as an operator restarts it: all due work, then exit. Gives its summary line."""
-
-    def run() -> str:
-        done = subprocess.run(
-            [str(FOLLOWUP), "worker", "--once"],
-            env=worker_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout.strip().splitlines()[-1]
-
-    return run
+    return lambda: run_worker_once(worker_env, tmp_path)
 
 
 def given_an_invitation_due_now(wallet: TestClient, runtime: Runtime) -> None:
@@ -299,16 +299,7 @@ def test_worker_killed_while_an_idempotent_gateway_holds_the_sms_sends_it_once(
 
             # And a worker starts again after the dead worker's lease ran out
             time.sleep(LEASE_SECONDS + 0.5)
-            done = subprocess.run(
-                [str(FOLLOWUP), "worker", "--once"],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
+            assert run_worker_once(env, tmp_path).startswith("steps=0 messages=1 ")
 
             # Then the gateway was asked twice with one Idempotency-Key, and one SMS reached the phone
             keys = [request.headers["idempotency-key"] for request in gateway.received]

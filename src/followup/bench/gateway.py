@@ -17,18 +17,19 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from followup.bench.sink import Counter
+
 REQUIRED_FIELDS = ("to", "text", "sender", "reference", "callback_url")
 
 
-class GatewayCounter:
+class GatewayCounter(Counter):
     """What the gateway has accepted, and the most requests it was answering at one time."""
 
     def __init__(self) -> None:
-        self.received = 0
+        super().__init__()
         self.refused = 0
         self.in_flight = 0
         self.peak_in_flight = 0
-        self._lock = threading.Lock()
 
     def begin(self) -> None:
         with self._lock:
@@ -42,15 +43,6 @@ class GatewayCounter:
                 self.received += 1
             else:
                 self.refused += 1
-
-    def wait_for(self, count: int, *, timeout: float = 30.0) -> int:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.received >= count:
-                    return self.received
-            time.sleep(0.01)
-        return self.received
 
 
 def _handler(counter: GatewayCounter, *, token: str, latency: float) -> type[BaseHTTPRequestHandler]:

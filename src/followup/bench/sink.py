@@ -17,17 +17,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class CountingSink:
-    """aiosmtpd handler: accepts every message and counts it; keeps none of them."""
+class Counter:
+    """How many messages the far end of a benchmark took, safe to read from another thread."""
 
     def __init__(self) -> None:
         self.received = 0
         self._lock = threading.Lock()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self._lock:
-            self.received += 1
-        return "250 OK: queued"
 
     def wait_for(self, count: int, *, timeout: float = 30.0) -> int:
         deadline = time.monotonic() + timeout
@@ -37,6 +32,15 @@ class CountingSink:
                     return self.received
             time.sleep(0.01)
         return self.received
+
+
+class CountingSink(Counter):
+    """aiosmtpd handler: accepts every message and counts it; keeps none of them."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.received += 1
+        return "250 OK: queued"
 
 
 class SmtpSink:
