@@ -17,8 +17,10 @@ from types import FrameType
 from typing import IO, Annotated, cast
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from followup.cli.common import check_schema, cli_runtime, err, fail
 
@@ -92,15 +94,64 @@ def worker(once: Annotated[bool, typer.Option("--once", help="do all due work, t
 
 
 @apikey_app.command("create")
-def apikey_create(name: Annotated[str, typer.Option(help="who the key is for, e.g. wallet-backend")]) -> None:
+def apikey_create(
+    name: Annotated[str, typer.Option(help="who the key is for, e.g. wallet-backend")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="what the key may do, repeatable: admin, read, events:write, customers:write, calls "
+            "(default: admin, everything)"
+        ),
+    ] = None,
+    staff: Annotated[str | None, typer.Option(help="the staff member's email the key is issued for")] = None,
+) -> None:
     """Create an API key and print it (alone on stdout). Only its hash is kept."""
     from followup.staff import service  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
         with runtime.session() as session:
-            _, key = service.create_api_key(session, name=name, now=runtime.clock.now())
+            _, key = service.create_api_key(
+                session, name=name, now=runtime.clock.now(), scopes=scope or (), staff_email=staff
+            )
         typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """Every key: name, scopes, staff member, last use (to the minute), and whether it is revoked."""
+    from followup.staff import service  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        with runtime.read_session() as session:
+            keys = service.list_api_keys(session)
+    table = Table(title="API keys")
+    for column in ("name", "key", "scopes", "staff", "created", "last used", "revoked"):
+        table.add_column(column)
+    for key in keys:
+        table.add_row(
+            key.name,
+            f"{key.prefix}…",
+            " ".join(key.scopes),
+            key.staff or "",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    Console(width=160).print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
+    """Revoke the active keys with this name: from now on they get 401."""
+    from followup.staff import service  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        with runtime.session() as session:
+            count = service.revoke_api_key(session, name, now=runtime.clock.now())
+        typer.echo(f"revoked {count} key{'s' if count != 1 else ''} named {name.strip()}")
 
 
 @staff_app.command("create-admin")

@@ -9,7 +9,7 @@ meets what the server does.
 Which statuses an operation may answer:
 - every operation: 400 (a body that is not JSON, a control character anywhere in the request),
   422 (a field or parameter out of its bounds), 500 (a bug; its message names the request id);
-- an operation behind a key: 401;
+- an operation behind a key: 401, and 403 for a key without the scope the route needs;
 - an operation with a request body: 413 (a body over the size limit);
 - whatever the route declares itself with `may_answer(...)`: 404 when the path, a filter or the
   body names something that does not exist, 409 on a duplicate key or a closed case.
@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 DESCRIPTIONS = {
     400: "The body is not JSON, or the request holds a control character (in the path, the query string or the body).",
     401: "No API key, or a key that is not valid or was revoked.",
+    403: "The API key lacks the scope this operation needs; the message names it.",
     404: "Nothing with that id or key.",
     409: "The request conflicts with what is stored (the key is taken, the case is closed).",
     413: "The body is larger than this endpoint accepts.",
@@ -40,6 +41,12 @@ EXAMPLES: dict[int, tuple[str, str, str | None]] = {
         None,
     ),
     401: ("invalid_api_key", "This API key is not valid or was revoked.", None),
+    403: (
+        "scope_missing",
+        "This API key may not do this: it needs the scope 'customers:write' and holds read. "
+        "Create a key with that scope (`followup apikey create --scope`).",
+        None,
+    ),
     404: ("not_found", "No strategy with key 'refund-csat'.", "strategy"),
     409: ("survey_exists", "A survey with key 'payment-csat' already exists.", "key"),
     413: ("body_too_large", "The request body is larger than 1,048,576 bytes, the most this endpoint accepts.", None),
@@ -85,7 +92,7 @@ def _mend_operation(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     statuses = {400, 422, 500}
     if operation.get("security"):
-        statuses.add(401)
+        statuses.update((401, 403))
     if "requestBody" in operation:
         statuses.add(413)
     statuses.update(int(status) for status in responses if str(status).startswith(("4", "5")))

@@ -9,9 +9,9 @@ from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from followup.kernel.actors import Actor
-from followup.kernel.errors import NotFound, Unauthorized
-from followup.kernel.http import AppSettings, ReadSession
-from followup.staff import service
+from followup.kernel.errors import Forbidden, NotFound, Unauthorized
+from followup.kernel.http import AppSettings, Now, ReadSession, runtime_of
+from followup.staff import scopes, service
 
 # Declares the bearer scheme in the OpenAPI document; the key itself is read from the header below,
 # so a wrong scheme or a missing key gets the service's own sentence rather than FastAPI's.
@@ -24,9 +24,32 @@ _bearer = HTTPBearer(
 
 
 def _api_actor(
-    session: ReadSession, request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    session: ReadSession,
+    request: Request,
+    now: Now,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    return service.authenticate_api_key(session, request.headers.get("authorization"))
+    """The caller of an API route, if their key holds the scope the route needs (`scopes`): the one
+    place every route's access is decided."""
+    holder = service.authenticate_api_key(session, request.headers.get("authorization"))
+    # The route's own path template, under the /api/v1 prefix every API router is included with.
+    route = request.scope.get("route")
+    needed = scopes.required_scope(request.method, getattr(route, "path", ""))
+    if not scopes.allows(holder.scopes, needed):
+        raise Forbidden(
+            f"This API key may not do this: it needs the scope '{needed}' and holds {', '.join(holder.scopes)}. "
+            "Create a key with that scope (`followup apikey create --scope`).",
+            code="scope_missing",
+        )
+    if needed == scopes.CALLS and holder.staff_id is None:
+        raise Forbidden(
+            "The call queue is worked by agents: issue the key for one (`followup apikey create --staff EMAIL`).",
+            code="key_without_staff",
+        )
+    if holder.last_used_at is None or now - holder.last_used_at >= service.KEY_USE_RESOLUTION:
+        with runtime_of(request).session() as writing:
+            service.note_api_key_use(writing, holder.key_id, now=now)
+    return holder.actor
 
 
 ApiActor = Annotated[Actor, Depends(_api_actor)]

@@ -20,16 +20,22 @@ class StaffMember(Base):
 
 
 class ApiKey(Base):
-    """An API key for the wallet's systems; only the SHA-256 of the key is kept."""
+    """An API key for the wallet's systems; only the SHA-256 of the key is kept. `scopes` is a
+    space-separated list (`admin` can do everything); `staff_id` names the person a key was issued
+    for, if any."""
 
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_staff_id", "staff_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200), server_default="admin")
+    staff_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ConsoleSession(Base):

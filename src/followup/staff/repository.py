@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Insert, case, delete, select, update
+from sqlalchemy import Insert, case, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
@@ -14,6 +14,23 @@ class StaffRepository:
 
     def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
         return self.session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+    def active_api_keys_named(self, name: str) -> list[ApiKey]:
+        return list(self.session.scalars(select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))))
+
+    def api_keys(self) -> list[ApiKey]:
+        order = (ApiKey.revoked_at.is_not(None), ApiKey.name, ApiKey.id)  # active keys first
+        return list(self.session.scalars(select(ApiKey).order_by(*order)))
+
+    def staff_emails(self) -> dict[int, str]:
+        return {row.id: row.email for row in self.session.execute(select(StaffMember.id, StaffMember.email))}
+
+    def touch_api_key(self, key_id: int, *, now: dt.datetime, unless_since: dt.datetime) -> None:
+        self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < unless_since))
+            .values(last_used_at=now)
+        )
 
     def staff_by_email(self, email: str) -> StaffMember | None:
         return self.session.scalars(select(StaffMember).where(StaffMember.email == email)).one_or_none()

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -17,11 +18,14 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import hash_token, new_token
 from followup.kernel.errors import Conflict, FollowupError, InvalidInput, NotFound, Unauthorized
 from followup.kernel.logging import get_logger
+from followup.kernel.text import control_character
+from followup.staff import scopes as key_scopes
 from followup.staff.models import ApiKey, ConsoleSession, StaffMember
 from followup.staff.repository import StaffRepository
 
 log = get_logger(__name__)
 KEY_PREFIX = "fu_"
+KEY_USE_RESOLUTION = dt.timedelta(minutes=1)  # a key's last use is kept to the minute
 ROLES = ("admin", "analyst", "agent", "auditor")
 # Failures older than this are forgotten: a colleague's typo last week does not shorten today's patience.
 FAILURE_MEMORY = dt.timedelta(days=1)
@@ -88,19 +92,96 @@ class SignInThrottled(FollowupError):
         self.retry_at = retry_at
 
 
-def create_api_key(session: Session, *, name: str, now: dt.datetime) -> tuple[ApiKey, str]:
-    """A new key; the clear key is returned once and never stored."""
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    """Who is calling with an API key, and what the key allows."""
+
+    actor: Actor
+    key_id: int
+    scopes: tuple[str, ...]
+    staff_id: int | None
+    last_used_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """A key as `followup apikey list` shows it: never the key itself."""
+
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    staff: str | None
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+def create_api_key(
+    session: Session,
+    *,
+    name: str,
+    now: dt.datetime,
+    scopes: Iterable[str] = (),
+    staff_email: str | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key with `scopes` (none given: `admin`, as keys always were), issued for the staff
+    member `staff_email` if given; the clear key is returned once and never stored."""
     name = name.strip()
-    if not 1 <= len(name) <= 100:
-        raise InvalidInput("the key name must be 1 to 100 characters", field="name")
+    if not 1 <= len(name) <= 100 or control_character(name) is not None:
+        raise InvalidInput("the key name must be 1 to 100 characters, without control characters", field="name")
+    try:
+        chosen = key_scopes.check(scopes)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="scope") from exc
+    repo = StaffRepository(session)
+    staff_id = access_staff_by_email(session, staff_email).id if staff_email else None
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(name=name, prefix=key[:10], key_hash=hash_token(key), created_at=now)
-    StaffRepository(session).add(row)
+    row = ApiKey(
+        name=name,
+        prefix=key[:10],
+        key_hash=hash_token(key),
+        scopes=" ".join(chosen),
+        staff_id=staff_id,
+        created_at=now,
+    )
+    repo.add(row)
     session.flush()
     return row, key
 
 
-def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
+def list_api_keys(session: Session) -> list[ApiKeyInfo]:
+    repo = StaffRepository(session)
+    emails = repo.staff_emails()
+    return [
+        ApiKeyInfo(
+            name=row.name,
+            prefix=row.prefix,
+            scopes=tuple(key_scopes.parse(row.scopes)),
+            staff=emails.get(row.staff_id) if row.staff_id is not None else None,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+        )
+        for row in repo.api_keys()
+    ]
+
+
+def revoke_api_key(session: Session, name: str, *, now: dt.datetime) -> int:
+    """Revoke every active key named `name` (names are the operator's and may repeat, e.g. a key
+    made again by a deployment script); returns how many."""
+    rows = StaffRepository(session).active_api_keys_named(name.strip())
+    if not rows:
+        raise ApiKeyNotFound(f"No active API key is named '{name.strip()}'.")
+    for row in rows:
+        row.revoked_at = now
+    return len(rows)
+
+
+def authenticate_api_key(session: Session, authorization: str | None) -> KeyHolder:
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 §11.1)
         raise Unauthorized(
@@ -111,7 +192,18 @@ def authenticate_api_key(session: Session, authorization: str | None) -> Actor:
     row = StaffRepository(session).api_key_by_hash(hash_token(key))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is not valid or was revoked.", code="invalid_api_key")
-    return Actor(kind="api_key", id=str(row.id), label=row.name)
+    return KeyHolder(
+        actor=Actor(kind="api_key", id=str(row.id), label=row.name),
+        key_id=row.id,
+        scopes=tuple(key_scopes.parse(row.scopes)),
+        staff_id=row.staff_id,
+        last_used_at=row.last_used_at,
+    )
+
+
+def note_api_key_use(session: Session, key_id: int, *, now: dt.datetime) -> None:
+    """Record that a key was used, at most once a minute (a write per request would cost ingest)."""
+    StaffRepository(session).touch_api_key(key_id, now=now, unless_since=now - KEY_USE_RESOLUTION)
 
 
 def _normal_email(email: str) -> str:
