@@ -13,37 +13,15 @@ message quotes a secret, a signature or the body.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import hashlib
 import hmac
 from collections.abc import Mapping
 
 from followup.channels.providers import WebhookSignatureError
+from followup.kernel.standard_webhooks import WHSEC_PREFIX, digest, secret_key, sign
 
-WHSEC_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300  # seconds either side of now, the specification's five minutes
-
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_…` secret (a secret without the prefix is read as plain base64)."""
-    encoded = secret.removeprefix(WHSEC_PREFIX)
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        # The secret is not quoted: it would end up in a log.
-        raise ValueError("the webhook secret is not base64 after whsec_") from exc
-
-
-def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` value (one signature) for this id, timestamp and body."""
-    return f"v1,{_digest(secret_key(secret), msg_id, timestamp, body)}"
-
-
-def _digest(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    content = f"{msg_id}.{timestamp}.".encode() + body
-    return base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode("ascii")
+__all__ = ["DEFAULT_TOLERANCE", "WHSEC_PREFIX", "secret_key", "sign", "verify"]
 
 
 def verify(
@@ -73,7 +51,7 @@ def verify(
         raise ValueError("verify needs a timezone-aware now")
     if abs(now.timestamp() - timestamp) > tolerance:
         raise WebhookSignatureError(f"webhook-timestamp is more than {tolerance} seconds away from now")
-    expected = _digest(secret_key(secret), msg_id, timestamp, body).encode("ascii")
+    expected = digest(secret_key(secret), msg_id, timestamp, body).encode("ascii")
     for candidate in signatures.split(" "):
         version, _, value = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(value.encode("ascii", "replace"), expected):
