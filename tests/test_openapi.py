@@ -53,6 +53,14 @@ STATUSES = {
     ("get", "/api/v1/surveys"): {400, 401, 403, 422, 500},
     ("post", "/api/v1/surveys"): {400, 401, 403, 409, 413, 422, 500},
     ("get", "/api/v1/surveys/{key}"): {400, 401, 403, 404, 422, 500},
+    ("get", "/api/v1/webhooks"): {400, 401, 403, 422, 500},
+    ("post", "/api/v1/webhooks"): {400, 401, 403, 413, 422, 500},
+    ("post", "/api/v1/webhooks/deliveries/{delivery_id}/replay"): {400, 401, 403, 404, 409, 422, 500},
+    ("delete", "/api/v1/webhooks/{webhook_id}"): {400, 401, 403, 404, 422, 500},
+    ("get", "/api/v1/webhooks/{webhook_id}"): {400, 401, 403, 404, 422, 500},
+    ("patch", "/api/v1/webhooks/{webhook_id}"): {400, 401, 403, 404, 413, 422, 500},
+    ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): {400, 401, 403, 404, 422, 500},
+    ("post", "/api/v1/webhooks/{webhook_id}/test"): {400, 401, 403, 404, 409, 422, 500},
 }
 
 

@@ -228,6 +228,9 @@ class Settings(BaseSettings):
     # The secret (whsec_…) that signs email bounce reports posted to /hooks/email/bounces in the
     # Standard Webhooks form. Unset: that endpoint refuses every report.
     email_webhook_secret: SecretStr | None = None
+    # Outbound webhooks may post to private, loopback and link-local addresses (a test, a
+    # deployment whose receivers live inside). Off: such URLs are refused, at creation and at send.
+    webhooks_allow_private: bool = False
 
     # Limits on what one request may store, each refused with 422 `limit_exceeded` naming the field.
     # They apply when data is written: data stored before a limit was lowered still reads and runs.

@@ -16,6 +16,7 @@ from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
 from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
+from followup.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
@@ -55,5 +56,7 @@ __all__ = [
     "SurveyVersion",
     "UnsubscribeLink",
     "Wave",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

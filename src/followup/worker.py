@@ -31,6 +31,8 @@ from followup.kernel import jobs
 from followup.kernel.jobs import Tasks, Timer
 from followup.kernel.logging import get_logger
 from followup.runtime import Runtime
+from followup.webhooks import sender as webhook_sender
+from followup.webhooks import service as webhooks
 
 log = get_logger(__name__)
 
@@ -444,11 +446,42 @@ class Worker:
                 log.error("job_failed", job_id=job_id, kind=kind, error=str(exc))
         return len(claimed)
 
+    def deliver_webhooks(self) -> int:
+        """Post due webhook deliveries: claimed in one transaction, posted outside any, each try
+        recorded in a transaction of its own (webhooks.service)."""
+        runtime = self.runtime
+        with runtime.session() as session:
+            due = webhooks.claim_due(session, now=runtime.clock.now(), keys=runtime.keys, limit=self.batch_size)
+        if not due:
+            return 0
+        with webhook_sender.open_client() as client:
+            for delivery in due:
+                if self.stopping.is_set():
+                    break  # the lease runs out and another worker takes it
+                now = runtime.clock.now()
+                tried = webhook_sender.post(
+                    client,
+                    delivery,
+                    timestamp=int(now.timestamp()),
+                    allow_private=runtime.settings.webhooks_allow_private,
+                )
+                with runtime.session() as session:
+                    webhooks.record_try(
+                        session,
+                        delivery.id,
+                        tried,
+                        now=runtime.clock.now(),
+                        retry_base=runtime.settings.retry_base_seconds,
+                    )
+                if not tried.delivered:
+                    log.info("webhook_not_delivered", delivery_id=delivery.id, status=tried.status, error=tried.error)
+        return len(due)
+
     def tick(self) -> WorkDone:
         done = WorkDone()
         done.steps = self.run_timers()
         done.messages = self.send_due_messages()
-        done.jobs = self.run_jobs()
+        done.jobs = self.run_jobs() + self.deliver_webhooks()
         return done
 
     def run_until_idle(self, *, max_rounds: int = 10_000) -> WorkDone:

@@ -31,7 +31,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import make_strategy
 from tests.builders.surveys import make_survey
 from tests.conftest import LiveServer, wipe
-from tests.e2e.test_console_browser import SCREENSHOTS, browser_page  # noqa: F401 - the fixture
+from tests.e2e.test_console_browser import SCREENSHOTS, browser_page, sign_in  # noqa: F401 - the fixture
 from tests.sms_servers import Answer, GenericGateway
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci1zbXMtd2ViaG9va3M="
@@ -131,13 +131,7 @@ def test_channels_sms_push_and_contact_points_read_as_staff_need_them(
     url, password = wallet
     page = browser_page
     assert isinstance(page, Page)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{url}/console/login?next=/console/channels")
-    page.get_by_label("Email").fill("ops@wallet.example")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    errors = sign_in(page, url, email="ops@wallet.example", password=password, next_path="/console/channels")
 
     # The channels page: the first gateway's circuit open after two 503s, the second healthy
     expect(page).to_have_url(re.compile(r"/console/channels$"))

@@ -45,6 +45,22 @@ DAY = 24 * 60 * 60
 HALF_DAY = DAY // 2
 
 
+def sign_in(page: object, url: str, *, email: str, password: str, next_path: str) -> list[str]:
+    """Sign in through the console's form, landing on `next_path`; returns the list the page's
+    script errors and console errors are collected in (a test ends asserting it is empty)."""
+    from playwright.sync_api import Page  # imported here: only when Chromium is there
+
+    assert isinstance(page, Page)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{url}/console/login?next={next_path}")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    return errors
+
+
 @pytest.fixture
 def browser_page() -> Iterator[object]:
     if not CHROMIUM.exists():

@@ -15,6 +15,7 @@ from followup.customers import service as customers
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Conflict, NotFound
 from followup.privacy import service as privacy
+from followup.webhooks import service as webhooks
 
 SLA = {"security": dt.timedelta(hours=4), "high": dt.timedelta(hours=24), "normal": dt.timedelta(hours=72)}
 
@@ -54,6 +55,7 @@ def open_for_rating(
     )
     repo.add(case)
     session.flush()
+    _announce(session, case, "case.opened", now=now)
     return case
 
 
@@ -87,7 +89,32 @@ def open_for_comment(
     )
     repo.add(case)
     session.flush()
+    _announce(session, case, "case.opened", now=now)
+    _announce(session, case, "security.concern", now=now)
     return case
+
+
+def _announce(session: Session, case: Case, event_type: str, *, now: dt.datetime) -> None:
+    """Tell the wallet's systems (outbound webhooks) about the case: ids and state, never the
+    comment behind it."""
+    external_id = customers.external_ids(session, [case.customer_id]).get(case.customer_id, "")
+    webhooks.publish(
+        session,
+        event_type,
+        {
+            "case_id": case.id,
+            "kind": case.kind,
+            "priority": case.priority,
+            "status": case.status,
+            "customer_id": external_id,
+            "followup_id": case.followup_id,
+            "response_id": case.response_id,
+            "opened_at": case.opened_at,
+            "due_at": case.due_at,
+            "closed_at": case.closed_at,
+        },
+        now=now,
+    )
 
 
 def customers_with_open_security_case(session: Session, customer_ids: Iterable[int]) -> set[int]:
@@ -133,6 +160,7 @@ def close_case(session: Session, case: Case, *, resolution: str, actor: Actor, n
         new={"status": "closed", "resolution": resolution, "customer_id": external_id},
     )
     session.flush()
+    _announce(session, case, "case.updated", now=now)
     return case
 
 

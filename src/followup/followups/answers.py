@@ -27,6 +27,7 @@ from followup.kernel.crypto import KeyProvider
 from followup.rewards import service as rewards
 from followup.surveys import service as surveys
 from followup.surveys.service import InvitationInvalid
+from followup.webhooks import service as webhooks
 
 
 class AnswerSource(StrEnum):
@@ -103,6 +104,23 @@ def record_answer(
         response_id=response.id,
         nps=response.nps,
         csat=response.csat,
+        now=now,
+    )
+    webhooks.publish(
+        session,
+        "response.created",
+        {
+            "response_id": response.id,
+            "followup_id": followup.id,
+            "strategy_id": followup.strategy_id,
+            "customer_id": external_id,
+            "channel": response.channel,
+            "source": by.source,
+            "nps": response.nps,
+            "csat": response.csat,
+            "reward_points": granted,
+            "case_id": case.id if case else None,
+        },
         now=now,
     )
     return AnswerOutcome(

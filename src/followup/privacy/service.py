@@ -14,6 +14,7 @@ from followup.kernel.errors import NotFound
 from followup.privacy.enums import PURPOSES, is_channel_name
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.privacy.repository import PrivacyRepository, consent_join_sql
+from followup.webhooks import service as webhooks
 
 
 class UnsubscribeLinkInvalid(NotFound):
@@ -95,6 +96,18 @@ def record_consents(
                 now=now,
                 old={"purpose": purpose, "channel": channel, "granted": old},
                 new={"purpose": purpose, "channel": channel, "granted": granted, "source": source},
+            )
+            webhooks.publish(
+                session,
+                "consent.changed",
+                {
+                    "customer_id": subject_id,
+                    "purpose": purpose,
+                    "channel": channel,
+                    "granted": granted,
+                    "source": source,
+                },
+                now=now,
             )
             recorded += 1
     session.flush()

@@ -12,6 +12,7 @@ from followup.privacy import service as privacy
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.rewards.repository import RewardRepository
 from followup.rewards.schemas import RewardEntryOut, RewardsOut
+from followup.webhooks import service as webhooks
 
 
 def grant_points(
@@ -65,6 +66,19 @@ def grant_points(
         now=now,
         old={"balance": old_balance},
         new={"balance": account.balance, "points": points, "reason": reason},
+    )
+    webhooks.publish(
+        session,
+        "reward.granted",
+        {
+            "customer_id": subject_id,
+            "entry_id": entry.id,
+            "points": points,
+            "balance": account.balance,
+            "reason": reason,
+            "followup_id": followup_id,
+        },
+        now=now,
     )
     return entry
 

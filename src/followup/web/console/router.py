@@ -33,8 +33,9 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import auth, channels, interviews, segments, strategies
+from followup.web.console import auth, channels, interviews, segments, strategies, webhooks
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
+from followup.web.console.forms import expired_page
 from followup.web.console.pages import (
     HERE,
     LARGEST_ID,
@@ -122,13 +123,7 @@ def logout(
     request: Request, signed_in: ConsoleStaff, session: WriteSession, csrf: Annotated[str, Form(max_length=200)] = ""
 ) -> Response:
     if not auth.check_csrf(signed_in, csrf):
-        return problem_page(
-            request,
-            signed_in,
-            title="Refused",
-            text="The form expired or came from elsewhere; reload the page and try again.",
-            status_code=403,
-        )
+        return expired_page(request, signed_in)
     staff.end_console_session(session, auth.session_token(request))
     response = RedirectResponse("/console/login", status_code=303)
     auth.clear_session_cookie(response)
@@ -388,6 +383,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(segments.router)
     app.include_router(interviews.router)
     app.include_router(channels.router)
+    app.include_router(webhooks.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)
