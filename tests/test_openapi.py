@@ -61,6 +61,9 @@ STATUSES = {
     ("patch", "/api/v1/webhooks/{webhook_id}"): {400, 401, 403, 404, 413, 422, 500},
     ("get", "/api/v1/webhooks/{webhook_id}/deliveries"): {400, 401, 403, 404, 422, 500},
     ("post", "/api/v1/webhooks/{webhook_id}/test"): {400, 401, 403, 404, 409, 422, 500},
+    ("get", "/api/v1/staff"): {400, 401, 403, 422, 500},
+    ("post", "/api/v1/staff"): {400, 401, 403, 409, 413, 422, 500},
+    ("patch", "/api/v1/staff/{staff_id}"): {400, 401, 403, 404, 413, 422, 500},
 }
 
 

@@ -40,6 +40,7 @@ from followup.web.console.router import install_console
 from followup.web.hooks import router as hooks_router
 from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
+from followup.web.staff_admin import router as staff_router
 from followup.webhooks.endpoints import router as webhooks_router
 
 log = get_logger(__name__)
@@ -108,6 +109,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         cases_router,
         insights_router,
         webhooks_router,
+        staff_router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
     app.include_router(hosted_router)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from types import FrameType
-from typing import IO, Annotated, cast
+from typing import IO, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -166,28 +166,77 @@ def staff_create_admin(email: Annotated[str, typer.Option(help="the admin's emai
         typer.echo(password)
 
 
-@staff_app.command("set-password")
-def staff_set_password(email: Annotated[str, typer.Option(help="the staff member's email address")]) -> None:
-    """Give a staff account a new generated password (printed) and end its console sessions."""
-    from followup.staff import service  # noqa: PLC0415
+EmailOption = Annotated[str, typer.Option(help="the staff member's email address")]
+RoleOption = Annotated[str, typer.Option(help="admin, analyst, agent or auditor")]
+
+
+def _staff_cli() -> Any:
+    from followup.kernel.actors import Actor  # noqa: PLC0415
+
+    return Actor(kind="system", id="cli", label="followup staff")
+
+
+@staff_app.command("invite")
+def staff_invite(
+    email: EmailOption,
+    role: RoleOption,
+    queue: Annotated[list[str] | None, typer.Option(help="a queue the member works (repeatable), e.g. calls")] = None,
+) -> None:
+    """Create a staff account and print its generated password (alone on stdout), shown this once."""
+    from followup.web import staff_admin  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
         with runtime.session() as session:
-            password = service.set_staff_password(session, service.access_staff_by_email(session, email))
-        typer.echo(password)
+            made = staff_admin.invite(
+                session, email=email, role=role, queues=queue or [], actor=_staff_cli(), now=runtime.clock.now()
+            )
+        typer.echo(made.password)
+
+
+def _update_staff(email: str, **change: Any) -> str | None:
+    from followup.staff import service  # noqa: PLC0415
+    from followup.staff.schemas import StaffUpdate  # noqa: PLC0415
+    from followup.web import staff_admin  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        with runtime.session() as session:
+            member = service.access_staff_by_email(session, email)
+            made = staff_admin.update(
+                session, member, StaffUpdate(**change), actor=_staff_cli(), now=runtime.clock.now()
+            )
+            return made.password
+
+
+@staff_app.command("set-role")
+def staff_set_role(email: EmailOption, role: RoleOption) -> None:
+    """Change a staff member's role (audited)."""
+    from followup.staff.service import ROLES  # noqa: PLC0415
+
+    if role not in ROLES:
+        raise fail(f"role must be one of {', '.join(ROLES)}")
+    _update_staff(email, role=role)
+    typer.echo(f"{email.strip()} is now {role}")
+
+
+@staff_app.command("reset-password")
+def staff_reset_password(email: EmailOption) -> None:
+    """Give a staff account a new generated password (printed) and end its console sessions (audited)."""
+    typer.echo(_update_staff(email, reset_password=True))
+
+
+@staff_app.command("set-password")
+def staff_set_password(email: EmailOption) -> None:
+    """The same as reset-password (kept for the scripts that call it by this name)."""
+    typer.echo(_update_staff(email, reset_password=True))
 
 
 @staff_app.command("disable")
-def staff_disable(email: Annotated[str, typer.Option(help="the staff member's email address")]) -> None:
-    """Disable a staff account: it can no longer sign in, and its console sessions end at once."""
-    from followup.staff import service  # noqa: PLC0415
-
-    with cli_runtime() as runtime:
-        check_schema(runtime)
-        with runtime.session() as session:
-            service.disable_staff(session, service.access_staff_by_email(session, email), now=runtime.clock.now())
-        typer.echo(f"disabled {email.strip()}; its console sessions have ended")
+def staff_disable(email: EmailOption) -> None:
+    """Disable a staff account: it can no longer sign in, and its console sessions end at once (audited)."""
+    _update_staff(email, disabled=True)
+    typer.echo(f"disabled {email.strip()}; its console sessions have ended")
 
 
 @keys_app.command("generate")

@@ -15,6 +15,7 @@ class StaffMember(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
+    queues: Mapped[str] = mapped_column(String(500), server_default="", default="")  # space-separated
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Insert, case, delete, or_, select, update
+from sqlalchemy import Insert, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
@@ -31,6 +31,14 @@ class StaffRepository:
             .where(ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < unless_since))
             .values(last_used_at=now)
         )
+
+    def staff_by_id(self, staff_id: int) -> StaffMember | None:
+        return self.session.get(StaffMember, staff_id)
+
+    def staff_page(self, *, limit: int, offset: int) -> tuple[list[StaffMember], int]:
+        total = self.session.scalar(select(func.count()).select_from(StaffMember)) or 0
+        rows = self.session.scalars(select(StaffMember).order_by(StaffMember.id).limit(limit).offset(offset))
+        return list(rows), total
 
     def staff_by_email(self, email: str) -> StaffMember | None:
         return self.session.scalars(select(StaffMember).where(StaffMember.email == email)).one_or_none()

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from followup.staff.repository import StaffRepository
 
 log = get_logger(__name__)
 KEY_PREFIX = "fu_"
+QUEUE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+MAX_QUEUES = 20
 KEY_USE_RESOLUTION = dt.timedelta(minutes=1)  # a key's last use is kept to the minute
 ROLES = ("admin", "analyst", "agent", "auditor")
 # Failures older than this are forgotten: a colleague's typo last week does not shorten today's patience.
@@ -210,20 +213,54 @@ def _normal_email(email: str) -> str:
     return email.strip().lower()
 
 
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    return role
+
+
+def check_queues(queues: Iterable[str]) -> list[str]:
+    """Queue names, each a lower-case word (`calls`, `security`, `vip-calls`), in the order given."""
+    chosen: list[str] = []
+    for queue in queues:
+        name = queue.strip()
+        if not QUEUE_NAME.fullmatch(name):
+            raise InvalidInput(
+                f"'{name}' is not a queue name: use 1 to 32 lower-case letters, digits, '-' or '_', "
+                "starting with a letter",
+                field="queues",
+            )
+        if name not in chosen:
+            chosen.append(name)
+    if len(chosen) > MAX_QUEUES:
+        raise InvalidInput(f"a staff member belongs to at most {MAX_QUEUES} queues", field="queues")
+    return chosen
+
+
 def create_staff(
-    session: Session, *, email: str, role: str, now: dt.datetime, passwords: PasswordChecker | None = None
+    session: Session,
+    *,
+    email: str,
+    role: str,
+    now: dt.datetime,
+    queues: Iterable[str] = (),
+    passwords: PasswordChecker | None = None,
 ) -> tuple[StaffMember, str]:
     """A staff account with a generated password, returned once in clear."""
     email = _normal_email(email)
-    if "@" not in email or len(email) > 254 or "\x00" in email:
+    if "@" not in email or len(email) > 254 or control_character(email) is not None or " " in email:
         raise InvalidInput("give a valid email address for the staff account", field="email")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    check_role(role)
+    chosen = check_queues(queues)
     if StaffRepository(session).staff_by_email(email) is not None:
         raise Conflict(f"A staff account for {email} already exists.", code="staff_exists", field="email")
     password = secrets.token_urlsafe(12)
     member = StaffMember(
-        email=email, password_hash=(passwords or password_checker()).hash(password), role=role, created_at=now
+        email=email,
+        password_hash=(passwords or password_checker()).hash(password),
+        role=role,
+        queues=" ".join(chosen),
+        created_at=now,
     )
     StaffRepository(session).add(member)
     session.flush()
@@ -245,6 +282,22 @@ def set_staff_password(session: Session, member: StaffMember, *, passwords: Pass
     StaffRepository(session).delete_sessions_of(member.id)
     session.flush()
     return password
+
+
+def access_staff(session: Session, staff_id: int) -> StaffMember:
+    member = StaffRepository(session).staff_by_id(staff_id)
+    if member is None:
+        raise NotFound(f"There is no staff account {staff_id}.", code="staff_not_found", field="staff_id")
+    return member
+
+
+def list_staff(session: Session, *, limit: int, offset: int) -> tuple[list[StaffMember], int]:
+    return StaffRepository(session).staff_page(limit=limit, offset=offset)
+
+
+def enable_staff(session: Session, member: StaffMember) -> StaffMember:
+    member.disabled_at = None
+    return member
 
 
 def disable_staff(session: Session, member: StaffMember, *, now: dt.datetime) -> StaffMember:
