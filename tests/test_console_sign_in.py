@@ -370,3 +370,25 @@ def test_a_sign_in_form_over_its_bounds_gets_a_page_not_json(
     assert "at most" in answer.text  # says which bound was passed
     assert password not in answer.text
     assert rows(runtime, "SELECT count(*) FROM console_sessions") == [(0,)]
+
+
+def test_signing_out_everywhere_ends_every_session_of_the_account_only(runtime: Runtime, console: TestClient) -> None:
+    password = make_staff(runtime)
+    other_password = make_staff(runtime, email="li.na@wallet.example")
+    sign_in(console, EMAIL, password)
+    laptop = sign_in(TestClient(create_app(runtime), follow_redirects=False), EMAIL, password)
+    colleague = sign_in(TestClient(create_app(runtime), follow_redirects=False), "li.na@wallet.example", other_password)
+
+    done = console.post("/console/logout-everywhere", data={"csrf": csrf_of(console.get("/console").text)})
+
+    assert (done.status_code, done.headers["location"]) == (303, "/console/login")
+    assert console.get("/console").status_code == 303
+    assert laptop.get("/console").status_code == 303
+    # A colleague's session is theirs, and stays
+    assert colleague.get("/console").status_code == 200
+    assert rows(runtime, "SELECT count(*) FROM console_sessions") == [(1,)]
+    # Without the form's token nothing ends
+    sign_in(console, EMAIL, password)
+    refused = console.post("/console/logout-everywhere", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    assert console.get("/console").status_code == 200

@@ -397,3 +397,8 @@ def get_console_session_staff(session: Session, token: str, *, now: dt.datetime)
 
 def end_console_session(session: Session, token: str) -> None:
     StaffRepository(session).delete_session(hash_token(token))
+
+
+def end_every_console_session(session: Session, staff_id: int) -> int:
+    """Sign a staff member out on every browser at once (a lost laptop, a shared computer)."""
+    return StaffRepository(session).delete_sessions_of(staff_id)

@@ -130,6 +130,19 @@ def logout(
     return response
 
 
+@router.post("/logout-everywhere")
+def logout_everywhere(
+    request: Request, signed_in: ConsoleStaff, session: WriteSession, csrf: Annotated[str, Form(max_length=200)] = ""
+) -> Response:
+    """End every console session of the signed-in member, on every browser, this one included."""
+    if not auth.check_csrf(signed_in, csrf):
+        return expired_page(request, signed_in)
+    staff.end_every_console_session(session, signed_in.id)
+    response = RedirectResponse("/console/login", status_code=303)
+    auth.clear_session_cookie(response)
+    return response
+
+
 def _chart_series(daily: list[DailyPoint], today: dt.date) -> dict[str, list[Any]]:
     """The chart's data. A day not over yet has no response rate: its invitations have had no
     time to be answered, and its rate would plunge toward zero. Its NPS, an average of the
