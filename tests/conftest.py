@@ -165,6 +165,8 @@ def settings(database_url: str, smtp_server: SmtpSink) -> Settings:
         smtp_from="feedback@wallet.example",
         public_url="http://testserver",
         retry_base_seconds=60,
+        # The console tests sign admins in with a password alone; test_two_factor.py turns it on.
+        console_admin_two_factor=False,
     )
 
 

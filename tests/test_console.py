@@ -113,7 +113,7 @@ def test_wrong_password_is_refused_and_no_session_is_given(runtime: Runtime, con
         data={"email": "ops@wallet.example", "password": "guess", "csrf": csrf_of(form.text)},
     )
     assert answer.status_code == 401
-    assert "Wrong email or password." in answer.text
+    assert "Wrong email or password, or a wrong code from the authenticator app." in answer.text
     assert SESSION_COOKIE not in answer.cookies
     assert console.get("/console").status_code == 303
 

@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     console_sign_in_address_failures: int = Field(default=20, ge=1)
     console_sign_in_first_lock_seconds: float = Field(default=30.0, gt=0)
     console_sign_in_longest_lock_seconds: float = Field(default=900.0, gt=0)
+    # Admins must set up two-factor sign-in (a TOTP app) before the console shows them anything
+    # else. Turn off only where something in front of the console already asks for a second factor.
+    console_admin_two_factor: bool = True
     # Bearer token that GET /metrics requires (`Authorization: Bearer TOKEN`); use a long random
     # value. Unset (the default) turns metrics off: /metrics answers 404.
     metrics_token: SecretStr | None = None

@@ -226,6 +226,20 @@ def staff_reset_password(email: EmailOption) -> None:
     typer.echo(_update_staff(email, reset_password=True))
 
 
+@staff_app.command("reset-two-factor")
+def staff_reset_two_factor(email: EmailOption) -> None:
+    """Turn a member's two-factor sign-in off (a lost phone) and end their sessions (audited)."""
+    from followup.staff import service  # noqa: PLC0415
+    from followup.web import staff_admin  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        with runtime.session() as session:
+            member = service.access_staff_by_email(session, email)
+            staff_admin.reset_two_factor(session, member, actor=_staff_cli(), now=runtime.clock.now())
+    typer.echo(f"two-factor is off for {email.strip()}; it is set up again at the next sign-in")
+
+
 @staff_app.command("set-password")
 def staff_set_password(email: EmailOption) -> None:
     """The same as reset-password (kept for the scripts that call it by this name)."""

@@ -11,12 +11,13 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
 from followup.kernel.actors import Actor
-from followup.kernel.crypto import hash_token, new_token
+from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, FollowupError, InvalidInput, NotFound, Unauthorized
 from followup.kernel.logging import get_logger
 from followup.kernel.text import control_character
@@ -324,8 +325,13 @@ def sign_in_staff(
     throttle_secret: bytes,
     passwords: PasswordChecker,
     now: dt.datetime,
+    code: str = "",
+    keys: KeyProvider | None = None,
 ) -> StaffMember:
     """Check a console sign-in against the account's and the client address's failure counts.
+
+    An account with two-factor on also needs the code of its authenticator app (`code`); a wrong or
+    missing code counts as a wrong password, and the answer does not say which of them was wrong.
 
     While either is locked, no password is checked at all (the right one included), and the
     attempt does not lengthen the lock. Each wrong password counts for both; a success clears the
@@ -346,7 +352,8 @@ def sign_in_staff(
         raise SignInThrottled(locked_until)
 
     usable = member is not None and member.disabled_at is None
-    if member is not None and usable and passwords.verify(member.password_hash, password):
+    right = member is not None and usable and passwords.verify(member.password_hash, password)
+    if right and member is not None and _second_factor_ok(member, code, keys=keys, now=now):
         repository.clear_failures("account", account_key)
         if passwords.needs_rehash(member.password_hash):
             member.password_hash = passwords.hash(password)
@@ -372,7 +379,7 @@ def sign_in_staff(
         address_failures=address_failures,
         **who,
     )
-    raise Unauthorized("Wrong email or password.", code="invalid_login")
+    raise Unauthorized("Wrong email or password, or a wrong code from the authenticator app.", code="invalid_login")
 
 
 def start_console_session(session: Session, member: StaffMember, *, now: dt.datetime, lifetime: dt.timedelta) -> str:
@@ -402,3 +409,81 @@ def end_console_session(session: Session, token: str) -> None:
 def end_every_console_session(session: Session, staff_id: int) -> int:
     """Sign a staff member out on every browser at once (a lost laptop, a shared computer)."""
     return StaffRepository(session).delete_sessions_of(staff_id)
+
+
+# Two-factor sign-in: TOTP (RFC 6238), 6 digits, 30-second steps, one step of clock drift allowed.
+
+TOTP_ISSUER = "followup"
+_TOTP_CONTEXT = b"staff-totp"
+_TOTP_DRIFT_STEPS = 1
+
+
+def _totp(member: StaffMember, *, keys: KeyProvider) -> pyotp.TOTP | None:
+    if member.totp_wrapped is None:
+        return None
+    secret = keys.unwrap(member.totp_wrapped, context=_TOTP_CONTEXT + b":" + str(member.id).encode())
+    return pyotp.TOTP(secret.decode("ascii"))
+
+
+def _second_factor_ok(member: StaffMember, code: str, *, keys: KeyProvider | None, now: dt.datetime) -> bool:
+    """True for an account without two-factor, else whether `code` is good (and unused)."""
+    if member.totp_enabled_at is None:
+        return True
+    return keys is not None and _take_code(member, code, keys=keys, now=now)
+
+
+def _take_code(member: StaffMember, code: str, *, keys: KeyProvider, now: dt.datetime) -> bool:
+    """Whether `code` is the member's current code (or one step either side), and not one already
+    used: accepting it records its step, so the same code never signs in twice."""
+    totp = _totp(member, keys=keys)
+    code = code.strip().replace(" ", "")
+    if totp is None or len(code) != 6 or not code.isdigit():
+        return False
+    step = int(now.timestamp()) // totp.interval
+    for candidate in range(step - _TOTP_DRIFT_STEPS, step + _TOTP_DRIFT_STEPS + 1):
+        if member.totp_last_step is not None and candidate <= member.totp_last_step:
+            continue
+        if hmac.compare_digest(totp.at(candidate * totp.interval), code):
+            member.totp_last_step = candidate
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class TwoFactorSetup:
+    """What a staff member types into an authenticator app: the secret, and the same as a URI."""
+
+    secret: str
+    uri: str
+
+
+def start_two_factor(session: Session, member: StaffMember, *, keys: KeyProvider) -> TwoFactorSetup:
+    """The secret being set up (a new one unless one is waiting to be confirmed). Two-factor that
+    is on is not replaced here: an admin turns it off for a member first (`reset-two-factor`)."""
+    if member.totp_enabled_at is not None:
+        raise Conflict("Two-factor sign-in is already on for this account.", code="two_factor_on")
+    totp = _totp(member, keys=keys)
+    if totp is None:
+        secret = pyotp.random_base32()
+        member.totp_wrapped = keys.wrap(secret.encode("ascii"), context=_TOTP_CONTEXT + b":" + str(member.id).encode())
+        totp = pyotp.TOTP(secret)
+    session.flush()
+    return TwoFactorSetup(secret=totp.secret, uri=totp.provisioning_uri(name=member.email, issuer_name=TOTP_ISSUER))
+
+
+def confirm_two_factor(
+    session: Session, member: StaffMember, code: str, *, keys: KeyProvider, now: dt.datetime
+) -> bool:
+    """Turn two-factor on once the app shows the right code; False when the code is wrong."""
+    if member.totp_enabled_at is not None or not _take_code(member, code, keys=keys, now=now):
+        return False
+    member.totp_enabled_at = now
+    session.flush()
+    return True
+
+
+def reset_two_factor(session: Session, member: StaffMember) -> None:
+    """Turn two-factor off (a lost phone); the member sets it up again at the next sign-in."""
+    member.totp_wrapped, member.totp_enabled_at, member.totp_last_step = None, None, None
+    StaffRepository(session).delete_sessions_of(member.id)
+    session.flush()

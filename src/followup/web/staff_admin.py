@@ -85,6 +85,13 @@ def update(
     return describe(member, password=password)
 
 
+def reset_two_factor(session: Session, member: StaffMember, *, actor: Actor, now: dt.datetime) -> None:
+    """Two-factor off for a member who lost their phone; their sessions end, and they set it up
+    again at their next sign-in."""
+    staff.reset_two_factor(session, member)
+    _audit(session, member, "staff.two_factor_reset", actor=actor, now=now)
+
+
 StaffId = Annotated[int, Path(ge=1, le=2**62)]
 
 

@@ -41,12 +41,18 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+class TwoFactorRequired(Exception):
+    """Raised by the `ConsoleStaff` dependency for an admin who has not set up two-factor sign-in
+    yet; the console turns it into a redirect to the page that sets it up."""
+
+
 @dataclass(frozen=True)
 class SignedInStaff:
     id: int
     email: str
     role: str
     csrf: str
+    two_factor: bool = False
 
 
 def _key(request: Request) -> bytes:
@@ -120,7 +126,18 @@ def current_staff(request: Request, session: ReadSession) -> SignedInStaff | Non
     member = staff.get_console_session_staff(session, token, now=_now(request))
     if member is None:
         return None
-    return SignedInStaff(id=member.id, email=member.email, role=member.role, csrf=_csrf_for(_key(request), token))
+    return SignedInStaff(
+        id=member.id,
+        email=member.email,
+        role=member.role,
+        csrf=_csrf_for(_key(request), token),
+        two_factor=member.totp_enabled_at is not None,
+    )
+
+
+# What an admin without two-factor may still open: the page that sets it up, and signing out.
+TWO_FACTOR_PAGE = "/console/two-factor"
+_BEFORE_TWO_FACTOR = frozenset({TWO_FACTOR_PAGE, "/console/logout", "/console/logout-everywhere"})
 
 
 def _signed_in(request: Request, session: ReadSession) -> SignedInStaff:
@@ -128,6 +145,14 @@ def _signed_in(request: Request, session: ReadSession) -> SignedInStaff:
     if signed_in is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
+    settings = runtime_of(request).settings
+    if (
+        settings.console_admin_two_factor
+        and signed_in.role == "admin"
+        and not signed_in.two_factor
+        and request.url.path not in _BEFORE_TWO_FACTOR
+    ):
+        raise TwoFactorRequired
     return signed_in
 
 

@@ -33,7 +33,7 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import auth, channels, interviews, segments, strategies, webhooks
+from followup.web.console import auth, channels, interviews, segments, strategies, two_factor, webhooks
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
 from followup.web.console.forms import expired_page
 from followup.web.console.pages import (
@@ -82,8 +82,10 @@ def login(
     settings: AppSettings,
     passwords: Passwords,
     now: Now,
+    keys: Keys,
     email: Annotated[str, Form(max_length=254)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
+    code: Annotated[str, Form(max_length=20)] = "",
     csrf: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/console",
 ) -> Response:
@@ -102,6 +104,8 @@ def login(
             throttle_secret=auth.throttle_secret(request),
             passwords=passwords,
             now=now,
+            code=code,
+            keys=keys,
         )
     except staff.SignInThrottled as exc:
         # Answered with a page rather than raised, here and below: the failure counted by
@@ -397,8 +401,13 @@ def install_console(app: FastAPI) -> None:
     app.include_router(interviews.router)
     app.include_router(channels.router)
     app.include_router(webhooks.router)
+    app.include_router(two_factor.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(auth.login_url(exc.next_path), status_code=303)
+
+    @app.exception_handler(auth.TwoFactorRequired)
+    async def _two_factor_required(_request: Request, _exc: auth.TwoFactorRequired) -> Response:
+        return RedirectResponse(auth.TWO_FACTOR_PAGE, status_code=303)
