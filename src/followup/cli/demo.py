@@ -145,13 +145,16 @@ def _serve(runtime: Runtime, *, end: dt.datetime, host: str, port: int, public_u
     from followup.runtime import build_runtime  # noqa: PLC0415
     from followup.staff import service as staff  # noqa: PLC0415
 
-    served = build_runtime(runtime.settings, clock=ContinuingClock(end))
+    # The demo's admin signs in with the printed password alone: two-factor would need a phone
+    # app to look at a demo. A deployment keeps FOLLOWUP_CONSOLE_ADMIN_TWO_FACTOR on.
+    settings = runtime.settings.model_copy(update={"console_admin_two_factor": False})
+    served = build_runtime(settings, clock=ContinuingClock(end))
     try:
         with served.session() as session:
             _, password = staff.create_staff(session, email=ADMIN_EMAIL, role="admin", now=served.clock.now())
         out.print()
         out.print(f"Open [bold]{public_url}/console[/bold] and log in as [bold]{ADMIN_EMAIL}[/bold]")
-        out.print(f"with the password [bold]{password}[/bold]")
+        out.print(f"with the password [bold]{password}[/bold] (two-factor sign-in is off in the demo)")
         out.print(f"The app's clock runs on from the end of the month ({end:%Y-%m-%d %H:%M} UTC). Stop with Ctrl-C.")
         uvicorn.run(create_app(served), host=host, port=port, log_level="warning", access_log=False)
     finally:
