@@ -103,12 +103,17 @@ def test_the_cli_invites_sets_roles_resets_and_disables(tmp_path: Any) -> None:
     reset = cli("staff", "reset-password", "--email", "wang.wu@wallet.example")
     assert reset.returncode == 0
     assert reset.stdout.strip() not in ("", password)
+    two_factor_off = cli("staff", "reset-two-factor", "--email", "wang.wu@wallet.example")
+    assert two_factor_off.stdout == (
+        "two-factor is off for wang.wu@wallet.example; it is set up again at the next sign-in\n"
+    )
     assert cli("staff", "disable", "--email", "wang.wu@wallet.example").returncode == 0
     events = cli.rows("SELECT event, actor FROM audit_log WHERE subject_type = 'staff' ORDER BY id")
     assert events == [
         ("staff.invited", "system:cli"),
         ("staff.role_changed", "system:cli"),
         ("staff.password_reset", "system:cli"),
+        ("staff.two_factor_reset", "system:cli"),
         ("staff.disabled", "system:cli"),
     ]
 
