@@ -10,6 +10,7 @@ crash during the call leaves the message unknown rather than sent twice.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +64,7 @@ class ProviderChannel:
         # A worker sends a batch with up to `concurrency` threads; each provider takes at most its
         # own number of them at once.
         self._slots = {provider.name: threading.BoundedSemaphore(provider.concurrency) for provider in providers}
+        self._paced = {provider.name: threading.Lock() for provider in providers if provider.rate_per_second}
         self.concurrency = max((provider.concurrency for provider in providers), default=1)
 
     def route(self, delivery: Delivery) -> list[Provider]:
@@ -108,53 +110,63 @@ class ProviderChannel:
                 wait = (closed_at - self._clock.now()).total_seconds()
                 retry_after = wait if retry_after is None else min(retry_after, wait)
                 continue
-            wait = acquire(self._limiter, f"{self.name}:{provider.name}", provider.rate_per_second, sleep=self._sleep)
-            if wait:
-                tries.append(ProviderTry(provider.name, "skipped", "rate_limited", 0))
-                retry_after = wait if retry_after is None else min(retry_after, wait)
-                continue
-            if not provider.idempotent:
-                handoff(provider.name)  # past this point a stop leaves the message unknown
-            elif provider is not providers[0]:
-                handoff.pin(provider.name)  # a stop now retries at this provider, never another
-            started = time.monotonic()
-            sent = self.for_provider(outgoing, provider)
-            try:
-                with self._slots[provider.name]:
-                    provider_id = provider.send(sent)
-            except UnknownOutcomeError as exc:
-                self.health.record_failure(provider.name, exc.code)
-                raise DeliveryUnknownError(
-                    exc.message, code=exc.code, provider=provider.name, tries=tuple(tries)
-                ) from exc
-            except AddressGoneError as exc:
-                self.health.record_error(provider.name, exc.code)
-                raise AddressUnusableError(
-                    exc.message, status=exc.status, code=exc.code, provider=provider.name, tries=tuple(tries)
-                ) from exc
-            except PermanentProviderError as exc:
-                self.health.record_error(provider.name, exc.code)
-                raise PermanentChannelError(
-                    exc.message, code=exc.code, provider=provider.name, tries=tuple(tries)
-                ) from exc
-            except TransientProviderError as exc:
-                self.health.record_failure(provider.name, exc.code)
-                if provider is providers[-1]:
-                    raise TransientChannelError(
-                        exc.message,
-                        code=exc.code,
-                        provider=provider.name,
-                        tries=tuple(tries),
-                        retry_after=_later(retry_after, exc.retry_after),
+            with contextlib.ExitStack() as pacing:
+                # A provider with a rate limit takes one send at a time from this worker, its slot
+                # taken and used in turn: threads sending at once could otherwise arrive bunched.
+                if provider.name in self._paced:
+                    pacing.enter_context(self._paced[provider.name])
+                wait = acquire(
+                    self._limiter, f"{self.name}:{provider.name}", provider.rate_per_second, sleep=self._sleep
+                )
+                if wait:
+                    tries.append(ProviderTry(provider.name, "skipped", "rate_limited", 0))
+                    retry_after = wait if retry_after is None else min(retry_after, wait)
+                    continue
+                if not provider.idempotent:
+                    handoff(provider.name)  # past this point a stop leaves the message unknown
+                elif provider is not providers[0]:
+                    handoff.pin(provider.name)  # a stop now retries at this provider, never another
+                started = time.monotonic()
+                sent = self.for_provider(outgoing, provider)
+                try:
+                    with self._slots[provider.name]:
+                        provider_id = provider.send(sent)
+                except UnknownOutcomeError as exc:
+                    self.health.record_failure(provider.name, exc.code)
+                    raise DeliveryUnknownError(
+                        exc.message, code=exc.code, provider=provider.name, tries=tuple(tries)
                     ) from exc
-                tries.append(ProviderTry(provider.name, "transient", exc.code, _ms(started)))
-                retry_after = _later(retry_after, exc.retry_after)
-                continue
-            self.health.record_success(provider.name)
-            receipt = self.receipt(delivery, sent, provider, provider_id)
-            return Receipt(
-                provider_ref=receipt.provider_ref, provider=provider.name, tries=tuple(tries), segments=receipt.segments
-            )
+                except AddressGoneError as exc:
+                    self.health.record_error(provider.name, exc.code)
+                    raise AddressUnusableError(
+                        exc.message, status=exc.status, code=exc.code, provider=provider.name, tries=tuple(tries)
+                    ) from exc
+                except PermanentProviderError as exc:
+                    self.health.record_error(provider.name, exc.code)
+                    raise PermanentChannelError(
+                        exc.message, code=exc.code, provider=provider.name, tries=tuple(tries)
+                    ) from exc
+                except TransientProviderError as exc:
+                    self.health.record_failure(provider.name, exc.code)
+                    if provider is providers[-1]:
+                        raise TransientChannelError(
+                            exc.message,
+                            code=exc.code,
+                            provider=provider.name,
+                            tries=tuple(tries),
+                            retry_after=_later(retry_after, exc.retry_after),
+                        ) from exc
+                    tries.append(ProviderTry(provider.name, "transient", exc.code, _ms(started)))
+                    retry_after = _later(retry_after, exc.retry_after)
+                    continue
+                self.health.record_success(provider.name)
+                receipt = self.receipt(delivery, sent, provider, provider_id)
+                return Receipt(
+                    provider_ref=receipt.provider_ref,
+                    provider=provider.name,
+                    tries=tuple(tries),
+                    segments=receipt.segments,
+                )
         last = tries.pop() if tries else None
         raise TransientChannelError(
             f"every {self.name} provider is unavailable now",
