@@ -1,4 +1,4 @@
-"""The worker loop: due follow-up timers, due messages, outbox jobs.
+"""The worker loop: due follow-up timers, due messages, outbox jobs, webhook deliveries.
 
 Every piece of work is claimed from the database, so any number of workers on any number of
 hosts can run together; a worker killed at any point leaves rows that another picks up.
