@@ -21,6 +21,7 @@ from followup.customers.endpoints import router as customers_router
 from followup.dispatch.endpoints import router as messages_router
 from followup.events import service as events
 from followup.events.endpoints import router as events_router
+from followup.followups.case_endpoints import router as case_work_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
@@ -36,10 +37,12 @@ from followup.staff.auth import MetricsReader
 from followup.strategies.endpoints import router as strategies_router
 from followup.strategies.endpoints import segments_router
 from followup.surveys.endpoints import router as surveys_router
+from followup.web.audit_api import router as audit_router
 from followup.web.console.router import install_console
 from followup.web.hooks import router as hooks_router
 from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
+from followup.web.resurvey import router as resurvey_router
 from followup.web.staff_admin import router as staff_router
 from followup.webhooks.endpoints import router as webhooks_router
 
@@ -107,12 +110,15 @@ def create_app(runtime: Runtime) -> FastAPI:
         segments_router,
         followups_router,
         cases_router,
+        case_work_router,
         insights_router,
         webhooks_router,
         staff_router,
+        audit_router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
     app.include_router(hosted_router)
+    app.include_router(resurvey_router)
     app.include_router(hooks_router)
     install_console(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")

@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     # Quiet hours in the customer's own time zone, HH:MM; sends falling inside wait for the end.
     quiet_hours_start: str = "21:00"
     quiet_hours_end: str = "08:00"
+    # Case deadlines per priority, first response / resolution: <priority>=<first>/<resolution>,
+    # durations in m, h or d. A case past either is escalated to its queue's supervisors.
+    case_slas: str = "security=1h/4h,high=4h/24h,normal=24h/72h"
     # Fatigue budget across all strategies and channels: at most N follow-ups per customer per D days.
     fatigue_max_followups: int = Field(default=1, ge=1)
     fatigue_window_days: int = Field(default=14, ge=1)
@@ -258,6 +261,12 @@ class Settings(BaseSettings):
             raise ValueError("quiet hours must be HH:MM, e.g. 21:00")
         return value
 
+    @field_validator("case_slas")
+    @classmethod
+    def _check_case_slas(cls, value: str) -> str:
+        parse_case_slas(value)
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
@@ -296,9 +305,42 @@ class Settings(BaseSettings):
         )
 
     @cached_property
+    def case_sla(self) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
+        """Priority → (first response, resolution) deadlines after a case opens."""
+        return parse_case_slas(self.case_slas)
+
+    @cached_property
     def quiet_hours(self) -> tuple[dt.time, dt.time]:
         return (dt.time.fromisoformat(self.quiet_hours_start), dt.time.fromisoformat(self.quiet_hours_end))
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+CASE_PRIORITIES = ("security", "high", "normal")
+_DURATION = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
+_UNITS = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}
+
+
+def parse_case_slas(text: str) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
+    """`security=1h/4h,high=4h/24h,normal=24h/72h` → priority → (first response, resolution);
+    ValueError saying what is wrong. Every priority needs both, and the first response comes first."""
+    slas: dict[str, tuple[dt.timedelta, dt.timedelta]] = {}
+    for part in text.split(","):
+        priority, _, spans = part.strip().partition("=")
+        first, _, resolution = spans.partition("/")
+        matched = [_DURATION.match(span.strip()) for span in (first, resolution)]
+        if priority not in CASE_PRIORITIES or not all(matched):
+            raise ValueError(
+                f"case SLAs look like security=1h/4h,high=4h/24h,normal=24h/72h (priorities: "
+                f"{', '.join(CASE_PRIORITIES)}; durations in m, h or d); '{part.strip()[:40]}' is not one"
+            )
+        first_span, resolution_span = (int(m.group(1)) * _UNITS[m.group(2)] for m in matched if m)
+        if first_span > resolution_span:
+            raise ValueError(f"case SLAs: the first response of '{priority}' cannot be due after its resolution")
+        slas[priority] = (first_span, resolution_span)
+    missing = [p for p in CASE_PRIORITIES if p not in slas]
+    if missing:
+        raise ValueError(f"case SLAs: give deadlines for {', '.join(missing)} too")
+    return slas

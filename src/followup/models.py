@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from followup.cases.models import Case
+from followup.cases.models import Case, CaseEvent
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
 from followup.customers.models import ContactPoint, Customer, CustomerKey
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
@@ -24,6 +24,7 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Case",
+    "CaseEvent",
     "Consent",
     "ConsentRecord",
     "ConsoleSession",

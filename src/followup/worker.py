@@ -1,4 +1,5 @@
-"""The worker loop: due follow-up timers, due messages, outbox jobs, webhook deliveries.
+"""The worker loop: due follow-up timers, due messages, outbox jobs, webhook deliveries, and the
+escalation of cases past their deadlines.
 
 Every piece of work is claimed from the database, so any number of workers on any number of
 hosts can run together; a worker killed at any point leaves rows that another picks up.
@@ -19,12 +20,15 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from followup.bootstrap import worker_tasks
+from followup.cases import service as cases
+from followup.channels import capabilities
 from followup.channels.base import (
     AddressUnusableError,
     DeliveryUnknownError,
     PermanentChannelError,
     TransientChannelError,
 )
+from followup.channels.email import SmtpChannel
 from followup.customers.contacts import ContactStatus
 from followup.dispatch import service as dispatch
 from followup.kernel import jobs
@@ -477,11 +481,36 @@ class Worker:
                     log.info("webhook_not_delivered", delivery_id=delivery.id, status=tried.status, error=tried.error)
         return len(due)
 
+    def escalate_cases(self) -> int:
+        """Mark the cases past a deadline, once per deadline (each announced as `case.updated` to
+        the webhooks), then email their queues' supervisors. The mark is the record; an email that
+        does not go out is logged and not tried again, since the webhook carries the same news."""
+        runtime = self.runtime
+        with runtime.session() as session:
+            breaches = cases.escalate_breaches(session, now=runtime.clock.now(), limit=self.batch_size)
+        email = runtime.channels.get(capabilities.EMAIL)
+        for breach in breaches:
+            log.info("case_breached", case_id=breach.case_id, queue=breach.queue, deadline=breach.breach)
+            if not isinstance(email, SmtpChannel):
+                continue
+            subject = f"Case {breach.case_id} missed its {breach.breach.replace('_', ' ')} deadline"
+            text = (
+                f"Case {breach.case_id} in the {breach.queue} queue ({breach.priority} priority) was due by "
+                f"{breach.due_at:%Y-%m-%d %H:%M} UTC.\n\n"
+                f"{runtime.settings.public_url}/console/cases/{breach.case_id}\n"
+            )
+            for supervisor in breach.supervisors:
+                try:
+                    email.send_notice(supervisor, subject, text)
+                except (TransientChannelError, PermanentChannelError) as exc:
+                    log.warning("breach_notice_not_sent", case_id=breach.case_id, error=str(exc))
+        return len(breaches)
+
     def tick(self) -> WorkDone:
         done = WorkDone()
         done.steps = self.run_timers()
         done.messages = self.send_due_messages()
-        done.jobs = self.run_jobs() + self.deliver_webhooks()
+        done.jobs = self.run_jobs() + self.deliver_webhooks() + self.escalate_cases()
         return done
 
     def run_until_idle(self, *, max_rounds: int = 10_000) -> WorkDone:

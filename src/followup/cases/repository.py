@@ -1,26 +1,41 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from followup.cases.models import Case
+from followup.cases.models import Case, CaseEvent
 from followup.kernel.db import chunked
+
+# A case still being worked: not resolved, not closed.
+_ACTIVE = Case.status.not_in(("resolved", "closed"))
 
 
 class CaseRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, case: Case) -> None:
-        self.session.add(case)
+    def add(self, row: Case) -> None:
+        self.session.add(row)
+
+    def add_event(self, row: CaseEvent) -> None:
+        self.session.add(row)
 
     def get(self, case_id: int, *, lock: bool = False) -> Case | None:
         query = select(Case).where(Case.id == case_id)
         if lock:
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
+
+    def by_resurvey_token(self, token_hash: str) -> Case | None:
+        return self.session.scalars(
+            select(Case).where(Case.resurvey_token_hash == token_hash).with_for_update()
+        ).one_or_none()
+
+    def events(self, case_id: int) -> list[CaseEvent]:
+        return list(self.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
 
     def exists_for_response(self, response_id: int, kind: str) -> bool:
         return (
@@ -30,36 +45,97 @@ class CaseRepository:
             != 0
         )
 
+    def last_assignee(self, queue: str, *, before: int) -> int | None:
+        """Who was given the queue's latest case before this one (the round robin's place)."""
+        return self.session.scalar(
+            select(Case.assignee_id)
+            .where(Case.queue == queue, Case.id < before, Case.assignee_id.is_not(None))
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+
     def customers_with_open_security_case(self, customer_ids: Iterable[int]) -> set[int]:
         found: set[int] = set()
         for chunk in chunked(list(customer_ids)):
             found.update(
                 self.session.scalars(
                     select(Case.customer_id).where(
-                        Case.customer_id.in_(chunk), Case.kind == "security", Case.status == "open"
+                        Case.customer_id.in_(chunk), Case.kind == "security", Case.status != "closed"
                     )
                 )
             )
         return found
 
+    def breaching(self, *, now: dt.datetime, limit: int) -> list[Case]:
+        """Active cases past a deadline not escalated yet: the first response (none given, no
+        breach marked) or the resolution (any breach but a resolution one)."""
+        first = and_(Case.first_response_at.is_(None), Case.first_response_due_at <= now, Case.breach.is_(None))
+        resolution = and_(Case.due_at <= now, or_(Case.breach.is_(None), Case.breach != "resolution"))
+        query = select(Case).where(_ACTIVE, or_(first, resolution)).order_by(Case.id).limit(limit)
+        return list(self.session.scalars(query.with_for_update(skip_locked=True)))
+
     def list_cases(
-        self, *, status: str | None, priority: str | None, customer_id: int | None, limit: int, offset: int
+        self,
+        *,
+        status: str | None,
+        priority: str | None,
+        customer_id: int | None,
+        queue: str | None = None,
+        queues: list[str] | None = None,
+        assignee_id: int | None = None,
+        unassigned: bool = False,
+        overdue_at: dt.datetime | None = None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[Case], int]:
         query = select(Case)
-        if status:
+        if status == "active":
+            query = query.where(_ACTIVE)
+        elif status:
             query = query.where(Case.status == status)
         if priority:
             query = query.where(Case.priority == priority)
         if customer_id is not None:
             query = query.where(Case.customer_id == customer_id)
+        if queue:
+            query = query.where(Case.queue == queue)
+        if queues is not None:
+            query = query.where(Case.queue.in_(queues))
+        if assignee_id is not None:
+            query = query.where(Case.assignee_id == assignee_id)
+        if unassigned:
+            query = query.where(Case.assignee_id.is_(None))
+        if overdue_at is not None:
+            late_first = and_(Case.first_response_at.is_(None), Case.first_response_due_at <= overdue_at)
+            query = query.where(_ACTIVE, or_(Case.due_at <= overdue_at, late_first))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = self.session.scalars(query.order_by(Case.id.desc()).limit(limit).offset(offset))
         return list(rows), total
 
+    def queue_board(self, *, now: dt.datetime) -> dict[str, dict[str, int]]:
+        late_first = and_(Case.first_response_at.is_(None), Case.first_response_due_at <= now)
+        overdue = or_(Case.due_at <= now, late_first)
+        rows = self.session.execute(
+            select(
+                Case.queue,
+                func.count(),
+                func.sum(case((Case.assignee_id.is_(None), 1), else_=0)),
+                func.sum(case((overdue, 1), else_=0)),
+                func.sum(case((Case.breach.is_not(None), 1), else_=0)),
+            )
+            .where(_ACTIVE)
+            .group_by(Case.queue)
+            .order_by(Case.queue)
+        )
+        return {
+            queue: {"active": total, "unassigned": int(free or 0), "overdue": int(late or 0), "breached": int(b or 0)}
+            for queue, total, free, late, b in rows
+        }
+
 
 def open_security_case_join_sql(alias: str, customer: str) -> str:
-    """LEFT JOIN of the customers with an open security case, as `alias`, on a customer id column."""
+    """LEFT JOIN of the customers with a security case not closed yet, as `alias`, on a customer id column."""
     return (
         f"LEFT JOIN (SELECT DISTINCT customer_id FROM {Case.__tablename__} "  # noqa: S608 - constants
-        f"WHERE kind = 'security' AND status = 'open') {alias} ON {alias}.customer_id = {customer}"
+        f"WHERE kind = 'security' AND status <> 'closed') {alias} ON {alias}.customer_id = {customer}"
     )

@@ -283,6 +283,23 @@ class SmtpChannel:
         self._keep(connection)
         return Receipt(provider_ref=str(message["Message-ID"]))
 
+    def send_notice(self, to: str, subject: str, text: str) -> None:
+        """A plain email to a staff member (a breached deadline), over a session of its own;
+        TransientChannelError when it could not be handed over."""
+        if control_character(to) or control_character(subject):
+            raise PermanentChannelError("a staff notice's address or subject holds a control character")
+        message = EmailMessage(policy=SMTP_POLICY)
+        message["From"], message["To"], message["Subject"] = self.sender, to, subject
+        message["Message-ID"] = make_msgid(domain=self.sender.rpartition("@")[2] or "localhost")
+        message.set_content(text)
+        connection = self._connect()
+        try:
+            connection.client.send_message(message, from_addr=self.sender, to_addrs=[to])
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientChannelError(f"the staff notice was not taken: {exc}") from exc
+        finally:
+            self._drop(connection, polite=True)
+
 
 def _reset(client: smtplib.SMTP) -> bool:
     """RSET between messages: clears what a refused message left and proves the session alive."""

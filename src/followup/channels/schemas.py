@@ -52,6 +52,9 @@ class MessageContent(BaseModel):
     # A reply the customer asked for (an opt-out's confirmation, help, a thank-you): sent as it is,
     # without the opt-out line or a survey prompt, and past quiet hours and consent.
     transactional: bool = False
+    # What the customer consented to hear this for: `feedback` (follow-ups) or `service` (replies
+    # about their own case: given unless withdrawn, and outside the feedback fatigue budget).
+    purpose: str = "feedback"
 
 
 class InboxItemOut(BaseModel):

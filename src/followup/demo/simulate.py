@@ -687,9 +687,23 @@ class Simulation:
             try:
                 with runtime.session() as session:
                     if pending.step == "rating":
-                        followups.record_rating(session, pending.token, pending.answers, now=now, keys=runtime.keys)
+                        followups.record_rating(
+                            session,
+                            pending.token,
+                            pending.answers,
+                            now=now,
+                            keys=runtime.keys,
+                            slas=runtime.settings.case_sla,
+                        )
                     else:
-                        followups.record_details(session, pending.token, pending.answers, now=now, keys=runtime.keys)
+                        followups.record_details(
+                            session,
+                            pending.token,
+                            pending.answers,
+                            now=now,
+                            keys=runtime.keys,
+                            slas=runtime.settings.case_sla,
+                        )
             except (InvitationInvalid, AnswerInvalid):
                 if pending.step == "rating" and pending.followup in self._answered:
                     self.answers.late_already_answered += 1

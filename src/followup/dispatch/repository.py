@@ -21,6 +21,14 @@ class MessageRepository:
     def by_key(self, key: str) -> Message | None:
         return self.session.scalars(select(Message).where(Message.idempotency_key == key)).one_or_none()
 
+    def last_sent_channel(self, followup_id: int) -> str | None:
+        return self.session.scalar(
+            select(Message.channel)
+            .where(Message.followup_id == followup_id, Message.status == "sent")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+
     def key_taken(self, key: str) -> bool:
         """Whether a message holds this key, stored or about to be: without flushing the session,
         so queueing many messages in one transaction writes them in one go at the end."""

@@ -28,6 +28,7 @@ from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import Conflict, NotFound
 from followup.policy import service as policy
+from followup.policy.schemas import Decision
 
 UNDELIVERED_JOB = "dispatch.message_undelivered"
 _CONTENT_PURPOSE = "message-content"
@@ -223,6 +224,39 @@ def queue_reply(
     )
 
 
+def queue_service_message(
+    session: Session,
+    *,
+    customer_id: int,
+    key: str,
+    step: str,
+    channel: str,
+    content: MessageContent,
+    keys: KeyProvider,
+    now: dt.datetime,
+) -> Message | None:
+    """Queue a message about the customer's own case (a reply, "did we solve it?"), once per
+    `key`. It is checked when sent like a follow-up — quiet hours, and the `service` consent of its
+    channel — but spends no feedback budget and belongs to no follow-up."""
+    return _queue(
+        session,
+        key=f"service-{key}"[:100],
+        followup_id=None,
+        strategy_id=None,
+        customer_id=customer_id,
+        step=step,
+        channel=channel,
+        content=content.model_copy(update={"purpose": "service", "transactional": False}),
+        keys=keys,
+        now=now,
+    )
+
+
+def last_channel(session: Session, followup_id: int) -> str | None:
+    """The channel that last reached the customer for this follow-up, if any did."""
+    return MessageRepository(session).last_sent_channel(followup_id)
+
+
 def _queue(
     session: Session,
     *,
@@ -331,10 +365,18 @@ def prepare_sends(
             prepared.broken.append((claim, exc))
             del messages[claim.message_id]
     gated = [message for message in messages.values() if _gated(contents[message.id])]
-    decisions = policy.check_channels(
-        session, [(message.customer_id, [message.channel]) for message in gated], now=now, settings=settings
-    )
-    for message, decision in zip(gated, decisions, strict=True):
+    decided: list[tuple[Message, Decision]] = []
+    for purpose in sorted({_purpose(contents[message.id]) for message in gated}):
+        asked = [message for message in gated if _purpose(contents[message.id]) == purpose]
+        decisions = policy.check_channels(
+            session,
+            [(message.customer_id, [message.channel]) for message in asked],
+            now=now,
+            settings=settings,
+            purpose=purpose,
+        )
+        decided += zip(asked, decisions, strict=True)
+    for message, decision in decided:
         if not decision.allowed:
             _undelivered(session, message, status="suppressed", reason=decision.reason, now=now)
             del messages[message.id]
@@ -379,6 +421,10 @@ def prepare_sends(
             )
         )
     return prepared
+
+
+def _purpose(content: MessageContent | None) -> str:
+    return content.purpose if content is not None else policy.PURPOSE
 
 
 def _gated(content: MessageContent | None) -> bool:

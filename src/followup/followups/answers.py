@@ -45,12 +45,24 @@ class Answerer:
 
 
 def record_rating(
-    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+    session: Session,
+    token: str,
+    answers: dict[str, Any],
+    *,
+    now: dt.datetime,
+    keys: KeyProvider,
+    slas: cases.Slas | None = None,
 ) -> AnswerOutcome:
     """The one-click answer on the survey page, through its link's token."""
     opened = surveys.open_invitation(session, token, now=now)
     return record_answer(
-        session, opened.invitation.followup_id, answers, by=Answerer(AnswerSource.PAGE), now=now, opened=opened
+        session,
+        opened.invitation.followup_id,
+        answers,
+        by=Answerer(AnswerSource.PAGE),
+        now=now,
+        opened=opened,
+        slas=slas,
     )
 
 
@@ -62,10 +74,12 @@ def record_answer(
     by: Answerer,
     now: dt.datetime,
     opened: surveys.OpenInvitation | None = None,
+    slas: cases.Slas | None = None,
 ) -> AnswerOutcome:
-    """The rating of a follow-up, with its reward and any detractor case, in the caller's
-    transaction; the follow-up's open invitation is found unless the caller opened it (a link).
-    InvitationInvalid when the follow-up is answered, closed or expired."""
+    """The rating of a follow-up, with its reward and any detractor case (due by `slas`, the
+    settings' case deadlines), in the caller's transaction; the follow-up's open invitation is
+    found unless the caller opened it (a link). InvitationInvalid when the follow-up is answered,
+    closed or expired."""
     if opened is None:
         opened = surveys.open_followup_invitation(session, followup_id, now=now, channel=by.channel)
     repo = FollowupRepository(session)
@@ -105,6 +119,7 @@ def record_answer(
         nps=response.nps,
         csat=response.csat,
         now=now,
+        slas=slas,
     )
     webhooks.publish(
         session,
@@ -129,7 +144,13 @@ def record_answer(
 
 
 def record_details(
-    session: Session, token: str, answers: dict[str, Any], *, now: dt.datetime, keys: KeyProvider
+    session: Session,
+    token: str,
+    answers: dict[str, Any],
+    *,
+    now: dt.datetime,
+    keys: KeyProvider,
+    slas: cases.Slas | None = None,
 ) -> AnswerOutcome:
     """The optional questions after the rating; a comment raising a security concern opens a case;
     a booked interview is noted in the follow-up's history and confirmed by email.
@@ -152,6 +173,7 @@ def record_details(
         response_id=response.id,
         texts=texts.values(),
         now=now,
+        slas=slas,
     )
     return AnswerOutcome(
         response_id=response.id,

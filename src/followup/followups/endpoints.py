@@ -8,10 +8,11 @@ from followup.customers import service as customers
 from followup.followups import service
 from followup.followups.enums import FollowupStatus
 from followup.followups.schemas import FollowupOut
-from followup.kernel.http import ReadSession
+from followup.kernel.http import Keys, ReadSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
+from followup.staff import roles
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["followups"])
@@ -21,6 +22,7 @@ router = APIRouter(tags=["followups"])
 def list_followups(
     session: ReadSession,
     actor: ApiActor,
+    keys: Keys,
     customer_id: Annotated[str | None, Query(max_length=128)] = None,
     status: FollowupStatus | None = None,
     limit: Limit = 50,
@@ -28,4 +30,5 @@ def list_followups(
 ) -> Page[FollowupOut]:
     internal = customers.access_customer(session, customer_id).id if customer_id else None
     items, total = service.list_followups(session, customer_id=internal, status=status, limit=limit, offset=offset)
-    return Page[FollowupOut](items=items, total=total)
+    shown = roles.pseudonymise(items, actor.role, keys.derive_key(roles.PSEUDONYM_KEY_LABEL))
+    return Page[FollowupOut](items=shown, total=total)

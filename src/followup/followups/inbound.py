@@ -99,14 +99,16 @@ def receive_sms(
         if followup_id is not None:
             row.kind, row.score, row.followup_id = "score", reply.value, followup_id
             if reply.rest:
-                row.text_sealed = _comment(session, customer, followup_id, reply.rest, now=now, keys=keys)
+                row.text_sealed = _comment(
+                    session, customer, followup_id, reply.rest, now=now, keys=keys, settings=settings
+                )
             return InboundOutcome(kind="score", new=True, followup_id=followup_id)
         reply = Comment(
             plain_text(inbound.text)[:MAX_REPLY_CHARS]
         )  # no open invitation, or not a score on its scale: keep the words
     row.kind = "comment"
     row.followup_id = dispatch.latest_followup_on(session, customer.id, channel=capabilities.SMS)
-    row.text_sealed = _comment(session, customer, row.followup_id, reply.text, now=now, keys=keys)
+    row.text_sealed = _comment(session, customer, row.followup_id, reply.text, now=now, keys=keys, settings=settings)
     return InboundOutcome(kind="comment", new=True, followup_id=row.followup_id)
 
 
@@ -201,6 +203,7 @@ def _score(
                 by=Answerer(AnswerSource.SMS_REPLY, channel=capabilities.SMS),
                 now=now,
                 opened=opened,
+                slas=settings.case_sla,
             )
     except (AnswerInvalid, InvitationInvalid):
         return None
@@ -229,11 +232,18 @@ def _comment(
     *,
     now: dt.datetime,
     keys: KeyProvider,
+    settings: Settings,
 ) -> bytes:
     """The words sealed under the customer's key, to keep on the follow-up; a security concern
     opens a case at once."""
     cases.open_for_comment(
-        session, customer_id=customer.id, followup_id=followup_id, response_id=None, texts=[text], now=now
+        session,
+        customer_id=customer.id,
+        followup_id=followup_id,
+        response_id=None,
+        texts=[text],
+        now=now,
+        slas=settings.case_sla,
     )
     return customers.seal_for_customer(
         session, customer.id, text.encode(), keys=keys, now=now, purpose=_COMMENT_PURPOSE

@@ -13,6 +13,10 @@ class Actor:
     kind: ActorKind
     id: str
     label: str = ""
+    # The staff role and queues the actor acts under (`staff.roles`); None for a caller held to no
+    # role: the engine itself, a customer, an API key issued for no staff member.
+    role: str | None = None
+    queues: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}"

@@ -27,6 +27,7 @@ from followup.policy.schemas import Decision, PlanningRequest
 from followup.privacy import service as privacy
 
 PURPOSE = "feedback"
+SERVICE = "service"
 
 
 def reachable(snapshot: CustomerSnapshot, channel: str) -> bool:
@@ -244,16 +245,29 @@ def check_channel(
 
 
 def check_channels(
-    session: Session, asks: Sequence[tuple[int, Sequence[str]]], *, now: dt.datetime, settings: Settings
+    session: Session,
+    asks: Sequence[tuple[int, Sequence[str]]],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    purpose: str = PURPOSE,
 ) -> list[Decision]:
     """`check_channel` for many (customer, channels) at once, in a few queries; one decision per
-    ask, in order."""
+    ask, in order.
+
+    A `service` message (a reply about the customer's own case) is not feedback: no holdout and no
+    open security case holds it back, and its consent is given until the customer withdraws it.
+    Quiet hours hold for it all the same."""
     ids = {customer_id for customer_id, _ in asks}
     snapshots = customers.snapshots(session, ids)
-    secured = cases.customers_with_open_security_case(session, ids)
-    consents = privacy.consents_for(session, ids, purpose=PURPOSE)
+    service = purpose == SERVICE
+    secured = set() if service else cases.customers_with_open_security_case(session, ids)
+    consents = privacy.consents_for(session, ids, purpose=purpose)
+    if service:
+        asked = {channel for _, channels in asks for channel in channels}
+        consents = {cid: {channel: consents.get(cid, {}).get(channel, True) for channel in asked} for cid in ids}
     return [
-        _decide(snapshots.get(customer_id), channels, secured, consents, now=now, settings=settings)
+        _decide(snapshots.get(customer_id), channels, secured, consents, now=now, settings=settings, service=service)
         for customer_id, channels in asks
     ]
 
@@ -266,10 +280,11 @@ def _decide(
     *,
     now: dt.datetime,
     settings: Settings,
+    service: bool = False,
 ) -> Decision:
     if snapshot is None:
         return Decision(allowed=False, reason=RefusalReason.UNREACHABLE)
-    if in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
+    if not service and in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
         return Decision(allowed=False, reason=RefusalReason.GLOBAL_HOLDOUT)
     if snapshot.id in secured:
         return Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE)

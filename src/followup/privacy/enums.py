@@ -5,8 +5,10 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import StringConstraints
 
-Purpose = Literal["feedback"]
+Purpose = Literal["feedback", "service"]
 PURPOSES: tuple[str, ...] = get_args(Purpose)
+# Purposes a customer holds until they withdraw them: replies about their own case.
+GIVEN_BY_DEFAULT = frozenset({"service"})
 
 # A channel's name: the built-ins' and any a plugin installs. The shape keeps a name safe to write
 # into SQL as a literal (no quote can appear) and short enough for every column that holds one.

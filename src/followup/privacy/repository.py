@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
@@ -46,6 +46,24 @@ class PrivacyRepository:
                 select(ConsentRecord).where(ConsentRecord.customer_id == customer_id).order_by(ConsentRecord.id)
             )
         )
+
+    def audit_page(self, *, subject_type: str | None, limit: int, offset: int) -> tuple[list[AuditEntry], int]:
+        """The audit log, newest first, optionally of one kind of subject (`customer`, `staff`, …)."""
+        query = select(AuditEntry)
+        if subject_type:
+            query = query.where(AuditEntry.subject_type == subject_type)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit).offset(offset))
+        return list(rows), total
+
+    def ledger_page(self, *, customer_id: int | None, limit: int, offset: int) -> tuple[list[ConsentRecord], int]:
+        """The consent ledger, newest first, optionally of one customer."""
+        query = select(ConsentRecord)
+        if customer_id is not None:
+            query = query.where(ConsentRecord.customer_id == customer_id)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(query.order_by(ConsentRecord.id.desc()).limit(limit).offset(offset))
+        return list(rows), total
 
     def audit_for(self, subject_type: str, subject_id: str) -> list[AuditEntry]:
         return list(

@@ -138,6 +138,16 @@ def list_consent_ledger(session: Session, customer_id: int) -> list[ConsentRecor
     return PrivacyRepository(session).ledger(customer_id)
 
 
+def audit_page(session: Session, *, subject_type: str | None, limit: int, offset: int) -> tuple[list[AuditEntry], int]:
+    return PrivacyRepository(session).audit_page(subject_type=subject_type, limit=limit, offset=offset)
+
+
+def consent_ledger_page(
+    session: Session, *, customer_id: int | None, limit: int, offset: int
+) -> tuple[list[ConsentRecord], int]:
+    return PrivacyRepository(session).ledger_page(customer_id=customer_id, limit=limit, offset=offset)
+
+
 def list_audit(session: Session, *, subject_type: str, subject_id: str) -> list[AuditEntry]:
     return PrivacyRepository(session).audit_for(subject_type, subject_id)
 

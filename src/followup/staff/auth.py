@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from followup.kernel.actors import Actor
 from followup.kernel.errors import Forbidden, NotFound, Unauthorized
 from followup.kernel.http import AppSettings, Now, ReadSession, runtime_of
-from followup.staff import scopes, service
+from followup.staff import roles, scopes, service
+
+API_PREFIX = "/api/v1"
 
 # Declares the bearer scheme in the OpenAPI document; the key itself is read from the header below,
 # so a wrong scheme or a missing key gets the service's own sentence rather than FastAPI's.
@@ -41,6 +43,17 @@ def _api_actor(
             "Create a key with that scope (`followup apikey create --scope`).",
             code="scope_missing",
         )
+    role = holder.actor.role
+    if role is not None:
+        relative = getattr(route, "path", "").removeprefix(API_PREFIX)
+        access = roles.access(role, request.method, relative)
+        if access == "hide":
+            raise NotFound("There is no such record.", code="not_found")
+        if access == "forbid":
+            raise Forbidden(
+                f"This API key acts for a staff member whose role ({role}) does not open {roles.what(relative)}.",
+                code="role_forbidden",
+            )
     if needed == scopes.CALLS and holder.staff_id is None:
         raise Forbidden(
             "The call queue is worked by agents: issue the key for one (`followup apikey create --staff EMAIL`).",

@@ -40,6 +40,10 @@ class StaffRepository:
         rows = self.session.scalars(select(StaffMember).order_by(StaffMember.id).limit(limit).offset(offset))
         return list(rows), total
 
+    def enabled_with_role(self, role: str) -> list[StaffMember]:
+        query = select(StaffMember).where(StaffMember.role == role, StaffMember.disabled_at.is_(None))
+        return list(self.session.scalars(query.order_by(StaffMember.id)))
+
     def staff_by_email(self, email: str) -> StaffMember | None:
         return self.session.scalars(select(StaffMember).where(StaffMember.email == email)).one_or_none()
 

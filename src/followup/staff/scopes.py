@@ -4,7 +4,8 @@ A key holds one or more scopes; `admin` holds them all. Every API route needs ex
 found here from its method and path template, so no endpoint declares its own and none is
 forgotten: reading anything needs `read`; reporting what happened in the wallet needs
 `events:write`; changing customers (profiles, consents, devices) needs `customers:write`; the
-call queue needs `calls` (and a key issued for a staff member); everything else — strategies,
+call queue needs `calls` (and a key issued for a staff member); working cases (assigning, notes,
+replies, resolving) needs `cases`; everything else — strategies,
 surveys, cases, rewards, keys — needs `admin`.
 """
 
@@ -17,7 +18,8 @@ READ = "read"
 EVENTS_WRITE = "events:write"
 CUSTOMERS_WRITE = "customers:write"
 CALLS = "calls"
-SCOPES = (ADMIN, READ, EVENTS_WRITE, CUSTOMERS_WRITE, CALLS)
+CASES = "cases"
+SCOPES = (ADMIN, READ, EVENTS_WRITE, CUSTOMERS_WRITE, CALLS, CASES)
 
 # Writes the wallet's systems make as things happen: events, and the app's reports of opens and reads.
 _EVENT_WRITES = ("/events", "/messages/{message_id}/opened", "/customers/{customer_id}/inbox/{item_id}/read")
@@ -31,6 +33,8 @@ def required_scope(method: str, path: str) -> str:
         return CALLS
     if method.upper() in _READS:
         return READ
+    if path.startswith("/cases/"):
+        return CASES
     if path in _EVENT_WRITES:
         return EVENTS_WRITE
     if path == "/customers" or path.startswith("/customers/"):

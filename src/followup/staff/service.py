@@ -21,6 +21,7 @@ from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, FollowupError, InvalidInput, NotFound, Unauthorized
 from followup.kernel.logging import get_logger
 from followup.kernel.text import control_character
+from followup.staff import roles
 from followup.staff import scopes as key_scopes
 from followup.staff.models import ApiKey, ConsoleSession, StaffMember
 from followup.staff.repository import StaffRepository
@@ -30,7 +31,7 @@ KEY_PREFIX = "fu_"
 QUEUE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_QUEUES = 20
 KEY_USE_RESOLUTION = dt.timedelta(minutes=1)  # a key's last use is kept to the minute
-ROLES = ("admin", "analyst", "agent", "auditor")
+ROLES = roles.ROLES
 # Failures older than this are forgotten: a colleague's typo last week does not shorten today's patience.
 FAILURE_MEMORY = dt.timedelta(days=1)
 
@@ -196,8 +197,16 @@ def authenticate_api_key(session: Session, authorization: str | None) -> KeyHold
     row = StaffRepository(session).api_key_by_hash(hash_token(key))
     if row is None or row.revoked_at is not None:
         raise Unauthorized("This API key is not valid or was revoked.", code="invalid_api_key")
+    role: str | None = None
+    queues: tuple[str, ...] = ()
+    if row.staff_id is not None:
+        # A key issued for a staff member acts with their role and queues, and dies with their account.
+        member = session.get(StaffMember, row.staff_id)
+        if member is None or member.disabled_at is not None:
+            raise Unauthorized("This API key belongs to a staff account that is disabled.", code="invalid_api_key")
+        role, queues = member.role, tuple(member.queues.split())
     return KeyHolder(
-        actor=Actor(kind="api_key", id=str(row.id), label=row.name),
+        actor=Actor(kind="api_key", id=str(row.id), label=row.name, role=role, queues=queues),
         key_id=row.id,
         scopes=tuple(key_scopes.parse(row.scopes)),
         staff_id=row.staff_id,
@@ -487,3 +496,23 @@ def reset_two_factor(session: Session, member: StaffMember) -> None:
     member.totp_wrapped, member.totp_enabled_at, member.totp_last_step = None, None, None
     StaffRepository(session).delete_sessions_of(member.id)
     session.flush()
+
+
+def find_staff_by_email(session: Session, email: str) -> StaffMember | None:
+    return StaffRepository(session).staff_by_email(_normal_email(email))
+
+
+def queue_members(session: Session, queue: str, *, role: str) -> list[StaffMember]:
+    """The enabled staff members of this role who belong to `queue`, oldest account first."""
+    return [member for member in StaffRepository(session).enabled_with_role(role) if queue in member.queues.split()]
+
+
+def queue_supervisors(session: Session, queue: str) -> list[StaffMember]:
+    """Who hears of a queue's breached deadlines: the admins who belong to the queue, or every
+    enabled admin when none does."""
+    admins = StaffRepository(session).enabled_with_role(roles.ADMIN)
+    return [member for member in admins if queue in member.queues.split()] or admins
+
+
+def staff_emails(session: Session) -> dict[int, str]:
+    return StaffRepository(session).staff_emails()

@@ -9,6 +9,7 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page, UtcDateTime
+from followup.staff import roles
 from followup.staff.auth import ApiActor
 from followup.surveys import service
 from followup.surveys.schemas import InterviewOut, ResponseOut, SurveyCreate, SurveyOut
@@ -58,7 +59,8 @@ def list_responses(
         offset=offset,
         keys=keys,
     )
-    return Page[ResponseOut](items=items, total=total)
+    shown = roles.pseudonymise(items, actor.role, keys.derive_key(roles.PSEUDONYM_KEY_LABEL))
+    return Page[ResponseOut](items=shown, total=total)
 
 
 @router.get("/interviews", response_model=Page[InterviewOut], responses=may_answer(404))

@@ -509,3 +509,9 @@ def list_interviews(
         offset=offset,
         keys=keys,
     )
+
+
+def describe_response(session: Session, response_id: int, *, keys: KeyProvider) -> ResponseOut | None:
+    """One response with its answers opened, or None (a case's triggering response, on its page)."""
+    row = session.get(Response, response_id)
+    return describe_responses(session, [row], keys=keys)[0] if row is not None else None

@@ -141,14 +141,15 @@ async def _form(request: Request) -> dict[str, Any]:
 FormData = Annotated[dict[str, Any], Depends(_form)]
 
 
-def _page(request: Request, name: str, context: dict[str, Any], *, locale: str, status_code: int = 200) -> Response:
+def page(request: Request, name: str, context: dict[str, Any], *, locale: str, status_code: int = 200) -> Response:
+    """A customer's page in their locale (`t` holds its shared texts, such as the footer)."""
     return templates.TemplateResponse(
         request, name, {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), **context}, status_code=status_code
     )
 
 
 def invalid_link_page(request: Request) -> Response:
-    return _page(
+    return page(
         request,
         "message.html",
         {
@@ -192,7 +193,7 @@ def _rating_page(
     low, high = RATING_SCALES[question.type]
     low_label, high_label = SCALE_LABELS.get(locale, SCALE_LABELS["en"])[question.type]
     title = opened.title.get(locale)
-    return _page(
+    return page(
         request,
         "rating.html",
         {
@@ -238,7 +239,7 @@ def _details_page(
     rating = first_rating_question(opened.questions)
     title = opened.title.get(locale)
     free = surveys.free_interview_slots(session, opened, now=now)
-    return _page(
+    return page(
         request,
         "details.html",
         {
@@ -261,7 +262,7 @@ def _details_page(
 
 def _thanks_page(request: Request, locale: str, *, reward_points: int = 0, notice: str | None = None) -> Response:
     text = TEXT.get(locale, TEXT["en"])
-    return _page(
+    return page(
         request,
         "message.html",
         {
@@ -330,7 +331,7 @@ def follow_short_link(code: str, request: Request, session: ReadSession, keys: K
 
 @router.post("/s/{token}", response_class=HTMLResponse)
 def answer_survey(
-    request: Request, token: str, form: FormData, session: WriteSession, now: Now, keys: Keys
+    request: Request, token: str, form: FormData, session: WriteSession, now: Now, keys: Keys, settings: AppSettings
 ) -> Response:
     try:
         opened = surveys.open_invitation(session, token, now=now)
@@ -341,7 +342,7 @@ def answer_survey(
     answers = {k: v for k, v in form.items() if k not in ("step", "skip")}
     try:
         if step == "rating":
-            outcome = followups.record_rating(session, token, answers, now=now, keys=keys)
+            outcome = followups.record_rating(session, token, answers, now=now, keys=keys, slas=settings.case_sla)
             # POST/redirect/GET: a reload does not post the rating again. The GET after the redirect
             # shows the optional questions, or — when the rating used the link up — the thank-you page,
             # which only the receipt can open.
@@ -349,7 +350,9 @@ def answer_survey(
             signed = issue_receipt(keys, token, points=outcome.reward_points, locale=page_locale, now=now)
             return RedirectResponse(f"/s/{token}?receipt={quote(signed)}", status_code=303)
         if step == "details":
-            outcome = followups.record_details(session, token, {} if form.get("skip") else answers, now=now, keys=keys)
+            outcome = followups.record_details(
+                session, token, {} if form.get("skip") else answers, now=now, keys=keys, slas=settings.case_sla
+            )
             booked = _booked_text(session, outcome.interview_id, emailed=outcome.confirmation_queued, locale=locale)
             return _thanks_page(request, locale, notice=booked)
     except InvitationInvalid:
@@ -383,9 +386,7 @@ def show_unsubscribe(request: Request, token: str, session: ReadSession) -> Resp
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"
     text = TEXT.get(locale, TEXT["en"])
-    return _page(
-        request, "unsubscribe.html", {"page_title": text["unsubscribe_heading"], "token": token}, locale=locale
-    )
+    return page(request, "unsubscribe.html", {"page_title": text["unsubscribe_heading"], "token": token}, locale=locale)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse)
@@ -407,7 +408,7 @@ def unsubscribe(request: Request, token: str, session: WriteSession, now: Now, s
     locale = customer.locale if customer else "en"
     text = TEXT.get(locale, TEXT["en"])
     prefix = "unsubscribed" if withdrawn else "already_unsubscribed"
-    return _page(
+    return page(
         request,
         "message.html",
         {

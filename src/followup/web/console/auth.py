@@ -22,6 +22,7 @@ from fastapi import Depends, Request, Response
 
 from followup.config import Settings
 from followup.kernel.http import ReadSession, runtime_of
+from followup.staff import roles
 from followup.staff import service as staff
 
 SESSION_COOKIE = "followup_console"
@@ -41,6 +42,17 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+class RoleRefused(Exception):
+    """Raised by the `ConsoleStaff` dependency when the member's role may not open the page
+    (`staff.roles`); the console answers with a 404 or 403 page."""
+
+    def __init__(self, signed_in: SignedInStaff, access: str, what: str) -> None:
+        super().__init__(access)
+        self.signed_in = signed_in
+        self.access = access
+        self.what = what
+
+
 class TwoFactorRequired(Exception):
     """Raised by the `ConsoleStaff` dependency for an admin who has not set up two-factor sign-in
     yet; the console turns it into a redirect to the page that sets it up."""
@@ -53,6 +65,7 @@ class SignedInStaff:
     role: str
     csrf: str
     two_factor: bool = False
+    queues: tuple[str, ...] = ()
 
 
 def _key(request: Request) -> bytes:
@@ -132,6 +145,7 @@ def current_staff(request: Request, session: ReadSession) -> SignedInStaff | Non
         role=member.role,
         csrf=_csrf_for(_key(request), token),
         two_factor=member.totp_enabled_at is not None,
+        queues=tuple(member.queues.split()),
     )
 
 
@@ -153,6 +167,12 @@ def _signed_in(request: Request, session: ReadSession) -> SignedInStaff:
         and request.url.path not in _BEFORE_TWO_FACTOR
     ):
         raise TwoFactorRequired
+    # Every page's access is decided here, from the route's template, by the table the API asks too.
+    template = getattr(request.scope.get("route"), "path", request.url.path)
+    relative = template.removeprefix(COOKIE_PATH)
+    access = roles.access(signed_in.role, request.method, relative)
+    if access != "allow":
+        raise RoleRefused(signed_in, access, roles.what(relative))
     return signed_in
 
 

@@ -22,12 +22,10 @@ from followup.kernel.actors import Actor
 from followup.kernel.errors import FollowupError
 from followup.kernel.schemas import client_path
 from followup.rules.tree import Operator
+from followup.staff import roles
 from followup.web.console.auth import SignedInStaff
 from followup.web.console.pages import problem_page, templates
 
-# Admins and the CX team's analysts build strategies and segments. Agents work the call queue and
-# auditors read: both see every page, and neither gets a form or a button that changes anything.
-EDITING_ROLES = frozenset({"admin", "analyst"})
 OPERATORS: tuple[str, ...] = get_args(Operator)
 JSON_CHARS = 100_000  # a rule's JSON in a form: far above any rule the size limits let through
 KEY_MAX = 64  # a strategy's or segment's key: a longer one names nothing
@@ -35,7 +33,8 @@ RuleScope = Literal["customer", "event", "both"]
 
 
 def may_edit(signed_in: SignedInStaff) -> bool:
-    return signed_in.role in EDITING_ROLES
+    """Admins and the CX team's analysts build strategies and segments (`staff.roles`)."""
+    return roles.access(signed_in.role, "POST", "/strategies") == "allow"
 
 
 def forbidden_page(request: Request, signed_in: SignedInStaff) -> Response:
@@ -60,7 +59,7 @@ def expired_page(request: Request, signed_in: SignedInStaff) -> Response:
 
 def staff_actor(signed_in: SignedInStaff) -> Actor:
     """The signed-in staff member, as versions and the audit log record them (`staff:<email>`)."""
-    return Actor(kind="staff", id=signed_in.email, label=signed_in.email)
+    return Actor(kind="staff", id=signed_in.email, label=signed_in.email, role=signed_in.role, queues=signed_in.queues)
 
 
 def _customer_fields() -> list[str]:

@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
+from followup.kernel.http import runtime_of
+from followup.staff import roles
 from followup.web.console import auth
 
 HERE = Path(__file__).parent
@@ -49,10 +54,34 @@ templates.env.filters["number"] = _number
 templates.env.filters["count"] = _count
 
 
+@dataclass(frozen=True)
+class Shown:
+    """A customer as a page shows them to its reader: the id and a link, or a pseudonym alone."""
+
+    text: str
+    link: str | None
+
+
+def customer_shown_to(request: Request, signed_in: auth.SignedInStaff | None) -> Callable[[str], Shown]:
+    """How this reader sees customers: analysts by a pseudonym without a link (`staff.roles`)."""
+    if signed_in is None or roles.sees_contacts(signed_in.role):
+        return lambda customer_id: Shown(customer_id, f"/console/customers/{quote(customer_id, safe='')}")
+    key = runtime_of(request).keys.derive_key(roles.PSEUDONYM_KEY_LABEL)
+    return lambda customer_id: Shown(roles.pseudonym(key, customer_id), None)
+
+
 def render_page(
     request: Request, name: str, signed_in: auth.SignedInStaff | None, context: dict[str, Any], status_code: int = 200
 ) -> Response:
-    return templates.TemplateResponse(request, name, {"staff": signed_in, **context}, status_code=status_code)
+    shown = {"staff": signed_in, "shown_customer": customer_shown_to(request, signed_in), "may": _may(signed_in)}
+    return templates.TemplateResponse(request, name, {**shown, **context}, status_code=status_code)
+
+
+def _may(signed_in: auth.SignedInStaff | None) -> Callable[[str], bool]:
+    """`may("/cases")`: whether the reader's role opens a console path, for the navigation and buttons."""
+    if signed_in is None:
+        return lambda _path: False
+    return lambda path: roles.access(signed_in.role, "GET", path) == "allow"
 
 
 def problem_page(

@@ -33,7 +33,8 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import auth, channels, interviews, segments, strategies, two_factor, webhooks
+from followup.web.console import audit, auth, channels, interviews, segments, strategies, two_factor, webhooks
+from followup.web.console import cases as case_pages
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
 from followup.web.console.forms import expired_page
 from followup.web.console.pages import (
@@ -51,7 +52,6 @@ from followup.web.console.pages import (
 
 CUSTOMER_ID_MAX_LENGTH = 128
 FOLLOWUP_STATUSES: tuple[str, ...] = tuple(FollowupStatus)
-CASE_STATUSES = ("open", "closed", "all")
 HIDDEN_LINK = "…"
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -322,31 +322,6 @@ def response_list(
     )
 
 
-@router.get("/cases", response_class=HTMLResponse)
-def case_list(
-    request: Request, signed_in: ConsoleStaff, session: ReadSession, status: str = "open", page: str = "1"
-) -> Response:
-    if status not in CASE_STATUSES:
-        return _unknown_status(request, signed_in, status=status, valid=CASE_STATUSES, back="/console/cases")
-    number = page_number_of(request, signed_in, page)
-    if isinstance(number, Response):
-        return number
-    rows, total = cases.list_cases(
-        session,
-        status=None if status == "all" else status,
-        priority=None,
-        customer_id=None,
-        limit=PAGE_SIZE,
-        offset=offset_of(number),
-    )
-    return render_page(
-        request,
-        "cases.html",
-        signed_in,
-        {"title": "Cases", "nav": "cases", "cases": rows, "status": status, **paging(number, total)},
-    )
-
-
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
 def show_customer(
     request: Request, customer_id: str, signed_in: ConsoleStaff, session: ReadSession, keys: Keys, now: Now
@@ -401,12 +376,26 @@ def install_console(app: FastAPI) -> None:
     app.include_router(interviews.router)
     app.include_router(channels.router)
     app.include_router(webhooks.router)
+    app.include_router(audit.router)
+    app.include_router(case_pages.router)
     app.include_router(two_factor.router)
     app.include_router(router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse(auth.login_url(exc.next_path), status_code=303)
+
+    @app.exception_handler(auth.RoleRefused)
+    async def _role_refused(request: Request, exc: auth.RoleRefused) -> Response:
+        if exc.access == "hide":
+            return not_found_page(request, exc.signed_in, "There is no such page in the console.")
+        return problem_page(
+            request,
+            exc.signed_in,
+            title="Not allowed",
+            text=f"Your role ({exc.signed_in.role}) does not open {exc.what}. An admin can change your role.",
+            status_code=403,
+        )
 
     @app.exception_handler(auth.TwoFactorRequired)
     async def _two_factor_required(_request: Request, _exc: auth.TwoFactorRequired) -> Response:
