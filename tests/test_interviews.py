@@ -382,7 +382,7 @@ def test_the_console_lists_booked_interviews_upcoming_first(
 
     console = TestClient(create_app(runtime), follow_redirects=False)
     assert console.get("/console/interviews").status_code == 303
-    sign_in(console, "ops@wallet.example", make_staff(runtime, role="analyst"))
+    sign_in(console, "ops@wallet.example", make_staff(runtime, role="agent"))
     page = console.get("/console/interviews")
 
     assert page.status_code == 200

@@ -48,7 +48,7 @@ def test_a_customer_books_an_interview_and_staff_sees_it(
 
     # When staff signs in to the console and opens Interviews
     with runtime.session() as session:
-        _, password = staff.create_staff(session, email="ops@wallet.example", role="analyst", now=clock.now())
+        _, password = staff.create_staff(session, email="ops@wallet.example", role="agent", now=clock.now())
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(f"{live_server.url}/console/interviews")
     page.get_by_label("Email").fill("ops@wallet.example")
