@@ -14,6 +14,7 @@ DOMAINS = {
     "policy",
     "followups",
     "dispatch",
+    "calls",
     "channels",
     "surveys",
     "rewards",
@@ -21,6 +22,7 @@ DOMAINS = {
     "insights",
     "privacy",
     "staff",
+    "webhooks",
 }
 SQL_BUILDERS = {"select", "insert", "update", "delete"}
 

@@ -21,6 +21,7 @@ from followup.customers.endpoints import router as customers_router
 from followup.dispatch.endpoints import router as messages_router
 from followup.events import service as events
 from followup.events.endpoints import router as events_router
+from followup.followups.call_endpoints import router as calls_router
 from followup.followups.case_endpoints import router as case_work_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
@@ -111,6 +112,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         followups_router,
         cases_router,
         case_work_router,
+        calls_router,
         insights_router,
         webhooks_router,
         staff_router,

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     # Quiet hours in the customer's own time zone, HH:MM; sends falling inside wait for the end.
     quiet_hours_start: str = "21:00"
     quiet_hours_end: str = "08:00"
+    # When agents may call a customer, in the customer's own time zone: hours HH:MM-HH:MM, and days
+    # as a range or list of Mon Tue Wed Thu Fri Sat Sun (e.g. Mon-Fri, or Mon,Wed,Fri).
+    call_hours: str = "09:00-20:00"
+    call_days: str = "Mon-Sat"
+    # A softphone's link for a number, with {number} where the number goes (e.g. sip:{number}@pbx.example);
+    # unset: the console offers a tel: link.
+    call_url_template: str | None = None
     # Case deadlines per priority, first response / resolution: <priority>=<first>/<resolution>,
     # durations in m, h or d. A case past either is escalated to its queue's supervisors.
     case_slas: str = "security=1h/4h,high=4h/24h,normal=24h/72h"
@@ -261,6 +268,27 @@ class Settings(BaseSettings):
             raise ValueError("quiet hours must be HH:MM, e.g. 21:00")
         return value
 
+    @field_validator("call_hours")
+    @classmethod
+    def _check_call_hours(cls, value: str) -> str:
+        parse_call_hours(value)
+        return value
+
+    @field_validator("call_days")
+    @classmethod
+    def _check_call_days(cls, value: str) -> str:
+        parse_call_days(value)
+        return value
+
+    @field_validator("call_url_template")
+    @classmethod
+    def _check_call_url(cls, value: str | None) -> str | None:
+        if value is not None and ("{number}" not in value or _CONTROL.search(value) or len(value) > 500):
+            raise ValueError(
+                "a call URL template is one line with {number} where the number goes, e.g. sip:{number}@pbx"
+            )
+        return value
+
     @field_validator("case_slas")
     @classmethod
     def _check_case_slas(cls, value: str) -> str:
@@ -305,6 +333,12 @@ class Settings(BaseSettings):
         )
 
     @cached_property
+    def call_window(self) -> tuple[dt.time, dt.time, frozenset[int]]:
+        """When agents may call: (first minute, end, weekdays as 0 = Monday), the customer's local time."""
+        start, end = parse_call_hours(self.call_hours)
+        return start, end, parse_call_days(self.call_days)
+
+    @cached_property
     def case_sla(self) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
         """Priority → (first response, resolution) deadlines after a case opens."""
         return parse_case_slas(self.case_slas)
@@ -344,3 +378,32 @@ def parse_case_slas(text: str) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
     if missing:
         raise ValueError(f"case SLAs: give deadlines for {', '.join(missing)} too")
     return slas
+
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def parse_call_hours(text: str) -> tuple[dt.time, dt.time]:
+    """`09:00-20:00` → (09:00, 20:00); ValueError unless the first comes before the second."""
+    first, _, last = text.strip().partition("-")
+    if not (_HHMM.match(first.strip()) and _HHMM.match(last.strip())):
+        raise ValueError("call hours look like 09:00-20:00 (the customer's local time)")
+    start, end = dt.time.fromisoformat(first.strip()), dt.time.fromisoformat(last.strip())
+    if start >= end:
+        raise ValueError("call hours must start before they end, within one day, e.g. 09:00-20:00")
+    return start, end
+
+
+def parse_call_days(text: str) -> frozenset[int]:
+    """`Mon-Sat` or `Mon,Wed,Fri` → weekday numbers (Monday is 0)."""
+    days: set[int] = set()
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        names = [first.strip().title(), last.strip().title()] if dash else [first.strip().title()]
+        if not all(name in DAYS for name in names):
+            raise ValueError(f"call days look like Mon-Sat or Mon,Wed,Fri; '{part.strip()[:20]}' is not one")
+        low, high = DAYS.index(names[0]), DAYS.index(names[-1])
+        if high < low:
+            raise ValueError("a range of call days runs forward within the week, e.g. Mon-Fri")
+        days.update(range(low, high + 1))
+    return frozenset(days)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from followup.calls.models import CallOutcome, CallTask
 from followup.cases.models import Case, CaseEvent
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
 from followup.customers.models import ContactPoint, Customer, CustomerKey
@@ -23,6 +24,8 @@ metadata = Base.metadata
 __all__ = [
     "ApiKey",
     "AuditEntry",
+    "CallOutcome",
+    "CallTask",
     "Case",
     "CaseEvent",
     "Consent",

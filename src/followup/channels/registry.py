@@ -1,4 +1,4 @@
-"""Which channels this process can send on: email and the inbox always, SMS when providers are
+"""Which channels this process can send on: email, the inbox and the call queue always, SMS when providers are
 configured (FOLLOWUP_SMS_PROVIDERS), push when FCM or APNs is (FOLLOWUP_FCM, FOLLOWUP_APNS), plus
 any installed through the `followup.channels` entry point group (a callable taking a
 `ChannelContext`, returning a channel). Each channel's capabilities are recorded by the runtime
@@ -14,6 +14,7 @@ from followup.channels.base import Channel, ChannelContext
 from followup.channels.email import SmtpChannel
 from followup.channels.health import ProviderHealth
 from followup.channels.inapp import InAppChannel
+from followup.channels.phone import CallQueueChannel
 from followup.channels.providers import Provider
 from followup.channels.push.apns import ApnsProvider
 from followup.channels.push.channel import PushChannel
@@ -33,6 +34,7 @@ def default_channels(context: ChannelContext) -> dict[str, Channel]:
     channels: dict[str, Channel] = {
         capabilities.EMAIL: SmtpChannel(settings.smtp_url, sender=settings.smtp_from),
         capabilities.INAPP: InAppChannel(context.session, keys=context.keys, clock=context.clock),
+        capabilities.PHONE: CallQueueChannel(),
     }
     limiter = rate_limiter(context)
     if settings.sms_providers:

@@ -35,6 +35,11 @@ class Reason(StrEnum):
 
     INTERNAL_ERROR = "internal_error"  # a step broke on stored data or a bug; the follow-up ends alone
     UNREACHABLE = "unreachable"  # the customer or the survey version is gone
+    # A call's outcome that ends the follow-up or moves it on (`call_work`).
+    NO_ANSWER = "no_answer"  # the calls allowed were made and none was answered
+    WRONG_NUMBER = "wrong_number"  # the number is not the customer's
+    CALL_REFUSED = "call_refused"  # the customer declined the survey on the phone
+    DO_NOT_CALL = "do_not_call"  # the customer asked never to be called
 
 
 class ChannelReason(StrEnum):

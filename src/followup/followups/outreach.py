@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
+from followup.calls import service as calls
 from followup.channels import capabilities
 from followup.channels.capabilities import OptOut
 from followup.channels.schemas import MessageContent
@@ -49,11 +50,36 @@ def queue_message(
     keys: KeyProvider,
 ) -> bool:
     """Open an invitation, compose the step's message and queue it; False when the customer or
-    the survey version is gone and there is nothing to send."""
+    the survey version is gone and there is nothing to send. On the `phone` channel the step is a
+    call in the strategy's queue instead, due inside the customer's calling hours (a call has no
+    reminder: its own retries stand for one)."""
     customer = customers.get_by_id(session, followup.customer_id)
     version = surveys.get_version(session, plan.survey_version_id)
     if customer is None or version is None:
         return False
+    if channel == capabilities.PHONE:
+        if step != Step.INVITE:
+            return True
+        surveys.create_invitation(
+            session,
+            followup_id=followup.id,
+            customer_id=followup.customer_id,
+            survey_version_id=version.id,
+            channel=channel,
+            expires_at=expires_at,
+            now=now,
+        )
+        calls.create_task(
+            session,
+            followup_id=followup.id,
+            customer_id=followup.customer_id,
+            queue=plan.call_queue,
+            max_attempts=plan.max_call_attempts,
+            time_zone=customer.time_zone,
+            window=settings.call_window,
+            now=now,
+        )
+        return True
     token = surveys.create_invitation(
         session,
         followup_id=followup.id,

@@ -191,6 +191,8 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
         item.variant,
         item.strategy_version,
         channel_reason,
+        item.call_queue,
+        item.max_call_attempts,
     )
     encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
@@ -213,6 +215,8 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
             variant=item.variant,
             strategy_version=item.strategy_version,
             channel_reason=channel_reason,
+            call_queue=item.call_queue,
+            max_call_attempts=item.max_call_attempts,
         ).model_dump_json(exclude_defaults=True)
         if item.event_context is None:
             cache[key] = encoded

@@ -128,6 +128,10 @@ class FollowupRepository:
                 out.setdefault(row.followup_id, []).append(row)
         return out
 
+    def latest_for_customer(self, customer_id: int, *, limit: int) -> list[Followup]:
+        query = select(Followup).where(Followup.customer_id == customer_id).order_by(Followup.id.desc())
+        return list(self.session.scalars(query.limit(limit)))
+
     def list_followups(
         self, *, customer_id: int | None, strategy_id: int | None, status: str | None, limit: int, offset: int
     ) -> tuple[list[Followup], int]:

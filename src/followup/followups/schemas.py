@@ -51,6 +51,9 @@ class FollowupPlan(BaseModel):
     strategy_version: int | None = None  # the strategy's version that planned it
     # The personal channel: why `channels[0]` was chosen for this customer (see followups.channel_choice).
     channel_reason: ChannelReason | None = None
+    # The `phone` channel: the queue of agents who call, and the calls tried before giving up.
+    call_queue: str = "calls"
+    max_call_attempts: int = 3
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
@@ -86,6 +89,8 @@ class PlanItem(NamedTuple):
     auto_channel: bool = False  # the personal channel: planning chooses among `channels` per customer
     waits: tuple[tuple[str, int] | None, ...] | None = None  # a timed cascade (FollowupPlan.waits)
     time_zone: str | None = None  # the customer's, when the planner read it with the audience
+    call_queue: str = "calls"
+    max_call_attempts: int = 3
 
     def key(self) -> str:
         if self.run_key is not None:

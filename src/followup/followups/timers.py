@@ -19,6 +19,8 @@ import datetime as dt
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from followup.calls import service as calls
+from followup.channels import capabilities
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
@@ -275,8 +277,8 @@ def _remind(session: Session, followup: Followup, *, now: dt.datetime, settings:
     plan = FollowupPlan.model_validate(followup.plan)
     expire_at = followup.invited_at + dt.timedelta(seconds=plan.expire_after_s)
     followup.next_step, followup.due_at = Step.EXPIRE, expire_at
-    if followup.status != FollowupStatus.INVITED or expire_at <= now:
-        return
+    if followup.status != FollowupStatus.INVITED or expire_at <= now or followup.channel == capabilities.PHONE:
+        return  # a call is not reminded: it is tried again by itself (`calls.retry_time`)
     followup.status = FollowupStatus.REMINDED
     if not queue_message(
         session,
@@ -303,6 +305,19 @@ def _expire(session: Session, followup: Followup, *, now: dt.datetime) -> None:
         followup.closed_at = now
         FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.EXPIRED)
         dispatch.withdraw_from_inbox(session, followup.id)
+        if followup.channel == capabilities.PHONE:
+            calls.cancel_for_followup(session, followup.id, now=now)
+
+
+def end_declined(session: Session, followup: Followup, *, reason: str, now: dt.datetime) -> None:
+    """The customer declined on the phone (refused the survey, or asked never to be called): the
+    follow-up ends without an answer, its contact spent (they were reached)."""
+    followup.status = FollowupStatus.EXPIRED
+    followup.reason = reason
+    followup.next_step = None
+    followup.due_at = None
+    followup.closed_at = now
+    FollowupRepository(session).record(followup.id, at=now, action="declined", reason=reason)
 
 
 def cascade_undelivered(session: Session, undelivered: MessageUndelivered, *, now: dt.datetime) -> None:

@@ -17,6 +17,7 @@ class Actor:
     # role: the engine itself, a customer, an API key issued for no staff member.
     role: str | None = None
     queues: tuple[str, ...] = ()
+    staff_id: int | None = None  # the staff member acting, themselves or through a key issued for them
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.id}"

@@ -206,7 +206,7 @@ def authenticate_api_key(session: Session, authorization: str | None) -> KeyHold
             raise Unauthorized("This API key belongs to a staff account that is disabled.", code="invalid_api_key")
         role, queues = member.role, tuple(member.queues.split())
     return KeyHolder(
-        actor=Actor(kind="api_key", id=str(row.id), label=row.name, role=role, queues=queues),
+        actor=Actor(kind="api_key", id=str(row.id), label=row.name, role=role, queues=queues, staff_id=row.staff_id),
         key_id=row.id,
         scopes=tuple(key_scopes.parse(row.scopes)),
         staff_id=row.staff_id,

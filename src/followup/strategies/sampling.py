@@ -133,4 +133,6 @@ def plan_item(
         variant=variant,
         strategy_version=strategy.version,
         time_zone=time_zone,
+        call_queue=spec.call_queue,
+        max_call_attempts=spec.max_call_attempts,
     )

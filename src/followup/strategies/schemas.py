@@ -217,6 +217,14 @@ class StrategyCreate(Schema):
         description="event: one follow-up for a burst of matching events of a customer, sent this long "
         "after the last of them (the last wins)",
     )
+    call_queue: str = Field(
+        default="calls",
+        pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+        description="the `phone` channel: the queue whose agents call these customers",
+    )
+    max_call_attempts: int = Field(
+        default=3, ge=1, le=10, description="the `phone` channel: calls not answered before the next channel or expiry"
+    )
     max_event_age: Duration = Field(
         default=MAX_EVENT_AGE,
         description="event: an event older than this when it arrives contacts nobody (reason stale_event)",

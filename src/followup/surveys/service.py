@@ -281,6 +281,12 @@ def open_followup_invitation(
     return _opened(session, invitation, now=now)
 
 
+def reopen_invitation(session: Session, opened: OpenInvitation, *, now: dt.datetime) -> OpenInvitation:
+    """The same invitation read again after its rating: now in its `details` state (an agent on a
+    call records the other answers right after the rating)."""
+    return _opened(session, opened.invitation, now=now)
+
+
 def rating_question_id(opened: OpenInvitation) -> str:
     """The id of the question a one-click rating (or a score sent by SMS) answers."""
     return str(first_rating_question(opened.questions).id)
