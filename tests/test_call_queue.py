@@ -27,6 +27,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import make_strategy
 from tests.builders.surveys import make_survey
 from tests.conftest import SmtpSink
+from tests.test_console import csrf_of, make_staff, sign_in
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PHONE = "+8613812341234"
@@ -287,3 +288,48 @@ def test_fifty_agents_claiming_at_once_never_share_a_call(world: Runtime, api: T
 def console(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime)) as client:
         yield client
+
+
+def test_an_agent_works_a_call_in_the_console_and_a_supervisor_sees_the_day(
+    world: Runtime, api: TestClient, console: TestClient, clock: ManualClock
+) -> None:
+    _customer(world, "c1")
+    _called(world, api, clock, "c1", "e1")
+    with world.session() as session:
+        _, password = staff.create_staff(
+            session, email="ann@wallet.example", role="agent", now=clock.now(), queues=["calls"]
+        )
+    sign_in(console, "ann@wallet.example", password)
+    page = console.get("/console/calls")
+    assert page.status_code == 200
+    assert 'accesskey="n"' in page.text
+    claimed = console.post("/console/calls/claim", data={"csrf": csrf_of(page.text)}, follow_redirects=False)
+    assert claimed.status_code == 303
+    call_page = console.get(claimed.headers["location"])
+    assert "您好，我是钱包的客户服务人员" in call_page.text
+    assert "138****1234" in call_page.text
+    assert PHONE not in call_page.text
+    csrf = csrf_of(call_page.text)
+    call_path = claimed.headers["location"]
+    short = console.post(f"{call_path}/reveal", data={"csrf": csrf, "reason": "x"})
+    assert short.status_code == 422
+    shown = console.post(f"{call_path}/reveal", data={"csrf": csrf, "reason": "calling for the follow-up"})
+    assert f'href="tel:{PHONE}"' in shown.text, shown.text[shown.text.find('class="error"') :][:300]
+    assert shown.headers["cache-control"] == "no-store"
+    nothing = console.post(f"{call_path}/outcome", data={"csrf": csrf, "q-nps": "9"})
+    assert nothing.status_code == 422
+    assert 'value="9" checked' in nothing.text, "what the agent entered is kept"
+    done = console.post(
+        f"{call_path}/outcome",
+        data={"csrf": csrf, "outcome": "answered", "q-nps": "9", "q-comment": "都很好"},
+        follow_redirects=False,
+    )
+    assert (done.status_code, done.headers["location"]) == (303, "/console/calls?done=answered")
+    [response] = api.get("/api/v1/responses").json()["items"]
+    assert (response["nps"], response["answers"]["comment"], response["source"]) == (9, "都很好", "agent")
+
+    supervisor = TestClient(create_app(world))
+    sign_in(supervisor, "lead@wallet.example", make_staff(world, "lead@wallet.example", "admin"))
+    board = supervisor.get("/console/calls").text
+    assert "Agents today" in board
+    assert "ann@wallet.example" in board

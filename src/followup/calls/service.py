@@ -116,6 +116,8 @@ def create_task(
 
 
 def _queues_of(actor: Actor) -> tuple[str, ...]:
+    if actor.staff_id is None:
+        raise CallNotClaimed("Calls are claimed by a staff member: use a key issued for one (--staff EMAIL).")
     if not actor.queues:
         raise NoQueue(
             "You belong to no call queue: an admin adds one (`followup staff invite --queue calls`, or "

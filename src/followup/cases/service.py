@@ -582,9 +582,20 @@ def describe_case(session: Session, case: Case, *, keys: KeyProvider, now: dt.da
             plain = customers.open_for_customer(
                 session, case.customer_id, row.text_sealed, keys=keys, purpose=_TEXT_PURPOSE
             )
-            text = plain.decode() if plain is not None else "(erased)"
+            text = _readable(row.kind, plain.decode()) if plain is not None else "(erased)"
         events.append(CaseEventOut(at=row.at, actor=row.actor, kind=row.kind, detail=row.detail or {}, text=text))
     return CaseDetail(**out.model_dump(), timeline=events)
+
+
+def _readable(kind: str, text: str) -> str:
+    """A resolution's sealed cause and action, as a person reads them."""
+    if kind != "resolved":
+        return text
+    try:
+        parts = json.loads(text)
+    except ValueError:
+        return text
+    return f"Root cause: {parts.get('root_cause', '')}\nWhat was done: {parts.get('action', '')}"
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,14 @@ def expired_page(request: Request, signed_in: SignedInStaff) -> Response:
 
 def staff_actor(signed_in: SignedInStaff) -> Actor:
     """The signed-in staff member, as versions and the audit log record them (`staff:<email>`)."""
-    return Actor(kind="staff", id=signed_in.email, label=signed_in.email, role=signed_in.role, queues=signed_in.queues)
+    return Actor(
+        kind="staff",
+        id=signed_in.email,
+        label=signed_in.email,
+        role=signed_in.role,
+        queues=signed_in.queues,
+        staff_id=signed_in.id,
+    )
 
 
 def _customer_fields() -> list[str]:
