@@ -313,6 +313,7 @@ def test_an_agent_works_a_case_in_the_console_and_exports_the_list(
     assert f'href="/console/cases/{case["id"]}"' in listing.text
     page = console.get(f"/console/cases/{case['id']}")
     assert page.status_code == 200
+    assert console.get("/console/customers/c1").status_code == 200, "the customer of a case in her queue"
     assert "What the customer said" in page.text
     assert "NPS 2" in page.text
     csrf = csrf_of(page.text)

@@ -194,6 +194,8 @@ def test_every_page_renders_for_every_role(runtime: Runtime, console: TestClient
         template = template.replace("/customers/c1", "/customers/{customer_id}")
         access = roles.access(role, "GET", template.removeprefix("/console").split("?")[0])
         expected = {"allow": 200, "forbid": 403, "hide": 404}[access]
+        if role == "agent" and "/customers/" in path:
+            expected = 404  # besides the table: an agent reaches the customers of their queues alone
         assert page.status_code == expected, (role, path)
         assert page.headers["Content-Security-Policy"] == CONSOLE_CSP
         assert " style=" not in page.text

@@ -36,7 +36,8 @@ CONSOLE = {
     "/console/cases": {"admin": 200, "analyst": 403, "agent": 200, "auditor": 403},
     "/console/cases.csv": {"admin": 200, "analyst": 403, "agent": 200, "auditor": 403},
     "/console/cases/1": {"admin": 404, "analyst": 404, "agent": 404, "auditor": 404},
-    "/console/customers/c1": {"admin": 200, "analyst": 404, "agent": 200, "auditor": 404},
+    # An agent reaches only the customers of their queues' cases and calls (c1 has none)
+    "/console/customers/c1": {"admin": 200, "analyst": 404, "agent": 404, "auditor": 404},
     "/console/interviews": {"admin": 200, "analyst": 403, "agent": 200, "auditor": 403},
     "/console/webhooks": {"admin": 200, "analyst": 403, "agent": 403, "auditor": 403},
     "/console/audit": {"admin": 200, "analyst": 403, "agent": 403, "auditor": 200},

@@ -185,6 +185,7 @@ def test_stop_in_full_width_withdraws_sms_consent_and_confirms_once(wallet: Wall
     wallet.run()
     consents = wallet.api.get("/api/v1/customers/c1").json()["consents"]
     assert consents["feedback"]["sms"] is False
+    assert consents["service"]["sms"] is False, "replies about a case stop too, though given by default"
     assert consents["feedback"]["email"] is True
     [confirmation] = wallet.first.sent
     assert "退订" in str(confirmation["text"])

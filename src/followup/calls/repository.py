@@ -40,6 +40,10 @@ class CallRepository:
         )
         return list(self.session.scalars(query))
 
+    def customer_in_queues(self, customer_id: int, queues: Sequence[str]) -> bool:
+        query = select(CallTask.id).where(CallTask.customer_id == customer_id, CallTask.queue.in_(list(queues)))
+        return self.session.scalar(query.limit(1)) is not None
+
     def open_for_followup(self, followup_id: int) -> list[CallTask]:
         return list(
             self.session.scalars(select(CallTask).where(CallTask.followup_id == followup_id, CallTask.status.in_(OPEN)))

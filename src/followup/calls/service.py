@@ -231,6 +231,11 @@ def cancel_for_followup(session: Session, followup_id: int, *, now: dt.datetime)
     return CallRepository(session).cancel_for_followup(followup_id, now=now)
 
 
+def customer_in_queues(session: Session, customer_id: int, queues: Iterable[str]) -> bool:
+    """Whether the customer has a call in any of these queues (an agent's way to them)."""
+    return CallRepository(session).customer_in_queues(customer_id, list(queues))
+
+
 def history(session: Session, task: CallTask) -> list[tuple[dt.datetime, str, int | None]]:
     return [(row.at, row.outcome, row.agent_id) for row in CallRepository(session).outcomes(task.id)]
 

@@ -21,7 +21,7 @@ from followup.cases.schemas import (
     CaseStatusFilter,
 )
 from followup.customers import service as customers
-from followup.kernel.http import Keys, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
@@ -80,10 +80,17 @@ def assign_case(case_id: CaseId, body: CaseAssign, session: WriteSession, actor:
 
 @router.post("/cases/{case_id}/notes", response_model=CaseEventOut, status_code=201, responses=may_answer(404, 422))
 def add_note(
-    case_id: CaseId, body: CaseNote, session: WriteSession, actor: ApiActor, keys: Keys, now: Now
+    case_id: CaseId,
+    body: CaseNote,
+    *,
+    session: WriteSession,
+    actor: ApiActor,
+    keys: Keys,
+    now: Now,
+    settings: AppSettings,
 ) -> CaseEventOut:
     case = service.access_case_for(session, case_id, actor, lock=True)
-    return service.add_note(session, case, body.text, actor=actor, keys=keys, now=now)
+    return service.add_note(session, case, body.text, actor=actor, keys=keys, now=now, slas=settings.case_sla)
 
 
 @router.post("/cases/{case_id}/reopen", response_model=CaseOut, responses=may_answer(404, 409))
@@ -94,12 +101,15 @@ def reopen_case(case_id: CaseId, body: CaseReopen, session: WriteSession, actor:
 
 
 @router.post("/cases/{case_id}/close", response_model=CaseOut, responses=may_answer(404, 409))
-def close_case(case_id: CaseId, body: CaseClose, session: WriteSession, actor: ApiActor, now: Now) -> CaseOut:
+def close_case(
+    case_id: CaseId, body: CaseClose, session: WriteSession, actor: ApiActor, keys: Keys, now: Now
+) -> CaseOut:
     case = service.close_case(
         session,
         service.access_case_for(session, case_id, actor, lock=True),
         resolution=body.resolution,
         actor=actor,
         now=now,
+        keys=keys,
     )
     return service.describe_cases(session, [case], now=now)[0]

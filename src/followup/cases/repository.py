@@ -45,6 +45,10 @@ class CaseRepository:
             != 0
         )
 
+    def customer_in_queues(self, customer_id: int, queues: list[str]) -> bool:
+        query = select(Case.id).where(Case.customer_id == customer_id, Case.queue.in_(queues)).limit(1)
+        return self.session.scalar(query) is not None
+
     def last_assignee(self, queue: str, *, before: int) -> int | None:
         """Who was given the queue's latest case before this one (the round robin's place)."""
         return self.session.scalar(

@@ -296,6 +296,11 @@ def _audit(session: Session, case: Case, event: str, *, actor: Actor, now: dt.da
     )
 
 
+def customer_in_queues(session: Session, customer_id: int, queues: Iterable[str]) -> bool:
+    """Whether the customer has a case in any of these queues (an agent's way to them)."""
+    return CaseRepository(session).customer_in_queues(customer_id, list(queues))
+
+
 def assign(session: Session, case: Case, assignee: str | None, *, actor: Actor, now: dt.datetime) -> Case:
     """Give the case to a staff member (by email) who works its queue, or to no one (`None`)."""
     if case.status == "closed":
@@ -336,7 +341,14 @@ def _check_text(text: str, *, field: str) -> str:
 
 
 def add_note(
-    session: Session, case: Case, text: str, *, actor: Actor, keys: KeyProvider, now: dt.datetime
+    session: Session,
+    case: Case,
+    text: str,
+    *,
+    actor: Actor,
+    keys: KeyProvider,
+    now: dt.datetime,
+    slas: Slas | None = None,
 ) -> CaseEventOut:
     """An internal note: staff alone read it, sealed under the customer's key. A note that raises a
     security concern on a case of another kind opens a security case at once."""
@@ -350,6 +362,7 @@ def add_note(
             response_id=None,
             summary=f"Security concern raised in a note on case {case.id}; check the account.",
             now=now,
+            slas=slas,
         )
     session.flush()
     return CaseEventOut(at=now, actor=str(actor), kind="note", detail={}, text=cleaned)
@@ -434,7 +447,15 @@ def reopen(session: Session, case: Case, *, actor: Actor, now: dt.datetime, why:
     return case
 
 
-def close_case(session: Session, case: Case, *, resolution: str, actor: Actor, now: dt.datetime) -> Case:
+def close_case(
+    session: Session,
+    case: Case,
+    *,
+    resolution: str,
+    actor: Actor,
+    now: dt.datetime,
+    keys: KeyProvider | None = None,
+) -> Case:
     """Close a case with what was done. Closing a security case lets follow-ups reach the customer again."""
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is already closed.", field="case_id")
@@ -452,7 +473,7 @@ def close_case(session: Session, case: Case, *, resolution: str, actor: Actor, n
         old={"status": old},
         new={"status": "closed", "resolution": resolution, "customer_id": external_id},
     )
-    _record(session, case, "closed", actor=actor, now=now, detail={"resolution": resolution[:200]})
+    _record(session, case, "closed", actor=actor, now=now, text=resolution, keys=keys)
     session.flush()
     _announce(session, case, "case.updated", now=now)
     return case
@@ -474,7 +495,7 @@ def answer_resurvey(session: Session, case: Case, *, solved: bool, now: dt.datet
     """The customer's yes or no: yes closes the case, no reopens it. Once: a second answer changes nothing."""
     if case.resurvey_solved is not None:
         return
-    customer = Actor(kind="customer", id=str(case.customer_id))
+    customer = _customer_actor(session, case)
     case.resurvey_solved = solved
     _record(session, case, "resurvey_answered", actor=customer, now=now, detail={"solved": solved})
     if solved:
@@ -484,6 +505,11 @@ def answer_resurvey(session: Session, case: Case, *, solved: bool, now: dt.datet
     else:
         reopen(session, case, actor=customer, now=now, why="the customer says it is not solved")
         case.resurvey_token_hash = None
+
+
+def _customer_actor(session: Session, case: Case) -> Actor:
+    """The customer, named by the wallet's id as everywhere else in the audit log."""
+    return Actor(kind="customer", id=customers.external_ids(session, [case.customer_id]).get(case.customer_id, ""))
 
 
 def rate_resolution(session: Session, case: Case, csat: int, *, now: dt.datetime) -> None:

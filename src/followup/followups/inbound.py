@@ -38,6 +38,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.text import plain_text
 from followup.privacy import service as privacy
+from followup.privacy.enums import GIVEN_BY_DEFAULT
 from followup.surveys import service as surveys
 from followup.surveys.service import AnswerInvalid, InvitationInvalid
 
@@ -157,10 +158,9 @@ def _keyword(
         _reply(session, customer, texts["help"], key=key, keys=keys, now=now)
         return
     if reply.kind == "stop":
-        purposes = privacy.get_consents(session, customer.id)
-        changes = {purpose: {capabilities.SMS: False} for purpose in purposes} or {
-            "feedback": {capabilities.SMS: False}
-        }
+        # Every purpose stops, those given by default (replies about a case) among them.
+        purposes = set(privacy.get_consents(session, customer.id)) | {"feedback"} | GIVEN_BY_DEFAULT
+        changes = {purpose: {capabilities.SMS: False} for purpose in sorted(purposes)}
     else:
         changes = {"feedback": {capabilities.SMS: True}}
     changed = privacy.record_consents(

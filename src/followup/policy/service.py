@@ -25,6 +25,7 @@ from followup.policy.quiet_hours import quiet_until
 from followup.policy.repository import ContactLedger, ledger_join_sql, refusal_case_sql
 from followup.policy.schemas import Decision, PlanningRequest
 from followup.privacy import service as privacy
+from followup.privacy.enums import GIVEN_BY_DEFAULT
 
 PURPOSE = "feedback"
 SERVICE = "service"
@@ -263,7 +264,7 @@ def check_channels(
     service = purpose == SERVICE
     secured = set() if service else cases.customers_with_open_security_case(session, ids)
     consents = privacy.consents_for(session, ids, purpose=purpose)
-    if service:
+    if purpose in GIVEN_BY_DEFAULT:
         asked = {channel for _, channels in asks for channel in channels}
         consents = {cid: {channel: consents.get(cid, {}).get(channel, True) for channel in asked} for cid in ids}
     return [

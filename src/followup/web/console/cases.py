@@ -253,7 +253,7 @@ def work_case(
         if action == "assign":
             cases.assign(session, case, assignee.strip() or None, actor=actor, now=now)
         elif action == "note":
-            cases.add_note(session, case, text, actor=actor, keys=keys, now=now)
+            cases.add_note(session, case, text, actor=actor, keys=keys, now=now, slas=settings.case_sla)
         elif action == "reply":
             if not text.strip() or len(text) > 2000:
                 raise FollowupError("Write the reply: from 1 to 2,000 characters.")
@@ -264,7 +264,8 @@ def work_case(
         elif action == "reopen":
             cases.reopen(session, case, actor=actor, now=now, why=text.strip()[:500] or "by hand")
         else:
-            cases.close_case(session, case, resolution=text.strip() or "closed by hand", actor=actor, now=now)
+            resolution = text.strip() or "closed by hand"
+            cases.close_case(session, case, resolution=resolution, actor=actor, now=now, keys=keys)
     except (ValidationError, FollowupError) as exc:
         session.rollback()
         again = _case_of(session, case_id, signed_in)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from followup.calls import service as calls_domain
 from followup.cases import service as cases
 from followup.channels.schemas import MessageContent
 from followup.channels.sms.channel import sms_body
@@ -36,7 +37,7 @@ from followup.surveys import service as surveys
 from followup.web.console import audit, auth, calls, channels, interviews, segments, strategies, two_factor, webhooks
 from followup.web.console import cases as case_pages
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
-from followup.web.console.forms import expired_page
+from followup.web.console.forms import expired_page, staff_actor
 from followup.web.console.pages import (
     HERE,
     LARGEST_ID,
@@ -329,6 +330,8 @@ def show_customer(
     # No stored id is longer or holds a NUL (which PostgreSQL text cannot even compare against).
     usable = len(customer_id) <= CUSTOMER_ID_MAX_LENGTH and "\x00" not in customer_id
     customer = customers.get_customer(session, customer_id) if usable else None
+    if customer is not None and signed_in.role == "agent" and not _in_agents_queues(session, customer.id, signed_in):
+        customer = None  # an agent reaches the customers of their queues' cases and calls, no other
     if customer is None:
         return not_found_page(request, signed_in, f"There is no customer {customer_id[:CUSTOMER_ID_MAX_LENGTH]!r}.")
     their_followups, _ = followups.list_followups(
@@ -336,7 +339,13 @@ def show_customer(
     )
     messages, _ = dispatch.list_outbox(session, customer_id=customer.id, limit=PAGE_SIZE, offset=0, keys=keys)
     their_cases, _ = cases.list_cases(
-        session, status=None, priority=None, customer_id=customer.id, limit=PAGE_SIZE, offset=0
+        session,
+        status=None,
+        priority=None,
+        customer_id=customer.id,
+        limit=PAGE_SIZE,
+        offset=0,
+        actor=staff_actor(signed_in),
     )
     return render_page(
         request,
@@ -351,6 +360,14 @@ def show_customer(
             "cases": their_cases,
             "rewards": rewards.describe_rewards(session, customer.id, subject_id=customer.external_id),
         },
+    )
+
+
+def _in_agents_queues(session: ReadSession, customer_id: int, signed_in: auth.SignedInStaff) -> bool:
+    queues = signed_in.queues
+    return bool(queues) and (
+        cases.customer_in_queues(session, customer_id, queues)
+        or calls_domain.customer_in_queues(session, customer_id, queues)
     )
 
 
