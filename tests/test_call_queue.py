@@ -189,6 +189,10 @@ def test_wrong_number_call_back_and_do_not_call(world: Runtime, api: TestClient,
     api.post(f"/api/v1/calls/{wrong['id']}/outcome", json={"outcome": "wrong_number"}, headers=agent)
     points = api.get(f"/api/v1/customers/{wrong['customer_id']}").json()["contact_points"]
     assert [(p["kind"], p["status"]) for p in points if p["kind"] == "phone"] == [("phone", "invalid")]
+    audit = api.get("/api/v1/audit", params={"subject_type": "customer"}).json()["items"]
+    assert [(a["subject_id"], a["new"]["reason"]) for a in audit if a["event"] == "contact.invalidated"] == [
+        (wrong["customer_id"], "wrong_number")
+    ]
     moved = api.get("/api/v1/followups", params={"customer_id": wrong["customer_id"]}).json()["items"][0]
     assert moved["channel"] is None or moved["reason"] is None  # moved on to email
 

@@ -283,6 +283,8 @@ class Settings(BaseSettings):
     @field_validator("call_url_template")
     @classmethod
     def _check_call_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # set but empty: the tel: link, as when unset
         if value is not None and ("{number}" not in value or _CONTROL.search(value) or len(value) > 500):
             raise ValueError(
                 "a call URL template is one line with {number} where the number goes, e.g. sip:{number}@pbx"

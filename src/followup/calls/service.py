@@ -74,8 +74,9 @@ def next_call_time(at: dt.datetime, *, time_zone: str, window: Window) -> dt.dat
 
 
 def retry_time(at: dt.datetime, *, time_zone: str, window: Window) -> dt.datetime:
-    """When a call not answered is tried again: a few hours later, so at another time of day; past
-    the day's end, the next day at the hour after the one tried (mornings and evenings alternate)."""
+    """When a call not answered is tried again: three hours later, so at another time of day; past
+    the day's end, in the next window at the tried time moved by half the window (a morning miss
+    is tried in the afternoon, an afternoon miss in the morning)."""
     shifted = at + RETRY_SHIFT
     start, end, days = window
     local = shifted.astimezone(ZoneInfo(time_zone))
@@ -213,12 +214,26 @@ def reschedule(task: CallTask, at: dt.datetime) -> None:
     task.status, task.due_at, task.lease_until, task.agent_id = "due", at, None, None
 
 
-def mark_wrong_number(session: Session, task: CallTask, *, keys: KeyProvider, now: dt.datetime) -> None:
+def mark_wrong_number(
+    session: Session, task: CallTask, *, actor: Actor, keys: KeyProvider, now: dt.datetime
+) -> None:
     """The phone contact point the call used is not the customer's: marked invalid, so no channel
-    uses it again."""
+    uses it again; the change is audited."""
     found = customers.usable_contact(session, task.customer_id, ContactKind.PHONE, keys=keys)
-    if found is not None:
-        customers.mark_contact(session, found.id, ContactStatus.INVALID, reason="wrong_number", now=now)
+    if found is None:
+        return
+    if customers.mark_contact(session, found.id, ContactStatus.INVALID, reason="wrong_number", now=now):
+        external = customers.external_ids(session, [task.customer_id]).get(task.customer_id, "")
+        privacy.record_audit(
+            session,
+            actor=actor,
+            subject_type="customer",
+            subject_id=external,
+            event="contact.invalidated",
+            now=now,
+            old={"kind": "phone", "status": "valid"},
+            new={"kind": "phone", "status": "invalid", "reason": "wrong_number", "call_id": task.id},
+        )
 
 
 def time_zone_of(session: Session, customer_id: int) -> str:

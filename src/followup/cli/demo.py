@@ -84,7 +84,7 @@ def demo(  # noqa: PLR0917 - typer maps each option to a parameter
 ) -> None:
     """Play a wallet's month of follow-ups on a simulated clock, then serve it."""
     from followup.demo.simulate import STRATEGY_KEYS, demo_settings, play_month  # noqa: PLC0415
-    from followup.demo.summary import collect_summary, render_answers, render_summary  # noqa: PLC0415
+    from followup.demo.summary import collect_summary, render_answers, render_people, render_summary  # noqa: PLC0415
     from followup.demo.world import build_world  # noqa: PLC0415
     from followup.kernel.db import make_engine  # noqa: PLC0415
     from followup.migrations.runner import upgrade  # noqa: PLC0415
@@ -130,6 +130,7 @@ def demo(  # noqa: PLR0917 - typer maps each option to a parameter
         wide = Console(width=max(out.width, 100)) if not out.is_terminal else out
         render_summary(summary, wide)
         render_answers(run.answers, wide)
+        render_people(run.people, wide)
         out.print(f"The month took {time.monotonic() - began:.1f} s.")
         if no_serve:
             return
@@ -142,6 +143,7 @@ def _serve(runtime: Runtime, *, end: dt.datetime, host: str, port: int, public_u
     import uvicorn  # noqa: PLC0415
 
     from followup.app import create_app  # noqa: PLC0415
+    from followup.demo.people import DEMO_STAFF  # noqa: PLC0415
     from followup.runtime import build_runtime  # noqa: PLC0415
     from followup.staff import service as staff  # noqa: PLC0415
 
@@ -152,9 +154,16 @@ def _serve(runtime: Runtime, *, end: dt.datetime, host: str, port: int, public_u
     try:
         with served.session() as session:
             _, password = staff.create_staff(session, email=ADMIN_EMAIL, role="admin", now=served.clock.now())
+            logins = [
+                (email, role, staff.set_staff_password(session, staff.access_staff_by_email(session, email)))
+                for email, role, _queues in DEMO_STAFF
+            ]
         out.print()
         out.print(f"Open [bold]{public_url}/console[/bold] and log in as [bold]{ADMIN_EMAIL}[/bold]")
         out.print(f"with the password [bold]{password}[/bold] (two-factor sign-in is off in the demo)")
+        out.print("or as one of the team, to see the console as each role does:")
+        for email, role, member_password in logins:
+            out.print(f"  {role:<8} [bold]{email}[/bold]  {member_password}")
         out.print(f"The app's clock runs on from the end of the month ({end:%Y-%m-%d %H:%M} UTC). Stop with Ctrl-C.")
         uvicorn.run(create_app(served), host=host, port=port, log_level="warning", access_log=False)
     finally:

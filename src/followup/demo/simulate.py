@@ -20,6 +20,7 @@ from followup.channels.base import Delivery, Handoff, PermanentChannelError, Rec
 from followup.channels.capabilities import BUILT_IN, EMAIL, INAPP
 from followup.channels.health import ProviderHealth
 from followup.channels.inapp import InAppChannel
+from followup.channels.phone import CallQueueChannel
 from followup.channels.providers import AddressGoneError, InboundSms, Outgoing
 from followup.channels.push.channel import PushChannel
 from followup.channels.rate_limit import DatabaseRateLimiter
@@ -27,6 +28,7 @@ from followup.channels.sms.channel import SmsChannel
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerUpsert
+from followup.demo.people import Staffroom
 from followup.demo.world import LARGE_TRANSFER, SimCustomer, World, is_dead_number
 from followup.dispatch import receipts
 from followup.dispatch import service as dispatch
@@ -218,7 +220,8 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "audience": {"field": "customer.value_tier", "op": "eq", "value": "platinum"},
         "cadence": "P30D",
         "owner": {"name": "王芳 Wang Fang", "email": "wang.fang@wallet.example"},
-        "channels": ["email", "inapp"],
+        # Called first by the account team (the `calls` queue); email when the calls come to nothing.
+        "channels": ["phone", "email"],
         "survey": "relationship-nps",
         "expire_after": "P7D",
         # A spending summary in the customer's own numbers, in their locale.
@@ -502,6 +505,7 @@ class Simulation:
                     sign="钱包",
                 )
             ),
+            "phone": CallQueueChannel(),  # worked by the demo's agents (`people`)
             "push": self._watched(
                 DemoPushChannel(
                     {"android": DemoPushService("fcm"), "ios": DemoPushService("apns")},
@@ -514,6 +518,7 @@ class Simulation:
         for name, channel in runtime.channels.items():
             capabilities.install(name, channel.capabilities)
         self.worker = Worker(runtime, batch_size=500)
+        self.staffroom = Staffroom(runtime, clock, seed=world.seed)
         self.customer_of: dict[int, SimCustomer] = {}
         self.zones: dict[str, ZoneInfo] = {}
         self.answers = AnswerStats()
@@ -571,6 +576,7 @@ class Simulation:
                     customers.register_device(
                         session, row, "app-1", platform=platform, token=token, keys=runtime.keys, now=now
                     )
+        self.staffroom.set_up()
 
     def run(self, *, on_day: Callable[[int], None] | None = None) -> None:
         world = self.world
@@ -581,6 +587,7 @@ class Simulation:
             self.clock.set(until)
             self._ingest_until(until)
             self.worker.run_until_idle()
+            self.staffroom.work(until, _call_score)
             self._read_messages()
             if on_day is not None and (number + 1) % 24 == 0:
                 on_day((number + 1) // 24)
@@ -609,6 +616,13 @@ class Simulation:
             return
         if delivery.content.transactional:
             return  # a reply the customer asked for (a confirmation, a thank-you): nothing to answer
+        if delivery.content.purpose == "service":  # about their case: "did we solve it?" is answered
+            if "/c/" in delivery.content.link:
+                rng = random.Random(f"{self.world.seed}|{delivery.idempotency_key}")  # noqa: S311 - a simulation
+                at = self._awake(sent.at + dt.timedelta(hours=rng.lognormvariate(math.log(3), 0.8)), person, rng)
+                token = delivery.content.link.rsplit("/c/", 1)[-1]
+                self._push(at, "resurvey", token, "", {"mood": person.mood})
+            return
         step = "remind" if "-remind-" in delivery.idempotency_key else "invite"
         seed = f"{self.world.seed}|{person.customer_id}|{step}|{sent.channel}|{sent.at.isoformat()}"
         rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
@@ -683,6 +697,10 @@ class Simulation:
             now = self.clock.now()
             if pending.step in ("receipt", "sms", "opened"):
                 self._report(pending, now)
+                continue
+            if pending.step == "resurvey":
+                rng = random.Random(f"{self.world.seed}|resurvey|{pending.token}")  # noqa: S311 - a simulation
+                self.staffroom.answer_resurvey(pending.token, at=now, rng=rng, mood=pending.answers["mood"])
                 continue
             try:
                 with runtime.session() as session:
@@ -772,6 +790,11 @@ class Simulation:
                         stats.late_after_expiry += 1
 
 
+def _call_score(rng: random.Random, _call_id: int) -> int:
+    """What a top-tier customer says on the phone: their NPS, most often a good one."""
+    return _score(rng, "nps", mood=0.72, failed=0, disputes=0, takeover=False)
+
+
 def _is_low(scale: str, score: int) -> bool:
     return score <= 6 if scale == "nps" else score <= 2
 
@@ -802,6 +825,7 @@ class DemoRun:
     clock: ManualClock
     world: World
     answers: AnswerStats
+    people: Staffroom
 
 
 def play_month(
@@ -816,13 +840,15 @@ def play_month(
     The caller owns the returned runtime and closes it.
     """
     runtime, clock = build_demo_runtime(settings, start=world.start)
+    simulation = Simulation(runtime, world, clock)
     try:
-        simulation = Simulation(runtime, world, clock)
         simulation.set_up()
         if on_set_up is not None:
             on_set_up()
         simulation.run(on_day=on_day)
     except BaseException:
+        simulation.staffroom.close()
         runtime.close()
         raise
-    return DemoRun(runtime=runtime, clock=clock, world=world, answers=simulation.answers)
+    simulation.staffroom.close()  # every webhook the month made has been delivered by now
+    return DemoRun(runtime=runtime, clock=clock, world=world, answers=simulation.answers, people=simulation.staffroom)

@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from followup.demo.people import Staffroom
 from followup.demo.repository import DemoCounts
 from followup.demo.simulate import AnswerStats
 from followup.insights import service as insights
@@ -220,4 +221,23 @@ def render_answers(answers: AnswerStats, console: Console) -> None:
     console.print(
         f"By SMS: {answers.sms_replies:,} ratings given as a reply, {answers.sms_opt_outs:,} opt-outs by "
         f"keyword (STOP, 退订). Push notifications opened, as the app reported: {answers.push_opened:,}."
+    )
+
+
+def render_people(people: Staffroom, console: Console) -> None:
+    """What the agents did with the calls and cases, and what the risk team's endpoint heard."""
+    stats, heard = people.stats, people.desk.heard
+    calls = ", ".join(f"{outcome.replace('_', ' ')} {count:,}" for outcome, count in sorted(stats.calls.items()))
+    csat = stats.resurvey_csat
+    mean = f"{sum(csat) / len(csat):.1f}" if csat else "–"
+    console.print(
+        f"Agents made {sum(stats.calls.values()):,} calls for the top-tier strategy ({calls or 'none'}); "
+        f'they replied to {stats.replies:,} cases and resolved {stats.resolved:,}. Asked "did we solve it?", '
+        f"customers said yes {stats.resurvey_yes:,} times (mean CSAT {mean}) and no {stats.resurvey_no:,} "
+        "times, which reopened those cases."
+    )
+    concerns = heard.by_type.get("security.concern", 0)
+    console.print(
+        f"The risk team's webhook endpoint heard {concerns:,} security concerns, every signature checked "
+        f"({heard.bad_signatures:,} did not match)."
     )

@@ -199,7 +199,7 @@ def record_outcome(
             calls.finish(task, "failed", now=now)
             _move_on(session, task, Reason.NO_ANSWER, now=now)
     elif outcome == "wrong_number":
-        calls.mark_wrong_number(session, task, keys=keys, now=now)
+        calls.mark_wrong_number(session, task, actor=actor, keys=keys, now=now)
         calls.record(session, task, outcome, actor=actor, now=now)
         calls.finish(task, "failed", now=now)
         _move_on(session, task, Reason.WRONG_NUMBER, now=now)

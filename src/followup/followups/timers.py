@@ -305,8 +305,7 @@ def _expire(session: Session, followup: Followup, *, now: dt.datetime) -> None:
         followup.closed_at = now
         FollowupRepository(session).record(followup.id, at=now, action=FollowupStatus.EXPIRED)
         dispatch.withdraw_from_inbox(session, followup.id)
-        if followup.channel == capabilities.PHONE:
-            calls.cancel_for_followup(session, followup.id, now=now)
+        calls.cancel_for_followup(session, followup.id, now=now)  # a call of an earlier channel too
 
 
 def end_declined(session: Session, followup: Followup, *, reason: str, now: dt.datetime) -> None:

@@ -2,11 +2,12 @@
 
 A key holds one or more scopes; `admin` holds them all. Every API route needs exactly one scope,
 found here from its method and path template, so no endpoint declares its own and none is
-forgotten: reading anything needs `read`; reporting what happened in the wallet needs
-`events:write`; changing customers (profiles, consents, devices) needs `customers:write`; the
-call queue needs `calls` (and a key issued for a staff member); working cases (assigning, notes,
-replies, resolving) needs `cases`; everything else — strategies,
-surveys, cases, rewards, keys — needs `admin`.
+forgotten: the call queue, reads included, needs `calls` (and a key issued for a staff member,
+checked in `auth`); reading anything else needs `read`; reporting what happened in the wallet
+needs `events:write`; changing customers (profiles, consents, devices) needs `customers:write`;
+working cases (every POST under /cases/: assigning, notes, replies, resolving, reopening,
+closing) needs `cases`; everything else — strategies, segments, surveys, webhooks, staff — needs
+`admin`.
 """
 
 from __future__ import annotations

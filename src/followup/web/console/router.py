@@ -1,6 +1,8 @@
 """The console's pages. Every page reads through the domains' services, the same ones the API
-calls; nothing here decides anything. Any signed-in staff member may view (roles gate changes,
-and the console makes none yet).
+calls; nothing here decides anything. Which pages a signed-in staff member may open, and which
+forms they may post, is decided by their role in the one table `staff.roles`, asked by the
+`ConsoleStaff` dependency before a page runs: a 404 page where the path names a record, a 403
+page elsewhere.
 
 Every answer is a page, mistakes included: a bad id or page number, an unknown status filter or
 an unknown console path gets a 4xx page that says what went wrong, never JSON or a 500.
