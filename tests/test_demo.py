@@ -100,6 +100,16 @@ def test_the_same_seed_gives_the_same_month_and_the_engine_did_its_whole_loop(
     assert 0 < funnel["sms"].delivered <= funnel["sms"].accepted <= funnel["sms"].queued
     assert funnel["push"].opened > 0
     assert summary.cascaded_by_reason["not_opened"] > 0
+    # People in the loop: the agents worked their cases to a re-survey (this small world's few
+    # top-tier customers give the call queue little to do; tests/test_call_queue.py covers it), and
+    # the risk team's endpoint heard every security concern, each signature good
+    people = run.people.stats
+    assert people.replies > 0
+    assert people.resolved > 0
+    assert people.resurvey_yes + people.resurvey_no > 0
+    security_cases = sum(count for (priority, _), count in summary.cases.items() if priority == "security")
+    assert run.people.desk.heard.by_type.get("security.concern", 0) == security_cases
+    assert run.people.desk.heard.bad_signatures == 0
 
 
 def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) -> None:

@@ -43,6 +43,9 @@ CASE_HOURS = (10, 16)  # when the agents go through their cases
 # What a call comes to, by chance (the rest: no answer).
 CALL_CHANCES = (("answered", 0.55), ("busy", 0.1), ("refused", 0.04), ("wrong_number", 0.02), ("do_not_call", 0.01))
 RESURVEY_YES = 0.8
+# A security case waits for the risk team's checks before it is resolved; until then it holds the
+# customer's feedback follow-ups.
+SECURITY_CHECKS = dt.timedelta(days=2)
 REPLIES = {
     "zh-CN": "您好，感谢您的反馈。我们已经核实并处理了您遇到的问题，如有需要可随时联系我们。",
     "en": "Hello, thank you for telling us. We have looked into what happened and put it right; write back any time.",
@@ -172,6 +175,8 @@ class Staffroom:
                                     now=now,
                                 )
                                 self.stats.replies += 1
+                            if case.kind == "security" and now - case.opened_at < SECURITY_CHECKS:
+                                continue
                             code, cause, action = RESOLUTIONS[case.kind]
                             casework.resolve(
                                 session,

@@ -220,8 +220,13 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "audience": {"field": "customer.value_tier", "op": "eq", "value": "platinum"},
         "cadence": "P30D",
         "owner": {"name": "王芳 Wang Fang", "email": "wang.fang@wallet.example"},
-        # Called first by the account team (the `calls` queue); email when the calls come to nothing.
-        "channels": ["phone", "email"],
+        # The account manager's email (the in-app inbox for those without email); the account team
+        # calls (the `calls` queue) those who have not answered within two days.
+        "channels": [
+            {"channel": "email"},
+            {"channel": "inapp"},
+            {"channel": "phone", "if_not_answered_within": "P2D"},
+        ],
         "survey": "relationship-nps",
         "expire_after": "P7D",
         # A spending summary in the customer's own numbers, in their locale.
@@ -325,6 +330,7 @@ def demo_settings(database_url: str, *, public_url: str, master_key: SecretStr |
         retry_base_seconds=30.0,
         worker_lease_seconds=60,
         log_level="WARNING",
+        webhooks_allow_private=True,  # the demo's risk team listens on loopback (`risk_desk`)
     )
 
 
