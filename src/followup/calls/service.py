@@ -214,9 +214,7 @@ def reschedule(task: CallTask, at: dt.datetime) -> None:
     task.status, task.due_at, task.lease_until, task.agent_id = "due", at, None, None
 
 
-def mark_wrong_number(
-    session: Session, task: CallTask, *, actor: Actor, keys: KeyProvider, now: dt.datetime
-) -> None:
+def mark_wrong_number(session: Session, task: CallTask, *, actor: Actor, keys: KeyProvider, now: dt.datetime) -> None:
     """The phone contact point the call used is not the customer's: marked invalid, so no channel
     uses it again; the change is audited."""
     found = customers.usable_contact(session, task.customer_id, ContactKind.PHONE, keys=keys)
