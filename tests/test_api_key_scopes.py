@@ -61,7 +61,10 @@ def test_every_route_needs_one_scope_and_refuses_a_key_without_it(runtime: Runti
         for scope, headers in keys.items():
             answer = client.request(method, _concrete(path), headers=headers)
             allowed = scope in (needed, scopes.ADMIN)
-            if allowed:
+            if allowed and needed == scopes.CALLS:
+                # The call queue wants a key issued for an agent besides its scope (test_call_queue)
+                assert answer.json()["error"]["code"] == "key_without_staff", (scope, method, path)
+            elif allowed:
                 assert answer.status_code != 403, (scope, method, path, answer.text)
             else:
                 assert answer.status_code == 403, (scope, method, path, answer.text)

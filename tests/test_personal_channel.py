@@ -93,7 +93,7 @@ def test_auto_is_stored_as_the_installed_channels_and_a_missing_one_is_named(api
     assert (error["code"], error["field"], error["message"]) == (
         "channel_not_available",
         "channels",
-        "channel 'sms' is not configured here; available: email, inapp.",
+        "channel 'sms' is not configured here; available: email, inapp, phone.",
     )
     doubled = api.post("/api/v1/strategies", json=strategy_body(key="twice", channels={"auto": ["email", "email"]}))
     assert doubled.status_code == 422

@@ -179,7 +179,7 @@ def test_two_workers_sweep_once(api: TestClient, runtime: Runtime, clock: Manual
         ({"cadence": "P2Y"}, "cadence", "ISO 8601"),
         ({"owner": {"name": "A", "email": "not-an-address"}}, "owner.email", ""),
         ({"owner": {"name": "A\r\nBcc: x@y.z", "email": "a@b.example"}}, "owner.name", ""),
-        ({"channels": ["phone"]}, "channels", "available: email, inapp"),
+        ({"channels": ["wechat"]}, "channels", "available: email, inapp, phone"),
         ({"audience": {"field": "event.amount", "op": "gt", "value": 1}}, "audience", "customer.* fields only"),
         ({"kind": "event", "trigger": {"event_types": ["payment.succeeded"]}}, "cadence", "no cadence"),
     ],

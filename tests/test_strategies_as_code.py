@@ -96,8 +96,9 @@ def test_bad_files_are_one_line_errors_and_nothing_is_applied(cli: Cli, tmp_path
         ("teams: []", "'teams' is not a list this file may hold"),
         ("strategies: [{key: s, kind: event}]", "strategies[0]: channels: Field required."),
         (
-            yaml.safe_dump({"surveys": [survey_body()], "strategies": [strategy_body(channels=["phone"])]}),
-            "strategies 'after-large-transfer': channel 'phone' is not configured here; available: email, inapp.",
+            yaml.safe_dump({"surveys": [survey_body()], "strategies": [strategy_body(channels=["wechat"])]}),
+            "strategies 'after-large-transfer': channel 'wechat' is not configured here; "
+            "available: email, inapp, phone.",
         ),
         (yaml.safe_dump({"surveys": [survey_body(), survey_body()]}), "key 'payment-csat' is also given in"),
     ]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -110,6 +111,10 @@ def test_every_answer_is_one_the_document_allows(served: tuple[LiveServer, str])
 
             try:
                 exchange()
+            except Unsatisfiable:
+                # An operation with no input at all (POST /calls/claim) has no bad input to send.
+                assert mode is GenerationMode.NEGATIVE, operation.label
+                continue
             except (AssertionError, BaseExceptionGroup) as failure:  # each operation's first contradiction
                 if mode is GenerationMode.NEGATIVE and _generator_ran_out_of_stack(failure):
                     # Their bad input is covered by test_segments, test_api_errors and the route-by-route tests.
