@@ -13,8 +13,9 @@ Every console page and every API route belongs to an *area*: the first part of i
 `/console` or `/api/v1` (`cases`, `strategies`, …). The table says which roles may read an area
 and which may change things in it. A role that may not gets 404 on a route that names one record
 (`/cases/{case_id}`) — the answer a missing record gets, and the one an agent gets for a case of
-another queue, so no kind of refusal says a record is there — and 403 on a list or a form. An area missing from the table is open to admins alone, so a new page is closed until it
-is written down here.
+another queue, so no kind of refusal says a record is there — and 403 on a list or a form. An
+area missing from the table is open to admins alone, so a new page is closed until it is written
+down here.
 
 An API key issued for a staff member is held to that member's role as well as to its scopes; a
 key issued for no one is held to its scopes alone (`scopes`).
