@@ -57,18 +57,18 @@ def queue_message(
     version = surveys.get_version(session, plan.survey_version_id)
     if customer is None or version is None:
         return False
+    if channel == capabilities.PHONE and step != Step.INVITE:
+        return True
+    token = surveys.create_invitation(
+        session,
+        followup_id=followup.id,
+        customer_id=followup.customer_id,
+        survey_version_id=version.id,
+        channel=channel,
+        expires_at=expires_at,
+        now=now,
+    )
     if channel == capabilities.PHONE:
-        if step != Step.INVITE:
-            return True
-        surveys.create_invitation(
-            session,
-            followup_id=followup.id,
-            customer_id=followup.customer_id,
-            survey_version_id=version.id,
-            channel=channel,
-            expires_at=expires_at,
-            now=now,
-        )
         calls.create_task(
             session,
             followup_id=followup.id,
@@ -80,15 +80,6 @@ def queue_message(
             now=now,
         )
         return True
-    token = surveys.create_invitation(
-        session,
-        followup_id=followup.id,
-        customer_id=followup.customer_id,
-        survey_version_id=version.id,
-        channel=channel,
-        expires_at=expires_at,
-        now=now,
-    )
     unsubscribe_url = None
     found = capabilities.lookup(channel)
     if found is not None and found.opt_out is OptOut.LINK:
