@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from followup.followups.case_endpoints import router as case_work_router
 from followup.followups.endpoints import router as followups_router
 from followup.insights.endpoints import router as insights_router
 from followup.kernel.errors import FollowupError
-from followup.kernel.http import API_CSP, CONSOLE_CSP, PAGE_CSP, SECURITY_HEADERS, known_query_only
+from followup.kernel.http import API_CSP, SECURITY_HEADERS, ResponseHeaders, known_query_only
 from followup.kernel.inputs import InputGuard, refusal_page
 from followup.kernel.logging import get_logger
 from followup.kernel.openapi import install_openapi
@@ -159,26 +158,13 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     hsts = runtime.settings.public_url.startswith("https://")  # served over TLS: tell browsers to stay on it
 
-    @app.middleware("http")
-    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        path = request.url.path
-        is_page = path.startswith(("/s/", "/u/"))
-        is_console = path == "/console" or path.startswith("/console/")
-        csp = CONSOLE_CSP if is_console else PAGE_CSP if is_page else API_CSP
-        response.headers.setdefault("Content-Security-Policy", csp)
-        if is_page or is_console or path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        if hsts:
-            response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-        REQUESTS.labels(request.method, str(response.status_code)).inc()
-        return response
+    app.add_middleware(
+        ResponseHeaders, hsts=hsts, count=lambda method, status: REQUESTS.labels(method, str(status)).inc()
+    )
 
     # Added last, so outermost: the guard sees every request before routing, and the request log
     # wraps everything, including the guard's refusals.
-    # Their own answers (a refusal, a 500) never pass `_headers`, so they carry the headers here.
+    # Their own answers (a refusal, a 500) never pass `ResponseHeaders`, so they carry the headers here.
     own_headers = {**SECURITY_HEADERS, "Content-Security-Policy": API_CSP, "Cache-Control": "no-store"}
     if hsts:
         own_headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"

@@ -39,6 +39,11 @@ class Runtime:
         self._writer = sessionmaker(bind=self.engine, expire_on_commit=False)
         self._reader = sessionmaker(bind=self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
+    def new_session(self, *, read_only: bool = False) -> Session:
+        """A session not yet connected: nothing runs until its first statement. The caller ends it
+        (`session` and `read_session` below do, and so do the HTTP dependencies)."""
+        return self._reader() if read_only else self._writer()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A writing unit of work: commits when the block ends cleanly, rolls back otherwise."""

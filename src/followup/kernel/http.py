@@ -8,15 +8,17 @@ response is sent, so a failed commit can never be answered with a success.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import InvalidInput
+from followup.kernel.inputs import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -38,40 +40,65 @@ CONSOLE_CSP = (
 )
 
 
+# Dependencies that only read what the app holds are `async`: FastAPI runs a plain `def`
+# dependency on the thread pool, and the hop there and back costs more than the reading.
+
+
 def runtime_of(request: Request) -> Any:
     return request.app.state.runtime
 
 
-def _write_session(request: Request) -> Iterator[Session]:
-    with runtime_of(request).session() as session:
+# The sessions are made on the event loop (making one connects to nothing) and ended there too
+# when nothing is left to end: only a commit or a rollback goes to the thread pool. An endpoint
+# that has committed its work itself (the one-click answer does, to let go of SQLite's write lock
+# sooner) costs no hop at all on its way out.
+
+
+async def _write_session(request: Request) -> AsyncIterator[Session]:
+    """A writing unit of work: committed when the endpoint returns cleanly, rolled back otherwise."""
+    session: Session = runtime_of(request).new_session()
+    try:
         yield session
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            await run_in_threadpool(session.commit)
+    except BaseException:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        raise
+    finally:
+        session.close()
 
 
-def _read_session(request: Request) -> Iterator[Session]:
-    with runtime_of(request).read_session() as session:
+async def _read_session(request: Request) -> AsyncIterator[Session]:
+    session: Session = runtime_of(request).new_session(read_only=True)
+    try:
         yield session
+    finally:
+        if session.in_transaction():
+            await run_in_threadpool(session.rollback)
+        session.close()
 
 
-def _now(request: Request) -> dt.datetime:
+async def _now(request: Request) -> dt.datetime:
     now: dt.datetime = runtime_of(request).clock.now()
     return now
 
 
-def _keys(request: Request) -> KeyProvider:
+async def _keys(request: Request) -> KeyProvider:
     keys: KeyProvider = runtime_of(request).keys
     return keys
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = runtime_of(request).settings
     return settings
 
 
-def _channel_names(request: Request) -> frozenset[str]:
+async def _channel_names(request: Request) -> frozenset[str]:
     return frozenset(runtime_of(request).channels)
 
 
-def _event_history(request: Request) -> Any:
+async def _event_history(request: Request) -> Any:
     """What reads stored events for a strategy preview: set by the app, which stands above events."""
     return request.app.state.event_history
 
@@ -102,7 +129,7 @@ def _query_aliases(dependant: Any) -> Iterator[str]:
         yield from _query_aliases(sub)
 
 
-def known_query_only(request: Request) -> None:
+async def known_query_only(request: Request) -> None:
     """Refuse a query parameter the route does not declare, as bodies refuse unknown fields.
 
     A misspelt filter (`?costumer_id=c1`) would otherwise be ignored and answer every row.
@@ -115,3 +142,52 @@ def known_query_only(request: Request) -> None:
         if name not in declared:
             shown = name if len(name) <= 64 else name[:64] + "…"
             raise InvalidInput(f"'{shown}' is not a parameter this request accepts", code="unknown_field", field=shown)
+
+
+class ResponseHeaders:
+    """ASGI middleware: the security headers, the content policy and the cache rule of every
+    answer the app writes, and the count of answers by method and status.
+
+    Written against ASGI rather than as an `@app.middleware` function: that form runs every
+    request through a second task and a memory stream, which cost more than a one-click answer's
+    own work.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool, count: Callable[[str, int], None]) -> None:
+        self.app = app
+        self.hsts = hsts
+        self.count = count
+
+    def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        is_page = path.startswith(("/s/", "/u/"))
+        is_console = path == "/console" or path.startswith("/console/")
+        csp = CONSOLE_CSP if is_console else PAGE_CSP if is_page else API_CSP
+        wanted = {**SECURITY_HEADERS, "Content-Security-Policy": csp}
+        if is_page or is_console or path.startswith("/api/"):
+            wanted["Cache-Control"] = "no-store"
+        if self.hsts:
+            wanted["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        return [(name.lower().encode(), value.encode()) for name, value in wanted.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in self._headers_for(path):
+                    if name == b"cache-control" and name in present:
+                        # Pages, the console and the API are never cached, whatever a route said.
+                        headers = [(n, v) for n, v in headers if n.lower() != b"cache-control"]
+                        headers.append((name, value))
+                    elif name not in present:
+                        headers.append((name, value))
+                message["headers"] = headers
+                self.count(scope["method"], int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
