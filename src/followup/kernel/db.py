@@ -6,6 +6,8 @@ Nothing here connects at import time: `make_engine` is called once by the runtim
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,17 +77,73 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
     blind indexes and token hashes, and an error's message ends up in logs.
     """
     if url.startswith("sqlite"):
+        writer = _writer_connection_class()
         engine = create_engine(
-            url, echo=echo, hide_parameters=True, connect_args={"check_same_thread": False, "timeout": 30}
+            url,
+            echo=echo,
+            hide_parameters=True,
+            connect_args={"check_same_thread": False, "timeout": WRITE_WAIT_SECONDS, "factory": writer},
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, writer)
         return engine
     return create_engine(
         url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
+WRITE_WAIT_SECONDS = 30
+
+
+class _WriterConnection(sqlite3.Connection):
+    """A SQLite connection that hands the process's writer turn back when its transaction ends.
+
+    SQLite lets one transaction write at a time. A writer that finds the database locked sleeps in
+    steps that grow to 100 ms before it looks again, so under a few concurrent writers most of the
+    time goes to sleeping and the slowest answers wait near a second. Writers of one process
+    therefore queue on a lock of their own, taken just before BEGIN IMMEDIATE and given back right
+    after COMMIT or ROLLBACK, and the next one starts the moment the last one ends. Other processes
+    (the worker beside the server) still meet at SQLite's own lock.
+    """
+
+    turn: threading.Lock  # set on the class made for each engine
+
+    holds_turn = False
+
+    def take_turn(self) -> None:
+        if not self.turn.acquire(timeout=WRITE_WAIT_SECONDS):
+            raise sqlite3.OperationalError("database is locked")
+        self.holds_turn = True
+
+    def give_turn(self) -> None:
+        if self.holds_turn:
+            self.holds_turn = False
+            self.turn.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.give_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.give_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.give_turn()
+
+
+def _writer_connection_class() -> type[_WriterConnection]:
+    """A connection class with a writer lock of its own: one per engine, shared by its connections."""
+    return type("WriterConnection", (_WriterConnection,), {"turn": threading.Lock()})
+
+
+def _configure_sqlite(engine: Engine, writer: type[_WriterConnection]) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the sqlite3 module so that BEGIN is ours to emit.
@@ -106,8 +164,17 @@ def _configure_sqlite(engine: Engine) -> None:
         # fails with SQLITE_BUSY instead of waiting when another writer committed in between.
         if conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
-        else:
+            return
+        dbapi_connection = conn.connection.dbapi_connection
+        if not isinstance(dbapi_connection, writer):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        dbapi_connection.take_turn()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.give_turn()
+            raise
 
 
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
