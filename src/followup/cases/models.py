@@ -19,6 +19,8 @@ class Case(Base):
         Index("ix_cases_queue_status", "queue", "status"),
         Index("ix_cases_assignee", "assignee_id"),
         Index("ix_cases_resurvey_token", "resurvey_token_hash", unique=True),
+        Index("ix_cases_response_kind", "response_id", "kind"),
+        Index("ix_cases_followup", "followup_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

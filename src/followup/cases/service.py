@@ -49,8 +49,7 @@ def is_detractor(*, nps: int | None, csat: int | None) -> bool:
     return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)
 
 
-def _open(
-    session: Session,
+def _opened_row(
     *,
     customer_id: int,
     followup_id: int | None,
@@ -60,28 +59,50 @@ def _open(
     summary: str,
     slas: Slas | None,
     now: dt.datetime,
-) -> Case:
+) -> dict[str, Any]:
+    """A new case's columns: open in its kind's queue, due by its priority's deadlines."""
     first, resolution = (slas or DEFAULT_SLAS)[priority]
-    case = Case(
-        customer_id=customer_id,
-        followup_id=followup_id,
-        response_id=response_id,
-        kind=kind,
-        queue=QUEUE_OF_KIND[kind],
-        priority=priority,
-        status="open",
-        summary=summary,
-        opened_at=now,
-        first_response_due_at=now + first,
-        due_at=now + resolution,
-        reopened_count=0,
-    )
+    return {
+        "customer_id": customer_id,
+        "followup_id": followup_id,
+        "response_id": response_id,
+        "kind": kind,
+        "queue": QUEUE_OF_KIND[kind],
+        "priority": priority,
+        "status": "open",
+        "summary": summary,
+        "opened_at": now,
+        "first_response_due_at": now + first,
+        "due_at": now + resolution,
+        "reopened_count": 0,
+    }
+
+
+def _open(session: Session, **row: Any) -> Case:
+    """A case, its timeline's first line, its assignee and its announcement, at once."""
+    case = Case(**_opened_row(**row))
     CaseRepository(session).add(case)
     session.flush()
-    _record(session, case, "opened", actor=SYSTEM, now=now, detail={"queue": case.queue, "priority": priority})
+    _settle(session, case, now=case.opened_at)
+    return case
+
+
+def _settle(session: Session, case: Case, *, now: dt.datetime) -> None:
+    detail = {"queue": case.queue, "priority": case.priority}
+    _record(session, case, "opened", actor=SYSTEM, now=case.opened_at, detail=detail)
     _assign_next(session, case, now=now)
     _announce(session, case, "case.opened", now=now)
-    return case
+
+
+def settle_opened(session: Session, case_id: int, *, now: dt.datetime) -> None:
+    """The rest of opening a case whose row an answer wrote: the timeline's first line, the
+    round-robin assignee and `case.opened`. Nothing when the case has gone meanwhile or already
+    has its first line."""
+    repo = CaseRepository(session)
+    case = repo.get(case_id, lock=True)
+    if case is None or repo.has_events(case_id):
+        return
+    _settle(session, case, now=now)
 
 
 def open_for_rating(
@@ -94,16 +115,18 @@ def open_for_rating(
     csat: int | None,
     now: dt.datetime,
     slas: Slas | None = None,
-) -> Case | None:
-    """A detractor case for NPS ≤ 6 or CSAT ≤ 2; high priority for the angriest (NPS ≤ 3, CSAT 1)."""
+) -> int | None:
+    """A detractor case for NPS ≤ 6 or CSAT ≤ 2 (high priority for the angriest, NPS ≤ 3 or
+    CSAT 1), for a response the caller has just written; its id.
+
+    Only the case's row is written, through the connection: the answer's transaction holds the
+    write lock every other answer waits for. The caller has `settle_opened` run later for the
+    timeline, the assignee and `case.opened`."""
     if not is_detractor(nps=nps, csat=csat):
-        return None
-    if CaseRepository(session).exists_for_response(response_id, "detractor"):
         return None
     priority = "high" if (nps is not None and nps <= 3) or csat == 1 else "normal"
     parts = [f"NPS {nps}" if nps is not None else "", f"CSAT {csat}" if csat is not None else ""]
-    return _open(
-        session,
+    row = _opened_row(
         customer_id=customer_id,
         followup_id=followup_id,
         response_id=response_id,
@@ -113,6 +136,7 @@ def open_for_rating(
         slas=slas,
         now=now,
     )
+    return CaseRepository(session).add_row(**row)
 
 
 def open_for_comment(

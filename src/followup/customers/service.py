@@ -441,6 +441,12 @@ def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str
     return CustomerRepository(session).external_ids(customer_ids)
 
 
+def locale_and_external_id(session: Session, customer_id: int) -> tuple[str, str] | None:
+    """The customer's locale and external id, read without loading the customer (the answer
+    path asks for them while it holds the write lock)."""
+    return CustomerRepository(session).locale_and_external_id(customer_id)
+
+
 def get_by_id(session: Session, customer_id: int) -> Customer | None:
     return session.get(Customer, customer_id)
 

@@ -21,13 +21,16 @@ from followup.dispatch import service as dispatch
 from followup.followups.enums import OPEN_STATUSES, FollowupStatus
 from followup.followups.outreach import queue_interview_confirmation
 from followup.followups.repository import FollowupRepository
-from followup.followups.schemas import AnswerOutcome, FollowupPlan
+from followup.followups.schemas import AnswerOutcome, AnswerRecorded, FollowupPlan
+from followup.kernel import jobs
 from followup.kernel.actors import SYSTEM
 from followup.kernel.crypto import KeyProvider
 from followup.rewards import service as rewards
 from followup.surveys import service as surveys
 from followup.surveys.service import InvitationInvalid
 from followup.webhooks import service as webhooks
+
+ANSWERED_JOB = "followup.answered"
 
 
 class AnswerSource(StrEnum):
@@ -52,9 +55,12 @@ def record_rating(
     now: dt.datetime,
     keys: KeyProvider,
     slas: cases.Slas | None = None,
+    opened: surveys.OpenInvitation | None = None,
 ) -> AnswerOutcome:
-    """The one-click answer on the survey page, through its link's token."""
-    opened = surveys.open_invitation(session, token, now=now)
+    """The one-click answer on the survey page, through its link's token (already `opened` by a
+    caller that needed the invitation first)."""
+    if opened is None:
+        opened = surveys.open_invitation(session, token, now=now)
     return record_answer(
         session,
         opened.invitation.followup_id,
@@ -79,39 +85,38 @@ def record_answer(
     """The rating of a follow-up, with its reward and any detractor case (due by `slas`, the
     settings' case deadlines), in the caller's transaction; the follow-up's open invitation is
     found unless the caller opened it (a link). InvitationInvalid when the follow-up is answered,
-    closed or expired."""
+    closed or expired.
+
+    The transaction holds what the customer's next page stands on: the answer, the follow-up's
+    end, the reward and the case's row. The rest waits in the outbox for the worker
+    (`finish_answer`), so an answer keeps the write lock, which every other answer queues for,
+    as briefly as it can."""
     if opened is None:
         opened = surveys.open_followup_invitation(session, followup_id, now=now, channel=by.channel)
     repo = FollowupRepository(session)
-    followup = repo.get(opened.invitation.followup_id, lock=True)
+    followup = repo.lock_for_answer(opened.invitation.followup_id)
     if followup is None or followup.status not in OPEN_STATUSES:
         raise InvitationInvalid("This link is not valid any more.")
     response = surveys.record_rating(session, opened, answers=answers, source=by.source, now=now)
-    followup.status = FollowupStatus.RESPONDED
-    followup.responded_at = now
-    followup.closed_at = now
-    followup.next_step = None
-    followup.due_at = None
-    repo.record(followup.id, at=now, action=FollowupStatus.RESPONDED, detail=response.channel)
-    dispatch.mark_answered(session, followup.id, channel=opened.invitation.channel, now=now)
-    customers.note_response(session, followup.customer_id, channel=response.channel, nps=response.nps, at=now)
-    external_id = customers.external_ids(session, [followup.customer_id]).get(followup.customer_id, "")
+    repo.close_answered(followup.id, now)
     points = FollowupPlan.model_validate(followup.plan).reward_points
     granted = 0
     if points > 0:
+        found = customers.locale_and_external_id(session, followup.customer_id)
         entry = rewards.grant_points(
             session,
             followup.customer_id,
             points,
-            idempotency_key=f"followup:{followup.id}:response",
+            idempotency_key=_reward_key(followup.id),
             reason="followup_response",
             followup_id=followup.id,
             actor=SYSTEM,
-            subject_id=external_id,
+            subject_id=found[1] if found else "",
             now=now,
+            announce=False,
         )
         granted = points if entry is not None else 0
-    case = cases.open_for_rating(
+    case_id = cases.open_for_rating(
         session,
         customer_id=followup.customer_id,
         followup_id=followup.id,
@@ -121,25 +126,61 @@ def record_answer(
         now=now,
         slas=slas,
     )
+    recorded = AnswerRecorded(
+        followup_id=followup.id,
+        response_id=response.id,
+        customer_id=followup.customer_id,
+        strategy_id=followup.strategy_id,
+        invitation_channel=opened.invitation.channel,
+        channel=response.channel,
+        source=by.source,
+        nps=response.nps,
+        csat=response.csat,
+        reward_points=granted,
+        case_id=case_id,
+        at=now,
+    )
+    jobs.enqueue(session, ANSWERED_JOB, recorded.model_dump(mode="json"), now=now)
+    return AnswerOutcome(
+        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case_id,) if case_id else ()
+    )
+
+
+def _reward_key(followup_id: int) -> str:
+    return f"followup:{followup_id}:response"
+
+
+def finish_answer(session: Session, recorded: AnswerRecorded) -> None:
+    """What an answer left to the worker, dated when the customer answered: the follow-up's
+    history line, the answered message (its inbox item withdrawn), the customer's channel
+    statistics, the case's timeline and assignee, and the `case.opened` and `response.created`
+    webhooks."""
+    at = recorded.at
+    history = FollowupRepository(session)
+    history.record(recorded.followup_id, at=at, action=FollowupStatus.RESPONDED, detail=recorded.channel)
+    dispatch.mark_answered(session, recorded.followup_id, channel=recorded.invitation_channel, now=at)
+    customers.note_response(session, recorded.customer_id, channel=recorded.channel, nps=recorded.nps, at=at)
+    if recorded.case_id is not None:
+        cases.settle_opened(session, recorded.case_id, now=at)
+    external_id = customers.external_ids(session, [recorded.customer_id]).get(recorded.customer_id, "")
+    if recorded.reward_points > 0:
+        rewards.announce_grant(session, _reward_key(recorded.followup_id), subject_id=external_id, now=at)
     webhooks.publish(
         session,
         "response.created",
         {
-            "response_id": response.id,
-            "followup_id": followup.id,
-            "strategy_id": followup.strategy_id,
+            "response_id": recorded.response_id,
+            "followup_id": recorded.followup_id,
+            "strategy_id": recorded.strategy_id,
             "customer_id": external_id,
-            "channel": response.channel,
-            "source": by.source,
-            "nps": response.nps,
-            "csat": response.csat,
-            "reward_points": granted,
-            "case_id": case.id if case else None,
+            "channel": recorded.channel,
+            "source": recorded.source,
+            "nps": recorded.nps,
+            "csat": recorded.csat,
+            "reward_points": recorded.reward_points,
+            "case_id": recorded.case_id,
         },
-        now=now,
-    )
-    return AnswerOutcome(
-        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case.id,) if case else ()
+        now=at,
     )
 
 

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import bindparam, case, func, or_, select, text, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from followup.customers import service as customers
 from followup.followups.enums import FollowupStatus, Step
@@ -43,6 +45,19 @@ class NewFollowup(NamedTuple):
     due_at: dt.datetime | None
     planned_at: dt.datetime
     closed_at: dt.datetime | None
+
+
+def _answered_values(at: Any) -> dict[str, Any]:
+    return {"status": FollowupStatus.RESPONDED, "responded_at": at, "closed_at": at, "next_step": None, "due_at": None}
+
+
+# Built once: a statement built per call costs more than SQLite spends running it.
+_FOR_ANSWER = (
+    select(Followup.id, Followup.customer_id, Followup.strategy_id, Followup.status, Followup.plan)
+    .where(Followup.id == bindparam("followup"))
+    .with_for_update()
+)
+_CLOSE_ANSWERED = update(Followup).where(Followup.id == bindparam("followup")).values(_answered_values(bindparam("at")))
 
 
 class FollowupRepository:
@@ -99,6 +114,20 @@ class FollowupRepository:
         self, followup_id: int, *, at: dt.datetime, action: str, reason: str | None = None, detail: str | None = None
     ) -> None:
         self.session.add(FollowupHistory(followup_id=followup_id, at=at, action=action, reason=reason, detail=detail))
+
+    # An answer reads and closes its follow-up through the connection, past the unit of work: its
+    # transaction holds the write lock every other answer waits for.
+
+    def lock_for_answer(self, followup_id: int) -> Row[Any] | None:
+        """The follow-up's id, customer, strategy, status and plan, locked until the transaction ends."""
+        return self.session.connection().execute(_FOR_ANSWER, {"followup": followup_id}).first()
+
+    def close_answered(self, followup_id: int, at: dt.datetime) -> None:
+        self.session.connection().execute(_CLOSE_ANSWERED, {"followup": followup_id, "at": at})
+        loaded = self.session.identity_map.get(self.session.identity_key(Followup, followup_id))
+        if loaded is not None:  # the session's copy says what was written
+            for name, value in _answered_values(at).items():
+                set_committed_value(loaded, name, value)
 
     def get(self, followup_id: int, *, lock: bool = False) -> Followup | None:
         query = select(Followup).where(Followup.id == followup_id)

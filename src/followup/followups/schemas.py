@@ -152,6 +152,25 @@ class FollowupOut(Schema):
     messages: list[MessageSummary]
 
 
+class AnswerRecorded(Schema):
+    """The job an answer leaves behind: what the customer's next page does not need, done by the
+    worker after the answer's own transaction (its history line, message and channel statistics,
+    the case's timeline and assignee, and the webhooks)."""
+
+    followup_id: int
+    response_id: int
+    customer_id: int
+    strategy_id: int | None
+    invitation_channel: str = Field(description="the channel of the invitation that was answered")
+    channel: str = Field(description="the channel the answer came back through")
+    source: str
+    nps: int | None
+    csat: int | None
+    reward_points: int
+    case_id: int | None
+    at: dt.datetime
+
+
 @dataclass(frozen=True)
 class AnswerOutcome:
     response_id: int

@@ -32,16 +32,14 @@ def record_audit(
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
 ) -> None:
-    PrivacyRepository(session).add(
-        AuditEntry(
-            at=now,
-            actor=str(actor),
-            subject_type=subject_type,
-            subject_id=subject_id,
-            event=event,
-            old=dict(old) if old is not None else None,
-            new=dict(new) if new is not None else None,
-        )
+    PrivacyRepository(session).add_audit_row(
+        at=now,
+        actor=str(actor),
+        subject_type=subject_type,
+        subject_id=subject_id,
+        event=event,
+        old=dict(old) if old is not None else None,
+        new=dict(new) if new is not None else None,
     )
 
 

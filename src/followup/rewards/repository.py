@@ -1,9 +1,26 @@
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from followup.rewards.models import RewardAccount, RewardEntry
+
+# Built once: a statement built per call costs more than SQLite spends running it.
+_BALANCE = select(RewardAccount.balance).where(RewardAccount.customer_id == bindparam("customer")).with_for_update()
+_ENTRY_BY_KEY = select(
+    RewardEntry.id, RewardEntry.delta, RewardEntry.balance_after, RewardEntry.reason, RewardEntry.followup_id
+).where(RewardEntry.idempotency_key == bindparam("key"))
+_NEW_ACCOUNT = insert(RewardAccount)
+_SET_BALANCE = (
+    update(RewardAccount)
+    .where(RewardAccount.customer_id == bindparam("customer"))
+    .values(balance=bindparam("new_balance"), updated_at=bindparam("at"))
+)
+_ADD_ENTRY = insert(RewardEntry).returning(RewardEntry.id)
 
 
 class RewardRepository:
@@ -27,6 +44,30 @@ class RewardRepository:
                 .limit(limit)
             )
         )
+
+    # A grant writes through the connection, past the unit of work: it runs inside an answer's
+    # transaction, which holds the write lock every other answer waits for.
+
+    def lock_balance(self, customer_id: int) -> int | None:
+        """The customer's balance, locked until the transaction ends; None without an account."""
+        found = self.session.connection().execute(_BALANCE, {"customer": customer_id}).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def has_entry(self, key: str) -> bool:
+        return self.session.connection().execute(_ENTRY_BY_KEY, {"key": key}).first() is not None
+
+    def set_balance(self, customer_id: int, balance: int, *, now: dt.datetime, new: bool) -> None:
+        connection = self.session.connection()
+        if new:
+            connection.execute(_NEW_ACCOUNT, {"customer_id": customer_id, "balance": balance, "updated_at": now})
+        else:
+            connection.execute(_SET_BALANCE, {"customer": customer_id, "new_balance": balance, "at": now})
+
+    def add_entry_row(self, **values: Any) -> int:
+        return int(self.session.connection().execute(_ADD_ENTRY, values).scalar_one())
+
+    def entry_row(self, key: str) -> Row[int, int, int, str, int | None] | None:
+        return self.session.connection().execute(_ENTRY_BY_KEY, {"key": key}).first()
 
     def add(self, row: RewardAccount | RewardEntry) -> None:
         self.session.add(row)

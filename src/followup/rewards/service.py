@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from followup.kernel.actors import Actor
 from followup.kernel.errors import InvalidInput
 from followup.privacy import service as privacy
-from followup.rewards.models import RewardAccount, RewardEntry
+from followup.rewards.models import RewardAccount
 from followup.rewards.repository import RewardRepository
 from followup.rewards.schemas import RewardEntryOut, RewardsOut
 from followup.webhooks import service as webhooks
@@ -26,8 +26,10 @@ def grant_points(
     actor: Actor,
     subject_id: str,
     now: dt.datetime,
-) -> RewardEntry | None:
-    """Grant points once per idempotency key. Returns the new entry, or None if already granted.
+    announce: bool = True,
+) -> int | None:
+    """Grant points once per idempotency key. Returns the new ledger entry's id, or None if already
+    granted. Without `announce`, `reward.granted` waits for the caller's `announce_grant`.
 
     The account row is locked before the ledger is read so that two grants for the same customer
     serialise; the unique key on the ledger is the backstop if they race anyway.
@@ -35,28 +37,21 @@ def grant_points(
     if points <= 0:
         raise InvalidInput("points to grant must be positive", field="points")
     repo = RewardRepository(session)
-    account = repo.lock_account(customer_id)
-    if repo.entry_by_key(idempotency_key) is not None:
+    old_balance = repo.lock_balance(customer_id)
+    if repo.has_entry(idempotency_key):
         return None
-    if account is None:
-        account = RewardAccount(customer_id=customer_id, balance=0, updated_at=now)
-        repo.add(account)
-        session.flush()
-    old_balance = account.balance
-    account.balance = old_balance + points
-    account.updated_at = now
-    entry = RewardEntry(
+    balance = (old_balance or 0) + points
+    repo.set_balance(customer_id, balance, now=now, new=old_balance is None)
+    entry_id = repo.add_entry_row(
         customer_id=customer_id,
         delta=points,
-        balance_after=account.balance,
+        balance_after=balance,
         reason=reason,
         idempotency_key=idempotency_key,
         followup_id=followup_id,
         actor=str(actor),
         created_at=now,
     )
-    repo.add(entry)
-    session.flush()
     privacy.record_audit(
         session,
         actor=actor,
@@ -64,23 +59,63 @@ def grant_points(
         subject_id=subject_id,
         event="reward.granted",
         now=now,
-        old={"balance": old_balance},
-        new={"balance": account.balance, "points": points, "reason": reason},
+        old={"balance": old_balance or 0},
+        new={"balance": balance, "points": points, "reason": reason},
     )
+    if announce:
+        _announce(
+            session,
+            entry_id=entry_id,
+            points=points,
+            balance=balance,
+            reason=reason,
+            followup_id=followup_id,
+            subject_id=subject_id,
+            now=now,
+        )
+    return entry_id
+
+
+def announce_grant(session: Session, idempotency_key: str, *, subject_id: str, now: dt.datetime) -> None:
+    """`reward.granted` for the entry a grant without `announce` made."""
+    entry = RewardRepository(session).entry_row(idempotency_key)
+    if entry is not None:
+        _announce(
+            session,
+            entry_id=entry.id,
+            points=entry.delta,
+            balance=entry.balance_after,
+            reason=entry.reason,
+            followup_id=entry.followup_id,
+            subject_id=subject_id,
+            now=now,
+        )
+
+
+def _announce(
+    session: Session,
+    *,
+    entry_id: int,
+    points: int,
+    balance: int,
+    reason: str,
+    followup_id: int | None,
+    subject_id: str,
+    now: dt.datetime,
+) -> None:
     webhooks.publish(
         session,
         "reward.granted",
         {
             "customer_id": subject_id,
-            "entry_id": entry.id,
+            "entry_id": entry_id,
             "points": points,
-            "balance": account.balance,
+            "balance": balance,
             "reason": reason,
             "followup_id": followup_id,
         },
         now=now,
     )
-    return entry
 
 
 def describe_rewards(session: Session, customer_id: int, *, subject_id: str, limit: int = 100) -> RewardsOut:

@@ -4,11 +4,34 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Select, case, func, select, update
+from sqlalchemy import Select, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from followup.kernel.db import chunked, insert_ignoring_conflicts
 from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
+
+# Built once: a statement built per call costs more than SQLite spends running it.
+_MARK_USED = (
+    update(Invitation)
+    .where(Invitation.followup_id == bindparam("followup"), Invitation.used_at.is_(None))
+    .values(used_at=bindparam("at"))
+)
+_MARK_COMPLETED = (
+    update(Invitation)
+    .where(
+        Invitation.followup_id == bindparam("followup"),
+        Invitation.used_at.is_not(None),
+        Invitation.completed_at.is_(None),
+    )
+    .values(completed_at=bindparam("at"))
+)
+_ADD_RESPONSE = insert(Response).returning(Response.id)
+_INVITATION_BY_HASH = (
+    select(Invitation, SurveyVersion)
+    .join(SurveyVersion, SurveyVersion.id == Invitation.survey_version_id)
+    .where(Invitation.token_hash == bindparam("hash"))
+)
 
 
 class SurveyRepository:
@@ -39,8 +62,10 @@ class SurveyRepository:
     def add(self, row: Survey | SurveyVersion | Invitation | Response) -> None:
         self.session.add(row)
 
-    def invitation_by_hash(self, token_hash: str) -> Invitation | None:
-        return self.session.scalars(select(Invitation).where(Invitation.token_hash == token_hash)).one_or_none()
+    def invitation_by_hash(self, token_hash: str) -> tuple[Invitation, SurveyVersion] | None:
+        """The invitation behind a token hash, with the survey version it asks, in one query."""
+        found = self.session.execute(_INVITATION_BY_HASH, {"hash": token_hash}).first()
+        return None if found is None else (found[0], found[1])
 
     def newest_open_invitation(
         self,
@@ -62,26 +87,28 @@ class SurveyRepository:
             query = query.where(Invitation.channel == channel)
         return self.session.scalars(query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(1)).first()
 
+    # The answer path writes through the connection, past the unit of work: an answer is a few
+    # plain statements, and the write lock every other answer waits for is held while they run.
+    # The invitation object in the session is told what was written, so it stays true.
+
     def mark_used(self, invitation: Invitation, now: dt.datetime) -> bool:
         """The single-use guard: exactly one caller sees True, however many race for it."""
-        result = self.session.execute(
-            update(Invitation)
-            .where(Invitation.followup_id == invitation.followup_id, Invitation.used_at.is_(None))
-            .values(used_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = self.session.connection().execute(_MARK_USED, {"followup": invitation.followup_id, "at": now})
+        if not result.rowcount:
+            return False
+        set_committed_value(invitation, "used_at", now)
+        return True
 
     def mark_completed(self, invitation: Invitation, now: dt.datetime) -> bool:
-        result = self.session.execute(
-            update(Invitation)
-            .where(
-                Invitation.followup_id == invitation.followup_id,
-                Invitation.used_at.is_not(None),
-                Invitation.completed_at.is_(None),
-            )
-            .values(completed_at=now)
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = self.session.connection().execute(_MARK_COMPLETED, {"followup": invitation.followup_id, "at": now})
+        if not result.rowcount:
+            return False
+        set_committed_value(invitation, "completed_at", now)
+        return True
+
+    def add_response_row(self, **values: Any) -> int:
+        """A new response, written at once; its id."""
+        return int(self.session.connection().execute(_ADD_RESPONSE, values).scalar_one())
 
     def response_for_followup(self, followup_id: int) -> Response | None:
         return self.session.scalars(select(Response).where(Response.followup_id == followup_id)).one_or_none()

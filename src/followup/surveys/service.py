@@ -251,15 +251,20 @@ def create_invitation(
 
 def open_invitation(session: Session, token: str, *, now: dt.datetime) -> OpenInvitation:
     """The invitation behind a token and what the page should ask, or InvitationInvalid."""
-    repo = SurveyRepository(session)
-    invitation = repo.invitation_by_hash(hash_token(token)) if 16 <= len(token) <= 128 else None
-    return _opened(session, invitation, now=now)
+    found = SurveyRepository(session).invitation_by_hash(hash_token(token)) if 16 <= len(token) <= 128 else None
+    if found is None:
+        raise InvitationInvalid("This link is not valid any more.")
+    invitation, version = found
+    return _opened(session, invitation, now=now, version=version)
 
 
-def _opened(session: Session, invitation: Invitation | None, *, now: dt.datetime) -> OpenInvitation:
+def _opened(
+    session: Session, invitation: Invitation | None, *, now: dt.datetime, version: SurveyVersion | None = None
+) -> OpenInvitation:
     if invitation is None or invitation.expires_at <= now or invitation.completed_at is not None:
         raise InvitationInvalid("This link is not valid any more.")
-    version = SurveyRepository(session).version(invitation.survey_version_id)
+    if version is None:
+        version = SurveyRepository(session).version(invitation.survey_version_id)
     if version is None:
         raise InvitationInvalid("This link is not valid any more.")
     return OpenInvitation(
@@ -307,9 +312,19 @@ def reissue_link(session: Session, invitation: Invitation) -> str:
     return token
 
 
+class RecordedRating(NamedTuple):
+    """The response a rating made: what the answer path goes on with."""
+
+    id: int
+    channel: str
+    ratings: dict[str, Any]
+    nps: int | None
+    csat: int | None
+
+
 def record_rating(
     session: Session, opened: OpenInvitation, *, answers: dict[str, Any], source: str, now: dt.datetime
-) -> Response:
+) -> RecordedRating:
     """Record the rating (`source`: how it was given). Exactly one of any number of concurrent
     callers succeeds, however each came."""
     rating_question = first_rating_question(opened.questions)
@@ -320,24 +335,26 @@ def record_rating(
     repo = SurveyRepository(session)
     if opened.state != "rating" or not repo.mark_used(opened.invitation, now):
         raise InvitationInvalid("This link is not valid any more.")
-    response = Response(
+    ratings, scales, _ = _sorted_answers({}, opened.questions, clean)
+    # Nothing optional to ask: the link is used up now rather than showing an empty page.
+    completed = len(opened.questions) == 1
+    if completed:
+        repo.mark_completed(opened.invitation, now)
+    response_id = repo.add_response_row(
         followup_id=opened.invitation.followup_id,
         invitation_id=opened.invitation.id,
         customer_id=opened.invitation.customer_id,
         survey_version_id=opened.version.id,
         channel=opened.invitation.channel,
         source=source,
-        ratings={},
+        ratings=ratings,
         created_at=now,
+        completed_at=now if completed else None,
+        **scales,
     )
-    _apply_answers(response, opened.questions, clean)
-    if len(opened.questions) == 1:
-        # Nothing optional to ask: the link is used up now rather than showing an empty page.
-        response.completed_at = now
-        repo.mark_completed(opened.invitation, now)
-    repo.add(response)
-    session.flush()
-    return response
+    return RecordedRating(
+        response_id, opened.invitation.channel, ratings, nps=scales.get("nps"), csat=scales.get("csat")
+    )
 
 
 class RecordedDetails(NamedTuple):
@@ -396,8 +413,23 @@ def record_details(
 
 def _apply_answers(response: Response, questions: list[Any], clean: dict[str, Any]) -> dict[str, str]:
     """Ratings and choices go to clear columns; free text is returned for sealing."""
+    ratings, scales, texts = _sorted_answers(response.ratings or {}, questions, clean)
+    response.ratings = ratings
+    for scale, value in scales.items():
+        if getattr(response, scale) is None:
+            setattr(response, scale, value)
+    return texts
+
+
+def _sorted_answers(
+    earlier: dict[str, Any], questions: list[Any], clean: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, int], dict[str, str]]:
+    """The answers as the response keeps them: every rating and choice by question (with those
+    given `earlier`), the first value of each rating scale for its own column, and the free text
+    apart, to be sealed."""
     texts: dict[str, str] = {}
-    ratings = dict(response.ratings or {})
+    scales: dict[str, int] = {}
+    ratings = dict(earlier)
     for question in questions:
         if question.id not in clean:
             continue
@@ -406,10 +438,9 @@ def _apply_answers(response: Response, questions: list[Any], clean: dict[str, An
             texts[question.id] = value
             continue
         ratings[question.id] = value
-        if question.type in RATING_SCALES and getattr(response, question.type) is None:
-            setattr(response, question.type, value)
-    response.ratings = ratings
-    return texts
+        if question.type in RATING_SCALES:
+            scales.setdefault(question.type, value)
+    return ratings, scales, texts
 
 
 def read_texts(session: Session, response: Response, *, keys: KeyProvider) -> dict[str, str]:

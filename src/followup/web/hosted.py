@@ -163,8 +163,8 @@ def invalid_link_page(request: Request) -> Response:
 
 
 def _locale_of(session: Any, opened: OpenInvitation) -> str:
-    customer = customers.get_by_id(session, opened.invitation.customer_id)
-    return customer.locale if customer else "en"
+    found = customers.locale_and_external_id(session, opened.invitation.customer_id)
+    return found[0] if found else "en"
 
 
 def _reward_text(locale: str, points: int) -> str | None:
@@ -342,7 +342,12 @@ def answer_survey(
     answers = {k: v for k, v in form.items() if k not in ("step", "skip")}
     try:
         if step == "rating":
-            outcome = followups.record_rating(session, token, answers, now=now, keys=keys, slas=settings.case_sla)
+            outcome = followups.record_rating(
+                session, token, answers, now=now, keys=keys, slas=settings.case_sla, opened=opened
+            )
+            # Committed here rather than on the way out: SQLite's write lock, which every other
+            # answer waits for, is let go before the receipt is made.
+            session.commit()
             # POST/redirect/GET: a reload does not post the rating again. The GET after the redirect
             # shows the optional questions, or — when the rating used the link up — the thank-you page,
             # which only the receipt can open.
