@@ -121,6 +121,16 @@ def record_answer(
         now=now,
         slas=slas,
     )
+    said = surveys.yes_no_answer(opened, response)  # "Was this you?": a "no" opens a security case
+    if said == "no":
+        case = cases.open_for_denial(
+            session,
+            customer_id=followup.customer_id,
+            followup_id=followup.id,
+            response_id=response.id,
+            now=now,
+            slas=slas,
+        )
     webhooks.publish(
         session,
         "response.created",
@@ -139,7 +149,11 @@ def record_answer(
         now=now,
     )
     return AnswerOutcome(
-        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case.id,) if case else ()
+        response_id=response.id,
+        followup_id=followup.id,
+        reward_points=granted,
+        case_ids=(case.id,) if case else (),
+        said=said,
     )
 
 
