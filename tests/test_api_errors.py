@@ -590,7 +590,7 @@ TEXT = {"id": "comment", "type": "text", "required": False, "prompt": {"en": "An
             {"questions": [TEXT]},
             "invalid_field",
             "questions",
-            "questions: a survey needs at least one rating question (nps, csat or ces): "
+            "questions: a survey needs at least one rating question (nps, csat or ces) or a yes_no question: "
             "the first one is what the one-click links answer",
         ),
         (

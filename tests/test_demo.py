@@ -142,6 +142,10 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
 
         cases = _all(api, "/api/v1/cases")
         assert Counter((c["priority"], c["kind"]) for c in cases) == Counter(summary.cases)
+        # Every "not me" to "Was this you?" opened a security case of its own
+        denials = [c for c in cases if c["summary"].startswith('The customer answered "not me"')]
+        assert len(denials) == run.answers.not_me
+        assert {(c["kind"], c["priority"]) for c in denials} <= {("security", "security")}
 
         # Moves to the next channel, by reason, are the follow-ups' own history entries
         cascades = Counter(h["reason"] for f in followups for h in f["history"] if h["action"] == "cascaded")
@@ -161,6 +165,7 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
                 "first-qr-payment": 0,
                 "monthly-panel": 0,
                 "top-tier-care": 0,
+                "was-this-you": 0,
             }
         )
         # The first QR payment: at most one follow-up per customer, and some were planned

@@ -36,6 +36,7 @@ class InputLimits:
     max_prompt_chars: int = 1000
 
 
+MAX_FREEZE_INSTRUCTIONS = 500
 _PROVIDER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
@@ -241,6 +242,15 @@ class Settings(BaseSettings):
     # The secret (whsec_…) that signs email bounce reports posted to /hooks/email/bounces in the
     # Standard Webhooks form. Unset: that endpoint refuses every report.
     email_webhook_secret: SecretStr | None = None
+    # What a customer who answers "no" to "Was this you?" (a yes_no question) reads at once, on the
+    # page after the answer and in the SMS reply: how to freeze their account. One paragraph per
+    # locale (zh-CN, en), at most 500 characters, without control characters; the same for everyone,
+    # so no personal data.
+    freeze_instructions_zh_cn: str = "请立即在 App 中「我的 → 安全中心 → 冻结账户」冻结账户，或拨打客服热线。"
+    freeze_instructions_en: str = (
+        "Freeze your account now in the app under Me → Security Center → Freeze account, "
+        "or call our customer service hotline."
+    )
     # Outbound webhooks may post to private, loopback and link-local addresses (a test, a
     # deployment whose receivers live inside). Off: such URLs are refused, at creation and at send.
     webhooks_allow_private: bool = False
@@ -311,6 +321,17 @@ class Settings(BaseSettings):
             raise ValueError("must be one line without control characters")
         return value
 
+    @field_validator("freeze_instructions_zh_cn", "freeze_instructions_en")
+    @classmethod
+    def _check_freeze_instructions(cls, value: str) -> str:
+        text = value.strip()
+        if not text or len(text) > MAX_FREEZE_INSTRUCTIONS or _CONTROL.search(text):
+            raise ValueError(
+                f"freeze instructions are one paragraph of 1 to {MAX_FREEZE_INSTRUCTIONS} characters "
+                "without control characters (line breaks included)"
+            )
+        return text
+
     @field_validator("email_webhook_secret")
     @classmethod
     def _email_whsec(cls, value: SecretStr | None) -> SecretStr | None:
@@ -344,6 +365,10 @@ class Settings(BaseSettings):
     def case_sla(self) -> dict[str, tuple[dt.timedelta, dt.timedelta]]:
         """Priority → (first response, resolution) deadlines after a case opens."""
         return parse_case_slas(self.case_slas)
+
+    def freeze_instructions(self, locale: str) -> str:
+        """How to freeze the account, in the customer's locale (English for any but zh-CN)."""
+        return self.freeze_instructions_zh_cn if locale == "zh-CN" else self.freeze_instructions_en
 
     @cached_property
     def quiet_hours(self) -> tuple[dt.time, dt.time]:

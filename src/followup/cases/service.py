@@ -164,6 +164,28 @@ def open_for_comment(
     )
 
 
+def open_for_denial(
+    session: Session,
+    *,
+    customer_id: int,
+    followup_id: int,
+    response_id: int,
+    now: dt.datetime,
+    slas: Slas | None = None,
+) -> Case | None:
+    """A `security` case for a "no" to a yes_no question ("Was this you?"): the customer says what
+    they were asked about was not them, so the risk team hears of it at once (`security.concern`)."""
+    return open_security_case(
+        session,
+        customer_id=customer_id,
+        followup_id=followup_id,
+        response_id=response_id,
+        summary='The customer answered "not me" to a security check; help them freeze the account and check it.',
+        slas=slas,
+        now=now,
+    )
+
+
 def open_security_case(
     session: Session,
     *,

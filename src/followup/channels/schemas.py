@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 
 class RatingLink(BaseModel):
-    score: int
+    score: int  # what an SMS reply sends for it: the score itself, or 1 and 2 for a yes_no's yes and no
     url: str
+    label: str | None = None  # shown instead of the score: a yes_no question's "Yes, it was me"
 
 
 class CalendarEvent(BaseModel):

@@ -129,7 +129,23 @@ SURVEYS: tuple[dict[str, Any], ...] = (
             },
         ],
     },
+    # "Was this you?", as examples/was-this-you.yaml has it.
+    {
+        "key": "was-this-you",
+        "title": {"zh-CN": "新设备登录确认", "en": "A new sign-in to your wallet"},
+        "questions": [
+            {
+                "id": "was_it_you",
+                "type": "yes_no",
+                "prompt": {
+                    "zh-CN": "刚才在新设备上登录的是你吗？",
+                    "en": "Was it you who just signed in on a new device?",
+                },
+            }
+        ],
+    },
 )
+WAS_IT_YOU = "was_it_you"
 
 STRATEGIES: tuple[dict[str, Any], ...] = (
     {
@@ -145,6 +161,18 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "remind_after": "P1D",
         "expire_after": "P3D",
         "recontact_days": 14,
+    },
+    {
+        # examples/was-this-you.yaml, with SMS first: the demo runs an SMS gateway.
+        "key": "was-this-you",
+        "name": "Was this you? (new device)",
+        "kind": "event",
+        "trigger": {"event_types": ["login.new_device"]},
+        "max_event_age": "PT1H",
+        "recontact_days": 0,
+        "channels": ["sms", "email"],
+        "survey": "was-this-you",
+        "expire_after": "P1D",
     },
     {
         "key": "after-first-use",
@@ -258,6 +286,8 @@ RESPONSE_RATE = {
 }
 # Of those who answer an SMS, the share who reply with their score instead of tapping the link.
 SMS_REPLY_SHARE = 0.65
+# Of those asked "Was this you?" about a sign-in that was not theirs, the share who answer.
+TAKEOVER_ANSWER_RATE = 0.9
 # Of those who get an SMS, the share who reply STOP (or 退订) instead.
 SMS_STOP_SHARE = 0.012
 # Of those who get a push, the share who open it (the app reports the opening).
@@ -469,6 +499,8 @@ class AnswerStats:
     sms_replies: int = 0
     sms_opt_outs: int = 0
     push_opened: int = 0
+    # "No" to "Was this you?" (the customers whose account was taken over), each opening a security case.
+    not_me: int = 0
 
     @property
     def too_late(self) -> int:
@@ -649,6 +681,10 @@ class Simulation:
             self._push(at, "opened", str(delivery.message_id), "", {})
         chance = RESPONSE_RATE[(sent.channel, person.locale)] * (REMINDER_FACTOR if step == "remind" else 1.0)
         chance *= 0.7 + 0.6 * person.mood
+        if delivery.content.rating_links and delivery.content.rating_links[0].label:
+            # "Was this you?" about a sign-in that was not theirs: most owners answer, and at once.
+            recent = self.world.recent_mishaps(person.customer_id, sent.at, within=dt.timedelta(days=1))
+            chance = TAKEOVER_ANSWER_RATE if any(m.kind == "takeover" for m in recent) else chance
         if rng.random() >= chance:
             return
         delay = dt.timedelta(hours=rng.lognormvariate(math.log(ANSWER_DELAY_HOURS[sent.channel]), 1.0))
@@ -656,8 +692,16 @@ class Simulation:
         content = delivery.content
         token = content.link.rsplit("/s/", 1)[-1]
         followup = delivery.idempotency_key.rsplit("-", 2)[0]  # "followup-{id}", before step and channel
-        scale = "nps" if len(content.rating_links) == 11 else "csat"
         mishaps = self.world.recent_mishaps(person.customer_id, at, within=dt.timedelta(days=7))
+        if content.rating_links and content.rating_links[0].label:  # "Was this you?": yes, unless it was a takeover
+            said = "no" if any(m.kind == "takeover" for m in mishaps) else "yes"
+            if sent.channel == "sms" and delivery.address and rng.random() < SMS_REPLY_SHARE:
+                reply = rng.choice(["2", "否"] if said == "no" else ["1", "是"])
+                self._push(at, "sms", delivery.address, followup, {"text": reply, "not_me": said == "no"})
+            else:
+                self._push(at, "rating", token, followup, {WAS_IT_YOU: said})
+            return
+        scale = "nps" if len(content.rating_links) == 11 else "csat"
         failed = sum(1 for m in mishaps if m.kind == "payment_failed")
         disputes = sum(1 for m in mishaps if m.kind == "dispute")
         takeover = any(m.kind == "takeover" for m in mishaps)
@@ -738,6 +782,7 @@ class Simulation:
             if pending.step == "rating":
                 self._answered.add(pending.followup)
                 stats.ratings += 1
+                stats.not_me += int(pending.answers.get(WAS_IT_YOU) == "no")
             elif not pending.answers:
                 stats.skipped += 1
             else:
@@ -782,6 +827,11 @@ class Simulation:
                 )
                 if outcome.kind == "stop":
                     stats.sms_opt_outs += 1
+                elif outcome.kind == "yes_no":
+                    self._answered.add(pending.followup)
+                    stats.ratings += 1
+                    stats.sms_replies += 1
+                    stats.not_me += int(bool(pending.answers.get("not_me")))
                 elif outcome.kind == "score":
                     self._answered.add(pending.followup)
                     stats.ratings += 1

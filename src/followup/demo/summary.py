@@ -222,6 +222,10 @@ def render_answers(answers: AnswerStats, console: Console) -> None:
         f"By SMS: {answers.sms_replies:,} ratings given as a reply, {answers.sms_opt_outs:,} opt-outs by "
         f"keyword (STOP, 退订). Push notifications opened, as the app reported: {answers.push_opened:,}."
     )
+    console.print(
+        f'"Was this you?" after a sign-in on a new device: {answers.not_me:,} "not me" answers, each of which '
+        "opened a security case at once and told the risk team."
+    )
 
 
 def render_people(people: Staffroom, console: Console) -> None:

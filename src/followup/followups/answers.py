@@ -126,6 +126,18 @@ def record_answer(
         now=now,
         slas=slas,
     )
+    said = surveys.yes_no_answer(opened, response)  # "Was this you?": a "no" opens a security case
+    if said == "no":
+        # At once, with its timeline, assignee and `security.concern`: the risk team hears now.
+        denial = cases.open_for_denial(
+            session,
+            customer_id=followup.customer_id,
+            followup_id=followup.id,
+            response_id=response.id,
+            now=now,
+            slas=slas,
+        )
+        case_id = denial.id if denial else case_id
     recorded = AnswerRecorded(
         followup_id=followup.id,
         response_id=response.id,
@@ -142,7 +154,11 @@ def record_answer(
     )
     jobs.enqueue(session, ANSWERED_JOB, recorded.model_dump(mode="json"), now=now)
     return AnswerOutcome(
-        response_id=response.id, followup_id=followup.id, reward_points=granted, case_ids=(case_id,) if case_id else ()
+        response_id=response.id,
+        followup_id=followup.id,
+        reward_points=granted,
+        case_ids=(case_id,) if case_id else (),
+        said=said,
     )
 
 

@@ -46,12 +46,17 @@ from followup.kernel.errors import InvalidInput
 from followup.policy import service as policy
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
-from followup.surveys.schemas import RATING_SCALES, LocalizedText, first_rating_question
+from followup.surveys.schemas import RATING_SCALES, YES_NO, YES_NO_ANSWERS, LocalizedText, first_rating_question
 
 GREETING = {
     "zh-CN": "您好，我是钱包的客户服务人员。想占用您一两分钟，了解一下您最近使用我们服务的感受，可以吗？",
     "en": "Hello, I'm calling from the wallet's customer care. Do you have a minute or two to tell us how your "
     "recent experience with us went?",
+}
+# A yes_no question's answers as the agent's script names them.
+YES_NO_LABELS = {
+    "zh-CN": {"yes": "是本人", "no": "不是本人"},
+    "en": {"yes": "Yes, it was them", "no": "No, it was not them"},
 }
 RECENT = 5
 
@@ -133,6 +138,8 @@ def _script_question(question: Any, locale: str) -> ScriptQuestion:
         if question.type == "choice"
         else None
     )
+    if question.type == YES_NO:  # the agent picks the customer's yes or no as they would a choice
+        options = [{"id": said, "label": YES_NO_LABELS[locale][said]} for said in YES_NO_ANSWERS]
     return ScriptQuestion(
         id=question.id,
         type=question.type,

@@ -13,7 +13,14 @@ from followup.followups.schemas import MessageText
 from followup.kernel import templating
 from followup.kernel.text import control_character
 from followup.surveys import service as surveys
-from followup.surveys.schemas import RATING_SCALES, BookedInterview, LocalizedText, first_rating_question
+from followup.surveys.schemas import (
+    RATING_SCALES,
+    YES_NO,
+    YES_NO_ANSWERS,
+    BookedInterview,
+    LocalizedText,
+    first_rating_question,
+)
 
 # A rendered text longer than this is cut: a template over large data must not flood a channel.
 MAX_SUBJECT = 250
@@ -35,6 +42,9 @@ _TEXT: dict[str, dict[str, Any]] = {
         "footer": "此链接 {days} 天内有效，仅可使用一次。如不想再收到此类邮件，可随时退订。",
         "low": {"nps": "完全不可能", "csat": "非常不满意", "ces": "非常困难"},
         "high": {"nps": "非常可能", "csat": "非常满意", "ces": "非常容易"},
+        "check": "请确认：{title}",
+        "check_body": "我们发现您的账户有一次新的活动，请确认是否为您本人操作。",
+        "answers": {"yes": "是我", "no": "不是我"},
     },
     "en": {
         "invite": "How did we do? {title}",
@@ -46,6 +56,9 @@ _TEXT: dict[str, dict[str, Any]] = {
         "footer": "This link works once and for {days} days. You can unsubscribe from these emails at any time.",
         "low": {"nps": "Not at all likely", "csat": "Very dissatisfied", "ces": "Very difficult"},
         "high": {"nps": "Extremely likely", "csat": "Very satisfied", "ces": "Very easy"},
+        "check": "Please confirm: {title}",
+        "check_body": "We noticed new activity on your account. Please tell us whether it was you.",
+        "answers": {"yes": "Yes, it was me", "no": "No, it wasn't me"},
     },
 }
 
@@ -62,6 +75,17 @@ def render_message(
 ) -> MessageContent:
     text = _TEXT.get(locale, _TEXT["en"])
     rating = first_rating_question(questions)
+    if rating.type == YES_NO:
+        return _yes_no_message(
+            text,
+            step=step,
+            locale=locale,
+            title=title,
+            question=rating.prompt.get(locale),
+            survey_url=survey_url,
+            unsubscribe_url=unsubscribe_url,
+            footer=text["footer"].format(days=max(valid_days, 1)),
+        )
     low, high = RATING_SCALES[rating.type]
     return MessageContent(
         locale=locale,
@@ -77,6 +101,38 @@ def render_message(
         link_label=text["link_label"],
         unsubscribe_url=unsubscribe_url,
         footer=text["footer"].format(days=max(valid_days, 1)),
+    )
+
+
+def _yes_no_message(
+    text: dict[str, Any],
+    *,
+    step: str,
+    locale: str,
+    title: LocalizedText,
+    question: str,
+    survey_url: str,
+    unsubscribe_url: str | None,
+    footer: str,
+) -> MessageContent:
+    """A security check ("Was this you?"): its two answers as the links, numbered 1 and 2 for an SMS
+    reply, and a body that asks rather than invites a rating."""
+    heading = text["check"] if step == "invite" else text["remind"]
+    return MessageContent(
+        locale=locale,
+        subject=heading.format(title=title.get(locale)),
+        greeting=text["greeting"],
+        body=text["check_body"],
+        short_body=text["check_body"],
+        question=question,
+        rating_links=[
+            RatingLink(score=number, label=text["answers"][said], url=f"{survey_url}?answer={said}")
+            for number, said in enumerate(YES_NO_ANSWERS, start=1)
+        ],
+        link=survey_url,
+        link_label=text["link_label"],
+        unsubscribe_url=unsubscribe_url,
+        footer=footer,
     )
 
 

@@ -10,6 +10,9 @@ as (`channels.sms.replies`):
 - A score answers the customer's newest SMS invitation still waiting for a rating, through the
   same path as the survey page (`answers.record_answer`): the reward, any case, the single use.
   A thank-you SMS follows, with a link to the optional questions when the survey has them.
+- When that invitation asks a yes_no question ("Was this you?"), 1 / Y / YES / 是 answer yes and
+  2 / NO / 否 / 不是我 answer no (`replies.read_yes_no`; "N" stays an opt-out). A "no" opens a
+  security case in the same transaction, and the reply carries the wallet's freeze instructions.
 - Anything else, and what follows a score ("10 thanks"), is a comment on the follow-up of their
   newest SMS, sealed under their key, and checked for a security concern.
 
@@ -28,7 +31,7 @@ from followup.cases import service as cases
 from followup.channels import capabilities
 from followup.channels.providers import InboundSms
 from followup.channels.schemas import MessageContent
-from followup.channels.sms.replies import MAX_REPLY_CHARS, Comment, Keyword, Score, read_reply
+from followup.channels.sms.replies import MAX_REPLY_CHARS, Comment, Keyword, Score, YesNo, read_reply, read_yes_no
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.contacts import ContactKind
@@ -51,6 +54,8 @@ _TEXTS = {
         "help": "这是钱包的服务回访短信。回复0-10的数字为我们评分；回复退订停止接收。",
         "thanks": "感谢您的评分！",
         "thanks_more": "感谢您的评分！愿意再回答几个问题吗？",
+        "confirmed": "感谢您的确认！",
+        "denied": "我们已通知安全团队，会尽快联系您。",
     },
     "en": {
         "stopped": "You will get no more follow-up texts from us. Reply START to get them again.",
@@ -58,6 +63,8 @@ _TEXTS = {
         "help": "These are your wallet's follow-up texts. Reply with a number 0-10 to rate us; reply STOP to opt out.",
         "thanks": "Thank you for your rating!",
         "thanks_more": "Thank you for your rating! Would you answer a few more questions?",
+        "confirmed": "Thank you for confirming!",
+        "denied": "We have alerted our security team; they will contact you soon.",
     },
 }
 
@@ -95,8 +102,14 @@ def receive_sms(
         row.kind = reply.kind
         _keyword(session, customer, reply, key=key, settings=settings, keys=keys, now=now)
         return InboundOutcome(kind=reply.kind, new=True)
+    said = read_yes_no(plain_text(inbound.text))
+    if said is not None:
+        followup_id = _score(session, customer, None, said, key=key, settings=settings, keys=keys, now=now)
+        if followup_id is not None:
+            row.kind, row.followup_id = "yes_no", followup_id
+            return InboundOutcome(kind="yes_no", new=True, followup_id=followup_id)
     if isinstance(reply, Score):
-        followup_id = _score(session, customer, reply, key=key, settings=settings, keys=keys, now=now)
+        followup_id = _score(session, customer, reply, None, key=key, settings=settings, keys=keys, now=now)
         if followup_id is not None:
             row.kind, row.score, row.followup_id = "score", reply.value, followup_id
             if reply.rest:
@@ -180,26 +193,31 @@ def _keyword(
 def _score(
     session: Session,
     customer: customers.CustomerRow,
-    reply: Score,
+    reply: Score | None,
+    said: YesNo | None,
     *,
     key: str,
     settings: Settings,
     keys: KeyProvider,
     now: dt.datetime,
 ) -> int | None:
-    """Record the score on the customer's open SMS invitation; the follow-up it answered, or None
-    when there is none to answer or the score is off its scale (nothing recorded)."""
+    """Record the score (or, on a yes_no question, the yes or no) on the customer's open SMS
+    invitation; the follow-up it answered, or None when there is none to answer or the reply does
+    not answer its question (nothing recorded)."""
     invitation = surveys.awaiting_rating(session, customer.id, channel=capabilities.SMS, now=now)
     if invitation is None:
         return None
     opened = surveys.open_followup_invitation(session, invitation.followup_id, now=now, channel=capabilities.SMS)
     question = surveys.rating_question_id(opened)
+    value: int | str | None = said if surveys.is_yes_no(opened) else (reply.value if reply is not None else None)
+    if value is None:
+        return None
     try:
         with session.begin_nested():
-            record_answer(
+            outcome = record_answer(
                 session,
                 invitation.followup_id,
-                {question: reply.value},
+                {question: value},
                 by=Answerer(AnswerSource.SMS_REPLY, channel=capabilities.SMS),
                 now=now,
                 opened=opened,
@@ -211,10 +229,16 @@ def _score(
     link = ""
     if len(opened.questions) > 1:
         link = f"{settings.public_url}/s/{surveys.reissue_link(session, opened.invitation)}"
+    thanks = texts["thanks_more" if link else "thanks"]
+    if outcome.said == "no":
+        separator = "" if customer.locale == "zh-CN" else " "
+        thanks = texts["denied"] + separator + settings.freeze_instructions(customer.locale)
+    elif outcome.said == "yes":
+        thanks = texts["confirmed"]
     _reply(
         session,
         customer,
-        texts["thanks_more" if link else "thanks"],
+        thanks,
         key=key,
         keys=keys,
         now=now,

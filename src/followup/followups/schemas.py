@@ -179,3 +179,4 @@ class AnswerOutcome:
     case_ids: tuple[int, ...]
     interview_id: int | None = None  # the interview booked with the answers
     confirmation_queued: bool = False  # its confirmation email is on its way
+    said: str | None = None  # a yes_no question's answer ("yes" or "no"); None for a rating

@@ -65,6 +65,14 @@ class CesQuestion(_QuestionBase):
     type: Literal["ces"]
 
 
+class YesNoQuestion(_QuestionBase):
+    """A one-click "yes" or "no" — "Was it you who just signed in on a new device?". A "no" says the
+    customer did not do what they are asked about: it opens a security case at once
+    (`cases.open_for_denial`). It is a security check, not feedback: it counts in no metric."""
+
+    type: Literal["yes_no"]
+
+
 class ChoiceOption(Schema):
     id: Slug
     label: LocalizedText
@@ -134,10 +142,14 @@ class InterviewQuestion(_QuestionBase):
 
 
 Question = Annotated[
-    NpsQuestion | CsatQuestion | CesQuestion | ChoiceQuestion | TextQuestion | InterviewQuestion,
+    NpsQuestion | CsatQuestion | CesQuestion | YesNoQuestion | ChoiceQuestion | TextQuestion | InterviewQuestion,
     Field(discriminator="type"),
 ]
 RATING_SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+YES_NO = "yes_no"
+YES_NO_ANSWERS: tuple[str, str] = ("yes", "no")
+# The questions a message's one-click links (or an SMS reply) may answer: the first one of a survey.
+ONE_CLICK_TYPES: tuple[str, ...] = (*RATING_SCALES, YES_NO)
 
 
 class SurveyCreate(Schema):
@@ -151,10 +163,18 @@ class SurveyCreate(Schema):
         ids = [question.id for question in questions]
         if len(set(ids)) != len(ids):
             raise ValueError("question ids must be unique within a survey")
-        if not any(question.type in RATING_SCALES for question in questions):
+        if not any(question.type in ONE_CLICK_TYPES for question in questions):
             raise ValueError(
-                "a survey needs at least one rating question (nps, csat or ces): "
+                "a survey needs at least one rating question (nps, csat or ces) or a yes_no question: "
                 "the first one is what the one-click links answer"
+            )
+        yes_no = [question for question in questions if question.type == YES_NO]
+        scales = [question.type for question in questions if question.type in RATING_SCALES]
+        if yes_no and (len(yes_no) > 1 or scales):
+            # A "no" opens a security case; a score beside it would be feedback taken in a security check.
+            raise ValueError(
+                "a yes_no question is a security check: its survey has one yes_no question and no nps, "
+                "csat or ces question"
             )
         if sum(question.type == "interview" for question in questions) > 1:
             # One booking, and one confirmation email, per follow-up.
@@ -258,7 +278,9 @@ class AnswerProblem(ValueError):
 
 
 def first_rating_question(questions: list[Any]) -> Any:
-    return next(question for question in questions if question.type in RATING_SCALES)
+    """The question a one-click link, an SMS reply's score or an agent's first answer gives: the
+    survey's first rating (nps, csat, ces) or its yes_no question."""
+    return next(question for question in questions if question.type in ONE_CLICK_TYPES)
 
 
 def check_answers(
@@ -295,6 +317,11 @@ def check_answers(
                     high=high,
                 )
             clean[qid] = value
+        elif question.type == YES_NO:
+            said = raw.strip().lower() if isinstance(raw, str) else None
+            if said not in YES_NO_ANSWERS:
+                raise AnswerProblem("not_yes_no", qid, f"question '{qid}' takes yes or no")
+            clean[qid] = said
         elif question.type == "choice":
             values = raw if isinstance(raw, list) else [raw]
             options = {option.id for option in question.options}

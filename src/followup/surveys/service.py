@@ -32,6 +32,8 @@ from followup.surveys.repository import SurveyRepository
 from followup.surveys.schemas import (
     MAX_LOCATION_CHARS,
     RATING_SCALES,
+    YES_NO,
+    YES_NO_ANSWERS,
     AnswerProblem,
     InterviewOut,
     InterviewQuestion,
@@ -295,6 +297,18 @@ def reopen_invitation(session: Session, opened: OpenInvitation, *, now: dt.datet
 def rating_question_id(opened: OpenInvitation) -> str:
     """The id of the question a one-click rating (or a score sent by SMS) answers."""
     return str(first_rating_question(opened.questions).id)
+
+
+def yes_no_answer(opened: OpenInvitation, response: RecordedRating) -> str | None:
+    """ "yes" or "no" when the response answers a yes_no question; None for a rating."""
+    question = first_rating_question(opened.questions)
+    said = (response.ratings or {}).get(question.id) if question.type == YES_NO else None
+    return said if said in YES_NO_ANSWERS else None
+
+
+def is_yes_no(opened: OpenInvitation) -> bool:
+    """Whether the invitation's one-click question is a yes_no question (not a rating scale)."""
+    return bool(first_rating_question(opened.questions).type == YES_NO)
 
 
 def awaiting_rating(session: Session, customer_id: int, *, channel: str, now: dt.datetime) -> Invitation | None:

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from followup.channels import service as inbox
+from followup.config import Settings
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups import service as followups
@@ -26,7 +27,14 @@ from followup.kernel.errors import NotFound
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
-from followup.surveys.schemas import RATING_SCALES, AnswerProblem, first_rating_question, slot_value
+from followup.surveys.schemas import (
+    RATING_SCALES,
+    YES_NO,
+    YES_NO_ANSWERS,
+    AnswerProblem,
+    first_rating_question,
+    slot_value,
+)
 from followup.surveys.service import (
     AnswerInvalid,
     InterviewAlreadyBooked,
@@ -34,7 +42,7 @@ from followup.surveys.service import (
     OpenInvitation,
     SlotTaken,
 )
-from followup.web.receipts import issue_receipt, read_receipt
+from followup.web.receipts import AnswerReceipt, issue_receipt, read_receipt
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -63,6 +71,13 @@ TEXT: dict[str, dict[str, str]] = {
         "interview_booked": "您的访谈已预约：{when}。{where}。",
         "interview_emailed": "日历邀请已发送到您的邮箱。",
         "slot_taken": "这个时间刚刚被别人预约了，请另选一个时间。",
+        "yes_no_lead": "请点击下方按钮回答。",
+        "yes": "是我",
+        "no": "不是我",
+        "denied_heading": "我们已通知安全团队",
+        "denied_text": "如果不是您本人操作，您的账户可能有风险。安全团队会尽快联系您，请立即冻结账户：",
+        "confirmed_heading": "谢谢您的确认",
+        "confirmed_text": "是您本人操作，无需再做任何事。",
     },
     "en": {
         "rating_lead": "Pick a score, then submit.",
@@ -92,6 +107,16 @@ TEXT: dict[str, dict[str, str]] = {
         "interview_booked": "Your interview is booked: {when}. {where}.",
         "interview_emailed": "A calendar invitation is on its way to your email.",
         "slot_taken": "That time was just taken; please pick another.",
+        "yes_no_lead": "Tap your answer below.",
+        "yes": "Yes, it was me",
+        "no": "No, it wasn't me",
+        "denied_heading": "We have alerted our security team",
+        "denied_text": (
+            "If it was not you, your account may be at risk. Our security team will contact you soon; "
+            "freeze your account right away:"
+        ),
+        "confirmed_heading": "Thank you for confirming",
+        "confirmed_text": "It was you, so there is nothing more to do.",
     },
 }
 # What a bad answer means, said to the customer in their language (the API keeps its English).
@@ -106,6 +131,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "unknown_question": "这份问卷里没有这道题，请刷新页面后再试。",
         "not_a_slot": "「{prompt}」请从列出的时间中选择。",
         "slot_past": "「{prompt}」您选的时间已经过去，请另选一个时间。",
+        "not_yes_no": "「{prompt}」请选择「是我」或「不是我」。",
     },
     "en": {
         "needs_answer": "Please answer “{prompt}”.",
@@ -117,6 +143,7 @@ PROBLEMS: dict[str, dict[str, str]] = {
         "unknown_question": "This survey has no such question; reload the page and try again.",
         "not_a_slot": "For “{prompt}”, pick one of the times shown.",
         "slot_past": "For “{prompt}”, that time has passed; please pick another.",
+        "not_yes_no": "For “{prompt}”, pick “Yes, it was me” or “No, it wasn't me”.",
     },
 }
 SCALE_LABELS = {
@@ -185,11 +212,15 @@ def _rating_page(
     token: str,
     *,
     locale: str,
-    selected: int | None,
+    selected: int | str | None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     question = first_rating_question(opened.questions)
+    if question.type == YES_NO:
+        return _yes_no_page(
+            request, opened, token, locale=locale, selected=selected, error=error, status_code=status_code
+        )
     low, high = RATING_SCALES[question.type]
     low_label, high_label = SCALE_LABELS.get(locale, SCALE_LABELS["en"])[question.type]
     title = opened.title.get(locale)
@@ -209,6 +240,58 @@ def _rating_page(
         },
         locale=locale,
         status_code=status_code,
+    )
+
+
+def _yes_no_page(
+    request: Request,
+    opened: OpenInvitation,
+    token: str,
+    *,
+    locale: str,
+    selected: int | str | None,
+    error: str | None,
+    status_code: int,
+) -> Response:
+    """A yes_no question as two buttons, each of which posts the answer: one tap on the page. The
+    link's `?answer=` only marks the button the customer chose in the message, as a score does."""
+    title = opened.title.get(locale)
+    return page(
+        request,
+        "yes_no.html",
+        {
+            "page_title": title,
+            "title": title,
+            "token": token,
+            "question": first_rating_question(opened.questions),
+            "selected": selected if selected in YES_NO_ANSWERS else None,
+            "error": error,
+        },
+        locale=locale,
+        status_code=status_code,
+    )
+
+
+def _answered_page(request: Request, answered: AnswerReceipt, settings: Settings) -> Response:
+    """The page after a one-click answer that used the link up: after a yes_no question's "no",
+    how to freeze the account (the wallet's words, in the customer's language); after its "yes",
+    a short thank-you; after a rating, the usual thank-you."""
+    if answered.said is None:
+        return _thanks_page(request, answered.locale, reward_points=answered.points)
+    text = TEXT.get(answered.locale, TEXT["en"])
+    denied = answered.said == "no"
+    heading = text["denied_heading" if denied else "confirmed_heading"]
+    return page(
+        request,
+        "message.html",
+        {
+            "page_title": heading,
+            "heading": heading,
+            "text": text["denied_text" if denied else "confirmed_text"],
+            "alert": settings.freeze_instructions(answered.locale) if denied else None,
+            "notice": _reward_text(answered.locale, answered.points),
+        },
+        locale=answered.locale,
     )
 
 
@@ -235,6 +318,7 @@ def _details_page(
     status_code: int = 200,
     reward_points: int = 0,
     values: dict[str, Any] | None = None,
+    alert: str | None = None,
 ) -> Response:
     rating = first_rating_question(opened.questions)
     title = opened.title.get(locale)
@@ -252,6 +336,7 @@ def _details_page(
             "where": {q.id: surveys.where_text(q.location, locale) for q in opened.questions if q.type == "interview"},
             "error": error,
             "reward": _reward_text(locale, reward_points),
+            "alert": alert,
             # What the customer posted, shown again with the error so that nothing typed is lost.
             "values": values or {},
         },
@@ -294,7 +379,9 @@ def show_survey(
     session: WriteSession,
     now: Now,
     keys: Keys,
+    settings: AppSettings,
     score: str | None = None,
+    answer: str | None = None,
     receipt: str | None = None,
 ) -> Response:
     # The receipt of the rating just given: the reward is shown on the first page after it, and only
@@ -304,7 +391,7 @@ def show_survey(
         opened = surveys.open_invitation(session, token, now=now)
     except InvitationInvalid:
         if answered is not None:
-            return _thanks_page(request, answered.locale, reward_points=answered.points)
+            return _answered_page(request, answered, settings)
         return invalid_link_page(request)
     if request.method == "GET":  # a HEAD (a link checker's) is no click
         dispatch.mark_clicked(session, opened.invitation.followup_id, channel=opened.invitation.channel, now=now)
@@ -312,10 +399,18 @@ def show_survey(
     points = answered.points if answered is not None else 0
     if opened.state == "details":
         if not [q for q in opened.questions if q.id != first_rating_question(opened.questions).id]:
+            if answered is not None:
+                return _answered_page(request, answered, settings)
             return _thanks_page(request, locale, reward_points=points)
-        return _details_page(request, session, opened, token, locale=locale, now=now, reward_points=points)
+        # After a "no", how to freeze the account comes before any optional question.
+        alert = settings.freeze_instructions(locale) if answered is not None and answered.said == "no" else None
+        return _details_page(request, session, opened, token, locale=locale, now=now, reward_points=points, alert=alert)
     # Only ASCII 0-9 selects a score: "²" passes str.isdigit() but int() cannot read it.
-    selected = int(score) if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()) else None
+    selected: int | str | None = None
+    if score is not None and re.fullmatch(r"[0-9]{1,2}", score.strip()):
+        selected = int(score)
+    if answer is not None and answer.strip().lower() in YES_NO_ANSWERS:
+        selected = answer.strip().lower()
     return _rating_page(request, opened, token, locale=locale, selected=selected)
 
 
@@ -352,7 +447,9 @@ def answer_survey(
             # shows the optional questions, or — when the rating used the link up — the thank-you page,
             # which only the receipt can open.
             page_locale = locale if locale in TEXT else "en"
-            signed = issue_receipt(keys, token, points=outcome.reward_points, locale=page_locale, now=now)
+            signed = issue_receipt(
+                keys, token, points=outcome.reward_points, locale=page_locale, now=now, said=outcome.said
+            )
             return RedirectResponse(f"/s/{token}?receipt={quote(signed)}", status_code=303)
         if step == "details":
             outcome = followups.record_details(

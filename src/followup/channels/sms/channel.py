@@ -30,6 +30,8 @@ from followup.kernel.time import Clock
 # How long a short link lives when the content does not say (the invitation's usual validity).
 _DEFAULT_LINK_DAYS = 14
 _REPLY_HINT = {"zh-CN": "回复{low}-{high}的数字即可评分", "en": "Reply with a number from {low} to {high}"}
+# A question answered by name (yes_no): each answer's number and label, "回复1：是我；回复2：不是我".
+_LABELLED_HINT = {"zh-CN": ("回复{score}：{label}", "；"), "en": ("Reply {score}: {label}", "; ")}
 
 
 def sms_body(content: MessageContent) -> str:
@@ -37,7 +39,10 @@ def sms_body(content: MessageContent) -> str:
     parts = [(content.short_body or content.body).strip()]
     if content.question:
         parts.append(content.question.strip())
-    if content.rating_links:
+    if content.rating_links and all(link.label for link in content.rating_links):
+        each, separator = _LABELLED_HINT.get(content.locale, _LABELLED_HINT["en"])
+        parts.append(separator.join(each.format(score=link.score, label=link.label) for link in content.rating_links))
+    elif content.rating_links:
         scores = [link.score for link in content.rating_links]
         hint = _REPLY_HINT.get(content.locale, _REPLY_HINT["en"])
         parts.append(hint.format(low=min(scores), high=max(scores)))

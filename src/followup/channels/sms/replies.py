@@ -10,6 +10,9 @@ Pure functions, no I/O. What must stay true:
 - A score is a whole number 0–10 at the very start, in ASCII or full-width digits, optionally
   followed by 分 and any text ("9", "９", "9分", "10分，很好用"). "11", "100" and "9.5" are not
   scores: they become comments rather than a guessed rating.
+- A yes or no (`read_yes_no`), for an invitation whose question is yes_no ("Was this you?"), is
+  also a whole message: 1, Y, YES, 是, 是我 say yes; 2, NO, 否, 不是, 不是我 say no. "N" is not
+  among them: it is the carriers' opt-out keyword, and an opt-out always wins.
 - A reply is at most MAX_REPLY_CHARS characters: longer text (ten concatenated segments are about
   1,530 characters, so only a gateway's junk or an attack is longer) is cut to its first
   MAX_REPLY_CHARS before it is read, so a comment or a score's rest never exceeds that bound.
@@ -25,6 +28,7 @@ from typing import Literal
 MAX_REPLY_CHARS = 1600
 
 KeywordKind = Literal["stop", "help", "start"]
+YesNo = Literal["yes", "no"]
 
 _KEYWORDS: dict[str, KeywordKind] = {
     **dict.fromkeys(["td", "t", "退订", "n", "stop", "unsubscribe", "cancel", "end", "quit", "stopall"], "stop"),
@@ -32,6 +36,10 @@ _KEYWORDS: dict[str, KeywordKind] = {
     "帮助": "help",
     "start": "start",
     "订阅": "start",
+}
+_YES_NO: dict[str, YesNo] = {
+    **dict.fromkeys(["1", "y", "yes", "是", "是我", "是的"], "yes"),
+    **dict.fromkeys(["2", "no", "否", "不是", "不是我"], "no"),
 }
 _LEADING_NUMBER = re.compile(r"[0-9０-９]+")
 _DECIMAL_MARKS = frozenset(".,．，")
@@ -69,6 +77,13 @@ def read_reply(text: str) -> Reply:
     if score is not None:
         return score
     return Comment(text=text)
+
+
+def read_yes_no(text: str) -> YesNo | None:
+    """The reply as an answer to a yes_no question, when the whole of it is one (see the module's
+    docstring); None otherwise. Read after the keywords: a keyword is never an answer."""
+    form = _keyword_form(text[:MAX_REPLY_CHARS])
+    return None if form in _KEYWORDS else _YES_NO.get(form)
 
 
 def _keyword_form(text: str) -> str:
