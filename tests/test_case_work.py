@@ -42,7 +42,8 @@ def _member(runtime: Runtime, email: str, role: str = "agent", queues: tuple[str
 def _detractor_case(
     runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock, *, customer: str = "c1", event: str = "e1"
 ) -> dict[str, object]:
-    """A customer answers NPS 2 to a follow-up: a detractor case opens."""
+    """A customer answers NPS 2 to a follow-up: a detractor case opens, and the worker settles it
+    (its timeline's first line and its assignee)."""
     make_customer(runtime, customer)
     before = len(smtp.messages)
     api.post("/api/v1/events", json={"events": [transfer(event, customer)]})
@@ -50,6 +51,7 @@ def _detractor_case(
     Worker(runtime).run_until_idle()
     path = survey_path(smtp.wait_for(before + 1)[-1])
     assert api.post(path, data={"step": "rating", "nps": "2"}, follow_redirects=False).status_code == 303
+    Worker(runtime).run_until_idle()
     [case] = [c for c in api.get("/api/v1/cases").json()["items"] if c["customer_id"] == customer]
     return case
 

@@ -14,6 +14,7 @@ from followup.bootstrap import worker_tasks
 from followup.config import Settings
 from followup.dispatch.service import UNDELIVERED_JOB
 from followup.followups import service as followups
+from followup.followups.answers import ANSWERED_JOB
 from followup.kernel import jobs
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.jobs import Job, JobContext, Tasks
@@ -27,7 +28,7 @@ PLUGIN_JOB = "loyalty.recount"
 def test_the_registry_holds_each_domains_jobs_and_timers() -> None:
     tasks = worker_tasks()
 
-    assert set(tasks.jobs) == {UNDELIVERED_JOB}
+    assert set(tasks.jobs) == {UNDELIVERED_JOB, ANSWERED_JOB}
     # Waves and sweeps first: the follow-ups they plan due now are invited in the same tick.
     assert tasks.timers == (waves.run_due_waves, proactive.run_due_sweeps, followups.run_due_followups)
 

@@ -11,6 +11,11 @@ from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.kernel.db import chunked, insert_ignoring_conflicts
 
 
+_KEYS_OF = select(Message.idempotency_key).where(
+    Message.followup_id == bindparam("followup"), Message.channel == bindparam("channel")
+)
+
+
 class MessageRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -159,11 +164,9 @@ class MessageRepository:
         return [(str(c), str(p), str(o), int(n)) for c, p, o, n in self.session.execute(query)]
 
     def keys_of(self, followup_id: int, *, channel: str) -> list[str]:
-        return list(
-            self.session.scalars(
-                select(Message.idempotency_key).where(Message.followup_id == followup_id, Message.channel == channel)
-            )
-        )
+        # Through the connection with a statement built once: an answer asks, holding the write lock.
+        found = self.session.connection().execute(_KEYS_OF, {"followup": followup_id, "channel": channel})
+        return [key for (key,) in found]
 
     def by_id_for_update(self, message_id: int) -> Message | None:
         return self.session.scalars(select(Message).where(Message.id == message_id).with_for_update()).one_or_none()

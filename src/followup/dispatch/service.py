@@ -685,9 +685,9 @@ def mark_clicked(session: Session, followup_id: int, *, channel: str, now: dt.da
 
 
 def mark_answered(session: Session, followup_id: int, *, channel: str, now: dt.datetime) -> None:
-    """The customer answered through the message's link; its inbox items leave the inbox."""
+    """The customer answered through the message's link (its inbox items are withdrawn apart,
+    in the answer's own transaction: the customer's next look at the inbox must not offer it)."""
     MessageRepository(session).mark_time(followup_id, channel, "answered_at", now)
-    withdraw_from_inbox(session, followup_id)
 
 
 def engaged(session: Session, followup_id: int, *, answered_only: bool) -> bool:

@@ -99,6 +99,7 @@ def record_answer(
         raise InvitationInvalid("This link is not valid any more.")
     response = surveys.record_rating(session, opened, answers=answers, source=by.source, now=now)
     repo.close_answered(followup.id, now)
+    dispatch.withdraw_from_inbox(session, followup.id)  # the customer's next look at the inbox must not offer it
     points = FollowupPlan.model_validate(followup.plan).reward_points
     granted = 0
     if points > 0:
@@ -168,7 +169,7 @@ def _reward_key(followup_id: int) -> str:
 
 def finish_answer(session: Session, recorded: AnswerRecorded) -> None:
     """What an answer left to the worker, dated when the customer answered: the follow-up's
-    history line, the answered message (its inbox item withdrawn), the customer's channel
+    history line, the answered message, the customer's channel
     statistics, the case's timeline and assignee, and the `case.opened` and `response.created`
     webhooks."""
     at = recorded.at
