@@ -99,6 +99,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.event_history = events.event_history  # strategy previews replay stored events through it
 
+    # The customers' pages first: routes are matched in order, and a one-click answer should not be
+    # tried against every API route before its own. Their paths share no prefix with the others.
+    app.include_router(hosted_router)
+    app.include_router(resurvey_router)
     for router in (
         customers_router,
         inbox_router,
@@ -118,8 +122,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         audit_router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
-    app.include_router(hosted_router)
-    app.include_router(resurvey_router)
     app.include_router(hooks_router)
     install_console(app)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), name="static")

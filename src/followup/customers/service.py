@@ -441,10 +441,17 @@ def external_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, str
     return CustomerRepository(session).external_ids(customer_ids)
 
 
+_IDENTITIES = "followup.customer_identities"
+
+
 def locale_and_external_id(session: Session, customer_id: int) -> tuple[str, str] | None:
-    """The customer's locale and external id, read without loading the customer (the answer
-    path asks for them while it holds the write lock)."""
-    return CustomerRepository(session).locale_and_external_id(customer_id)
+    """The customer's locale and external id, read without loading the customer and once per
+    session: the answer path asks twice (the page's language, the reward's audit line) while it
+    holds the write lock."""
+    known: dict[int, tuple[str, str] | None] = session.info.setdefault(_IDENTITIES, {})
+    if customer_id not in known:
+        known[customer_id] = CustomerRepository(session).locale_and_external_id(customer_id)
+    return known[customer_id]
 
 
 def get_by_id(session: Session, customer_id: int) -> Customer | None:

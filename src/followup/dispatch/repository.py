@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.kernel.db import chunked, insert_ignoring_conflicts
 
-
 _KEYS_OF = select(Message.idempotency_key).where(
     Message.followup_id == bindparam("followup"), Message.channel == bindparam("channel")
 )

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from followup.cases import service as cases
+from followup.channels.capabilities import INAPP
 from followup.customers import service as customers
 from followup.dispatch import service as dispatch
-from followup.followups.enums import OPEN_STATUSES, FollowupStatus
+from followup.followups.enums import FollowupStatus
 from followup.followups.outreach import queue_interview_confirmation
 from followup.followups.repository import FollowupRepository
 from followup.followups.schemas import AnswerOutcome, AnswerRecorded, FollowupPlan
@@ -93,14 +94,14 @@ def record_answer(
     as briefly as it can."""
     if opened is None:
         opened = surveys.open_followup_invitation(session, followup_id, now=now, channel=by.channel)
-    repo = FollowupRepository(session)
-    followup = repo.lock_for_answer(opened.invitation.followup_id)
-    if followup is None or followup.status not in OPEN_STATUSES:
+    followup = FollowupRepository(session).close_answered(opened.invitation.followup_id, now)
+    if followup is None:
         raise InvitationInvalid("This link is not valid any more.")
     response = surveys.record_rating(session, opened, answers=answers, source=by.source, now=now)
-    repo.close_answered(followup.id, now)
-    dispatch.withdraw_from_inbox(session, followup.id)  # the customer's next look at the inbox must not offer it
-    points = FollowupPlan.model_validate(followup.plan).reward_points
+    plan = FollowupPlan.model_validate(followup.plan)
+    if INAPP in plan.channels:  # the customer's next look at the inbox must not offer it
+        dispatch.withdraw_from_inbox(session, followup.id)
+    points = plan.reward_points
     granted = 0
     if points > 0:
         found = customers.locale_and_external_id(session, followup.customer_id)

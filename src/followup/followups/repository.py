@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from followup.customers import service as customers
-from followup.followups.enums import FollowupStatus, Step
+from followup.followups.enums import OPEN_STATUSES, FollowupStatus, Step
 from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import BulkStatements, chunked
 
@@ -52,12 +52,12 @@ def _answered_values(at: Any) -> dict[str, Any]:
 
 
 # Built once: a statement built per call costs more than SQLite spends running it.
-_FOR_ANSWER = (
-    select(Followup.id, Followup.customer_id, Followup.strategy_id, Followup.status, Followup.plan)
-    .where(Followup.id == bindparam("followup"))
-    .with_for_update()
+_CLOSE_ANSWERED = (
+    update(Followup)
+    .where(Followup.id == bindparam("followup"), Followup.status.in_(sorted(OPEN_STATUSES)))
+    .values(_answered_values(bindparam("at")))
+    .returning(Followup.id, Followup.customer_id, Followup.strategy_id, Followup.plan)
 )
-_CLOSE_ANSWERED = update(Followup).where(Followup.id == bindparam("followup")).values(_answered_values(bindparam("at")))
 
 
 class FollowupRepository:
@@ -118,16 +118,17 @@ class FollowupRepository:
     # An answer reads and closes its follow-up through the connection, past the unit of work: its
     # transaction holds the write lock every other answer waits for.
 
-    def lock_for_answer(self, followup_id: int) -> Row[Any] | None:
-        """The follow-up's id, customer, strategy, status and plan, locked until the transaction ends."""
-        return self.session.connection().execute(_FOR_ANSWER, {"followup": followup_id}).first()
-
-    def close_answered(self, followup_id: int, at: dt.datetime) -> None:
-        self.session.connection().execute(_CLOSE_ANSWERED, {"followup": followup_id, "at": at})
+    def close_answered(self, followup_id: int, at: dt.datetime) -> Row[Any] | None:
+        """End the follow-up as answered, if it is still open: its id, customer, strategy and plan;
+        None when it is not open (answered, expired, closed) and nothing was written."""
+        closed = self.session.connection().execute(_CLOSE_ANSWERED, {"followup": followup_id, "at": at}).first()
+        if closed is None:
+            return None
         loaded = self.session.identity_map.get(self.session.identity_key(Followup, followup_id))
         if loaded is not None:  # the session's copy says what was written
             for name, value in _answered_values(at).items():
                 set_committed_value(loaded, name, value)
+        return closed
 
     def get(self, followup_id: int, *, lock: bool = False) -> Followup | None:
         query = select(Followup).where(Followup.id == followup_id)

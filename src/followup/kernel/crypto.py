@@ -10,6 +10,7 @@ derived key, so the index reveals equality only to someone holding the master ke
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -48,6 +49,7 @@ class KeyProvider(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=64)  # a handful of labels; deriving costs more than the signing it serves
 def _derive(master: bytes, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=label).derive(master)
 

@@ -155,19 +155,33 @@ class ResponseHeaders:
 
     def __init__(self, app: ASGIApp, *, hsts: bool, count: Callable[[str, int], None]) -> None:
         self.app = app
-        self.hsts = hsts
         self.count = count
+        # The three kinds of answer, each with its headers encoded once.
+        self.kinds = {
+            kind: self._encoded(csp, no_store=no_store, hsts=hsts)
+            for kind, csp, no_store in (
+                ("page", PAGE_CSP, True),
+                ("console", CONSOLE_CSP, True),
+                ("api", API_CSP, True),
+                ("other", API_CSP, False),
+            )
+        }
 
-    def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
-        is_page = path.startswith(("/s/", "/u/"))
-        is_console = path == "/console" or path.startswith("/console/")
-        csp = CONSOLE_CSP if is_console else PAGE_CSP if is_page else API_CSP
+    @staticmethod
+    def _encoded(csp: str, *, no_store: bool, hsts: bool) -> list[tuple[bytes, bytes]]:
         wanted = {**SECURITY_HEADERS, "Content-Security-Policy": csp}
-        if is_page or is_console or path.startswith("/api/"):
+        if no_store:
             wanted["Cache-Control"] = "no-store"
-        if self.hsts:
+        if hsts:
             wanted["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         return [(name.lower().encode(), value.encode()) for name, value in wanted.items()]
+
+    def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
+        if path.startswith(("/s/", "/u/")):
+            return self.kinds["page"]
+        if path == "/console" or path.startswith("/console/"):
+            return self.kinds["console"]
+        return self.kinds["api" if path.startswith("/api/") else "other"]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -3,24 +3,34 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from followup.kernel.db import insert_ignoring_conflicts
 from followup.rewards.models import RewardAccount, RewardEntry
 
 # Built once: a statement built per call costs more than SQLite spends running it.
-_BALANCE = select(RewardAccount.balance).where(RewardAccount.customer_id == bindparam("customer")).with_for_update()
 _ENTRY_BY_KEY = select(
     RewardEntry.id, RewardEntry.delta, RewardEntry.balance_after, RewardEntry.reason, RewardEntry.followup_id
 ).where(RewardEntry.idempotency_key == bindparam("key"))
-_NEW_ACCOUNT = insert(RewardAccount)
-_SET_BALANCE = (
+_TAKE_BACK = (
     update(RewardAccount)
     .where(RewardAccount.customer_id == bindparam("customer"))
-    .values(balance=bindparam("new_balance"), updated_at=bindparam("at"))
+    .values(balance=RewardAccount.balance - bindparam("points"))
 )
-_ADD_ENTRY = insert(RewardEntry).returning(RewardEntry.id)
+# By dialect: the conflict clauses are written in each one's words.
+_CREDIT: dict[str, Any] = {}
+_ADD_ENTRY: dict[str, Any] = {}
+
+
+def _credit_statement(dialect: str) -> Any:
+    statement: Any = (postgresql if dialect == "postgresql" else sqlite).insert(RewardAccount)
+    added = {"balance": RewardAccount.balance + statement.excluded.balance, "updated_at": statement.excluded.updated_at}
+    return statement.on_conflict_do_update(index_elements=[RewardAccount.customer_id], set_=added).returning(
+        RewardAccount.balance
+    )
 
 
 class RewardRepository:
@@ -48,23 +58,30 @@ class RewardRepository:
     # A grant writes through the connection, past the unit of work: it runs inside an answer's
     # transaction, which holds the write lock every other answer waits for.
 
-    def lock_balance(self, customer_id: int) -> int | None:
-        """The customer's balance, locked until the transaction ends; None without an account."""
-        found = self.session.connection().execute(_BALANCE, {"customer": customer_id}).scalar_one_or_none()
-        return None if found is None else int(found)
-
-    def has_entry(self, key: str) -> bool:
-        return self.session.connection().execute(_ENTRY_BY_KEY, {"key": key}).first() is not None
-
-    def set_balance(self, customer_id: int, balance: int, *, now: dt.datetime, new: bool) -> None:
+    def credit(self, customer_id: int, points: int, *, now: dt.datetime) -> int:
+        """Add points to the customer's balance (opening the account on the first grant), holding
+        the account's row until the transaction ends; the new balance."""
         connection = self.session.connection()
-        if new:
-            connection.execute(_NEW_ACCOUNT, {"customer_id": customer_id, "balance": balance, "updated_at": now})
-        else:
-            connection.execute(_SET_BALANCE, {"customer": customer_id, "new_balance": balance, "at": now})
+        statement = _CREDIT.get(connection.dialect.name)
+        if statement is None:
+            statement = _CREDIT[connection.dialect.name] = _credit_statement(connection.dialect.name)
+        values = {"customer_id": customer_id, "balance": points, "updated_at": now}
+        return int(connection.execute(statement, values).scalar_one())
 
-    def add_entry_row(self, **values: Any) -> int:
-        return int(self.session.connection().execute(_ADD_ENTRY, values).scalar_one())
+    def take_back(self, customer_id: int, points: int) -> None:
+        """Undo `credit` in the same transaction (the grant turned out to be made before)."""
+        self.session.connection().execute(_TAKE_BACK, {"customer": customer_id, "points": points})
+
+    def add_entry_unless_keyed(self, **values: Any) -> int | None:
+        """A ledger entry, unless one with its idempotency key exists; the new entry's id, or None."""
+        connection = self.session.connection()
+        statement = _ADD_ENTRY.get(connection.dialect.name)
+        if statement is None:
+            statement = _ADD_ENTRY[connection.dialect.name] = insert_ignoring_conflicts(
+                connection.dialect.name, RewardEntry, index_elements=["idempotency_key"]
+            ).returning(RewardEntry.id)
+        found = connection.execute(statement, values).scalar_one_or_none()
+        return None if found is None else int(found)
 
     def entry_row(self, key: str) -> Row[int, int, int, str, int | None] | None:
         return self.session.connection().execute(_ENTRY_BY_KEY, {"key": key}).first()

@@ -31,18 +31,15 @@ def grant_points(
     """Grant points once per idempotency key. Returns the new ledger entry's id, or None if already
     granted. Without `announce`, `reward.granted` waits for the caller's `announce_grant`.
 
-    The account row is locked before the ledger is read so that two grants for the same customer
-    serialise; the unique key on the ledger is the backstop if they race anyway.
+    The balance is credited first, which holds the account's row, so that two grants for the same
+    customer serialise; then the ledger's unique key decides: an entry under the same key makes
+    this grant a no-op, and the credit is taken back.
     """
     if points <= 0:
         raise InvalidInput("points to grant must be positive", field="points")
     repo = RewardRepository(session)
-    old_balance = repo.lock_balance(customer_id)
-    if repo.has_entry(idempotency_key):
-        return None
-    balance = (old_balance or 0) + points
-    repo.set_balance(customer_id, balance, now=now, new=old_balance is None)
-    entry_id = repo.add_entry_row(
+    balance = repo.credit(customer_id, points, now=now)
+    entry_id = repo.add_entry_unless_keyed(
         customer_id=customer_id,
         delta=points,
         balance_after=balance,
@@ -52,6 +49,9 @@ def grant_points(
         actor=str(actor),
         created_at=now,
     )
+    if entry_id is None:
+        repo.take_back(customer_id, points)
+        return None
     privacy.record_audit(
         session,
         actor=actor,
@@ -59,7 +59,7 @@ def grant_points(
         subject_id=subject_id,
         event="reward.granted",
         now=now,
-        old={"balance": old_balance or 0},
+        old={"balance": balance - points},
         new={"balance": balance, "points": points, "reason": reason},
     )
     if announce:
