@@ -5,6 +5,7 @@ the customer's language; a "yes" opens nothing. Bad input is a clear 4xx."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import time_machine
 import yaml
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import select, text
 from standardwebhooks import Webhook
 
 from followup.app import create_app
@@ -25,6 +26,7 @@ from followup.config import Settings
 from followup.followups import service as followups
 from followup.kernel.actors import SYSTEM
 from followup.kernel.time import ManualClock
+from followup.policy.models import ContactReservation
 from followup.runtime import Runtime, build_runtime
 from followup.staff import service as staff
 from followup.strategies import as_code
@@ -384,3 +386,83 @@ def test_a_bad_freeze_instruction_stops_every_command_with_one_line(tmp_path: Pa
         "error: setting FOLLOWUP_FREEZE_INSTRUCTIONS_ZH_CN: Value error, freeze instructions are one paragraph "
         "of 1 to 500 characters without control characters (line breaks included)"
     )
+
+
+def test_the_check_goes_out_at_night_past_a_spent_fatigue_budget_and_spends_none(
+    wallet_app: tuple[Runtime, TestClient], smtp: SmtpSink, clock: ManualClock
+) -> None:
+    runtime, api = wallet_app
+    runtime.settings.fatigue_max_followups = 1
+    feedback = {
+        "key": "after-large-transfer",
+        "name": "After a large transfer",
+        "kind": "event",
+        "trigger": {"event_types": ["transfer.succeeded"]},
+        "channels": ["email"],
+        "survey": "was-this-you",
+        "delay": "PT30M",
+    }
+    assert api.post("/api/v1/strategies", json=feedback).status_code == 201
+    make_customer(runtime, "c1")
+    # Given c1's fatigue budget is spent by a feedback follow-up, and it is 23:30 in Shanghai
+    night = dt.datetime(2026, 11, 23, 15, 30, tzinfo=dt.UTC)
+    clock.set(night)
+    paid = transfer("t1", "c1", occurred_at=night)
+    assert api.post("/api/v1/events", json={"events": [paid]}).json()["accepted"] == 1
+    # When c1 signs in on a new device
+    signed_in = _new_device("n1") | {"occurred_at": night.isoformat()}
+    assert api.post("/api/v1/events", json={"events": [signed_in]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    # Then the check is planned and emailed at once, quiet hours or not
+    followups_of_c1 = {f["strategy"]: f for f in api.get("/api/v1/followups").json()["items"]}
+    check = followups_of_c1["was-this-you"]
+    assert (check["status"], check["reason"]) == ("invited", None)
+    (email,) = smtp.wait_for(1)
+    assert "新设备" in str(email["Subject"])
+    # And it reserved nothing: the ledger holds the feedback follow-up alone
+    with runtime.read_session() as session:
+        reserved = session.scalars(select(ContactReservation.followup_id)).all()
+    feedback_followup = followups_of_c1["after-large-transfer"]
+    assert reserved == [feedback_followup["id"]]
+    # And the feedback follow-up waits for the morning as before
+    assert feedback_followup["status"] == "planned"
+
+
+def test_the_check_needs_service_consent_not_feedback_and_its_link_withdraws_service(
+    wallet_app: tuple[Runtime, TestClient], smtp: SmtpSink
+) -> None:
+    runtime, api = wallet_app
+    # Given c1 never consented to feedback by email
+    make_customer(runtime, "c1", consents={"feedback": {"email": False}})
+    assert api.post("/api/v1/events", json={"events": [_new_device()]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    # Then the check still reaches them: it is service, given unless withdrawn
+    (email,) = smtp.wait_for(1)
+    unsubscribe = re.search(r"/u/[A-Za-z0-9_-]+", str(email["List-Unsubscribe"]))
+    assert unsubscribe
+    # And its unsubscribe link withdraws service on email, so the next check is not sent
+    assert api.post(unsubscribe.group(0), data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    consents = api.get("/api/v1/customers/c1").json()["consents"]
+    assert consents["service"]["email"] is False
+    assert api.post("/api/v1/events", json={"events": [_new_device("e2")]}).json()["accepted"] == 1
+    Worker(runtime).run_until_idle()
+    assert len(smtp.wait_for(2, timeout=0.3)) == 1
+    newest = api.get("/api/v1/followups", params={"customer_id": "c1"}).json()["items"][0]
+    assert (newest["status"], newest["reason"]) == ("suppressed", "no_consent")
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"kind": "proactive", "trigger": None, "cadence": "P30D"}, "security_check is for event strategies"),
+        ({"recontact_days": 7}, "set recontact_days to 0"),
+    ],
+)
+def test_a_security_check_that_is_not_an_event_strategy_or_keeps_a_recontact_window_is_refused(
+    api: TestClient, change: dict[str, Any], says: str
+) -> None:
+    body = _example().strategies[0].model_dump(mode="json", exclude_none=True) | change
+    body = {name: value for name, value in body.items() if value is not None}
+    refused = api.post("/api/v1/strategies", json=body)
+    assert refused.status_code == 422, refused.text
+    assert says in refused.json()["error"]["message"]

@@ -54,8 +54,11 @@ class MessageContent(BaseModel):
     # without the opt-out line or a survey prompt, and past quiet hours and consent.
     transactional: bool = False
     # What the customer consented to hear this for: `feedback` (follow-ups) or `service` (replies
-    # about their own case: given unless withdrawn, and outside the feedback fatigue budget).
+    # about their own case, security checks: given unless withdrawn, and outside the feedback
+    # fatigue budget).
     purpose: str = "feedback"
+    # Past quiet hours: a security check ("Was this you?") is worth nothing in the morning.
+    at_any_hour: bool = False
 
 
 class InboxItemOut(BaseModel):

@@ -170,6 +170,7 @@ STRATEGIES: tuple[dict[str, Any], ...] = (
         "trigger": {"event_types": ["login.new_device"]},
         "max_event_age": "PT1H",
         "recontact_days": 0,
+        "security_check": True,
         "channels": ["sms", "email"],
         "survey": "was-this-you",
         "expire_after": "P1D",

@@ -366,14 +366,15 @@ def prepare_sends(
             del messages[claim.message_id]
     gated = [message for message in messages.values() if _gated(contents[message.id])]
     decided: list[tuple[Message, Decision]] = []
-    for purpose in sorted({_purpose(contents[message.id]) for message in gated}):
-        asked = [message for message in gated if _purpose(contents[message.id]) == purpose]
+    for purpose, at_any_hour in sorted({_gate(contents[message.id]) for message in gated}):
+        asked = [message for message in gated if _gate(contents[message.id]) == (purpose, at_any_hour)]
         decisions = policy.check_channels(
             session,
             [(message.customer_id, [message.channel]) for message in asked],
             now=now,
             settings=settings,
             purpose=purpose,
+            at_any_hour=at_any_hour,
         )
         decided += zip(asked, decisions, strict=True)
     for message, decision in decided:
@@ -423,8 +424,9 @@ def prepare_sends(
     return prepared
 
 
-def _purpose(content: MessageContent | None) -> str:
-    return content.purpose if content is not None else policy.PURPOSE
+def _gate(content: MessageContent | None) -> tuple[str, bool]:
+    """What the policy is asked with: the message's purpose, and whether quiet hours hold it."""
+    return (content.purpose, content.at_any_hour) if content is not None else (policy.PURPOSE, False)
 
 
 def _gated(content: MessageContent | None) -> bool:

@@ -84,7 +84,7 @@ def queue_message(
     found = capabilities.lookup(channel)
     if found is not None and found.opt_out is OptOut.LINK:
         unsubscribe_token = privacy.create_unsubscribe_link(
-            session, followup.customer_id, purpose=policy.PURPOSE, channel=channel, now=now
+            session, followup.customer_id, purpose=plan.purpose, channel=channel, now=now
         )
         unsubscribe_url = f"{settings.public_url}/u/{unsubscribe_token}"
     title = LocalizedText.model_validate(version.title)
@@ -101,7 +101,9 @@ def queue_message(
         content = _personal(session, followup, plan, content, title=title, now=now)
     if plan.sender_name or plan.reply_to:
         content = content.model_copy(update={"sender_name": plan.sender_name, "reply_to": plan.reply_to})
-    content = content.model_copy(update={"link_expires_at": expires_at})
+    content = content.model_copy(
+        update={"link_expires_at": expires_at, "purpose": plan.purpose, "at_any_hour": plan.security_check}
+    )
     dispatch.queue_message(
         session,
         followup_id=followup.id,

@@ -48,6 +48,7 @@ def plan_followups(
                 recontact_days=i.recontact_days,
                 send_at=i.send_at,
                 auto_channel=i.auto_channel,
+                security_check=i.security_check,
             )
             for i in to_check
         ],
@@ -61,6 +62,7 @@ def plan_followups(
     rows: list[NewFollowup] = []
     notes: list[tuple[str, str | None]] = []
     chosen: list[tuple[str | None, ChannelReason | None]] = []
+    checks: list[bool] = []  # security checks spend no fatigue budget: no reservation
     for item in items:
         decision_reason: str | None
         channel: str | None = None
@@ -99,11 +101,12 @@ def plan_followups(
         )
         notes.append((decision_reason or "", deferred))
         chosen.append((channel, channel_reason))
+        checks.append(item.security_check)
 
     inserted = FollowupRepository(session).insert_many(rows)
     history: list[tuple[int, dt.datetime, str, str | None, str | None]] = []
     reservations: list[tuple[int, int, int]] = []
-    for row, (reason, deferral), (channel, channel_reason) in zip(rows, notes, chosen, strict=True):
+    for row, (reason, deferral), (channel, channel_reason), check in zip(rows, notes, chosen, checks, strict=True):
         followup_id = inserted.get((row.strategy_id, row.customer_id, row.run_key))
         if followup_id is None:
             stats.duplicates += 1
@@ -114,7 +117,8 @@ def plan_followups(
             history.append((followup_id, now, FollowupStatus.SUPPRESSED, reason, None))
             continue
         stats.planned += 1
-        reservations.append((row.customer_id, row.strategy_id, followup_id))
+        if not check:
+            reservations.append((row.customer_id, row.strategy_id, followup_id))
         assert row.due_at is not None  # noqa: S101 - a planned follow-up always has its invite due
         if channel is not None:
             stats.channels[channel] = stats.channels.get(channel, 0) + 1
@@ -193,6 +197,7 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
         channel_reason,
         item.call_queue,
         item.max_call_attempts,
+        item.security_check,
     )
     encoded = None if item.event_context is not None else cache.get(key)
     if encoded is None:
@@ -217,6 +222,7 @@ def plan_json(item: PlanItem, cache: dict[tuple[object, ...], str], channel_reas
             channel_reason=channel_reason,
             call_queue=item.call_queue,
             max_call_attempts=item.max_call_attempts,
+            security_check=item.security_check,
         ).model_dump_json(exclude_defaults=True)
         if item.event_context is None:
             cache[key] = encoded

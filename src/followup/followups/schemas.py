@@ -54,10 +54,18 @@ class FollowupPlan(BaseModel):
     # The `phone` channel: the queue of agents who call, and the calls tried before giving up.
     call_queue: str = "calls"
     max_call_attempts: int = 3
+    # A check on the customer's own account ("Was this you?"): a service message, at any hour,
+    # outside the fatigue budget (StrategyCreate.security_check).
+    security_check: bool = False
 
     @property
     def remaining_channels(self) -> tuple[str, ...]:
         return self.channels[self.channel_index :]
+
+    @property
+    def purpose(self) -> str:
+        """What the customer hears it for: `service` for a security check, else `feedback`."""
+        return "service" if self.security_check else "feedback"
 
 
 class PlanItem(NamedTuple):
@@ -91,6 +99,7 @@ class PlanItem(NamedTuple):
     time_zone: str | None = None  # the customer's, when the planner read it with the audience
     call_queue: str = "calls"
     max_call_attempts: int = 3
+    security_check: bool = False
 
     def key(self) -> str:
         if self.run_key is not None:

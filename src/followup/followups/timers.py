@@ -84,12 +84,24 @@ def run_due_followups(
 def _invite_decisions(
     session: Session, due: list[Followup], *, now: dt.datetime, settings: Settings
 ) -> dict[int, Decision]:
-    invites = [followup for followup in due if followup.next_step == Step.INVITE]
-    asks = [
-        (followup.customer_id, FollowupPlan.model_validate(followup.plan).remaining_channels) for followup in invites
+    invites = [
+        (followup, FollowupPlan.model_validate(followup.plan)) for followup in due if followup.next_step == Step.INVITE
     ]
-    found = policy.check_channels(session, asks, now=now, settings=settings)
-    return {followup.id: decision for followup, decision in zip(invites, found, strict=True)}
+    decisions: dict[int, Decision] = {}
+    for check in (False, True):  # feedback, then security checks: service, at any hour
+        asked = [(followup, plan) for followup, plan in invites if plan.security_check is check]
+        if not asked:
+            continue
+        found = policy.check_channels(
+            session,
+            [(followup.customer_id, plan.remaining_channels) for followup, plan in asked],
+            now=now,
+            settings=settings,
+            purpose=asked[0][1].purpose,
+            at_any_hour=check,
+        )
+        decisions.update((followup.id, decision) for (followup, _), decision in zip(asked, found, strict=True))
+    return decisions
 
 
 def _run_step(
@@ -139,7 +151,15 @@ def _invite(
     plan = FollowupPlan.model_validate(followup.plan)
     channels = plan.remaining_channels
     if decision is None:
-        decision = policy.check_channel(session, followup.customer_id, channels, now=now, settings=settings)
+        decision = policy.check_channel(
+            session,
+            followup.customer_id,
+            channels,
+            now=now,
+            settings=settings,
+            purpose=plan.purpose,
+            at_any_hour=plan.security_check,
+        )
     if not decision.allowed or decision.channel is None:
         close(session, followup, status=FollowupStatus.SUPPRESSED, reason=decision.reason, now=now)
         return
@@ -158,7 +178,15 @@ def _invite(
     if passed_over:
         # A preferred channel refused now (e.g. consent withdrawn since planning) is a refusal
         # too: record why, so the console can explain why the customer was not emailed.
-        refused = policy.check_channel(session, followup.customer_id, passed_over, now=now, settings=settings)
+        refused = policy.check_channel(
+            session,
+            followup.customer_id,
+            passed_over,
+            now=now,
+            settings=settings,
+            purpose=plan.purpose,
+            at_any_hour=plan.security_check,
+        )
         FollowupRepository(session).record(
             followup.id,
             at=now,
@@ -226,7 +254,15 @@ def _cascade(session: Session, followup: Followup, *, now: dt.datetime, settings
         detail = f"{channel} not needed: the customer {'answered' if wait and wait[0] == 'answered' else 'opened'}"
         repo.record(followup.id, at=now, action="cascade_skipped", detail=detail)
     else:
-        decision = policy.check_channel(session, followup.customer_id, [channel], now=now, settings=settings)
+        decision = policy.check_channel(
+            session,
+            followup.customer_id,
+            [channel],
+            now=now,
+            settings=settings,
+            purpose=plan.purpose,
+            at_any_hour=plan.security_check,
+        )
         if decision.allowed and decision.deferred and decision.send_at is not None:
             followup.due_at = decision.send_at  # quiet hours: the step waits for the morning
             repo.record(followup.id, at=now, action="deferred", reason=decision.deferred, detail=channel)

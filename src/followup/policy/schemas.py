@@ -13,6 +13,7 @@ class PlanningRequest(NamedTuple):
     recontact_days: int
     send_at: dt.datetime
     auto_channel: bool = False  # the personal channel: the decision lists every channel allowed
+    security_check: bool = False  # a check on the customer's own account (policy.check_planning)
 
 
 class Decision(NamedTuple):

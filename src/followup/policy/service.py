@@ -93,6 +93,12 @@ def check_planning(
     ids = {request.customer_id for request in requests}
     snapshot_of = snapshots if snapshots is not None else customers.snapshots(session, ids)
     consent_of = privacy.consents_for(session, ids, purpose=PURPOSE)
+    checks = [request for request in requests if request.security_check]
+    check_consent_of = (
+        _consents(session, [(request.customer_id, request.channels) for request in checks], purpose=SERVICE)
+        if checks
+        else {}
+    )
     blocked = cases.customers_with_open_security_case(session, ids)
     window = dt.timedelta(days=settings.fatigue_window_days)
     longest = max([window] + [dt.timedelta(days=r.recontact_days) for r in requests])
@@ -106,13 +112,16 @@ def check_planning(
     decisions: list[Decision] = []
     for request in requests:
         snapshot = snapshot_of[request.customer_id]
-        if in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
+        # A security check is service, not feedback: no holdout, no open case and no fatigue budget
+        # hold it back, it reserves none, and it goes out at any hour.
+        check = request.security_check
+        if not check and in_global_holdout(snapshot.external_id, settings.global_holdout_percent):
             decisions.append(Decision(allowed=False, reason=RefusalReason.GLOBAL_HOLDOUT))
             continue
-        if request.customer_id in blocked:
+        if not check and request.customer_id in blocked:
             decisions.append(Decision(allowed=False, reason=RefusalReason.OPEN_SECURITY_CASE))
             continue
-        consents = consent_of.get(request.customer_id, {})
+        consents = (check_consent_of if check else consent_of).get(request.customer_id, {})
         channel, refusal = choose_channel(snapshot, consents, request.channels)
         if channel is None:
             decisions.append(Decision(allowed=False, reason=refusal))
@@ -122,6 +131,9 @@ def check_planning(
         recontact_since = now - dt.timedelta(days=request.recontact_days)
         if any(strategy_id == request.strategy_id and at >= recontact_since for strategy_id, at in history):
             decisions.append(Decision(allowed=False, reason=RefusalReason.DUPLICATE))
+            continue
+        if check:
+            decisions.append(Decision(allowed=True, channel=channel, send_at=request.send_at, options=options))
             continue
         if sum(1 for _, at in history if at >= now - window) >= settings.fatigue_max_followups:
             decisions.append(Decision(allowed=False, reason=RefusalReason.FATIGUE))
@@ -235,14 +247,23 @@ def record_contacts(session: Session, contacted: Sequence[tuple[int, str, dt.dat
 
 
 def check_channel(
-    session: Session, customer_id: int, channels: Sequence[str], *, now: dt.datetime, settings: Settings
+    session: Session,
+    customer_id: int,
+    channels: Sequence[str],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+    purpose: str = PURPOSE,
+    at_any_hour: bool = False,
 ) -> Decision:
     """The send-time gate for one customer: security case, channel, quiet hours.
 
     Consent may have been withdrawn since planning, so it is read again here, right before a send.
     The fatigue budget was spent at planning and is not counted twice.
     """
-    return check_channels(session, [(customer_id, channels)], now=now, settings=settings)[0]
+    return check_channels(
+        session, [(customer_id, channels)], now=now, settings=settings, purpose=purpose, at_any_hour=at_any_hour
+    )[0]
 
 
 def check_channels(
@@ -252,25 +273,46 @@ def check_channels(
     now: dt.datetime,
     settings: Settings,
     purpose: str = PURPOSE,
+    at_any_hour: bool = False,
 ) -> list[Decision]:
     """`check_channel` for many (customer, channels) at once, in a few queries; one decision per
     ask, in order.
 
-    A `service` message (a reply about the customer's own case) is not feedback: no holdout and no
-    open security case holds it back, and its consent is given until the customer withdraws it.
-    Quiet hours hold for it all the same."""
+    A `service` message (a reply about the customer's own case, a security check) is not feedback:
+    no holdout and no open security case holds it back, and its consent is given until the
+    customer withdraws it. Quiet hours hold for it all the same, unless `at_any_hour` (a security
+    check)."""
     ids = {customer_id for customer_id, _ in asks}
     snapshots = customers.snapshots(session, ids)
     service = purpose == SERVICE
     secured = set() if service else cases.customers_with_open_security_case(session, ids)
-    consents = privacy.consents_for(session, ids, purpose=purpose)
-    if purpose in GIVEN_BY_DEFAULT:
-        asked = {channel for _, channels in asks for channel in channels}
-        consents = {cid: {channel: consents.get(cid, {}).get(channel, True) for channel in asked} for cid in ids}
+    consents = _consents(session, asks, purpose=purpose)
     return [
-        _decide(snapshots.get(customer_id), channels, secured, consents, now=now, settings=settings, service=service)
+        _decide(
+            snapshots.get(customer_id),
+            channels,
+            secured,
+            consents,
+            now=now,
+            settings=settings,
+            service=service,
+            at_any_hour=at_any_hour,
+        )
         for customer_id, channels in asks
     ]
+
+
+def _consents(
+    session: Session, asks: Sequence[tuple[int, Sequence[str]]], *, purpose: str
+) -> dict[int, dict[str, bool]]:
+    """Each customer's consents for `purpose` by channel; for a purpose given by default, every
+    channel asked about that the customer has not withdrawn counts as given."""
+    ids = {customer_id for customer_id, _ in asks}
+    consents = privacy.consents_for(session, ids, purpose=purpose)
+    if purpose not in GIVEN_BY_DEFAULT:
+        return {cid: dict(found) for cid, found in consents.items()}
+    asked = {channel for _, channels in asks for channel in channels}
+    return {cid: {channel: consents.get(cid, {}).get(channel, True) for channel in asked} for cid in ids}
 
 
 def _decide(
@@ -282,6 +324,7 @@ def _decide(
     now: dt.datetime,
     settings: Settings,
     service: bool = False,
+    at_any_hour: bool = False,
 ) -> Decision:
     if snapshot is None:
         return Decision(allowed=False, reason=RefusalReason.UNREACHABLE)
@@ -292,7 +335,7 @@ def _decide(
     channel, refusal = choose_channel(snapshot, consents.get(snapshot.id, {}), channels)
     if channel is None:
         return Decision(allowed=False, reason=refusal)
-    release = defer_for_quiet_hours(now, time_zone=snapshot.time_zone, settings=settings)
+    release = None if at_any_hour else defer_for_quiet_hours(now, time_zone=snapshot.time_zone, settings=settings)
     if release is not None:
         return Decision(allowed=True, channel=channel, send_at=release, deferred=DeferralReason.QUIET_HOURS)
     return Decision(allowed=True, channel=channel, send_at=now)

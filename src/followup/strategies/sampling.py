@@ -135,4 +135,5 @@ def plan_item(
         time_zone=time_zone,
         call_queue=spec.call_queue,
         max_call_attempts=spec.max_call_attempts,
+        security_check=spec.security_check,
     )

@@ -225,6 +225,13 @@ class StrategyCreate(Schema):
     max_call_attempts: int = Field(
         default=3, ge=1, le=10, description="the `phone` channel: calls not answered before the next channel or expiry"
     )
+    security_check: bool = Field(
+        default=False,
+        description="event: a check on the customer's own account, such as \"Was this you?\" after a new "
+        "sign-in: a `service` message (consent given unless withdrawn), sent at any hour, never held out "
+        "or held by an open security case, and outside the fatigue budget (it neither spends it nor is "
+        "refused by it); it asks about every event it follows, so `recontact_days` must be 0",
+    )
     max_event_age: Duration = Field(
         default=MAX_EVENT_AGE,
         description="event: an event older than this when it arrives contacts nobody (reason stale_event)",
@@ -340,6 +347,10 @@ class StrategyCreate(Schema):
     def _check(self) -> StrategyCreate:
         if self.kind == "event" and self.trigger is None:
             raise ValueError("an event strategy needs a trigger with event_types")
+        if self.security_check and self.kind != "event":
+            raise ValueError("security_check is for event strategies: a check asks about the event that just happened")
+        if self.security_check and self.recontact_days != 0:
+            raise ValueError("a security check asks about every event it follows: set recontact_days to 0")
         if self.kind != "event" and self.trigger is not None:
             raise ValueError(f"a {self.kind} strategy has no trigger; only event strategies do")
         if self.kind == "periodic" and self.schedule is None:
