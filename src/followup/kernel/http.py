@@ -11,9 +11,10 @@ import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
+import anyio.to_thread
+from anyio import CancelScope, CapacityLimiter
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider
@@ -54,16 +55,25 @@ def runtime_of(request: Request) -> Any:
 # sooner) costs no hop at all on its way out.
 
 
+async def _ending(end: Callable[[], None]) -> None:
+    """Run a commit or a rollback on a thread of its own, never cancelled halfway. Not on the
+    request pool's threads: when every one of those holds a request waiting for the database
+    (for SQLite's write turn, or a pooled connection), a commit queued behind them would never
+    run and nobody would ever get the database back."""
+    with CancelScope(shield=True):
+        await anyio.to_thread.run_sync(end, limiter=CapacityLimiter(1))
+
+
 async def _write_session(request: Request) -> AsyncIterator[Session]:
     """A writing unit of work: committed when the endpoint returns cleanly, rolled back otherwise."""
     session: Session = runtime_of(request).new_session()
     try:
         yield session
         if session.in_transaction() or session.new or session.dirty or session.deleted:
-            await run_in_threadpool(session.commit)
+            await _ending(session.commit)
     except BaseException:
         if session.in_transaction():
-            await run_in_threadpool(session.rollback)
+            await _ending(session.rollback)
         raise
     finally:
         session.close()
@@ -75,7 +85,7 @@ async def _read_session(request: Request) -> AsyncIterator[Session]:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.rollback)
+            await _ending(session.rollback)
         session.close()
 
 
