@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from followup.customers.contacts import REACH_BITS, ContactStatus
@@ -21,10 +21,6 @@ ARRIVAL_COLUMNS = (
     "created_at",
     "updated_at",
 )
-
-
-# Built once: a statement built per call costs more than SQLite spends running it.
-_LOCALE_AND_EXTERNAL_ID = select(Customer.locale, Customer.external_id).where(Customer.id == bindparam("customer"))
 
 
 class CustomerRepository:
@@ -60,8 +56,10 @@ class CustomerRepository:
         )
 
     def locale_and_external_id(self, customer_id: int) -> tuple[str, str] | None:
-        row = self.session.connection().execute(_LOCALE_AND_EXTERNAL_ID, {"customer": customer_id}).first()
-        return None if row is None else (row.locale, row.external_id)
+        # At the driver: the answer path asks, holding the write lock.
+        bulk = BulkStatements(self.session.connection())
+        row = bulk.run("SELECT locale, external_id FROM customers WHERE id = ?", (customer_id,)).first()
+        return None if row is None else (row[0], row[1])
 
     def external_ids(self, ids: Iterable[int]) -> dict[int, str]:
         out: dict[int, str] = {}

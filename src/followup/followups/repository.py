@@ -4,8 +4,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, case, func, or_, select, text, update
-from sqlalchemy.engine import Row
+from sqlalchemy import case, func, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -51,13 +50,17 @@ def _answered_values(at: Any) -> dict[str, Any]:
     return {"status": FollowupStatus.RESPONDED, "responded_at": at, "closed_at": at, "next_step": None, "due_at": None}
 
 
-# Built once: a statement built per call costs more than SQLite spends running it.
-_CLOSE_ANSWERED = (
-    update(Followup)
-    .where(Followup.id == bindparam("followup"), Followup.status.in_(sorted(OPEN_STATUSES)))
-    .values(_answered_values(bindparam("at")))
-    .returning(Followup.id, Followup.customer_id, Followup.strategy_id, Followup.plan)
-)
+class Answered(NamedTuple):
+    """A follow-up just closed by an answer: what the answer goes on with."""
+
+    id: int
+    customer_id: int
+    strategy_id: int
+    plan: dict[str, Any]
+
+
+# The statuses a follow-up is answered from, as SQL literals (our own enum's values).
+_OPEN_SQL = ", ".join(f"'{status.value}'" for status in sorted(OPEN_STATUSES))
 
 
 class FollowupRepository:
@@ -115,15 +118,22 @@ class FollowupRepository:
     ) -> None:
         self.session.add(FollowupHistory(followup_id=followup_id, at=at, action=action, reason=reason, detail=detail))
 
-    # An answer reads and closes its follow-up through the connection, past the unit of work: its
-    # transaction holds the write lock every other answer waits for.
+    # An answer closes its follow-up at the driver, past the unit of work and SQLAlchemy's binding:
+    # its transaction holds the write lock every other answer waits for.
 
-    def close_answered(self, followup_id: int, at: dt.datetime) -> Row[Any] | None:
+    def close_answered(self, followup_id: int, at: dt.datetime) -> Answered | None:
         """End the follow-up as answered, if it is still open: its id, customer, strategy and plan;
         None when it is not open (answered, expired, closed) and nothing was written."""
-        closed = self.session.connection().execute(_CLOSE_ANSWERED, {"followup": followup_id, "at": at}).first()
-        if closed is None:
+        bulk = BulkStatements(self.session.connection())
+        when = bulk.db_time(at)
+        found = bulk.run(
+            "UPDATE followups SET status = ?, next_step = NULL, due_at = NULL, responded_at = ?, closed_at = ?"  # noqa: S608
+            f" WHERE id = ? AND status IN ({_OPEN_SQL}) RETURNING id, customer_id, strategy_id, plan",
+            (FollowupStatus.RESPONDED.value, when, when, followup_id),
+        ).first()
+        if found is None:
             return None
+        closed = Answered(found[0], found[1], found[2], bulk.from_json(found[3]))
         loaded = self.session.identity_map.get(self.session.identity_key(Followup, followup_id))
         if loaded is not None:  # the session's copy says what was written
             for name, value in _answered_values(at).items():

@@ -6,6 +6,7 @@ Nothing here connects at import time: `make_engine` is called once by the runtim
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -197,6 +198,9 @@ def chunked(items: list[Any], size: int = 900) -> list[list[Any]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # built once
+
+
 class BulkStatements:
     """Driver-level statements for the event stream's hot path.
 
@@ -233,6 +237,20 @@ class BulkStatements:
     def json_slot(self) -> str:
         """The placeholder of a JSON column given as text."""
         return "CAST(? AS JSON)" if self.postgres else "?"
+
+    @staticmethod
+    def db_json(value: Any) -> str | None:
+        """A JSON column's value as text, for a `json_slot` placeholder."""
+        return None if value is None else _JSON_TEXT(value)
+
+    @staticmethod
+    def from_json(value: Any) -> Any:
+        """A JSON column read at the driver: text on SQLite, already decoded on PostgreSQL."""
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    def run(self, text: str, params: Sequence[Any]) -> Any:
+        """One statement with one row of parameters; the driver's result (rows, rowcount)."""
+        return self.connection.exec_driver_sql(self.sql(text), tuple(params))
 
     def fetch(self, text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.connection.exec_driver_sql(self.sql(text), tuple(params))]

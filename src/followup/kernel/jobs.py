@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import String, Text, delete, insert, select, update
+from sqlalchemy import String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from followup.config import Settings
 from followup.kernel.crypto import KeyProvider
-from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
+from followup.kernel.db import Base, BigId, BulkStatements, JSONType, UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -86,15 +86,15 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-_ENQUEUE = insert(Job)  # built once: building it per call costs more than running it
-
-
 def enqueue(
     session: Session, kind: str, payload: Mapping[str, Any], *, now: dt.datetime, due_at: dt.datetime | None = None
 ) -> None:
-    # Through the connection, past the unit of work: answers enqueue one each, holding the write lock.
-    session.connection().execute(
-        _ENQUEUE, {"kind": kind, "payload": dict(payload), "due_at": due_at or now, "attempts": 0}
+    # At the driver, past the unit of work and SQLAlchemy's binding: answers enqueue one each,
+    # holding the write lock.
+    bulk = BulkStatements(session.connection())
+    bulk.run(
+        f"INSERT INTO jobs (kind, payload, due_at, attempts) VALUES (?, {bulk.json_slot()}, ?, 0)",  # noqa: S608 - a placeholder of ours
+        (kind, bulk.db_json(dict(payload)), bulk.db_time(due_at or now)),
     )
 
 

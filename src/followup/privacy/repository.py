@@ -4,12 +4,11 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from followup.kernel.db import BulkStatements
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
-
-_ADD_AUDIT = insert(AuditEntry)  # built once: building it per call costs more than running it
 
 
 class PrivacyRepository:
@@ -40,10 +39,25 @@ class PrivacyRepository:
     def get_consent(self, customer_id: int, purpose: str, channel: str) -> Consent | None:
         return self.session.get(Consent, (customer_id, purpose, channel))
 
-    def add_audit_row(self, **values: Any) -> None:
-        """An audit line, written at once through the connection (past the unit of work: the
-        answer path writes one with every reward)."""
-        self.session.connection().execute(_ADD_AUDIT, values)
+    def add_audit_row(
+        self,
+        *,
+        at: dt.datetime,
+        actor: str,
+        subject_type: str,
+        subject_id: str,
+        event: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+    ) -> None:
+        """An audit line, written at once at the driver (past the unit of work and SQLAlchemy's
+        binding: the answer path writes one with every reward, holding the write lock)."""
+        bulk = BulkStatements(self.session.connection())
+        bulk.run(
+            "INSERT INTO audit_log (at, actor, subject_type, subject_id, event, old, new)"  # noqa: S608 - placeholders of ours
+            f" VALUES (?, ?, ?, ?, ?, {bulk.json_slot()}, {bulk.json_slot()})",
+            (bulk.db_time(at), actor, subject_type, subject_id, event, bulk.db_json(old), bulk.db_json(new)),
+        )
 
     def add(self, row: Consent | ConsentRecord | AuditEntry | UnsubscribeLink) -> None:
         self.session.add(row)

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from followup.kernel.db import insert_ignoring_conflicts
+from followup.kernel.db import BulkStatements
 from followup.rewards.models import RewardAccount, RewardEntry
 
 # Built once: a statement built per call costs more than SQLite spends running it.
@@ -20,17 +19,19 @@ _TAKE_BACK = (
     .where(RewardAccount.customer_id == bindparam("customer"))
     .values(balance=RewardAccount.balance - bindparam("points"))
 )
-# By dialect: the conflict clauses are written in each one's words.
-_CREDIT: dict[str, Any] = {}
-_ADD_ENTRY: dict[str, Any] = {}
 
 
-def _credit_statement(dialect: str) -> Any:
-    statement: Any = (postgresql if dialect == "postgresql" else sqlite).insert(RewardAccount)
-    added = {"balance": RewardAccount.balance + statement.excluded.balance, "updated_at": statement.excluded.updated_at}
-    return statement.on_conflict_do_update(index_elements=[RewardAccount.customer_id], set_=added).returning(
-        RewardAccount.balance
-    )
+class NewEntry(NamedTuple):
+    """A ledger entry as a grant writes it."""
+
+    customer_id: int
+    delta: int
+    balance_after: int
+    reason: str
+    idempotency_key: str
+    followup_id: int | None
+    actor: str
+    created_at: dt.datetime
 
 
 class RewardRepository:
@@ -55,32 +56,35 @@ class RewardRepository:
             )
         )
 
-    # A grant writes through the connection, past the unit of work: it runs inside an answer's
-    # transaction, which holds the write lock every other answer waits for.
+    # A grant writes at the driver, past the unit of work and SQLAlchemy's binding
+    # (kernel.db.BulkStatements): it runs inside an answer's transaction, which holds the write lock
+    # every other answer waits for.
 
     def credit(self, customer_id: int, points: int, *, now: dt.datetime) -> int:
         """Add points to the customer's balance (opening the account on the first grant), holding
         the account's row until the transaction ends; the new balance."""
-        connection = self.session.connection()
-        statement = _CREDIT.get(connection.dialect.name)
-        if statement is None:
-            statement = _CREDIT[connection.dialect.name] = _credit_statement(connection.dialect.name)
-        values = {"customer_id": customer_id, "balance": points, "updated_at": now}
-        return int(connection.execute(statement, values).scalar_one())
+        bulk = BulkStatements(self.session.connection())
+        found = bulk.run(
+            "INSERT INTO reward_accounts (customer_id, balance, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (customer_id) DO UPDATE SET balance = reward_accounts.balance + excluded.balance,"
+            " updated_at = excluded.updated_at RETURNING balance",
+            (customer_id, points, bulk.db_time(now)),
+        )
+        return int(found.scalar_one())
 
     def take_back(self, customer_id: int, points: int) -> None:
         """Undo `credit` in the same transaction (the grant turned out to be made before)."""
         self.session.connection().execute(_TAKE_BACK, {"customer": customer_id, "points": points})
 
-    def add_entry_unless_keyed(self, **values: Any) -> int | None:
+    def add_entry_unless_keyed(self, entry: NewEntry) -> int | None:
         """A ledger entry, unless one with its idempotency key exists; the new entry's id, or None."""
-        connection = self.session.connection()
-        statement = _ADD_ENTRY.get(connection.dialect.name)
-        if statement is None:
-            statement = _ADD_ENTRY[connection.dialect.name] = insert_ignoring_conflicts(
-                connection.dialect.name, RewardEntry, index_elements=["idempotency_key"]
-            ).returning(RewardEntry.id)
-        found = connection.execute(statement, values).scalar_one_or_none()
+        bulk = BulkStatements(self.session.connection())
+        found = bulk.run(
+            "INSERT INTO reward_ledger (customer_id, delta, balance_after, reason, idempotency_key, followup_id,"
+            " actor, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING"
+            " RETURNING id",
+            (*entry[:-1], bulk.db_time(entry.created_at)),
+        ).scalar_one_or_none()
         return None if found is None else int(found)
 
     def entry_row(self, key: str) -> Row[int, int, int, str, int | None] | None:

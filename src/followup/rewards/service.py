@@ -10,7 +10,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.errors import InvalidInput
 from followup.privacy import service as privacy
 from followup.rewards.models import RewardAccount
-from followup.rewards.repository import RewardRepository
+from followup.rewards.repository import NewEntry, RewardRepository
 from followup.rewards.schemas import RewardEntryOut, RewardsOut
 from followup.webhooks import service as webhooks
 
@@ -40,14 +40,16 @@ def grant_points(
     repo = RewardRepository(session)
     balance = repo.credit(customer_id, points, now=now)
     entry_id = repo.add_entry_unless_keyed(
-        customer_id=customer_id,
-        delta=points,
-        balance_after=balance,
-        reason=reason,
-        idempotency_key=idempotency_key,
-        followup_id=followup_id,
-        actor=str(actor),
-        created_at=now,
+        NewEntry(
+            customer_id=customer_id,
+            delta=points,
+            balance_after=balance,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            followup_id=followup_id,
+            actor=str(actor),
+            created_at=now,
+        )
     )
     if entry_id is None:
         repo.take_back(customer_id, points)

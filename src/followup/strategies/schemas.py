@@ -227,7 +227,7 @@ class StrategyCreate(Schema):
     )
     security_check: bool = Field(
         default=False,
-        description="event: a check on the customer's own account, such as \"Was this you?\" after a new "
+        description='event: a check on the customer\'s own account, such as "Was this you?" after a new '
         "sign-in: a `service` message (consent given unless withdrawn), sent at any hour, never held out "
         "or held by an open security case, and outside the fatigue budget (it neither spends it nor is "
         "refused by it); it asks about every event it follows, so `recontact_days` must be 0",

@@ -2,31 +2,34 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, case, func, insert, select, update
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from followup.kernel.db import chunked, insert_ignoring_conflicts
+from followup.kernel.db import BulkStatements, chunked, insert_ignoring_conflicts
 from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
 
+
+class RatingRow(NamedTuple):
+    """A response as a rating writes it."""
+
+    followup_id: int
+    invitation_id: int
+    customer_id: int
+    survey_version_id: int
+    channel: str
+    source: str
+    ratings: dict[str, Any]
+    nps: int | None
+    csat: int | None
+    ces: int | None
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
 # Built once: a statement built per call costs more than SQLite spends running it.
-_MARK_USED = (
-    update(Invitation)
-    .where(Invitation.followup_id == bindparam("followup"), Invitation.used_at.is_(None))
-    .values(used_at=bindparam("at"))
-)
-_MARK_COMPLETED = (
-    update(Invitation)
-    .where(
-        Invitation.followup_id == bindparam("followup"),
-        Invitation.used_at.is_not(None),
-        Invitation.completed_at.is_(None),
-    )
-    .values(completed_at=bindparam("at"))
-)
-_ADD_RESPONSE = insert(Response).returning(Response.id)
 _INVITATION_BY_HASH = (
     select(Invitation, SurveyVersion)
     .join(SurveyVersion, SurveyVersion.id == Invitation.survey_version_id)
@@ -87,28 +90,59 @@ class SurveyRepository:
             query = query.where(Invitation.channel == channel)
         return self.session.scalars(query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(1)).first()
 
-    # The answer path writes through the connection, past the unit of work: an answer is a few
-    # plain statements, and the write lock every other answer waits for is held while they run.
-    # The invitation object in the session is told what was written, so it stays true.
+    # The answer path writes at the driver, past the unit of work and SQLAlchemy's binding
+    # (kernel.db.BulkStatements): an answer is a few plain statements, and the write lock every
+    # other answer waits for is held while they run. The invitation object in the session is told
+    # what was written, so it stays true.
 
     def mark_used(self, invitation: Invitation, now: dt.datetime) -> bool:
         """The single-use guard: exactly one caller sees True, however many race for it."""
-        result = self.session.connection().execute(_MARK_USED, {"followup": invitation.followup_id, "at": now})
+        bulk = BulkStatements(self.session.connection())
+        result = bulk.run(
+            "UPDATE invitations SET used_at = ? WHERE followup_id = ? AND used_at IS NULL",
+            (bulk.db_time(now), invitation.followup_id),
+        )
         if not result.rowcount:
             return False
         set_committed_value(invitation, "used_at", now)
         return True
 
     def mark_completed(self, invitation: Invitation, now: dt.datetime) -> bool:
-        result = self.session.connection().execute(_MARK_COMPLETED, {"followup": invitation.followup_id, "at": now})
+        bulk = BulkStatements(self.session.connection())
+        result = bulk.run(
+            "UPDATE invitations SET completed_at = ?"
+            " WHERE followup_id = ? AND used_at IS NOT NULL AND completed_at IS NULL",
+            (bulk.db_time(now), invitation.followup_id),
+        )
         if not result.rowcount:
             return False
         set_committed_value(invitation, "completed_at", now)
         return True
 
-    def add_response_row(self, **values: Any) -> int:
+    def add_response_row(self, rating: RatingRow) -> int:
         """A new response, written at once; its id."""
-        return int(self.session.connection().execute(_ADD_RESPONSE, values).scalar_one())
+        bulk = BulkStatements(self.session.connection())
+        completed_at = bulk.db_time(rating.completed_at) if rating.completed_at is not None else None
+        found = bulk.run(
+            "INSERT INTO responses (followup_id, invitation_id, customer_id, survey_version_id, channel, source,"  # noqa: S608 - a placeholder of ours
+            f" ratings, nps, csat, ces, created_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, {bulk.json_slot()},"
+            " ?, ?, ?, ?, ?) RETURNING id",
+            (
+                rating.followup_id,
+                rating.invitation_id,
+                rating.customer_id,
+                rating.survey_version_id,
+                rating.channel,
+                rating.source,
+                bulk.db_json(rating.ratings),
+                rating.nps,
+                rating.csat,
+                rating.ces,
+                bulk.db_time(rating.created_at),
+                completed_at,
+            ),
+        )
+        return int(found.scalar_one())
 
     def response_for_followup(self, followup_id: int) -> Response | None:
         return self.session.scalars(select(Response).where(Response.followup_id == followup_id)).one_or_none()

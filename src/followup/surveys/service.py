@@ -28,7 +28,7 @@ from followup.surveys.interviews import (
     where_text,
 )
 from followup.surveys.models import Invitation, Response, Survey, SurveyVersion
-from followup.surveys.repository import SurveyRepository
+from followup.surveys.repository import RatingRow, SurveyRepository
 from followup.surveys.schemas import (
     MAX_LOCATION_CHARS,
     RATING_SCALES,
@@ -355,16 +355,20 @@ def record_rating(
     if completed:
         repo.mark_completed(opened.invitation, now)
     response_id = repo.add_response_row(
-        followup_id=opened.invitation.followup_id,
-        invitation_id=opened.invitation.id,
-        customer_id=opened.invitation.customer_id,
-        survey_version_id=opened.version.id,
-        channel=opened.invitation.channel,
-        source=source,
-        ratings=ratings,
-        created_at=now,
-        completed_at=now if completed else None,
-        **scales,
+        RatingRow(
+            followup_id=opened.invitation.followup_id,
+            invitation_id=opened.invitation.id,
+            customer_id=opened.invitation.customer_id,
+            survey_version_id=opened.version.id,
+            channel=opened.invitation.channel,
+            source=source,
+            ratings=ratings,
+            nps=scales.get("nps"),
+            csat=scales.get("csat"),
+            ces=scales.get("ces"),
+            created_at=now,
+            completed_at=now if completed else None,
+        )
     )
     return RecordedRating(
         response_id, opened.invitation.channel, ratings, nps=scales.get("nps"), csat=scales.get("csat")
