@@ -15,6 +15,7 @@ All of it is one follow-up and one unit of the fatigue budget.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -79,6 +80,28 @@ def run_due_followups(
             close(session, followup, status=FollowupStatus.FAILED, reason=Reason.INTERNAL_ERROR, now=now)
     session.flush()
     return len(due)
+
+
+def _check(
+    session: Session,
+    followup: Followup,
+    plan: FollowupPlan,
+    channels: Sequence[str],
+    *,
+    now: dt.datetime,
+    settings: Settings,
+) -> Decision:
+    """The policy's answer for these channels now, asked as the follow-up's kind asks: a security
+    check as a service message, at any hour."""
+    return policy.check_channel(
+        session,
+        followup.customer_id,
+        channels,
+        now=now,
+        settings=settings,
+        purpose=plan.purpose,
+        at_any_hour=plan.security_check,
+    )
 
 
 def _invite_decisions(
@@ -151,15 +174,7 @@ def _invite(
     plan = FollowupPlan.model_validate(followup.plan)
     channels = plan.remaining_channels
     if decision is None:
-        decision = policy.check_channel(
-            session,
-            followup.customer_id,
-            channels,
-            now=now,
-            settings=settings,
-            purpose=plan.purpose,
-            at_any_hour=plan.security_check,
-        )
+        decision = _check(session, followup, plan, channels, now=now, settings=settings)
     if not decision.allowed or decision.channel is None:
         close(session, followup, status=FollowupStatus.SUPPRESSED, reason=decision.reason, now=now)
         return
@@ -178,15 +193,7 @@ def _invite(
     if passed_over:
         # A preferred channel refused now (e.g. consent withdrawn since planning) is a refusal
         # too: record why, so the console can explain why the customer was not emailed.
-        refused = policy.check_channel(
-            session,
-            followup.customer_id,
-            passed_over,
-            now=now,
-            settings=settings,
-            purpose=plan.purpose,
-            at_any_hour=plan.security_check,
-        )
+        refused = _check(session, followup, plan, passed_over, now=now, settings=settings)
         FollowupRepository(session).record(
             followup.id,
             at=now,
@@ -254,15 +261,7 @@ def _cascade(session: Session, followup: Followup, *, now: dt.datetime, settings
         detail = f"{channel} not needed: the customer {'answered' if wait and wait[0] == 'answered' else 'opened'}"
         repo.record(followup.id, at=now, action="cascade_skipped", detail=detail)
     else:
-        decision = policy.check_channel(
-            session,
-            followup.customer_id,
-            [channel],
-            now=now,
-            settings=settings,
-            purpose=plan.purpose,
-            at_any_hour=plan.security_check,
-        )
+        decision = _check(session, followup, plan, [channel], now=now, settings=settings)
         if decision.allowed and decision.deferred and decision.send_at is not None:
             followup.due_at = decision.send_at  # quiet hours: the step waits for the morning
             repo.record(followup.id, at=now, action="deferred", reason=decision.deferred, detail=channel)
