@@ -170,9 +170,8 @@ def _reward_key(followup_id: int) -> str:
 
 def finish_answer(session: Session, recorded: AnswerRecorded) -> None:
     """What an answer left to the worker, dated when the customer answered: the follow-up's
-    history line, the answered message, the customer's channel
-    statistics, the case's timeline and assignee, and the `case.opened` and `response.created`
-    webhooks."""
+    history line, the answered message, the customer's channel statistics, the case's timeline
+    and assignee, and the `case.opened`, `reward.granted` and `response.created` webhooks."""
     at = recorded.at
     history = FollowupRepository(session)
     history.record(recorded.followup_id, at=at, action=FollowupStatus.RESPONDED, detail=recorded.channel)

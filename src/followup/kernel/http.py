@@ -50,7 +50,7 @@ def runtime_of(request: Request) -> Any:
 
 
 # The sessions are made on the event loop (making one connects to nothing) and ended there too
-# when nothing is left to end: only a commit or a rollback goes to the thread pool. An endpoint
+# when nothing is left to end: only a commit or a rollback goes to a thread. An endpoint
 # that has committed its work itself (the one-click answer does, to let go of SQLite's write lock
 # sooner) costs no hop at all on its way out.
 
