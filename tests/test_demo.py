@@ -145,6 +145,7 @@ def test_the_summary_agrees_with_the_api(played: tuple[DemoRun, DemoSummary]) ->
         # Every "not me" to "Was this you?" opened a security case of its own
         denials = [c for c in cases if c["summary"].startswith('The customer answered "not me"')]
         assert len(denials) == run.answers.not_me
+        assert any(r["survey"] == "was-this-you" for r in responses)  # the checks were answered at all
         assert {(c["kind"], c["priority"]) for c in denials} <= {("security", "security")}
 
         # Moves to the next channel, by reason, are the follow-ups' own history entries

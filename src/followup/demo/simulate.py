@@ -655,7 +655,9 @@ class Simulation:
             return
         if delivery.content.transactional:
             return  # a reply the customer asked for (a confirmation, a thank-you): nothing to answer
-        if delivery.content.purpose == "service":  # about their case: "did we solve it?" is answered
+        if delivery.content.purpose == "service" and not delivery.content.rating_links:
+            # About their case (a security check, also service, asks its question below): "did we
+            # solve it?" is answered.
             if "/c/" in delivery.content.link:
                 rng = random.Random(f"{self.world.seed}|{delivery.idempotency_key}")  # noqa: S311 - a simulation
                 at = self._awake(sent.at + dt.timedelta(hours=rng.lognormvariate(math.log(3), 0.8)), person, rng)
