@@ -2,7 +2,9 @@
 
 Planning checks, in order: an open security case, a channel that is both reachable and consented,
 the strategy's recontact window (`duplicate`), and the fatigue budget across all strategies and
-channels. Quiet hours never refuse; they defer to the first minute after the window.
+channels. Quiet hours never refuse; they defer to the first minute after the window. A security
+check ("Was this you?") is asked as `service`: no holdout, open case, fatigue budget or quiet
+hours hold it back.
 """
 
 from __future__ import annotations
