@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 
 from followup.app import create_app
 from followup.config import Settings
-from followup.kernel.db import make_engine
+from followup.kernel.db import KEY_STORE_SCHEMA, key_store_location, key_store_schema, make_engine
 from followup.kernel.time import ManualClock
 from followup.migrations.runner import upgrade
 from followup.models import metadata
@@ -82,10 +82,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     if base:
         _postgres_schema(base, schema, drop_only=True)
+        _postgres_schema(base, key_store_location(url), drop_only=True)
 
 
 def wipe(engine: Engine) -> None:
-    tables = [table.name for table in metadata.sorted_tables]
+    keys = key_store_schema(engine)
+    tables = [
+        f"{keys}.{table.name}" if table.schema == KEY_STORE_SCHEMA else table.name for table in metadata.sorted_tables
+    ]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

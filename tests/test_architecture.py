@@ -20,6 +20,7 @@ DOMAINS = {
     "rewards",
     "cases",
     "insights",
+    "data_rights",
     "privacy",
     "staff",
     "webhooks",

@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from followup.kernel.db import KEY_STORE_SCHEMA, key_store_schema
 from followup.kernel.time import ManualClock
 from followup.models import metadata
 from followup.runtime import Runtime
@@ -141,9 +142,11 @@ def test_the_raw_database_bytes_hold_no_contact_or_comment(runtime: Runtime, loo
     else:
         # Every column of every table as PostgreSQL itself renders it (bytea as \x… hex).
         rendered = []
+        keys = key_store_schema(runtime.engine)
         with runtime.read_session() as session:
             for table in metadata.sorted_tables:
-                query = text(f"SELECT row_to_json(t)::text FROM {table.name} t")  # noqa: S608 - our own table names
+                name = f"{keys}.{table.name}" if table.schema == KEY_STORE_SCHEMA else table.name
+                query = text(f"SELECT row_to_json(t)::text FROM {name} t")  # noqa: S608 - our own table names
                 rendered += list(session.execute(query).scalars())
         on_disk = "\n".join(rendered).encode()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from followup import __version__
+from followup.bootstrap import worker_tasks
 from followup.cases.endpoints import router as cases_router
 from followup.channels.endpoints import router as inbox_router
 from followup.customers.endpoints import router as customers_router
+from followup.data_rights.endpoints import router as data_rights_router
 from followup.dispatch.endpoints import router as messages_router
 from followup.events import service as events
 from followup.events.endpoints import router as events_router
@@ -87,8 +92,32 @@ def _validation_problem(exc: RequestValidationError) -> tuple[int, str, str, str
     return (422, code, message, field)
 
 
+def _at_start(runtime: Runtime) -> None:
+    """What every process does once before its first request (the worker does it too): erase again
+    any customer a database restored from an older backup brought back (ADR 0024)."""
+    for task in worker_tasks().at_start:
+        try:
+            with runtime.session() as session:
+                task(
+                    session,
+                    now=runtime.clock.now(),
+                    settings=runtime.settings,
+                    keys=runtime.keys,
+                    limit=0,
+                    one_by_one=False,
+                )
+        except Exception as exc:  # noqa: BLE001 - the worker tries again; serving goes on
+            log.warning("start_task_failed", error=type(exc).__name__)
+
+
 def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(_at_start, runtime)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="followup",
         version=__version__,
         description="Follow-up engine for digital wallets: events in, follow-ups out, answers back.",
@@ -105,6 +134,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(resurvey_router)
     for router in (
         customers_router,
+        data_rights_router,
         inbox_router,
         messages_router,
         rewards_router,

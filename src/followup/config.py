@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     smtp_url: str = "smtp://127.0.0.1:2525"
     # The From: address of follow-up emails.
     smtp_from: str = "followup@localhost"
+    # The key store: customers' data keys and erased customers' tombstones, kept apart from the
+    # database so its backups never hold them (docs/privacy.md). SQLite: a file path, by default
+    # beside the database (followup.db → followup.keys.db). PostgreSQL: a schema name, by default the
+    # URL's search_path schema + "_keys", else followup_keys.
+    key_store: str | None = None
+    # Erasure requests wait this long (ISO 8601, e.g. PT0S, P1D) before the worker carries them out,
+    # and must be done within FOLLOWUP_ERASURE_DAYS of the request; later ones show as overdue.
+    erasure_grace: dt.timedelta = dt.timedelta(0)
+    erasure_days: int = Field(default=15, ge=1, le=90)
     # Base64 of 32 random bytes wrapping every customer's data key. Required on PostgreSQL; on SQLite
     # a key file is created beside the database when unset. Losing it loses all personal data.
     master_key: SecretStr | None = None
@@ -332,6 +341,13 @@ class Settings(BaseSettings):
             )
         return text
 
+    @field_validator("erasure_grace")
+    @classmethod
+    def _check_erasure_grace(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta(0) or value > dt.timedelta(days=90):
+            raise ValueError("the erasure grace is an ISO 8601 duration from PT0S to P90D")
+        return value
+
     @field_validator("email_webhook_secret")
     @classmethod
     def _email_whsec(cls, value: SecretStr | None) -> SecretStr | None:
@@ -342,6 +358,12 @@ class Settings(BaseSettings):
         names = [provider.name for provider in self.sms_providers]
         if len(names) != len(set(names)):
             raise ValueError("sms_providers: each provider needs a name of its own")
+        return self
+
+    @model_validator(mode="after")
+    def _grace_within_deadline(self) -> Settings:
+        if self.erasure_grace >= dt.timedelta(days=self.erasure_days):
+            raise ValueError("FOLLOWUP_ERASURE_GRACE must end before FOLLOWUP_ERASURE_DAYS, the legal deadline")
         return self
 
     @cached_property

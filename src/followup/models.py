@@ -5,7 +5,8 @@ from __future__ import annotations
 from followup.calls.models import CallOutcome, CallTask
 from followup.cases.models import Case, CaseEvent
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
-from followup.customers.models import ContactPoint, Customer, CustomerKey
+from followup.customers.models import ContactPoint, Customer, CustomerKey, Tombstone
+from followup.data_rights.models import DataRequest
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.events.models import Event
 from followup.followups.models import Followup, FollowupHistory
@@ -35,6 +36,7 @@ __all__ = [
     "ContactReservation",
     "Customer",
     "CustomerKey",
+    "DataRequest",
     "Event",
     "Followup",
     "FollowupHistory",
@@ -58,6 +60,7 @@ __all__ = [
     "StrategyVersion",
     "Survey",
     "SurveyVersion",
+    "Tombstone",
     "UnsubscribeLink",
     "Wave",
     "WebhookDelivery",

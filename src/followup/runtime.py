@@ -109,7 +109,7 @@ def build_runtime(
     path = sqlite_path(settings.database_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, key_store=settings.key_store)
     runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(), keys=load_key_provider(settings))
     if channels is None:
         context = ChannelContext(settings=settings, clock=runtime.clock, keys=runtime.keys, session=runtime.session)

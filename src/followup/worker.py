@@ -210,8 +210,13 @@ class Worker:
         self.batch_size = batch_size
         self.tasks = tasks if tasks is not None else worker_tasks()
         self.stopping = threading.Event()
+        self._started = False
 
     def run_timers(self) -> int:
+        if not self._started:
+            self._started = True
+            for timer in self.tasks.at_start:
+                self._run_timer(timer)
         return sum(self._run_timer(timer) for timer in self.tasks.timers)
 
     def _run_timer(self, timer: Timer) -> int:

@@ -119,3 +119,29 @@ class CallRepository:
             .group_by(CallTask.agent_id)
         )
         return {int(agent): int(count) for agent, count in rows if agent is not None}
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def tasks(self, customer_id: int) -> list[CallTask]:
+        return list(
+            self.session.scalars(select(CallTask).where(CallTask.customer_id == customer_id).order_by(CallTask.id))
+        )
+
+    def erase(self, customer_id: int, *, now: dt.datetime) -> None:
+        """Calls not made yet are cancelled; what agents wrote about the calls goes."""
+        self.session.execute(
+            update(CallTask)
+            .where(CallTask.customer_id == customer_id, CallTask.status.in_(OPEN))
+            .values(status="cancelled", outcome="erased", agent_id=None, lease_until=None, closed_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        ids = select(CallTask.id).where(CallTask.customer_id == customer_id).scalar_subquery()
+        self.session.execute(
+            update(CallOutcome).where(CallOutcome.task_id.in_(ids)).values(detail=None),
+            execution_options={"synchronize_session": False},
+        )

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.cases.models import Case, CaseEvent
@@ -177,3 +177,33 @@ def open_security_case_join_sql(alias: str, customer: str) -> str:
         f"LEFT JOIN (SELECT DISTINCT customer_id FROM {Case.__tablename__} "  # noqa: S608 - constants
         f"WHERE kind = 'security' AND status <> 'closed') {alias} ON {alias}.customer_id = {customer}"
     )
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def cases(self, customer_id: int) -> list[Case]:
+        return list(self.session.scalars(select(Case).where(Case.customer_id == customer_id).order_by(Case.id)))
+
+    def events_of(self, case_ids: Collection[int]) -> list[CaseEvent]:
+        if not case_ids:
+            return []
+        return list(
+            self.session.scalars(select(CaseEvent).where(CaseEvent.case_id.in_(list(case_ids))).order_by(CaseEvent.id))
+        )
+
+    def erase(self, customer_id: int) -> None:
+        """Notes, replies and resolutions go (sealed, so unreadable already); the cases stay, with
+        their kinds, times and outcomes, for the SLA and quality figures."""
+        ids = select(Case.id).where(Case.customer_id == customer_id).scalar_subquery()
+        self.session.execute(
+            update(CaseEvent).where(CaseEvent.case_id.in_(ids)).values(text_sealed=None),
+            execution_options={"synchronize_session": False},
+        )
+        self.session.execute(
+            update(Case).where(Case.customer_id == customer_id).values(resurvey_token_hash=None),
+            execution_options={"synchronize_session": False},
+        )

@@ -42,7 +42,7 @@ STATUSES = ("open", "assigned", "waiting", "resolved", "closed", "reopened")
 # Still to be worked: every status but these.
 DONE = ("resolved", "closed")
 NOTE_MAX = 4000
-_TEXT_PURPOSE = "case-text"
+TEXT_PURPOSE = "case-text"  # what notes, replies and resolutions are sealed under
 
 
 def is_detractor(*, nps: int | None, csat: int | None) -> bool:
@@ -273,7 +273,7 @@ def _record(
     sealed = None
     if text is not None and keys is not None:
         sealed = customers.seal_for_customer(
-            session, case.customer_id, text.encode(), keys=keys, now=now, purpose=_TEXT_PURPOSE
+            session, case.customer_id, text.encode(), keys=keys, now=now, purpose=TEXT_PURPOSE
         )
     CaseRepository(session).add_event(
         CaseEvent(
@@ -652,7 +652,7 @@ def describe_case(session: Session, case: Case, *, keys: KeyProvider, now: dt.da
         text = None
         if row.text_sealed is not None:
             plain = customers.open_for_customer(
-                session, case.customer_id, row.text_sealed, keys=keys, purpose=_TEXT_PURPOSE
+                session, case.customer_id, row.text_sealed, keys=keys, purpose=TEXT_PURPOSE
             )
             text = _readable(row.kind, plain.decode()) if plain is not None else "(erased)"
         events.append(CaseEventOut(at=row.at, actor=row.actor, kind=row.kind, detail=row.detail or {}, text=text))

@@ -96,3 +96,15 @@ class ShortLinkRepository:
 
     def get(self, code_hash: str) -> ShortLink | None:
         return self.session.get(ShortLink, code_hash)
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def erase(self, customer_id: int) -> None:
+        """The inbox and short links only carry what was sent: they go."""
+        self.session.execute(delete(InboxItem).where(InboxItem.customer_id == customer_id))
+        self.session.execute(delete(ShortLink).where(ShortLink.customer_id == customer_id))

@@ -44,11 +44,15 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _fresh_database(path: Path) -> None:
-    """Delete the database of an earlier run, with its WAL, shared memory and key files."""
+    """Delete the database of an earlier run, with its WAL, shared memory, key file and key store."""
     if path.exists() and path.is_dir():
         raise _fail(f"--db {path} is a directory; give the path of a database file")
-    for suffix in ("", "-wal", "-shm", ".key"):
-        candidate = path.with_name(path.name + suffix)
+    from followup.kernel.db import key_store_location  # noqa: PLC0415
+
+    keys = Path(key_store_location(f"sqlite:///{path}"))
+    for candidate in [path.with_name(path.name + s) for s in ("", "-wal", "-shm", ".key")] + [
+        keys.with_name(keys.name + s) for s in ("", "-wal", "-shm")
+    ]:
         try:
             candidate.unlink(missing_ok=True)
         except OSError as exc:
@@ -96,7 +100,7 @@ def demo(  # noqa: PLR0917 - typer maps each option to a parameter
     _fresh_database(db)
     public_url = f"http://{host}:{port}"
     settings = demo_settings(f"sqlite:///{db}", public_url=public_url)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, key_store=settings.key_store)
     try:
         upgrade(engine)
     finally:

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
+from followup.kernel.db import KEY_STORE_SCHEMA, Base, BigId, JSONType, UTCDateTime
 
 
 class Customer(Base):
@@ -31,6 +31,9 @@ class Customer(Base):
     value_tier: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Set when the customer was erased: the row stays as a pseudonym (external_id "erased-…") so
+    # that scores, rewards and the audit log keep their history without the person (ADR 0024).
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ContactPoint(Base):
@@ -63,13 +66,35 @@ class ContactPoint(Base):
 
 
 class CustomerKey(Base):
-    """The customer's data key, wrapped by the master key. Deleting this row shreds their data."""
+    """The customer's data key, wrapped by the master key. Deleting this row shreds their data.
+
+    It lives in the key store, apart from the database (ADR 0024), so a restored backup of the
+    database finds no key for a customer erased after the backup was taken. No foreign key: the
+    key store may be another file or schema.
+    """
 
     __tablename__ = "customer_keys"
+    __table_args__ = ({"schema": KEY_STORE_SCHEMA},)
 
-    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Tombstone(Base):
+    """An erased customer, remembered in the key store by the blind index of their external id.
+
+    It outlives a restore of the database: when followup finds a customer of a tombstone still
+    holding their identity (a backup from before the erasure), it erases them again.
+    """
+
+    __tablename__ = "tombstones"
+    __table_args__ = (Index("ix_tombstones_customer_id", "customer_id"), {"schema": KEY_STORE_SCHEMA})
+
+    external_index: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigId)
+    request_id: Mapped[str] = mapped_column(String(32))
+    erased_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class CustomerActivity(Base):

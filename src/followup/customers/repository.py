@@ -8,7 +8,14 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from followup.customers.contacts import REACH_BITS, ContactStatus
-from followup.customers.models import ContactPoint, Customer, CustomerActivity, CustomerActivityDay, CustomerKey
+from followup.customers.models import (
+    ContactPoint,
+    Customer,
+    CustomerActivity,
+    CustomerActivityDay,
+    CustomerKey,
+    Tombstone,
+)
 from followup.kernel.db import BulkStatements, chunked
 
 ARRIVAL_COLUMNS = (
@@ -117,8 +124,44 @@ class CustomerRepository:
             out.extend(self.session.scalars(select(CustomerKey).where(CustomerKey.customer_id.in_(chunk))))
         return out
 
-    def add(self, row: Customer | CustomerKey) -> None:
+    def add(self, row: Customer | CustomerKey | Tombstone) -> None:
         self.session.add(row)
+
+    def contact_points_of(self, customer_id: int) -> list[ContactPoint]:
+        return list(
+            self.session.scalars(
+                select(ContactPoint).where(ContactPoint.customer_id == customer_id).order_by(ContactPoint.id)
+            )
+        )
+
+    def activity(self, customer_id: int) -> CustomerActivity | None:
+        return self.session.get(CustomerActivity, customer_id)
+
+    def erase(self, customer_id: int, *, pseudonym: str, now: dt.datetime) -> None:
+        """Leave the customer's row as a pseudonym: identity, attributes and contact points gone (their
+        blind indexes with them), the data key destroyed; counts and activity stay (ADR 0024)."""
+        self.session.execute(delete(ContactPoint).where(ContactPoint.customer_id == customer_id))
+        self.session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(
+                external_id=pseudonym, attributes={}, preferred_channel=None, reach=0, erased_at=now, updated_at=now
+            )
+        )
+        self.session.execute(delete(CustomerKey).where(CustomerKey.customer_id == customer_id))
+
+    def tombstone(self, external_index: str) -> Tombstone | None:
+        return self.session.get(Tombstone, external_index)
+
+    def tombstones_to_reapply(self) -> list[tuple[Tombstone, str]]:
+        """Tombstones whose customer still holds an identity: a database restored from a backup taken
+        before the erasure. The caller compares the identity with the tombstone's before erasing."""
+        rows = self.session.execute(
+            select(Tombstone, Customer.external_id)
+            .join(Customer, Customer.id == Tombstone.customer_id)
+            .where(Customer.erased_at.is_(None))
+        ).all()
+        return [(tombstone, external_id) for tombstone, external_id in rows]
 
 
 BUCKET_COLUMNS = ("customer_id", "day", "type", "feature", "events", "amount", "first_at", "last_at")

@@ -72,3 +72,8 @@ def open_for_customer(
     if data_key is None:
         return None
     return open_sealed(data_key, sealed, aad=purpose.encode())
+
+
+def forget_key(session: Session, customer_id: int) -> None:
+    """Drop the customer's unwrapped key from this transaction's cache (their key was destroyed)."""
+    session.info.get(_DEK_CACHE, {}).pop(customer_id, None)

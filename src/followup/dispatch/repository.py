@@ -331,3 +331,40 @@ class MessageRepository:
             (row[0], str(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]), int(row[6]))
             for row in self.session.execute(query)
         ]
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def messages(self, customer_id: int) -> list[Message]:
+        return list(
+            self.session.scalars(select(Message).where(Message.customer_id == customer_id).order_by(Message.id))
+        )
+
+    def inbound(self, customer_id: int) -> list[InboundMessage]:
+        return list(
+            self.session.scalars(
+                select(InboundMessage).where(InboundMessage.customer_id == customer_id).order_by(InboundMessage.id)
+            )
+        )
+
+    def erase(self, customer_id: int) -> None:
+        """Messages not sent yet are suppressed; every message's content and error text and every
+        reply's text go (the sealed ones are unreadable already: this drops the ciphertext too)."""
+        self.session.execute(
+            update(Message)
+            .where(Message.customer_id == customer_id, Message.status == "queued")
+            .values(status="suppressed", reason="erased"),
+            execution_options={"synchronize_session": False},
+        )
+        self.session.execute(
+            update(Message).where(Message.customer_id == customer_id).values(content_sealed=b"", last_error=None),
+            execution_options={"synchronize_session": False},
+        )
+        self.session.execute(
+            update(InboundMessage).where(InboundMessage.customer_id == customer_id).values(text_sealed=None),
+            execution_options={"synchronize_session": False},
+        )

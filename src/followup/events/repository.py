@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from followup.events.models import Event
@@ -134,3 +134,16 @@ class EventRepository:
                 return
             after = rows[-1][0]
             yield [(row[1], row[2], row[3], row[4], row[5]) for row in rows]
+
+    def of_customer(self, customer_id: int) -> list[Event]:
+        return list(
+            self.session.scalars(select(Event).where(Event.customer_id == customer_id).order_by(Event.occurred_at))
+        )
+
+    def erase_attributes(self, customer_id: int) -> None:
+        """Empty the attributes the wallet sent with the customer's events; type, time and amount stay
+        for the activity and uplift figures."""
+        self.session.execute(
+            update(Event).where(Event.customer_id == customer_id).values(attributes={}),
+            execution_options={"synchronize_session": False},
+        )

@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -403,3 +403,31 @@ class PickTable:
 
     def drop(self) -> None:
         self.session.execute(text(f"DROP TABLE {self.NAME}"))
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def followups(self, customer_id: int) -> list[Followup]:
+        return list(
+            self.session.scalars(select(Followup).where(Followup.customer_id == customer_id).order_by(Followup.id))
+        )
+
+    def stop_open(self, customer_id: int, *, open_statuses: Collection[str], now: dt.datetime) -> list[int]:
+        """Close the customer's open follow-ups as suppressed; their ids."""
+        ids = list(
+            self.session.scalars(
+                select(Followup.id).where(Followup.customer_id == customer_id, Followup.status.in_(list(open_statuses)))
+            )
+        )
+        if ids:
+            self.session.execute(
+                update(Followup)
+                .where(Followup.id.in_(ids))
+                .values(status="suppressed", reason="erased", next_step=None, due_at=None, closed_at=now),
+                execution_options={"synchronize_session": False},
+            )
+        return ids

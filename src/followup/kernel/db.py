@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -34,6 +35,12 @@ NAMING_CONVENTION = {
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 READ_ONLY = "followup_read_only"
+
+# The key store: customers' wrapped data keys and the erasure tombstones, kept apart from the rest
+# of the data so that a backup of the database never holds them (ADR 0024). Tables in it name this
+# schema; on SQLite it is a second file attached under this name to every connection, on PostgreSQL
+# the schema the engine translates it to.
+KEY_STORE_SCHEMA = "followup_keys"
 
 
 class Base(DeclarativeBase):
@@ -71,12 +78,38 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 JSONType = JSON().with_variant(JSON(none_as_null=True), "postgresql")
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
-    """Build the process's engine with the pragmas and transaction mode each backend needs.
+def key_store_location(url: str, configured: str | None = None) -> str:
+    """Where the key store lives for a database: a file path on SQLite, a schema on PostgreSQL.
+
+    By default it sits beside the database: `followup.db` keeps its keys in `followup.keys.db`, and
+    a PostgreSQL schema `wallet` (the first of the URL's search_path) in `wallet_keys`, else in
+    `followup_keys`. An explicit value (FOLLOWUP_KEY_STORE) wins.
+    """
+    if configured:
+        return configured
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if not database or database == ":memory:":
+            return ":memory:"
+        stem = database[: -len(".db")] if database.endswith(".db") else database
+        return stem + ".keys.db"
+    options = str(parsed.query.get("options", ""))
+    match = re.search(r"search_path(?:=|%3D)([A-Za-z_][A-Za-z0-9_]*)", options)
+    return f"{match.group(1)}_keys" if match else KEY_STORE_SCHEMA
+
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 10, key_store: str | None = None) -> Engine:
+    """Build the process's engine with the pragmas and transaction mode each backend needs, and the
+    key store reachable under the schema name `followup_keys`.
 
     Statement parameters are hidden from exception messages: they hold sealed personal data,
     blind indexes and token hashes, and an error's message ends up in logs.
     """
+    location = key_store_location(url, key_store)
     if url.startswith("sqlite"):
         writer = _writer_connection_class()
         engine = create_engine(
@@ -85,11 +118,25 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Engine:
             hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": WRITE_WAIT_SECONDS, "factory": writer},
         )
-        _configure_sqlite(engine, writer)
+        _configure_sqlite(engine, writer, key_store=location)
         return engine
+    if not _SCHEMA_NAME.fullmatch(location):
+        raise ConfigurationError("FOLLOWUP_KEY_STORE must name a PostgreSQL schema: letters, digits and _")
     return create_engine(
-        url, echo=echo, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url,
+        echo=echo,
+        hide_parameters=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        execution_options={"schema_translate_map": {KEY_STORE_SCHEMA: location}},
     )
+
+
+def key_store_schema(engine: Engine | Connection) -> str:
+    """The schema the key store's tables live in, as the database names it."""
+    translate = engine.get_execution_options().get("schema_translate_map") or {}
+    return str(translate.get(KEY_STORE_SCHEMA, KEY_STORE_SCHEMA))
 
 
 WRITE_WAIT_SECONDS = 30
@@ -144,12 +191,19 @@ def _writer_connection_class() -> type[_WriterConnection]:
     return type("WriterConnection", (_WriterConnection,), {"turn": threading.Lock()})
 
 
-def _configure_sqlite(engine: Engine, writer: type[_WriterConnection]) -> None:
+def _configure_sqlite(engine: Engine, writer: type[_WriterConnection], *, key_store: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the sqlite3 module so that BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"ATTACH DATABASE ? AS {KEY_STORE_SCHEMA}", (key_store,))
+        cursor.execute(f"PRAGMA {KEY_STORE_SCHEMA}.journal_mode=WAL")
+        cursor.execute(f"PRAGMA {KEY_STORE_SCHEMA}.synchronous=NORMAL")
+        # Deleted and overwritten content is zeroed on its page, not left in free space: an erased
+        # customer's rows must not stay readable in the file (ADR 0024).
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute(f"PRAGMA {KEY_STORE_SCHEMA}.secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")

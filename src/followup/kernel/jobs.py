@@ -55,23 +55,27 @@ class Timer(Protocol):
 
 @dataclass(frozen=True)
 class Tasks:
-    """What one domain gives the worker (its `tasks.py` declares it): job handlers by kind, and timers."""
+    """What one domain gives the worker (its `tasks.py` declares it): job handlers by kind, timers,
+    and work to do once when a process starts (before its first round; the server runs it too)."""
 
     jobs: Mapping[str, JobHandler] = field(default_factory=dict)
     timers: tuple[Timer, ...] = ()
+    at_start: tuple[Timer, ...] = ()
 
     @staticmethod
     def merge(parts: Iterable[Tasks]) -> Tasks:
         """One registry from every domain's; a job kind claimed twice is a mistake at start-up."""
         jobs: dict[str, JobHandler] = {}
         timers: list[Timer] = []
+        at_start: list[Timer] = []
         for part in parts:
             for kind, handler in part.jobs.items():
                 if kind in jobs:
                     raise ValueError(f"job kind '{kind}' has two handlers")
                 jobs[kind] = handler
             timers.extend(part.timers)
-        return Tasks(jobs=jobs, timers=tuple(timers))
+            at_start.extend(part.at_start)
+        return Tasks(jobs=jobs, timers=tuple(timers), at_start=tuple(at_start))
 
 
 class Job(Base):

@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import BulkStatements
@@ -117,3 +117,21 @@ def consent_join_sql(alias: str, customer: str, *, purpose: str, channel: str) -
         f"LEFT JOIN {Consent.__tablename__} {alias} ON {alias}.customer_id = {customer} "
         f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'"
     )
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def erase(self, customer_id: int) -> None:
+        """Consents and links go; the ledger stays as proof of what was given, without who gave it."""
+        self.session.execute(delete(Consent).where(Consent.customer_id == customer_id))
+        self.session.execute(delete(UnsubscribeLink).where(UnsubscribeLink.customer_id == customer_id))
+        self.session.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.customer_id == customer_id, ConsentRecord.actor.like("customer:%"))
+            .values(actor="customer"),
+            execution_options={"synchronize_session": False},
+        )

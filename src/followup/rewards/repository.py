@@ -99,3 +99,20 @@ class RewardRepository:
             select(func.count(), func.coalesce(func.sum(RewardEntry.delta), 0)).where(RewardEntry.delta > 0)
         ).one()
         return int(row[0]), int(row[1])
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def account(self, customer_id: int) -> RewardAccount | None:
+        return self.session.get(RewardAccount, customer_id)
+
+    def entries(self, customer_id: int) -> list[RewardEntry]:
+        return list(
+            self.session.scalars(
+                select(RewardEntry).where(RewardEntry.customer_id == customer_id).order_by(RewardEntry.id)
+            )
+        )

@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, case, func, select
+from sqlalchemy import Select, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -250,3 +250,41 @@ class InterviewRepository:
             order = [case((to_come, 0), else_=1), case((to_come, starts)), starts.desc(), InterviewBooking.id]
         rows = self.session.scalars(query.order_by(*order).limit(limit).offset(offset))
         return list(rows), total
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def responses(self, customer_id: int) -> list[Response]:
+        return list(
+            self.session.scalars(select(Response).where(Response.customer_id == customer_id).order_by(Response.id))
+        )
+
+    def bookings(self, customer_id: int) -> list[InterviewBooking]:
+        return list(
+            self.session.scalars(
+                select(InterviewBooking)
+                .where(InterviewBooking.customer_id == customer_id)
+                .order_by(InterviewBooking.id)
+            )
+        )
+
+    def erase(self, customer_id: int, *, now: dt.datetime) -> None:
+        """Scores stay, detached from the person; texts, meeting places and open links go."""
+        self.session.execute(
+            update(Response).where(Response.customer_id == customer_id).values(texts_sealed=None),
+            execution_options={"synchronize_session": False},
+        )
+        self.session.execute(
+            update(InterviewBooking).where(InterviewBooking.customer_id == customer_id).values(location={}),
+            execution_options={"synchronize_session": False},
+        )
+        self.session.execute(
+            update(Invitation)
+            .where(Invitation.customer_id == customer_id, Invitation.expires_at > now)
+            .values(expires_at=now),
+            execution_options={"synchronize_session": False},
+        )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from followup.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -51,3 +51,22 @@ class WebhookRepository:
             .with_for_update(skip_locked=True, of=WebhookDelivery)
         )
         return [(row[0], row[1]) for row in self.session.execute(query)]
+
+
+class SubjectRepository:
+    """What this domain holds about one customer, for their data rights (ADR 0024)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def erase_naming(self, needle: str) -> None:
+        """Deliveries whose body names the customer: the ones still waiting are dropped, the sent
+        ones keep their status and times and lose their body."""
+        naming = WebhookDelivery.body.contains(needle, autoescape=True)
+        self.session.execute(
+            delete(WebhookDelivery).where(naming, WebhookDelivery.status != "delivered"),
+        )
+        self.session.execute(
+            update(WebhookDelivery).where(naming).values(body='{"erased":true}', last_response=None),
+            execution_options={"synchronize_session": False},
+        )
