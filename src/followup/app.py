@@ -47,6 +47,7 @@ from followup.web.console.router import install_console
 from followup.web.hooks import router as hooks_router
 from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
+from followup.web.privacy_page import router as privacy_page_router
 from followup.web.resurvey import router as resurvey_router
 from followup.web.staff_admin import router as staff_router
 from followup.webhooks.endpoints import router as webhooks_router
@@ -131,6 +132,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     # The customers' pages first: routes are matched in order, and a one-click answer should not be
     # tried against every API route before its own. Their paths share no prefix with the others.
     app.include_router(hosted_router)
+    app.include_router(privacy_page_router)
     app.include_router(resurvey_router)
     for router in (
         customers_router,

@@ -58,6 +58,7 @@ mark_contact_by_value = contact_points.mark_by_value
 customer_by_contact = contact_points.customer_by_contact
 contact_points_of = contact_points.points_of
 register_device = contact_points.set_device
+mask_contact = contact_points.mask_value
 
 DEFAULT_LOCALE = "zh-CN"
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
