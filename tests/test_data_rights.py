@@ -357,3 +357,39 @@ def test_a_database_restored_from_a_backup_before_the_erasure_forgets_the_custom
         assert OTHER_ATTRIBUTE.encode() in dump_every_row(restored)
     finally:
         restored.close()
+
+
+# What erasure does to each table that names a customer: the reason each is as it is (ADR 0024).
+# A table added later with a `customer_id` fails the test below until it is written down here, and
+# its domain's `erasure` module handles it.
+ERASURE_OF_TABLE = {
+    "customers": "kept as the pseudonym erased-…, identity and attributes cleared",
+    "customer_keys": "deleted: the data key, so every sealed value is unreadable",
+    "tombstones": "written: the blind index of the erased external id",
+    "contact_points": "deleted, blind indexes with them",
+    "customer_activity": "kept: aggregate counts under the pseudonym",
+    "customer_activity_days": "kept: aggregate counts under the pseudonym",
+    "consents": "deleted",
+    "consent_ledger": "kept as proof, actors that named the customer cleared",
+    "unsubscribe_links": "deleted",
+    "events": "kept, attributes cleared",
+    "followups": "kept; open ones suppressed",
+    "contact_ledger": "kept: the fatigue budget's record, ids and times only",
+    "messages": "kept, content and error text cleared; queued ones suppressed",
+    "inbound_messages": "kept, text cleared",
+    "inbox_items": "deleted",
+    "short_links": "deleted",
+    "invitations": "kept, expired",
+    "responses": "kept: scores for the metrics, texts cleared",
+    "interview_bookings": "kept, location cleared",
+    "reward_accounts": "kept: balances under the pseudonym",
+    "reward_ledger": "kept: append-only, sums unchanged",
+    "cases": "kept, re-survey token cleared",
+    "call_tasks": "kept; open ones cancelled, agents' notes cleared",
+    "privacy_requests": "kept: the record of the request, its reason cleared",
+}
+
+
+def test_every_table_that_names_a_customer_has_its_erasure_written_down() -> None:
+    naming = {table.name for table in metadata.sorted_tables if "customer_id" in table.c} | {"customers"}
+    assert naming == set(ERASURE_OF_TABLE)

@@ -11,11 +11,13 @@ import zipfile
 import pytest
 from fastapi.testclient import TestClient
 
+from followup.app import create_app
 from followup.customers import service as customers
 from followup.kernel.time import ManualClock
 from followup.privacy import page_links
 from followup.runtime import Runtime
 from followup.worker import Worker
+from tests.test_console import csrf_of, make_staff, sign_in
 from tests.test_data_rights import COMMENT, EMAIL, REPLY, loop_ran  # noqa: F401 - the fixture, shared
 
 
@@ -142,3 +144,42 @@ def test_tampered_expired_and_foreign_tokens_get_the_same_plain_404(
     assert {a.status_code for a in answers} == {404}
     assert len({a.text for a in answers}) == 1, "no bad link is told apart from another"
     assert api.get("/api/v1/privacy/requests").json()["total"] == 0
+
+
+def test_the_console_shows_the_queue_and_an_admin_holds_and_releases_a_request(
+    api: TestClient, runtime: Runtime, clock: ManualClock
+) -> None:
+    assert api.put("/api/v1/customers/c1", json={"locale": "en"}).status_code == 200
+    request_id = api.post("/api/v1/customers/c1/erasure").json()["request_id"]
+    admin = sign_in(TestClient(create_app(runtime), follow_redirects=False), "ops@wallet.example", make_staff(runtime))
+
+    queue = admin.get("/console/privacy")
+    assert queue.status_code == 200
+    assert request_id in queue.text
+    assert "1</strong> open" in queue.text
+    held = admin.post(
+        f"/console/privacy/requests/{request_id}/hold",
+        data={"csrf": csrf_of(queue.text), "reason": "legal hold: card dispute"},
+    )
+    assert held.status_code == 303
+    shown = admin.get("/console/privacy?status=held").text
+    assert "legal hold: card dispute" in shown
+    assert "staff:ops@wallet.example" in shown
+    refused = admin.post(f"/console/privacy/requests/{request_id}/release", data={"csrf": "forged"})
+    assert refused.status_code == 403
+    released = admin.post(f"/console/privacy/requests/{request_id}/release", data={"csrf": csrf_of(shown)})
+    assert released.status_code == 303
+    assert api.get(f"/api/v1/privacy/requests/{request_id}").json()["status"] == "pending"
+
+    assert admin.get("/console/privacy?status=lost").status_code == 400
+    clock.advance(dt.timedelta(days=16))  # past the deadline, and past the console session too
+    auditor = TestClient(create_app(runtime), follow_redirects=False)
+    sign_in(auditor, "audit@wallet.example", make_staff(runtime, "audit@wallet.example", role="auditor"))
+    seen = auditor.get("/console/privacy")
+    assert seen.status_code == 200
+    assert request_id in seen.text
+    assert "/hold" not in seen.text, "an auditor reads the queue and changes nothing"
+    assert request_id in auditor.get("/console/privacy?overdue=1").text
+    agent = TestClient(create_app(runtime), follow_redirects=False)
+    sign_in(agent, "ann@wallet.example", make_staff(runtime, "ann@wallet.example", role="agent"))
+    assert agent.get("/console/privacy").status_code == 403

@@ -3,7 +3,7 @@ queue of requests."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
@@ -90,23 +90,20 @@ def get_request(request_id: RequestId, session: ReadSession, actor: ApiActor, no
     return service.describe(session, [service.access_request(session, request_id)], now=now)[0]
 
 
-@router.post(
-    "/privacy/requests/{request_id}/{action}", response_model=DataRequestOut, responses=may_answer(404, 409, 422)
-)
-def change_request(
-    request_id: RequestId,
-    action: Literal["hold", "release"],
-    session: WriteSession,
-    actor: ApiActor,
-    now: Now,
-    body: HoldIn | None = None,
+@router.post("/privacy/requests/{request_id}/hold", response_model=DataRequestOut, responses=may_answer(404, 409, 422))
+def hold_request(
+    request_id: RequestId, session: WriteSession, actor: ApiActor, now: Now, body: HoldIn | None = None
 ) -> DataRequestOut:
-    """`hold` keeps the request from being carried out (`{"reason"}` required, e.g. a legal hold);
-    `release` lets it go on."""
-    if action == "hold":
-        if body is None:
-            raise service.HoldNeedsReason('Say why the request is held: {"reason": "…"}.', field="reason")
-        row = service.hold(session, request_id, reason=body.reason, actor=actor, now=now)
-    else:
-        row = service.release(session, request_id, actor=actor, now=now)
+    """Keep the request from being carried out (`{"reason"}` required, e.g. a legal hold); its
+    deadline still counts, and past it the request shows as overdue."""
+    if body is None:
+        raise service.HoldNeedsReason('Say why the request is held: {"reason": "…"}.', field="reason")
+    row = service.hold(session, request_id, reason=body.reason, actor=actor, now=now)
+    return service.describe(session, [row], now=now)[0]
+
+
+@router.post("/privacy/requests/{request_id}/release", response_model=DataRequestOut, responses=may_answer(404, 409))
+def release_request(request_id: RequestId, session: WriteSession, actor: ApiActor, now: Now) -> DataRequestOut:
+    """Let a held request go on: the worker carries it out at its next round once due."""
+    row = service.release(session, request_id, actor=actor, now=now)
     return service.describe(session, [row], now=now)[0]

@@ -73,6 +73,7 @@ AREAS: dict[str, Area] = {
     "interviews": _area({AGENT}, set(), "the interviews"),
     # Records of what was done, for the auditor.
     "audit": _area({AUDITOR}, set(), "the audit log"),
+    "privacy": _area({AUDITOR}, set(), "the privacy requests and notices"),
     # The rest is set-up, and stays with admins: outbox (addresses), channels, webhooks, staff, events.
 }
 

@@ -25,6 +25,9 @@ SCOPES = (ADMIN, READ, EVENTS_WRITE, CUSTOMERS_WRITE, CALLS, CASES)
 # Writes the wallet's systems make as things happen: events, and the app's reports of opens and reads.
 _EVENT_WRITES = ("/events", "/messages/{message_id}/opened", "/customers/{customer_id}/inbox/{item_id}/read")
 _READS = frozenset({"GET", "HEAD"})
+# Reads that hand over a customer's data in clear: for the wallet's app acting for the customer,
+# not for a key that reads figures.
+_PERSONAL_READS = frozenset({"/customers/{customer_id}/export"})
 
 
 def required_scope(method: str, path: str) -> str:
@@ -32,6 +35,8 @@ def required_scope(method: str, path: str) -> str:
     (e.g. `/customers/{customer_id}`)."""
     if path == "/calls" or path.startswith("/calls/"):
         return CALLS
+    if path in _PERSONAL_READS:
+        return CUSTOMERS_WRITE
     if method.upper() in _READS:
         return READ
     if path.startswith("/cases/"):
