@@ -7,6 +7,8 @@ helpers, so a mistake in the scrubber's checks shows up here."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -14,10 +16,21 @@ from dataclasses import dataclass
 
 import phonenumbers
 import pytest
+from fastapi.testclient import TestClient
 from stdnum import luhn
 from stdnum.cn import ric
 
+from followup.kernel.time import ManualClock
+from followup.models import metadata
 from followup.privacy.scrubbing import PAYMENT_AND_IDENTITY, Kind, scrub, scrub_and_count
+from followup.runtime import Runtime
+from followup.worker import Worker
+from tests.builders.customers import make_customer
+from tests.builders.events import transfer
+from tests.builders.strategies import make_strategy
+from tests.builders.surveys import make_survey
+from tests.conftest import SmtpSink
+from tests.helpers import survey_path, text_body
 
 # -- concrete examples -----------------------------------------------------------------------------
 
@@ -301,3 +314,118 @@ def test_a_generated_corpus_keeps_no_valid_number_in_clear_and_few_false_alarms(
 
     assert valid.failures == 0
     assert rate <= 0.005
+
+
+# -- stored through the app ------------------------------------------------------------------------
+
+CARD = "6222 0212 3456 7890 128"  # UnionPay, 19 digits
+CARD_DIGITS = "6222021234567890128"
+ID_NUMBER = "11010519491231002X"
+PHONE = "13812345678"
+EMAIL = "wang.wu.private@example.cn"
+CUSTOMER_SAID = f"退款没到，卡号 {CARD}，CVV 123，身份证{ID_NUMBER}，电话 {PHONE}，邮箱 {EMAIL}，金额 ¥1,234.56"
+SCRUBBED = (
+    "退款没到，卡号 **** **** **** 0128，CVV ***，身份证**************002X，电话 *******5678，"
+    "邮箱 w***@example.cn，金额 ¥1,234.56"
+)
+IN_CLEAR = (CARD, CARD_DIGITS, ID_NUMBER, PHONE, EMAIL, "CVV 123")
+
+
+def every_stored_value(runtime: Runtime) -> bytes:
+    """Every value of every row, as the driver hands it over: sealed blobs as their bytes."""
+    dump = bytearray()
+    with runtime.read_session() as session:
+        for table in metadata.sorted_tables:
+            for row in session.execute(table.select()):
+                for value in row:
+                    if isinstance(value, bytes):
+                        dump += value
+                    elif isinstance(value, str):
+                        dump += value.encode()
+                    else:
+                        dump += json.dumps(value, default=str, ensure_ascii=False).encode()
+                    dump += b"\n"
+    return bytes(dump)
+
+
+def assert_nowhere_in_clear(haystack: str | bytes) -> None:
+    data = haystack.encode() if isinstance(haystack, str) else haystack
+    found = [value for value in IN_CLEAR if value.encode() in data or value.encode().hex().encode() in data.lower()]
+    assert found == []
+
+
+def _answered_detractor(runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock) -> str:
+    """A customer invited by email answers NPS 2: a detractor case opens. The survey link's path."""
+    make_customer(runtime, "c1")
+    make_survey(runtime)
+    make_strategy(runtime)
+    assert api.post("/api/v1/events", json={"events": [transfer("e1", "c1")]}).json()["accepted"] == 1
+    clock.advance(dt.timedelta(minutes=31))
+    Worker(runtime).run_until_idle()
+    path = survey_path(smtp.wait_for(1)[-1])
+    assert api.post(path, data={"step": "rating", "nps": "2"}, follow_redirects=False).status_code == 303
+    return path
+
+
+def test_a_comment_on_the_survey_page_is_stored_scrubbed(
+    runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock
+) -> None:
+    path = _answered_detractor(runtime, api, smtp, clock)
+
+    done = api.post(path, data={"step": "details", "comment": CUSTOMER_SAID})
+
+    assert done.status_code == 200
+    [response] = api.get("/api/v1/responses").json()["items"]
+    assert response["answers"] == {"nps": 2, "comment": SCRUBBED}
+    assert_nowhere_in_clear(every_stored_value(runtime))
+
+
+def test_an_agents_note_resolution_and_closing_words_are_stored_scrubbed(
+    runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock
+) -> None:
+    _answered_detractor(runtime, api, smtp, clock)
+    Worker(runtime).run_until_idle()
+    [case] = api.get("/api/v1/cases").json()["items"]
+    url = f"/api/v1/cases/{case['id']}"
+
+    note = api.post(f"{url}/notes", json={"text": f"客户说：{CUSTOMER_SAID}"})
+    resolved = api.post(
+        f"{url}/resolve",
+        json={"code": "refunded", "root_cause": f"card {CARD} declined", "action": f"refund to {CARD}, told {PHONE}"},
+    )
+    closed = api.post(f"{url}/close", json={"resolution": f"refunded {CARD}; ID {ID_NUMBER} checked"})
+
+    assert note.status_code == 201
+    assert note.json()["text"] == f"客户说：{SCRUBBED}"
+    assert (resolved.status_code, closed.status_code) == (200, 200)
+    timeline = {event["kind"]: event["text"] for event in api.get(url).json()["timeline"]}
+    assert timeline["note"] == f"客户说：{SCRUBBED}"
+    assert timeline["resolved"] == (
+        "Root cause: card **** **** **** 0128 declined\nWhat was done: refund to **** **** **** 0128, told *******5678"
+    )
+    assert timeline["closed"] == "refunded **** **** **** 0128; ID **************002X checked"
+    audit = api.get("/api/v1/audit").json()["items"]
+    [closing] = [entry for entry in audit if entry["event"] == "case.closed"]
+    assert closing["new"]["resolution"] == "refunded **** **** **** 0128; ID **************002X checked"
+    assert_nowhere_in_clear(every_stored_value(runtime))
+
+
+def test_an_agents_reply_keeps_our_hotline_but_loses_a_pasted_card_number(
+    runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock
+) -> None:
+    _answered_detractor(runtime, api, smtp, clock)
+    Worker(runtime).run_until_idle()
+    [case] = api.get("/api/v1/cases").json()["items"]
+
+    replied = api.post(
+        f"/api/v1/cases/{case['id']}/reply", json={"text": f"已退款到卡 {CARD}，有问题请致电 400-820-8820"}
+    )
+    smtp.clear()
+    Worker(runtime).run_until_idle()
+
+    assert replied.status_code == 200, replied.text
+    [reply] = [event for event in replied.json()["timeline"] if event["kind"] == "reply"]
+    assert reply["text"] == "已退款到卡 **** **** **** 0128，有问题请致电 400-820-8820"
+    [email] = smtp.wait_for(1)
+    assert "已退款到卡 **** **** **** 0128，有问题请致电 400-820-8820" in text_body(email)
+    assert_nowhere_in_clear(every_stored_value(runtime))
