@@ -10,7 +10,7 @@ seals it, and what it keeps is the text with these values masked:
 - a card number (12 to 19 digits, in groups split by single spaces or dashes, Luhn-valid, starting
   as a card network's numbers start: Visa, Mastercard 51–55 and 2221–2720, UnionPay 62 and 81,
   Amex, Diners, JCB, Discover, Maestro, Mir) becomes `**** **** **** 1234`, its last four kept;
-- the 3 or 4 digits next to a security-code keyword (CVV, CVV2, CVC, CVN, CID, CSC, "security
+- the 3 or 4 digits next to a security-code keyword (CVV, CVV2, CVC, CVN, CSC, "security
   code", 安全码, 验证码, 校验码 …, before or after it) become `***`: nothing of the code is kept,
   not even its length;
 - a mainland resident ID number (18 characters, the last a digit or X, the check digit right per
@@ -25,6 +25,8 @@ seals it, and what it keeps is the text with these values masked:
 Numbers that fail these checks stay as they were: amounts (¥1,234.56), dates and times, and order
 numbers whose digits fail Luhn or the ID's check digit. Full-width digits and separators (１２３,
 －, the ideographic space) read as their ASCII forms, so `６２２２　０２１２…` is found too.
+
+docs/privacy.md lists every rule, what is kept and why, and where scrubbing is applied.
 
 Pure: no database, no settings, no clock. The log scrubber (`kernel.logging.scrub`) is a different
 tool: it hides every long number from a log line, where a false alarm costs nothing; stored text
@@ -242,7 +244,7 @@ def _windows(groups: list[str]) -> list[tuple[int, int]]:
 # -- security codes --------------------------------------------------------------------------------
 
 _CODE_WORD = (
-    r"(?:cvv2|cvc2|cvn2|cvv|cvc|cvn|cid|csc|card\s+verification\s+(?:code|value|number)|security\s+code"
+    r"(?:cvv2|cvc2|cvn2|cvv|cvc|cvn|csc|card\s+verification\s+(?:code|value|number)|security\s+code"
     r"|卡验证码|安全验证码|安全码|验证码|校验码|校验值|cvv码)"
 )
 _CODE = r"(?<![0-9])([0-9]{3,4})(?![0-9])"
