@@ -96,11 +96,12 @@ def test_an_answered_call_goes_through_the_one_answer_path(
     # The number, with a reason, audited
     url = f"/api/v1/calls/{call['id']}"
     assert api.post(f"{url}/reveal", json={}, headers=agent).status_code == 422
-    revealed = api.post(f"{url}/reveal", json={"reason": "calling the customer now"}, headers=agent)
+    reason = "calling the customer now, 138 1234 1234 was busy"
+    revealed = api.post(f"{url}/reveal", json={"reason": reason}, headers=agent)
     assert revealed.json() == {"number": PHONE, "call_url": f"tel:{PHONE}"}
     audit = api.get("/api/v1/audit", params={"subject_type": "customer"}).json()["items"]
     assert [(a["event"], a["subject_id"], a["new"]["reason"]) for a in audit if a["event"] == "contact.revealed"] == [
-        ("contact.revealed", "c1", "calling the customer now")
+        ("contact.revealed", "c1", "calling the customer now, *******1234 was busy")  # the reason is scrubbed
     ]
 
     answered = api.post(

@@ -1,7 +1,9 @@
-"""Logs: an unexpected error is logged once, as fields, fast, and nothing personal reaches a line."""
+"""Logs: an unexpected error is logged once, as fields, fast, and nothing personal reaches a line,
+not even from a whole loop of event, message and answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -13,7 +15,14 @@ from hypothesis import strategies as st
 
 from followup.app import create_app
 from followup.kernel.logging import configure_logging, get_logger, scrub, unconfigure_logging
+from followup.kernel.time import ManualClock
 from followup.runtime import Runtime
+from followup.worker import Worker
+from tests.builders.events import transfer
+from tests.builders.strategies import strategy_body
+from tests.builders.surveys import survey_body
+from tests.conftest import SmtpSink
+from tests.helpers import survey_path
 
 SECRET_EMAIL = "li.wei.private@example.cn"
 SECRET_PHONE = "+86 138 0013 8000"
@@ -138,3 +147,38 @@ def test_the_access_line_names_the_route_template_not_the_token(
     assert line["status"] == 404
     assert line["method"] == "GET"
     assert token not in json.dumps(line)
+
+
+def test_a_full_loop_logs_nothing_the_customer_typed_or_is_reached_at(
+    runtime: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An event in, a follow-up planned, an email sent, a comment with a card number, a phone and
+    an email answered — with every logger at DEBUG, the most an operator can ask for."""
+    configure_logging(level="DEBUG", fmt="json")
+    try:
+        card, phone, email = "6222 0212 3456 7890 128", "13912345678", "wang.wu.private@example.cn"
+        comment = f"钱被扣了两次，卡号 {card}，电话 {phone}，邮箱 {email}"
+        customer = {"email": SECRET_EMAIL, "phone": SECRET_PHONE, "consents": {"feedback": {"email": True}}}
+        assert api.put("/api/v1/customers/c1", json=customer).status_code == 200
+        assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
+        assert api.post("/api/v1/strategies", json=strategy_body()).status_code == 201
+        assert api.post("/api/v1/events", json={"events": [transfer("e1", "c1")]}).json()["accepted"] == 1
+        clock.advance(dt.timedelta(minutes=31))
+        Worker(runtime).run_until_idle()
+        path = survey_path(smtp.wait_for(1)[0])
+        assert api.post(path, data={"step": "rating", "nps": "2"}, follow_redirects=False).status_code == 303
+        assert api.post(path, data={"step": "details", "comment": comment}).status_code == 200
+        Worker(runtime).run_until_idle()
+        logged = lines(capsys)
+    finally:
+        unconfigure_logging()
+
+    # The loop was logged, so the search below reads its lines
+    routes = {line.get("route") for line in logged if line["event"] == "request"}
+    assert {"/api/v1/customers/{customer_id}", "/api/v1/events", "/s/{token}"} <= routes
+    text = json.dumps(logged, ensure_ascii=False)
+    national = SECRET_PHONE.removeprefix("+86 ")
+    for value in (card, card.replace(" ", ""), phone, email, SECRET_EMAIL, national, national.replace(" ", "")):
+        assert value not in text
+    assert "钱被扣了两次" not in text  # nor the words around them
+    assert path.removeprefix("/s/") not in text  # nor the link that answers as the customer

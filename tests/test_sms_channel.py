@@ -14,10 +14,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from followup.app import create_app
 from followup.channels.sms.webhooks import sign
 from followup.config import GenericSmsSettings, Settings
+from followup.dispatch.models import InboundMessage
+from followup.followups.inbound import read_comment
 from followup.kernel.time import ManualClock
 from followup.runtime import Runtime, build_runtime
 from followup.staff import service as staff
@@ -28,6 +31,7 @@ from tests.builders.strategies import make_strategy, strategy_body
 from tests.builders.surveys import make_survey
 from tests.conftest import wipe
 from tests.sms_servers import Answer, GenericGateway
+from tests.test_scrubbing import every_stored_value
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci1zbXMtd2ViaG9va3M="  # base64 of "secret-for-sms-webhooks"
 PHONE = "+8613812341234"
@@ -301,3 +305,34 @@ def test_the_funnel_counts_each_stage_per_channel_and_strategy(wallet: Wallet) -
     assert by_strategy["groups"] == [{"key": "after-large-transfer", **stages}]
     unknown = wallet.api.get("/api/v1/metrics/funnel", params={"strategy": "nope"})
     assert unknown.status_code == 404
+
+
+def test_a_reply_holding_a_card_number_is_kept_scrubbed(wallet: Wallet) -> None:
+    _sms_customer(wallet)
+    make_survey(wallet.runtime)
+    make_strategy(wallet.runtime, channels=["sms"])
+    _invite(wallet)
+    card, email = "６２２２　０２１２　３４５６　７８９０　１２８", "wang.wu.private@example.cn"
+    # When the customer replies with a score and their card number, then writes again with more
+    score = {"id": "in-s1", "from": PHONE, "to": "1069", "text": f"２分 扣了两次，卡号{card}", "at": None}
+    more = {"id": "in-s2", "from": PHONE, "to": "1069", "text": f"CVV 123，邮箱 {email}，打 13912345678", "at": None}
+    assert wallet.hook("first", "inbound", score).status_code == 200
+    assert wallet.hook("first", "inbound", more).status_code == 200
+    wallet.run()
+    # Then both words are kept, scrubbed, sealed under the customer's key
+    with wallet.runtime.read_session() as session:
+        rows = session.scalars(select(InboundMessage).order_by(InboundMessage.id)).all()
+        kept = [
+            (row.kind, read_comment(session, row.customer_id or 0, row.text_sealed, keys=wallet.runtime.keys))
+            for row in rows
+            if row.text_sealed is not None
+        ]
+    assert kept == [
+        ("score", "扣了两次，卡号**** **** **** 0128"),
+        ("comment", "CVV ***，邮箱 w***@example.cn，打 *******5678"),
+    ]
+    [response] = wallet.api.get("/api/v1/responses").json()["items"]
+    assert response["nps"] == 2
+    # And no table holds them in clear, sealed or not
+    stored = every_stored_value(wallet.runtime)
+    assert [value for value in (card, "6222021234567890128", email, "13912345678") if value.encode() in stored] == []

@@ -21,6 +21,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import Conflict, NotFound
 from followup.privacy import service as privacy
+from followup.privacy.scrubbing import scrub
 from followup.staff import roles
 from followup.staff import service as staff
 
@@ -181,7 +182,7 @@ def masked_number(session: Session, task: CallTask, *, keys: KeyProvider) -> str
 
 def reveal(session: Session, task: CallTask, reason: str, *, actor: Actor, keys: KeyProvider, now: dt.datetime) -> str:
     """The customer's number in clear, for the agent holding the call; written to the audit log
-    with the reason."""
+    with the reason, scrubbed (an agent may copy the number into it)."""
     check_holder(task, actor, now=now)
     customer = customers.get_by_id(session, task.customer_id)
     number = None if customer is None else customers.contact_address(session, customer, ContactKind.PHONE, keys=keys)
@@ -194,7 +195,7 @@ def reveal(session: Session, task: CallTask, reason: str, *, actor: Actor, keys:
         subject_id=customer.external_id,
         event="contact.revealed",
         now=now,
-        new={"kind": "phone", "call_id": task.id, "reason": reason.strip()},
+        new={"kind": "phone", "call_id": task.id, "reason": scrub(reason.strip())},
     )
     return number
 

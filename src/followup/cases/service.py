@@ -29,6 +29,7 @@ from followup.kernel.actors import SYSTEM, Actor
 from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.privacy import service as privacy
+from followup.privacy.scrubbing import PAYMENT_AND_IDENTITY, scrub
 from followup.staff import roles
 from followup.staff import service as staff
 from followup.webhooks import service as webhooks
@@ -396,9 +397,9 @@ def add_note(
     now: dt.datetime,
     slas: Slas | None = None,
 ) -> CaseEventOut:
-    """An internal note: staff alone read it, sealed under the customer's key. A note that raises a
-    security concern on a case of another kind opens a security case at once."""
-    cleaned = _check_text(text, field="text")
+    """An internal note: staff alone read it, scrubbed and sealed under the customer's key. A note
+    that raises a security concern on a case of another kind opens a security case at once."""
+    cleaned = scrub(_check_text(text, field="text"))
     _record(session, case, "note", actor=actor, now=now, text=cleaned, keys=keys)
     if case.kind != "security" and raises_security_concern(cleaned):
         open_security_case(
@@ -426,7 +427,8 @@ def record_reply(
     now: dt.datetime,
 ) -> None:
     """A reply the customer is sent about their case: the first one answers the first-response
-    deadline, and the case then waits on the customer."""
+    deadline, and the case then waits on the customer. Its card, code and ID numbers are
+    scrubbed; phone numbers and emails stay, since a reply's are most often our own."""
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is closed; reopen it to write to the customer.", field="case_id")
     _record(
@@ -435,7 +437,7 @@ def record_reply(
         "reply",
         actor=actor,
         now=now,
-        text=text,
+        text=scrub(text, kinds=PAYMENT_AND_IDENTITY),
         keys=keys,
         detail={"channel": channel, "message_id": message_id},
     )
@@ -465,7 +467,7 @@ def resolve(
     caller to send the customer."""
     if case.status in DONE:
         raise CaseStateConflict(f"Case {case.id} is already {case.status}.", field="case_id")
-    text = json.dumps({"root_cause": root_cause.strip(), "action": action.strip()}, ensure_ascii=False)
+    text = json.dumps({"root_cause": scrub(root_cause.strip()), "action": scrub(action.strip())}, ensure_ascii=False)
     case.status, case.resolved_at, case.resolution_code = "resolved", now, code
     token = new_token()
     case.resurvey_token_hash, case.resurvey_solved, case.resurvey_csat = hash_token(token), None, None
@@ -505,6 +507,7 @@ def close_case(
     """Close a case with what was done. Closing a security case lets follow-ups reach the customer again."""
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is already closed.", field="case_id")
+    resolution = scrub(resolution)  # kept twice: sealed on the timeline, and in the audit log
     external_id = customers.external_ids(session, [case.customer_id]).get(case.customer_id, "")
     old = case.status
     case.status = "closed"

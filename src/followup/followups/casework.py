@@ -23,6 +23,7 @@ from followup.kernel.actors import Actor
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import Conflict
 from followup.privacy import service as privacy
+from followup.privacy.scrubbing import PAYMENT_AND_IDENTITY, scrub
 
 # The channels a reply may take, in the order tried when the case came from no message.
 REPLY_CHANNELS = (capabilities.EMAIL, capabilities.SMS, capabilities.INAPP)
@@ -92,7 +93,11 @@ def reply(
     keys: KeyProvider,
     now: dt.datetime,
 ) -> CaseDetail:
-    """Send the customer `text` about their case on their channel, and put it on the timeline."""
+    """Send the customer `text` about their case on their channel, and put it on the timeline.
+
+    A card, security code or ID number an agent pasted is scrubbed before it is sent or kept; a
+    phone number or email stays, as the customer must read our hotline and address."""
+    text = scrub(text, kinds=PAYMENT_AND_IDENTITY)
     if case.status == "closed":
         raise cases.CaseClosed(f"Case {case.id} is closed; reopen it to write to the customer.", field="case_id")
     channel = _channel_for(session, case)

@@ -42,6 +42,7 @@ from followup.kernel.crypto import KeyProvider
 from followup.kernel.text import plain_text
 from followup.privacy import service as privacy
 from followup.privacy.enums import GIVEN_BY_DEFAULT
+from followup.privacy.scrubbing import scrub
 from followup.surveys import service as surveys
 from followup.surveys.service import AnswerInvalid, InvitationInvalid
 
@@ -258,8 +259,9 @@ def _comment(
     keys: KeyProvider,
     settings: Settings,
 ) -> bytes:
-    """The words sealed under the customer's key, to keep on the follow-up; a security concern
-    opens a case at once."""
+    """The words, scrubbed, sealed under the customer's key, to keep on the follow-up; a security
+    concern opens a case at once."""
+    text = scrub(text)
     cases.open_for_comment(
         session,
         customer_id=customer.id,

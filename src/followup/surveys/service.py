@@ -16,6 +16,7 @@ from followup.customers import service as customers
 from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.text import text_problem
+from followup.privacy.scrubbing import scrub
 from followup.surveys import interviews
 from followup.surveys.interviews import (
     InterviewAlreadyBooked,
@@ -453,7 +454,8 @@ def _sorted_answers(
             continue
         value = clean[question.id]
         if question.type == "text":
-            texts[question.id] = value
+            # Scrubbed here, before anything seals, shows or checks it (scrubbing.py says what goes).
+            texts[question.id] = scrub(value)
             continue
         ratings[question.id] = value
         if question.type in RATING_SCALES:
