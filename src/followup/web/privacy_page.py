@@ -70,6 +70,15 @@ TEXT: dict[str, dict[str, str]] = {
         "requested_text": "我们将于 {due} 开始删除，最迟在 {deadline} 前完成。",
         "pending": "您的删除请求正在处理中（最迟 {deadline} 前完成）。",
         "nothing": "暂无记录。",
+        "kind_detractor": "不满意反馈",
+        "kind_complaint": "投诉",
+        "kind_security": "账户安全",
+        "status_open": "待处理",
+        "status_assigned": "处理中",
+        "status_waiting": "等待您的回复",
+        "status_resolved": "已解决",
+        "status_closed": "已关闭",
+        "status_reopened": "重新处理中",
         "expires": "此链接于 {expires} 失效；之后的任一消息都会附上新链接。",
     },
     "en": {
@@ -113,6 +122,15 @@ TEXT: dict[str, dict[str, str]] = {
         "requested_text": "We start on {due} and finish by {deadline} at the latest.",
         "pending": "Your deletion request is under way (done by {deadline} at the latest).",
         "nothing": "Nothing yet.",
+        "kind_detractor": "Unhappy feedback",
+        "kind_complaint": "Complaint",
+        "kind_security": "Account security",
+        "status_open": "to do",
+        "status_assigned": "in hand",
+        "status_waiting": "waiting for you",
+        "status_resolved": "resolved",
+        "status_closed": "closed",
+        "status_reopened": "in hand again",
         "expires": "This link stops working on {expires}; every later message brings a new one.",
     },
 }
@@ -160,6 +178,21 @@ def _consent_grid(session: Any, customer_id: int) -> list[dict[str, Any]]:
     ]
 
 
+def _case_view(row: dict[str, Any], locale: str) -> dict[str, Any]:
+    """A case as the page lists it: its kind and status in words, each reply with its day."""
+    text = TEXT[locale]
+    replies = []
+    for line in filter(None, str(row.get("replies_to_you") or "").split("\n")):
+        when, _, said = line.partition(" ")
+        replies.append({"day": _day(when, locale), "text": said})
+    return {
+        **row,
+        "kind_shown": text.get(f"kind_{row['kind']}", row["kind"]),
+        "status_shown": text.get(f"status_{row['status']}", row["status"]),
+        "replies": replies,
+    }
+
+
 def _answer_view(row: dict[str, Any]) -> dict[str, Any]:
     """A response as the page lists it: its scores and what the customer wrote."""
     answers = json.loads(row.get("answers") or "{}")
@@ -197,7 +230,7 @@ def show(request: Request, token: str, session: ReadSession, keys: Keys, now: No
             "responses": [_answer_view(row) for row in reversed(data["responses"][-50:])],
             "rewards": list(reversed(data["rewards"]))[:50],
             "balance": data["reward_balance"][0]["balance"] if data["reward_balance"] else 0,
-            "cases": list(reversed(data["cases"]))[:50],
+            "cases": [_case_view(row, locale) for row in reversed(data["cases"][-50:])],
             "pending": pending[0] if pending else None,
             "day": lambda value: _day(value, locale),
             "expires": _day(expires, locale) if expires else "",
