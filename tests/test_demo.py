@@ -96,6 +96,9 @@ def test_the_same_seed_gives_the_same_month_and_the_engine_did_its_whole_loop(
     # Customers answered by SMS reply; carriers' receipts came back, some for numbers out of service
     assert run.answers.sms_replies > 0
     assert ("sms", "reply", "sent") in summary.messages  # the thank-yous
+    # What customers did on their privacy page is what the operator's queue lists.
+    kinds = [request.kind for request in summary.privacy_requests]
+    assert (kinds.count("export"), kinds.count("erasure")) == (run.answers.exports, run.answers.erasures_asked)
     funnel = {stage.key: stage for stage in summary.funnel}
     assert 0 < funnel["sms"].delivered <= funnel["sms"].accepted <= funnel["sms"].queued
     assert funnel["push"].opened > 0

@@ -28,6 +28,7 @@ from followup.channels.sms.channel import SmsChannel
 from followup.config import Settings
 from followup.customers import service as customers
 from followup.customers.schemas import CustomerUpsert
+from followup.data_rights import service as data_rights
 from followup.demo.people import Staffroom
 from followup.demo.world import LARGE_TRANSFER, SimCustomer, World, is_dead_number
 from followup.dispatch import receipts
@@ -35,8 +36,9 @@ from followup.dispatch import service as dispatch
 from followup.events import service as events
 from followup.followups import inbound
 from followup.followups import service as followups
-from followup.kernel.actors import SYSTEM
+from followup.kernel.actors import SYSTEM, Actor
 from followup.kernel.time import ManualClock
+from followup.privacy import service as privacy
 from followup.runtime import Runtime, build_runtime
 from followup.strategies import service as strategies
 from followup.strategies.schemas import StrategyCreate
@@ -293,6 +295,12 @@ TAKEOVER_ANSWER_RATE = 0.9
 SMS_STOP_SHARE = 0.012
 # Of those who get a push, the share who open it (the app reports the opening).
 PUSH_OPEN_SHARE = 0.45
+# What a customer who received a message does on their privacy page (the link every message
+# carries), per message seen: download their data, withdraw consent to the channel, ask for
+# deletion. Erasures wait two days (the demo's FOLLOWUP_ERASURE_GRACE), so the month's last show
+# as pending with their deadlines.
+PRIVACY_SHARES = (("export", 0.004), ("withdraw", 0.006), ("erase", 0.002))
+DEMO_ERASURE_GRACE = dt.timedelta(days=2)
 SMS_PROVIDER = "demo-sms"
 REMINDER_FACTOR = 0.55
 # Median hours between a message and the answer.
@@ -362,6 +370,8 @@ def demo_settings(database_url: str, *, public_url: str, master_key: SecretStr |
         worker_lease_seconds=60,
         log_level="WARNING",
         webhooks_allow_private=True,  # the demo's risk team listens on loopback (`risk_desk`)
+        erasure_grace=DEMO_ERASURE_GRACE,
+        erasure_days=15,
     )
 
 
@@ -502,6 +512,10 @@ class AnswerStats:
     push_opened: int = 0
     # "No" to "Was this you?" (the customers whose account was taken over), each opening a security case.
     not_me: int = 0
+    # On their privacy page: downloads of their data, consents withdrawn, deletions asked for.
+    exports: int = 0
+    withdrawals: int = 0
+    erasures_asked: int = 0
 
     @property
     def too_late(self) -> int:
@@ -667,6 +681,7 @@ class Simulation:
         step = "remind" if "-remind-" in delivery.idempotency_key else "invite"
         seed = f"{self.world.seed}|{person.customer_id}|{step}|{sent.channel}|{sent.at.isoformat()}"
         rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
+        self._maybe_visit_privacy_page(sent, rng)
         if sent.channel == "sms" and delivery.address and sent.provider_ref:
             # The carrier's receipt comes back within a minute: delivered, or the number is out of service.
             dead = is_dead_number(delivery.address)
@@ -728,6 +743,54 @@ class Simulation:
         elif roll < 0.8:
             self._push(at + dt.timedelta(seconds=rng.randint(5, 30)), "details", token, followup, {})
 
+    def _maybe_visit_privacy_page(self, sent: Sent, rng: random.Random) -> None:
+        roll = rng.random()
+        for action, share in PRIVACY_SHARES:
+            if roll < share:
+                at = sent.at + dt.timedelta(minutes=rng.randint(2, 600))
+                self._push(at, "privacy", str(sent.delivery.customer_id), "", {"do": action, "channel": sent.channel})
+                return
+            roll -= share
+
+    def _visit_privacy_page(self, pending: _Pending, now: dt.datetime) -> None:
+        """What the customer does on their page, through the services the page itself calls."""
+        runtime = self.runtime
+        with runtime.session() as session:
+            customer = customers.get_by_id(session, int(pending.token))
+            if customer is None or customer.erased_at is not None:
+                return
+            actor = Actor(kind="customer", id=str(customer.id))
+            action = pending.answers["do"]
+            if action == "export":
+                data_rights.export_zip(
+                    session, customer.external_id, source="privacy_page", actor=actor, keys=runtime.keys, now=now
+                )
+                self.answers.exports += 1
+            elif action == "withdraw":
+                changed = privacy.record_consents(
+                    session,
+                    customer.id,
+                    {"feedback": {pending.answers["channel"]: False}},
+                    subject_id=customer.external_id,
+                    source="privacy_page",
+                    notice_version=NOTICE_VERSION,
+                    actor=actor,
+                    now=now,
+                )
+                self.answers.withdrawals += changed
+            else:
+                data_rights.request_erasure(
+                    session,
+                    customer.external_id,
+                    reason=None,
+                    source="privacy_page",
+                    actor=actor,
+                    settings=runtime.settings,
+                    keys=runtime.keys,
+                    now=now,
+                )
+                self.answers.erasures_asked += 1
+
     def _awake(self, at: dt.datetime, person: SimCustomer, rng: random.Random) -> dt.datetime:
         """People answer while awake: an answer falling in the night waits for the morning."""
         local = at.astimezone(self.zones[person.time_zone])
@@ -750,6 +813,9 @@ class Simulation:
             now = self.clock.now()
             if pending.step in ("receipt", "sms", "opened"):
                 self._report(pending, now)
+                continue
+            if pending.step == "privacy":
+                self._visit_privacy_page(pending, now)
                 continue
             if pending.step == "resurvey":
                 rng = random.Random(f"{self.world.seed}|resurvey|{pending.token}")  # noqa: S311 - a simulation

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from followup.data_rights import service as data_rights
 from followup.demo.people import Staffroom
 from followup.demo.repository import DemoCounts
 from followup.demo.simulate import AnswerStats
@@ -31,6 +33,18 @@ SYNTHETIC = (
     "Every figure below is synthetic: invented customers, events and answers, played through the real "
     "engine and counted from what it stored. None describes a real wallet."
 )
+
+
+@dataclass(frozen=True)
+class RequestSeen:
+    kind: str
+    status: str
+    source: str
+    requested_at: dt.datetime
+    due_at: dt.datetime
+    deadline_at: dt.datetime
+    done_at: dt.datetime | None
+    overdue: bool
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,9 @@ class DemoSummary:
     funnel: tuple[FunnelStage, ...] = ()
     # Contact points a provider said were dead: (kind, status) → how many.
     dead_contacts: dict[tuple[str, str], int] | None = None
+    # Customers' data requests (erasures, exports), newest first, as the operator's queue lists them
+    # (without their random ids, so that one seed gives one summary).
+    privacy_requests: tuple[RequestSeen, ...] = ()
 
     @property
     def events(self) -> int:
@@ -109,6 +126,12 @@ def collect_summary(runtime: Runtime, strategy_keys: tuple[str, ...]) -> DemoSum
             cases=dict(sorted(counts.cases().items())),
             funnel=tuple(insights.funnel(session, since=None, until=None, group_by="channel").groups),
             dead_contacts=counts.dead_contacts(),
+            privacy_requests=tuple(
+                RequestSeen(r.kind, r.status, r.source, r.requested_at, r.due_at, r.deadline_at, r.done_at, r.overdue)
+                for r in data_rights.list_requests(
+                    session, kind=None, status=None, overdue=False, now=runtime.clock.now(), limit=500, offset=0
+                )[0]
+            ),
         )
 
 
@@ -205,8 +228,36 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
     for (kind, status), count in sorted((summary.dead_contacts or {}).items()):
         channels.caption = (channels.caption or "") + f"{kind.replace('_', ' ')} marked {status}: {count:,}. "
 
-    for table in (events, funnel, refusals, messages, channels, metrics, rewards):
+    for table in (events, funnel, refusals, messages, channels, metrics, rewards, _privacy_table(summary)):
         console.print(table)
+
+
+def _privacy_table(summary: DemoSummary) -> Table:
+    """The operator's queue at the month's end: exports by how they were asked, and every erasure
+    with when it was asked, when it was due, its legal deadline and when it was done."""
+    requests = summary.privacy_requests
+    erasures = [r for r in requests if r.kind == "erasure"]
+    exports = len(requests) - len(erasures)
+    table = Table(
+        title=f"Privacy requests: {_n(len(erasures))} erasures, {_n(exports)} exports",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("erasure asked from", "asked", "due", "deadline", "done"):
+        table.add_column(column)
+    for row in erasures[:12]:
+        table.add_row(
+            row.source,
+            f"{row.requested_at:%m-%d %H:%M}",
+            f"{row.due_at:%m-%d %H:%M}",
+            f"{row.deadline_at:%m-%d}" + (" overdue" if row.overdue else ""),
+            f"{row.done_at:%m-%d %H:%M}" if row.done_at else row.status,
+        )
+    table.caption = (
+        "The worker erases a request once due (asked plus the demo's 2-day grace); each must be done by "
+        "its deadline (15 days)."
+    )
+    return table
 
 
 def render_answers(answers: AnswerStats, console: Console) -> None:
@@ -225,6 +276,10 @@ def render_answers(answers: AnswerStats, console: Console) -> None:
     console.print(
         f'"Was this you?" after a sign-in on a new device: {answers.not_me:,} "not me" answers, each of which '
         "opened a security case at once and told the risk team."
+    )
+    console.print(
+        f"On their privacy page: {answers.exports:,} customers downloaded their data, {answers.withdrawals:,} "
+        f"withdrew a consent, {answers.erasures_asked:,} asked for their data to be deleted."
     )
 
 
