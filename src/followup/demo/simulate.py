@@ -681,7 +681,7 @@ class Simulation:
         step = "remind" if "-remind-" in delivery.idempotency_key else "invite"
         seed = f"{self.world.seed}|{person.customer_id}|{step}|{sent.channel}|{sent.at.isoformat()}"
         rng = random.Random(seed)  # noqa: S311 - a simulation, not a secret
-        self._maybe_visit_privacy_page(sent, rng)
+        self._maybe_visit_privacy_page(sent, random.Random(f"{seed}|privacy"))  # noqa: S311 - a simulation
         if sent.channel == "sms" and delivery.address and sent.provider_ref:
             # The carrier's receipt comes back within a minute: delivered, or the number is out of service.
             dead = is_dead_number(delivery.address)
