@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from followup.customers.contacts import mask_email, mask_phone, normalize_email
 from followup.insights.metrics import csat, nps
-from followup.kernel.crypto import DecryptionFailed, LocalKeyProvider, open_sealed, seal
+from followup.kernel.crypto import DecryptionFailed, Keyring, LocalKeyProvider, open_sealed, seal
 from followup.kernel.errors import ConfigurationError
 from followup.policy.quiet_hours import quiet_until
 
@@ -347,14 +347,14 @@ def test_the_wrong_aad_or_the_wrong_key_fails(
 def test_a_wrapped_data_key_unwraps_only_in_its_own_context(
     master: bytes, data_key: bytes, context: bytes, other_context: bytes
 ) -> None:
-    provider = LocalKeyProvider(master)
-    wrapped = provider.wrap(data_key, context=context)
+    provider = LocalKeyProvider.single(master)
+    wrapped = provider.wrap(data_key, version=1, context=context)
     assert data_key not in wrapped
-    assert provider.unwrap(wrapped, context=context) == data_key
-    assert LocalKeyProvider(master).unwrap(wrapped, context=context) == data_key
+    assert provider.unwrap(wrapped, version=1, context=context) == data_key
+    assert LocalKeyProvider.single(master).unwrap(wrapped, version=1, context=context) == data_key
     if other_context != context:
         with pytest.raises(DecryptionFailed):
-            provider.unwrap(wrapped, context=other_context)
+            provider.unwrap(wrapped, version=1, context=other_context)
 
 
 @PURE
@@ -363,9 +363,14 @@ def test_a_data_key_wrapped_under_one_master_key_does_not_unwrap_under_another(
     master: bytes, other_master: bytes, data_key: bytes, context: bytes
 ) -> None:
     assume(master != other_master)
-    wrapped = LocalKeyProvider(master).wrap(data_key, context=context)
+    wrapped = LocalKeyProvider.single(master).wrap(data_key, version=1, context=context)
     with pytest.raises(DecryptionFailed):
-        LocalKeyProvider(other_master).unwrap(wrapped, context=context)
+        LocalKeyProvider.single(other_master).unwrap(wrapped, version=1, context=context)
+    # Nor under another version of the same provider.
+    both = LocalKeyProvider({2: other_master, 1: master}, 2)
+    with pytest.raises(DecryptionFailed):
+        both.unwrap(wrapped, version=2, context=context)
+    assert both.unwrap(wrapped, version=1, context=context) == data_key
 
 
 @PURE
@@ -373,24 +378,28 @@ def test_a_data_key_wrapped_under_one_master_key_does_not_unwrap_under_another(
 def test_blind_index_is_deterministic_keyed_and_differs_per_kind(
     master: bytes, other_master: bytes, value: str
 ) -> None:
-    index = LocalKeyProvider(master).blind_index("email", value)
-    assert index == LocalKeyProvider(master).blind_index("email", value)
+    keyring = Keyring(LocalKeyProvider.single(master), master)
+    index = keyring.blind_index("email", value)
+    assert index == Keyring(LocalKeyProvider.single(master), master).blind_index("email", value)
     assert len(index) == 64
     assert set(index) <= set("0123456789abcdef")
-    assert index != LocalKeyProvider(master).blind_index("phone", value)
+    assert index != keyring.blind_index("phone", value)
     assert index != hashlib.sha256(value.encode()).hexdigest()
     if other_master != master:
-        assert index != LocalKeyProvider(other_master).blind_index("email", value)
+        assert index != Keyring(LocalKeyProvider.single(master), other_master).blind_index("email", value)
+    # The master key's current version plays no part: only the index root does.
+    rotated = Keyring(LocalKeyProvider({2: other_master, 1: master}, 2), master)
+    assert rotated.blind_index("email", value) == index
 
 
 @PURE
 @given(master=keys, value=st.text(max_size=32), other=st.text(max_size=32))
 def test_blind_index_tells_values_apart(master: bytes, value: str, other: str) -> None:
-    provider = LocalKeyProvider(master)
-    assert (provider.blind_index("email", value) == provider.blind_index("email", other)) is (value == other)
+    keyring = Keyring(LocalKeyProvider.single(master), master)
+    assert (keyring.blind_index("email", value) == keyring.blind_index("email", other)) is (value == other)
 
 
 @pytest.mark.parametrize("length", [0, 16, 31, 33, 64])
 def test_a_master_key_of_the_wrong_length_is_refused(length: int) -> None:
     with pytest.raises(ConfigurationError):
-        LocalKeyProvider(bytes(length))
+        LocalKeyProvider.single(bytes(length))

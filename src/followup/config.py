@@ -173,9 +173,18 @@ class Settings(BaseSettings):
     # and must be done within FOLLOWUP_ERASURE_DAYS of the request; later ones show as overdue.
     erasure_grace: dt.timedelta = dt.timedelta(0)
     erasure_days: int = Field(default=15, ge=1, le=90)
-    # Base64 of 32 random bytes wrapping every customer's data key. Required on PostgreSQL; on SQLite
-    # a key file is created beside the database when unset. Losing it loses all personal data.
+    # Base64 of 32 random bytes wrapping every customer's data key: master key version 1. Required on
+    # PostgreSQL (or FOLLOWUP_MASTER_KEYS); on SQLite a key file is created beside the database when
+    # neither is set. Losing it loses all personal data.
     master_key: SecretStr | None = None
+    # Several master key versions, for a rotation: VERSION:BASE64 entries separated by commas, the
+    # current one first (new data keys are wrapped under it; the others still unwrap), e.g.
+    # 2:KEY2,1:KEY1. FOLLOWUP_MASTER_KEY, if also set, is version 1. See docs/privacy.md (Keys).
+    master_keys: SecretStr | None = None
+    # Where master keys come from: "local" (FOLLOWUP_MASTER_KEY(S) or the key file) or "env"
+    # (FOLLOWUP_MASTER_KEY_V1, _V2, … in the process environment; the current one is
+    # FOLLOWUP_MASTER_KEY_CURRENT, else the highest).
+    key_provider: Literal["local", "env"] = "local"
     # Quiet hours in the customer's own time zone, HH:MM; sends falling inside wait for the end.
     quiet_hours_start: str = "21:00"
     quiet_hours_end: str = "08:00"

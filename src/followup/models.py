@@ -5,7 +5,7 @@ from __future__ import annotations
 from followup.calls.models import CallOutcome, CallTask
 from followup.cases.models import Case, CaseEvent
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
-from followup.customers.models import ContactPoint, Customer, CustomerKey, Tombstone
+from followup.customers.models import ContactPoint, Customer, CustomerKey, KeyCheck, Tombstone
 from followup.data_rights.models import DataRequest
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.events.models import Event
@@ -45,6 +45,7 @@ __all__ = [
     "InterviewBooking",
     "Invitation",
     "Job",
+    "KeyCheck",
     "Message",
     "MessageAttempt",
     "ProviderState",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,16 @@ from followup.channels import capabilities
 from followup.channels.base import Channel, ChannelContext
 from followup.channels.registry import default_channels
 from followup.config import Settings
-from followup.kernel.crypto import KeyProvider, LocalKeyProvider, generate_master_key_text, parse_master_key
+from followup.customers.keys import open_keyring
+from followup.kernel.crypto import (
+    EnvKeyProvider,
+    KeyProvider,
+    LocalKeyProvider,
+    MasterKeyProvider,
+    generate_master_key_text,
+    parse_master_key,
+    parse_versioned_keys,
+)
 from followup.kernel.db import READ_ONLY, make_engine
 from followup.kernel.errors import ConfigurationError
 from followup.kernel.logging import get_logger
@@ -78,10 +88,25 @@ def sqlite_path(database_url: str) -> Path | None:
     return Path(url.database)
 
 
-def load_key_provider(settings: Settings) -> KeyProvider:
-    """The master key from settings; on SQLite without one, a key file beside the database."""
+def load_key_provider(settings: Settings, environ: Mapping[str, str] = os.environ) -> MasterKeyProvider:
+    """The master keys, by version (ADR 0025).
+
+    FOLLOWUP_KEY_PROVIDER=env: FOLLOWUP_MASTER_KEY_V1, _V2, … from the environment. Otherwise the
+    local provider: FOLLOWUP_MASTER_KEYS (`2:KEY,1:KEY`, the current first) and FOLLOWUP_MASTER_KEY
+    (version 1); with neither, on SQLite, the key file beside the database (`VERSION:KEY` lines, the
+    current first; a bare key is version 1), created with one key when missing.
+    """
+    if settings.key_provider == "env":
+        if settings.master_key is not None or settings.master_keys is not None:
+            raise ConfigurationError(
+                "FOLLOWUP_KEY_PROVIDER=env reads FOLLOWUP_MASTER_KEY_V1, _V2, …; unset FOLLOWUP_MASTER_KEY and "
+                "FOLLOWUP_MASTER_KEYS so that one place holds the keys"
+            )
+        return EnvKeyProvider(environ)
+    if settings.master_keys is not None:
+        return _versioned_settings_keys(settings)
     if settings.master_key is not None:
-        return LocalKeyProvider(parse_master_key(settings.master_key.get_secret_value()))
+        return LocalKeyProvider.single(parse_master_key(settings.master_key.get_secret_value()))
     path = sqlite_path(settings.database_url)
     if path is None:
         raise ConfigurationError(
@@ -100,7 +125,35 @@ def load_key_provider(settings: Settings) -> KeyProvider:
             advice="set FOLLOWUP_MASTER_KEY from a secret store for production; "
             "losing this file makes all personal data unreadable",
         )
-    return LocalKeyProvider(parse_master_key(key_file.read_text()))
+    origin = f"the key file {key_file}"
+    lines = [line for line in key_file.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    keys, current = parse_versioned_keys(lines, setting=origin)
+    return LocalKeyProvider(keys, current, origin=origin)
+
+
+def _versioned_settings_keys(settings: Settings) -> LocalKeyProvider:
+    assert settings.master_keys is not None  # noqa: S101 - the caller checked
+    keys, current = parse_versioned_keys(
+        settings.master_keys.get_secret_value().split(","), setting="FOLLOWUP_MASTER_KEYS"
+    )
+    sources = dict.fromkeys(keys, "FOLLOWUP_MASTER_KEYS")
+    if settings.master_key is not None:
+        # The key an installation began with may stay where it was set, as version 1.
+        first = parse_master_key(settings.master_key.get_secret_value())
+        if keys.setdefault(1, first) != first:
+            raise ConfigurationError(
+                "FOLLOWUP_MASTER_KEY and version 1 of FOLLOWUP_MASTER_KEYS are different keys; keep one of them"
+            )
+        sources.setdefault(1, "FOLLOWUP_MASTER_KEY")
+    return LocalKeyProvider(keys, current, origin="FOLLOWUP_MASTER_KEYS", sources=sources)
+
+
+def open_keys(engine: Engine, provider: MasterKeyProvider, *, now: dt.datetime) -> KeyProvider:
+    """The keyring, checked against the key store before the process does any work (ADR 0025)."""
+    with Session(engine) as session:
+        keys = open_keyring(session, provider, now=now)
+        session.commit()
+    return keys
 
 
 def build_runtime(
@@ -109,8 +162,15 @@ def build_runtime(
     path = sqlite_path(settings.database_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    provider = load_key_provider(settings)
+    clock = clock or SystemClock()
     engine = make_engine(settings.database_url, key_store=settings.key_store)
-    runtime = Runtime(settings=settings, engine=engine, clock=clock or SystemClock(), keys=load_key_provider(settings))
+    try:
+        keys = open_keys(engine, provider, now=clock.now())
+    except BaseException:
+        engine.dispose()
+        raise
+    runtime = Runtime(settings=settings, engine=engine, clock=clock, keys=keys)
     if channels is None:
         context = ChannelContext(settings=settings, clock=runtime.clock, keys=runtime.keys, session=runtime.session)
         channels = default_channels(context)

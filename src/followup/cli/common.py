@@ -73,14 +73,16 @@ def open_runtime(settings: Settings) -> Runtime:
 
     A database that cannot be used (a server that does not answer, a wrong name or password, a
     driver this build lacks, a SQLite directory that cannot be created) stops the command with one
-    line naming FOLLOWUP_DATABASE_URL, instead of a driver's traceback halfway through the work.
+    line naming FOLLOWUP_DATABASE_URL, instead of a driver's traceback halfway through the work; so
+    does a master key that does not open the key store's data keys, naming the key's setting.
     """
     try:
         check_database_url(settings.database_url)
+        # Building opens the database to check the master keys against the key store (ADR 0025).
         runtime = build_runtime(settings)
     except (FollowupError, ValueError) as exc:
         raise fail(getattr(exc, "message", str(exc))) from exc
-    except OSError as exc:
+    except (DBAPIError, OSError) as exc:
         raise fail(explain_connection_failure(settings.database_url, exc)) from exc
     try:
         with runtime.engine.connect():

@@ -254,11 +254,91 @@ def staff_disable(email: EmailOption) -> None:
 
 
 @keys_app.command("generate")
-def keys_generate() -> None:
-    """Print a new random master key for FOLLOWUP_MASTER_KEY."""
+def keys_generate(
+    version: Annotated[
+        int | None,
+        typer.Option(min=1, max=9999, help="print it as VERSION:KEY, an entry of FOLLOWUP_MASTER_KEYS or the key file"),
+    ] = None,
+) -> None:
+    """Print a new random master key for FOLLOWUP_MASTER_KEY (or, with --version, for FOLLOWUP_MASTER_KEYS)."""
     from followup.kernel.crypto import generate_master_key_text  # noqa: PLC0415
 
-    typer.echo(generate_master_key_text())
+    key = generate_master_key_text()
+    typer.echo(f"{version}:{key}" if version is not None else key)
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """How many data keys each master key version wraps, and which version is current."""
+    from followup.customers import keys as key_versions  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        with runtime.read_session() as session:
+            counts = key_versions.count_data_keys(session, keys=runtime.keys)
+    typer.echo(
+        json.dumps(
+            {
+                "current_version": counts.current_version,
+                "configured_versions": list(counts.held_versions),
+                "data_keys": {str(version): count for version, count in sorted(counts.data_keys.items())},
+                "not_current": counts.not_current,
+            }
+        )
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="data keys re-wrapped per transaction")] = 500,
+) -> None:
+    """Re-wrap every data key under the current master key version, while everything keeps running.
+
+    Each batch is a short transaction of its own, so the server and the worker never wait long for
+    a key; stopping (Ctrl-C) loses nothing, and running it again goes on where it stopped. Make the
+    new version current in every process first (docs/privacy.md, Keys). Exit status: 0 when every
+    data key is under the current version; 1 when some are left (a process still wraps under an old
+    version); 2 when the keys do not open the key store; 130 when interrupted.
+    """
+    from followup.customers import keys as key_versions  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        current = runtime.keys.current_version
+        with runtime.read_session() as session:
+            before = key_versions.count_data_keys(session, keys=runtime.keys)
+        with (
+            Progress(
+                TextColumn(f"[bold]re-wrapping under version {current}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f} / {task.total:,.0f}"),
+                TimeRemainingColumn(),
+                console=err,
+            ) as progress,
+            _interruptible() as interrupted,
+        ):
+            task = progress.add_task("rotate", total=before.not_current)
+            rewrapped = key_versions.rotate_all_data_keys(
+                runtime.session,
+                keys=runtime.keys,
+                limit=batch_size,
+                progress=lambda n: progress.advance(task, n),
+                stop=interrupted.is_set,
+            )
+        with runtime.read_session() as session:
+            after = key_versions.count_data_keys(session, keys=runtime.keys)
+    if interrupted.is_set():
+        raise fail(
+            f"interrupted; the {rewrapped:,} data keys re-wrapped stay re-wrapped. Run it again to finish",
+            code=130,
+        )
+    typer.echo(json.dumps({"rewrapped": rewrapped, "current_version": current, "not_current": after.not_current}))
+    if after.not_current:
+        raise fail(
+            f"{after.not_current:,} data keys are still under an older version: a process still wraps under it, "
+            "or an erasure held them; make the new version current everywhere and run it again",
+            code=1,
+        )
 
 
 @customers_app.command("recompute-stats")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import KEY_STORE_SCHEMA, Base, BigId, JSONType, UTCDateTime
@@ -74,10 +74,28 @@ class CustomerKey(Base):
     """
 
     __tablename__ = "customer_keys"
-    __table_args__ = ({"schema": KEY_STORE_SCHEMA},)
+    __table_args__ = (Index("ix_customer_keys_key_version", "key_version"), {"schema": KEY_STORE_SCHEMA})
 
     customer_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The master key version (key id) `wrapped_key` is wrapped under (ADR 0025). The server default
+    # is 1 so that a process of an older release, which knows no versions, still writes the truth.
+    key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class KeyCheck(Base):
+    """The index root wrapped under one master key version: what the runtime unwraps at start-up to
+    know that the configured key of that version is the right one (ADR 0025).
+
+    Written when a version first becomes the current one, before anything is wrapped under it.
+    """
+
+    __tablename__ = "key_checks"
+    __table_args__ = ({"schema": KEY_STORE_SCHEMA},)
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    wrapped_root: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

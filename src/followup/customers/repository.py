@@ -4,7 +4,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from followup.customers.contacts import REACH_BITS, ContactStatus
@@ -14,9 +14,10 @@ from followup.customers.models import (
     CustomerActivity,
     CustomerActivityDay,
     CustomerKey,
+    KeyCheck,
     Tombstone,
 )
-from followup.kernel.db import BulkStatements, chunked
+from followup.kernel.db import BulkStatements, chunked, insert_ignoring_conflicts, key_store_schema
 
 ARRIVAL_COLUMNS = (
     "external_id",
@@ -330,3 +331,63 @@ def customer_join_sql(alias: str, customer: str) -> str:
 
 def value_tier_column_sql(alias: str) -> str:
     return f"COALESCE({alias}.value_tier, '')"
+
+
+class KeyStoreRepository:
+    """The key store's queries about master key versions: the key checks, and the data keys by the
+    version they are wrapped under (ADR 0025)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def has_key_checks(self) -> bool:
+        """Whether the key store has its `key_checks` table (a database migrated to 0023 or later)."""
+        connection = self.session.connection()
+        return inspect(connection).has_table(KeyCheck.__tablename__, schema=key_store_schema(connection))
+
+    def key_checks(self) -> dict[int, KeyCheck]:
+        return {row.version: row for row in self.session.scalars(select(KeyCheck))}
+
+    def add_key_check(self, *, version: int, wrapped_root: bytes, now: dt.datetime) -> None:
+        """Record the check of a version unless another process recorded it first."""
+        statement = insert_ignoring_conflicts(
+            self.session.get_bind().dialect.name, KeyCheck.__table__, index_elements=["version"]
+        )
+        self.session.execute(statement.values(version=version, wrapped_root=wrapped_root, created_at=now))
+
+    def a_key_under(self, version: int) -> CustomerKey | None:
+        return self.session.scalars(
+            select(CustomerKey).where(CustomerKey.key_version == version).order_by(CustomerKey.customer_id).limit(1)
+        ).first()
+
+    def versions_in_use(self) -> set[int]:
+        return set(self.session.scalars(select(CustomerKey.key_version).distinct()))
+
+    def count_by_version(self) -> dict[int, int]:
+        rows = self.session.execute(
+            select(CustomerKey.key_version, func.count()).group_by(CustomerKey.key_version)
+        ).all()
+        return {int(version): int(count) for version, count in rows}
+
+    def keys_to_rewrap(self, *, current: int, after: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """(customer id, version, wrapped key) of the next data keys not under `current`, in customer
+        id order from `after`. On PostgreSQL the rows stay locked until the transaction ends, and rows
+        another transaction holds (an erasure under way) are left for a later pass."""
+        rows = self.session.execute(
+            select(CustomerKey.customer_id, CustomerKey.key_version, CustomerKey.wrapped_key)
+            .where(CustomerKey.customer_id > after, CustomerKey.key_version != current)
+            .order_by(CustomerKey.customer_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return [(customer_id, version, wrapped) for customer_id, version, wrapped in rows]
+
+    def rewrap(self, customer_id: int, *, old_version: int, version: int, wrapped_key: bytes) -> bool:
+        """Replace a data key's wrapping, if it is still under `old_version` (not erased, not moved)."""
+        result = self.session.execute(
+            update(CustomerKey)
+            .where(CustomerKey.customer_id == customer_id, CustomerKey.key_version == old_version)
+            .values(key_version=version, wrapped_key=wrapped_key)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))

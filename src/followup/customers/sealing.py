@@ -1,7 +1,8 @@
 """Sealing under a customer's own data key: what makes their personal data shreddable.
 
 Each customer has a data key, wrapped by the master key (`customer_keys`); deleting that row makes
-everything sealed under it unreadable. Keys are unwrapped once per transaction.
+everything sealed under it unreadable. Keys are unwrapped once per transaction. Each row records
+the master key version it is wrapped under, so it unwraps whichever version it is (ADR 0025).
 """
 
 from __future__ import annotations
@@ -18,8 +19,13 @@ from followup.kernel.crypto import KeyProvider, new_data_key, open_sealed, seal
 _DEK_CACHE = "followup.customer_deks"
 
 
-def _key_context(customer_id: int) -> bytes:
+def data_key_context(customer_id: int) -> bytes:
+    """What binds a wrapped data key to its customer: a row copied onto another customer fails to unwrap."""
     return f"customer:{customer_id}".encode()
+
+
+def _unwrap(keys: KeyProvider, row: CustomerKey) -> bytes:
+    return keys.unwrap_data_key(row.wrapped_key, version=row.key_version, context=data_key_context(row.customer_id))
 
 
 def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.datetime, create: bool) -> bytes | None:
@@ -33,16 +39,11 @@ def _data_key(session: Session, customer_id: int, *, keys: KeyProvider, now: dt.
         if not create:
             return None
         data_key = new_data_key()
-        repo.add(
-            CustomerKey(
-                customer_id=customer_id,
-                wrapped_key=keys.wrap(data_key, context=_key_context(customer_id)),
-                created_at=now,
-            )
-        )
+        version, wrapped = keys.wrap_data_key(data_key, context=data_key_context(customer_id))
+        repo.add(CustomerKey(customer_id=customer_id, wrapped_key=wrapped, key_version=version, created_at=now))
         session.flush()
     else:
-        data_key = keys.unwrap(row.wrapped_key, context=_key_context(customer_id))
+        data_key = _unwrap(keys, row)
     cache[customer_id] = data_key
     return data_key
 
@@ -53,7 +54,7 @@ def load_keys(session: Session, customer_ids: Iterable[int], *, keys: KeyProvide
     cache: dict[int, bytes] = session.info.setdefault(_DEK_CACHE, {})
     missing = [customer_id for customer_id in set(customer_ids) if customer_id not in cache]
     for row in CustomerRepository(session).keys_of(missing):
-        cache[row.customer_id] = keys.unwrap(row.wrapped_key, context=_key_context(row.customer_id))
+        cache[row.customer_id] = _unwrap(keys, row)
 
 
 def seal_for_customer(
