@@ -19,7 +19,7 @@ from followup.migrations.runner import current, downgrade, upgrade
 from followup.models import metadata
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0019"
+HEAD = "0020"
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import hash_token, new_token
 from followup.kernel.errors import NotFound
+from followup.privacy.chain import ChainLine, ChainVerdict, walk
 from followup.privacy.enums import PURPOSES, is_channel_name
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.privacy.repository import PrivacyRepository, consent_join_sql
@@ -41,6 +42,28 @@ def record_audit(
         old=dict(old) if old is not None else None,
         new=dict(new) if new is not None else None,
     )
+
+
+AUDIT_PAGE = 1000
+
+
+def verify_audit_chain(session: Session, *, page: int = AUDIT_PAGE) -> ChainVerdict:
+    """Walk the whole audit log in chain order, a page at a time, against its head: the first line
+    altered, removed or inserted, if any. Run it in one read transaction (one snapshot), so lines
+    appended meanwhile neither show nor break it."""
+    repo = PrivacyRepository(session)
+    head = repo.audit_chain_head()
+
+    def lines() -> Iterator[ChainLine]:
+        after = 0
+        while True:
+            rows = repo.audit_chain_page(after_seq=after, limit=page)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].seq
+
+    return walk(lines(), head)
 
 
 def record_consents(
