@@ -5,6 +5,7 @@ threads kept in one order, and no note's or resolution's words anywhere in the d
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from pathlib import Path
 
@@ -333,3 +334,89 @@ def test_times_hash_the_same_however_the_database_gives_them_back(runtime: Runti
     append(runtime, 2)
     assert lines(runtime)[0].at == dt.datetime(2026, 11, 23, 2, 0, 0, 123456, tzinfo=dt.UTC)
     assert verify(runtime).exit_code == 0
+
+
+def test_changes_to_personal_data_keys_and_settings_are_audited_without_their_values(
+    runtime: Runtime, api: TestClient
+) -> None:
+    # Given changes to a customer's data, a survey, a webhook and an API key
+    make_survey(runtime)
+    api.put("/api/v1/customers/c1", json={"email": "li@example.com", "attributes": {"tier": "gold"}}).raise_for_status()
+    api.put(
+        "/api/v1/customers/c1",
+        json={
+            "phone": "+8613800138000",
+            "email": None,
+            "locale": "en",
+            "attributes": {"tier": "vip", "city": "Hangzhou"},
+        },
+    ).raise_for_status()
+    api.put("/api/v1/customers/c1/devices/d1", json={"platform": "android", "token": "a" * 64}).raise_for_status()
+    api.delete("/api/v1/customers/c1/devices/d1").raise_for_status()
+    hook = api.post(
+        "/api/v1/webhooks", json={"url": "https://93.184.216.34/in?token=s3cret", "events": ["case.opened"]}
+    ).json()
+    api.patch(f"/api/v1/webhooks/{hook['id']}", json={"enabled": False}).raise_for_status()
+    api.delete(f"/api/v1/webhooks/{hook['id']}").raise_for_status()
+    env = {"FOLLOWUP_DATABASE_URL": runtime.settings.database_url, "FOLLOWUP_MASTER_KEY": MASTER_KEY}
+    made = CliRunner().invoke(cli_app, ["apikey", "create", "--name", "risk-desk", "--scope", "read"], env=env)
+    assert made.exit_code == 0, made.output
+    assert CliRunner().invoke(cli_app, ["apikey", "revoke", "risk-desk"], env=env).exit_code == 0
+
+    # Then each is in the chain, with old and new, and no address, token or attribute value
+    written = [(line.event, line.old, line.new) for line in lines(runtime)]
+    assert written == [
+        ("survey.created", None, {"version": 1}),
+        ("customer.created", {"email": "absent"}, {"email": "added"}),
+        ("customer.contacts_changed", {"email": "present", "phone": "absent"}, {"email": "removed", "phone": "added"}),
+        (
+            "customer.updated",
+            {"attributes.city": "absent", "attributes.tier": "changed", "locale": "zh-CN"},
+            {"attributes.city": "changed", "attributes.tier": "changed", "locale": "en"},
+        ),
+        ("customer.contacts_changed", None, {"device": "set"}),
+        ("customer.contacts_changed", None, {"device": "removed"}),
+        ("webhook.created", None, _hook(enabled=True)),
+        ("webhook.updated", _hook(enabled=True), _hook(enabled=False)),
+        ("webhook.deleted", _hook(enabled=False), None),
+        ("api_key.created", None, {"prefix": made.stdout.strip()[:10], "scopes": ["read"], "staff": None}),
+        ("api_key.revoked", {"active": 1}, {"active": 0}),
+    ]
+    stored = str(written)
+    for value in ("li@example.com", "13800138000", "gold", "Hangzhou", "s3cret", made.stdout.strip()):
+        assert value not in stored
+    assert verify(runtime).exit_code == 0
+
+
+def _hook(*, enabled: bool) -> dict[str, object]:
+
+    return {
+        "url": "https://93.184.216.34",
+        "url_digest": hashlib.sha256(b"https://93.184.216.34/in?token=s3cret").hexdigest()[:16],
+        "events": ["case.opened"],
+        "enabled": enabled,
+        "description": hashlib.sha256(b"").hexdigest()[:16],
+    }
+
+
+def test_reopening_reasons_typed_before_0020_are_sealed_by_db_upgrade(
+    world: Runtime, api: TestClient, smtp: SmtpSink, clock: ManualClock
+) -> None:
+    # Given a case reopened under the old code: its reason in clear on the timeline
+    case = _detractor_case(world, api, smtp, clock)
+    with world.session() as session:
+        session.add(
+            CaseEvent(
+                case_id=case["id"], at=clock.now(), actor="staff:1", kind="reopened", detail={"why": "Wang Fang rang"}
+            )
+        )
+    # When `followup db upgrade` runs (twice)
+    env = {"FOLLOWUP_DATABASE_URL": world.settings.database_url, "FOLLOWUP_MASTER_KEY": MASTER_KEY}
+    first = CliRunner().invoke(cli_app, ["db", "upgrade"], env=env)
+    second = CliRunner().invoke(cli_app, ["db", "upgrade"], env=env)
+    # Then the reason is sealed once, and staff still read it
+    assert "sealed 1 reopening reason typed before 0020" in first.output
+    assert "sealed" not in second.output
+    timeline = api.get(f"/api/v1/cases/{case['id']}").json()["timeline"]
+    assert (timeline[-1]["detail"], timeline[-1]["text"]) == ({"why": "sealed"}, "Wang Fang rang")
+    assert b"Wang Fang" not in _database_bytes(world)

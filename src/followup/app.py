@@ -44,7 +44,7 @@ from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
 from followup.web.resurvey import router as resurvey_router
 from followup.web.staff_admin import router as staff_router
-from followup.webhooks.endpoints import router as webhooks_router
+from followup.web.webhooks_api import router as webhooks_router
 
 log = get_logger(__name__)
 REQUESTS = Counter("followup_http_requests_total", "HTTP requests answered", ["method", "status"])

@@ -562,6 +562,25 @@ def reopen(
     return case
 
 
+def seal_reopen_reasons(session: Session, *, keys: KeyProvider, now: dt.datetime) -> int:
+    """Seal the reopening reasons staff typed before reasons were sealed; how many. Migration 0020
+    took them out of the audit log but could not seal them on the timeline (sealing needs the
+    master key, which a migration does not have), so `followup db upgrade` runs this after it.
+    Running it again finds nothing."""
+    sealed = 0
+    for event, customer_id in CaseRepository(session).reopenings_unsealed():
+        why = (event.detail or {}).get("why")
+        if not isinstance(why, str) or why in ("sealed", "by hand", CUSTOMER_REOPENS):
+            continue
+        event.text_sealed = customers.seal_for_customer(
+            session, customer_id, why.encode(), keys=keys, now=now, purpose=_TEXT_PURPOSE
+        )
+        event.detail = {**(event.detail or {}), "why": "sealed"}
+        sealed += 1
+    session.flush()
+    return sealed
+
+
 def close_case(
     session: Session,
     case: Case,
