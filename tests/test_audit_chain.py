@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 from followup.cases.models import CaseEvent
 from followup.cli.main import app as cli_app
 from followup.kernel.actors import Actor
+from followup.kernel.db import make_engine
 from followup.kernel.time import ManualClock
+from followup.migrations.runner import upgrade
 from followup.privacy import service as privacy
 from followup.privacy.chain import line_hash
 from followup.privacy.models import AuditEntry
@@ -162,6 +164,22 @@ def _database_bytes(runtime: Runtime) -> bytes:
             conn.execute(text(f"SELECT coalesce(string_agg(t::text, ''), '') FROM \"{name}\" t")).scalar_one()  # noqa: S608 - names from the catalogue
             for name in list(tables)
         ).encode()
+
+
+def test_a_database_not_upgraded_yet_is_one_line_saying_what_to_do(tmp_path: Path) -> None:
+    # Given a SQLite database left at 0019, before the chain
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    upgrade(engine, "0019")
+    engine.dispose()
+    # When verified, then the operator is told to upgrade, in one line, exit 2
+    result = CliRunner().invoke(
+        cli_app, ["audit", "verify"], env={"FOLLOWUP_DATABASE_URL": url, "FOLLOWUP_MASTER_KEY": MASTER_KEY}
+    )
+    assert result.exit_code == 2
+    assert " ".join(result.output.split()) == (
+        "error: the audit log is not chained yet; run `followup db upgrade` first"
+    )
 
 
 def test_an_empty_log_is_intact(runtime: Runtime) -> None:

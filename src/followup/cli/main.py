@@ -272,10 +272,14 @@ def staff_disable(email: EmailOption) -> None:
 def audit_verify() -> None:
     """Walk the audit log's hash chain: exit 0 when it is intact, 1 naming the first row altered,
     removed or inserted."""
+    from sqlalchemy import inspect  # noqa: PLC0415
+
     from followup.privacy import service  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
+        if not inspect(runtime.engine).has_table("audit_chain_head"):
+            raise fail("the audit log is not chained yet; run `followup db upgrade` first")
         with runtime.read_session() as session:
             if runtime.engine.dialect.name == "postgresql":
                 # One snapshot for the head and every page: lines appended meanwhile do not show.
