@@ -14,6 +14,7 @@ migration that re-chains the log.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -25,6 +26,7 @@ _VERSION = "followup-audit/v1"
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
+@functools.lru_cache(maxsize=256)  # a transaction's lines share their time
 def canonical_time(at: dt.datetime) -> str:
     """A time as the hash sees it: UTC, ISO 8601 with microseconds (what both databases keep)."""
     if at.tzinfo is None:  # SQLite gives stored times back naive, in UTC

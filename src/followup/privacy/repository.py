@@ -99,18 +99,19 @@ class PrivacyRepository:
     def _locked_head(self, bulk: BulkStatements) -> ChainHead:
         lock = " FOR UPDATE" if bulk.postgres else ""
         query = f"SELECT seq, hash, last_id FROM audit_chain_head WHERE id = 1{lock}"  # noqa: S608 - our constant
-        rows = bulk.fetch(query, ())
-        if not rows:
+        row = bulk.first(query, ())
+        if row is None:
             # Only on a head gone missing (a wiped database): start it again from the last line, so
             # appends go on; `followup audit verify` still reads the lines themselves.
-            last = bulk.fetch("SELECT seq, hash, id FROM audit_log ORDER BY seq DESC LIMIT 1", ())
-            seq, digest, last_id = last[0] if last else (0, GENESIS, None)
+            last = bulk.first("SELECT seq, hash, id FROM audit_log ORDER BY seq DESC LIMIT 1", ())
+            seq, digest, last_id = last or (0, GENESIS, None)
             bulk.run(
                 "INSERT INTO audit_chain_head (id, seq, hash, last_id) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (seq, digest, last_id),
             )
-            rows = bulk.fetch(query, ())
-        seq, digest, last_id = rows[0]
+            row = bulk.first(query, ())
+            assert row is not None  # noqa: S101 - written just above, or by another writer
+        seq, digest, last_id = row
         return ChainHead(seq=int(seq), hash=str(digest), last_id=None if last_id is None else int(last_id))
 
     def audit_chain_head(self) -> ChainHead | None:
