@@ -3,6 +3,7 @@ schema that matches the models exactly."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +12,17 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import MetaData, String, column, inspect, select, table, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from followup.kernel.db import KEY_STORE_SCHEMA, key_store_schema, make_engine
+from followup.kernel.actors import SYSTEM
+from followup.kernel.db import KEY_STORE_SCHEMA, JSONType, UTCDateTime, key_store_schema, make_engine
 from followup.migrations.runner import current, downgrade, upgrade
 from followup.models import metadata
+from followup.privacy import service as privacy
+from followup.privacy.models import AuditEntry
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
 HEAD = "0023"
@@ -166,3 +171,74 @@ def test_0011_moves_emails_and_phones_into_contact_points_and_back(empty_engine:
             text("SELECT email_sealed, email_index, phone_sealed, phone_index FROM customers WHERE id = 1")
         )
         assert tuple(row.one()) == (b"sealed-email", "e-index", b"sealed-phone", "p-index")
+
+
+def test_0020_chains_the_lines_already_written_and_takes_typed_words_out_of_them(empty_engine: Engine) -> None:
+    # Given audit lines written under 0019, one of them a closing with the agent's words in clear
+
+    upgrade(empty_engine, "0019")
+    audit = table(
+        "audit_log",
+        column("at", UTCDateTime()),
+        column("actor", String()),
+        column("subject_type", String()),
+        column("subject_id", String()),
+        column("event", String()),
+        column("old", JSONType),
+        column("new", JSONType),
+    )
+    at = dt.datetime(2026, 11, 1, 8, 30, 0, 250000, tzinfo=dt.UTC)
+    rows = [
+        ("consent.granted", None, {"purpose": "feedback", "channel": "email", "granted": True}),
+        (
+            "case.closed",
+            {"status": "resolved"},
+            {"status": "closed", "resolution": "refunded Wang Fang", "customer_id": "c1"},
+        ),
+        ("case.reopened", None, {"status": "reopened", "why": "Wang Fang rang back"}),
+        ("reward.granted", {"balance": 0}, {"balance": 10, "points": 10, "reason": "回访"}),
+    ]
+    with empty_engine.begin() as conn:
+        conn.execute(
+            audit.insert(),
+            [
+                {
+                    "at": at,
+                    "actor": "staff:1",
+                    "subject_type": "case",
+                    "subject_id": "1",
+                    "event": e,
+                    "old": o,
+                    "new": n,
+                }
+                for e, o, n in rows
+            ],
+        )
+
+    # When 0020 runs
+    upgrade(empty_engine)
+
+    # Then the lines are chained in id order, verify intact, and hold no typed words
+    with Session(empty_engine) as session:
+        verdict = privacy.verify_audit_chain(session, page=3)
+        assert (verdict.rows, verdict.broken) == (4, None)
+        news = [line.new for line in session.scalars(select(AuditEntry).order_by(AuditEntry.seq))]
+    assert news[1] == {"status": "closed", "resolution": "sealed", "customer_id": "c1"}
+    assert news[2] == {"status": "reopened", "why": "sealed"}
+    assert news[3] == {"balance": 10, "points": 10, "reason": "回访"}
+    with empty_engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+    # And a line written now continues the chain, the trigger moving the head
+    with Session(empty_engine) as session:
+        privacy.record_audit(session, actor=SYSTEM, subject_type="customer", subject_id="c1", event="x", now=at)
+        session.commit()
+        verdict = privacy.verify_audit_chain(session)
+        assert (verdict.rows, verdict.broken) == (5, None)
+
+    # And it goes down to 0019 and up again
+    downgrade(empty_engine, "0019")
+    assert "audit_chain_head" not in inspect(empty_engine).get_table_names()
+    upgrade(empty_engine)
+    with Session(empty_engine) as session:
+        assert privacy.verify_audit_chain(session).broken is None

@@ -50,7 +50,7 @@ from followup.web.methods import allow_header
 from followup.web.privacy_page import router as privacy_page_router
 from followup.web.resurvey import router as resurvey_router
 from followup.web.staff_admin import router as staff_router
-from followup.webhooks.endpoints import router as webhooks_router
+from followup.web.webhooks_api import router as webhooks_router
 
 log = get_logger(__name__)
 REQUESTS = Counter("followup_http_requests_total", "HTTP requests answered", ["method", "status"])

@@ -13,7 +13,7 @@ from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import Base
 from followup.kernel.jobs import Job
 from followup.policy.models import ContactReservation
-from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
@@ -24,6 +24,7 @@ metadata = Base.metadata
 
 __all__ = [
     "ApiKey",
+    "AuditChainHead",
     "AuditEntry",
     "CallOutcome",
     "CallTask",

@@ -221,18 +221,15 @@ def mark_wrong_number(session: Session, task: CallTask, *, actor: Actor, keys: K
     found = customers.usable_contact(session, task.customer_id, ContactKind.PHONE, keys=keys)
     if found is None:
         return
-    if customers.mark_contact(session, found.id, ContactStatus.INVALID, reason="wrong_number", now=now):
-        external = customers.external_ids(session, [task.customer_id]).get(task.customer_id, "")
-        privacy.record_audit(
-            session,
-            actor=actor,
-            subject_type="customer",
-            subject_id=external,
-            event="contact.invalidated",
-            now=now,
-            old={"kind": "phone", "status": "valid"},
-            new={"kind": "phone", "status": "invalid", "reason": "wrong_number", "call_id": task.id},
-        )
+    customers.mark_contact(
+        session,
+        found.id,
+        ContactStatus.INVALID,
+        reason="wrong_number",
+        now=now,
+        actor=actor,
+        detail={"call_id": task.id},
+    )
 
 
 def time_zone_of(session: Session, customer_id: int) -> str:

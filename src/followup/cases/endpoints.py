@@ -94,9 +94,11 @@ def add_note(
 
 
 @router.post("/cases/{case_id}/reopen", response_model=CaseOut, responses=may_answer(404, 409))
-def reopen_case(case_id: CaseId, body: CaseReopen, session: WriteSession, actor: ApiActor, now: Now) -> CaseOut:
+def reopen_case(
+    case_id: CaseId, body: CaseReopen, session: WriteSession, actor: ApiActor, keys: Keys, now: Now
+) -> CaseOut:
     case = service.access_case_for(session, case_id, actor, lock=True)
-    service.reopen(session, case, actor=actor, now=now, why=body.reason)
+    service.reopen(session, case, actor=actor, now=now, why=body.reason, keys=keys)
     return service.describe_cases(session, [case], now=now)[0]
 
 

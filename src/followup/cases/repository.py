@@ -68,6 +68,17 @@ class CaseRepository:
             select(Case).where(Case.resurvey_token_hash == token_hash).with_for_update()
         ).one_or_none()
 
+    def reopenings_unsealed(self) -> list[tuple[CaseEvent, int]]:
+        """Reopenings with no sealed text, and their case's customer: those written before reasons
+        were sealed (their reason is in `detail`)."""
+        rows = self.session.execute(
+            select(CaseEvent, Case.customer_id)
+            .join(Case, Case.id == CaseEvent.case_id)
+            .where(CaseEvent.kind == "reopened", CaseEvent.text_sealed.is_(None))
+            .order_by(CaseEvent.id)
+        )
+        return [(event, customer_id) for event, customer_id in rows]
+
     def events(self, case_id: int) -> list[CaseEvent]:
         return list(self.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)))
 

@@ -92,6 +92,18 @@ def _settle(session: Session, case: Case, *, now: dt.datetime) -> None:
     detail = {"queue": case.queue, "priority": case.priority}
     _record(session, case, "opened", actor=SYSTEM, now=case.opened_at, detail=detail)
     _assign_next(session, case, now=now)
+    assignee = staff.staff_emails(session).get(case.assignee_id) if case.assignee_id else None
+    _audit(
+        session,
+        case,
+        "case.opened",
+        actor=SYSTEM,
+        now=now,
+        kind=case.kind,
+        queue=case.queue,
+        priority=case.priority,
+        assignee=assignee,
+    )
     _announce(session, case, "case.opened", now=now)
 
 
@@ -270,22 +282,22 @@ def _record(
     detail: Mapping[str, Any] | None = None,
     text: str | None = None,
     keys: KeyProvider | None = None,
-) -> None:
+) -> CaseEvent:
     sealed = None
     if text is not None and keys is not None:
         sealed = customers.seal_for_customer(
             session, case.customer_id, text.encode(), keys=keys, now=now, purpose=TEXT_PURPOSE
         )
-    CaseRepository(session).add_event(
-        CaseEvent(
-            case_id=case.id,
-            at=now,
-            actor=str(actor),
-            kind=kind,
-            detail=dict(detail) if detail else None,
-            text_sealed=sealed,
-        )
+    event = CaseEvent(
+        case_id=case.id,
+        at=now,
+        actor=str(actor),
+        kind=kind,
+        detail=dict(detail) if detail else None,
+        text_sealed=sealed,
     )
+    CaseRepository(session).add_event(event)
+    return event
 
 
 def customers_with_open_security_case(session: Session, customer_ids: Iterable[int]) -> set[int]:
@@ -331,7 +343,18 @@ def access_case_for(session: Session, case_id: int, actor: Actor, *, lock: bool 
     return case
 
 
-def _audit(session: Session, case: Case, event: str, *, actor: Actor, now: dt.datetime, **new: Any) -> None:
+def _audit(
+    session: Session,
+    case: Case,
+    event: str,
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    old: Mapping[str, Any] | None = None,
+    **new: Any,
+) -> None:
+    """A case's change in the audit log: ids, states and codes; never a note's, reply's or
+    resolution's words (those are sealed on the timeline; the line says "sealed")."""
     privacy.record_audit(
         session,
         actor=actor,
@@ -339,6 +362,7 @@ def _audit(session: Session, case: Case, event: str, *, actor: Actor, now: dt.da
         subject_id=str(case.id),
         event=event,
         now=now,
+        old=old,
         new={"status": case.status, **new},
     )
 
@@ -353,6 +377,10 @@ def assign(session: Session, case: Case, assignee: str | None, *, actor: Actor, 
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is closed; reopen it first.", field="case_id")
     email = None
+    old = {
+        "status": case.status,
+        "assignee": staff.staff_emails(session).get(case.assignee_id) if case.assignee_id else None,
+    }
     if assignee is None:
         case.assignee_id = None
         if case.status == "assigned":
@@ -372,7 +400,7 @@ def assign(session: Session, case: Case, assignee: str | None, *, actor: Actor, 
         if case.status in ("open", "reopened"):
             case.status = "assigned"
     _record(session, case, "assigned", actor=actor, now=now, detail={"assignee": email, "how": "by hand"})
-    _audit(session, case, "case.assigned", actor=actor, now=now, assignee=email)
+    _audit(session, case, "case.assigned", actor=actor, now=now, old=old, assignee=email)
     session.flush()
     _announce(session, case, "case.updated", now=now)
     return case
@@ -400,7 +428,9 @@ def add_note(
     """An internal note: staff alone read it, scrubbed and sealed under the customer's key. A note
     that raises a security concern on a case of another kind opens a security case at once."""
     cleaned = scrub(_check_text(text, field="text"))
-    _record(session, case, "note", actor=actor, now=now, text=cleaned, keys=keys)
+    note = _record(session, case, "note", actor=actor, now=now, text=cleaned, keys=keys)
+    session.flush()
+    _audit(session, case, "case.noted", actor=actor, now=now, note_id=note.id, text="sealed")
     if case.kind != "security" and raises_security_concern(cleaned):
         open_security_case(
             session,
@@ -431,7 +461,7 @@ def record_reply(
     scrubbed; phone numbers and emails stay, since a reply's are most often our own."""
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is closed; reopen it to write to the customer.", field="case_id")
-    _record(
+    reply = _record(
         session,
         case,
         "reply",
@@ -441,10 +471,28 @@ def record_reply(
         keys=keys,
         detail={"channel": channel, "message_id": message_id},
     )
+    session.flush()
+    old_status = case.status
     if case.first_response_at is None:
         case.first_response_at = now
     if case.status in ("open", "assigned", "reopened"):
         case.status = "waiting"
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="case",
+        subject_id=str(case.id),
+        event="case.replied",
+        now=now,
+        old={"status": old_status},
+        new={
+            "status": case.status,
+            "reply_id": reply.id,
+            "text": "sealed",
+            "channel": channel,
+            "message_id": message_id,
+        },
+    )
     session.flush()
     _announce(session, case, "case.updated", now=now)
 
@@ -467,32 +515,72 @@ def resolve(
     caller to send the customer."""
     if case.status in DONE:
         raise CaseStateConflict(f"Case {case.id} is already {case.status}.", field="case_id")
+    old = {"status": case.status}
     text = json.dumps({"root_cause": scrub(root_cause.strip()), "action": scrub(action.strip())}, ensure_ascii=False)
     case.status, case.resolved_at, case.resolution_code = "resolved", now, code
     token = new_token()
     case.resurvey_token_hash, case.resurvey_solved, case.resurvey_csat = hash_token(token), None, None
     _record(session, case, "resolved", actor=actor, now=now, detail={"code": code}, text=text, keys=keys)
-    _audit(session, case, "case.resolved", actor=actor, now=now, code=code)
+    _audit(session, case, "case.resolved", actor=actor, now=now, old=old, code=code, resolution="sealed")
     session.flush()
     _announce(session, case, "case.updated", now=now)
     _announce(session, case, "case.resolved", now=now)
     return token
 
 
-def reopen(session: Session, case: Case, *, actor: Actor, now: dt.datetime, why: str = "by hand") -> Case:
-    """Work the case again: after a resolution the customer found wanting, or one closed too soon."""
+# What the customer's answer to "did we solve it?" does, in our own words (never sealed).
+CUSTOMER_REOPENS = "the customer says it is not solved"
+CUSTOMER_CLOSES = "The customer says it is solved."
+
+
+def reopen(
+    session: Session,
+    case: Case,
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    why: str = "by hand",
+    keys: KeyProvider | None = None,
+) -> Case:
+    """Work the case again: after a resolution the customer found wanting, or one closed too soon.
+    A reason staff typed is sealed on the timeline (with `keys`); the audit line says only that it
+    is there."""
     if case.status not in DONE:
         raise CaseStateConflict(f"Case {case.id} is {case.status}, not resolved or closed.", field="case_id")
+    old = {"status": case.status}
     case.status = "assigned" if case.assignee_id else "reopened"
     case.resolved_at = case.closed_at = None
     case.resurvey_token_hash = None
     case.reopened_count += 1
     case.breach = None
-    _record(session, case, "reopened", actor=actor, now=now, detail={"why": why})
-    _audit(session, case, "case.reopened", actor=actor, now=now, why=why)
+    typed = why not in ("by hand", CUSTOMER_REOPENS) and keys is not None
+    shown = "sealed" if typed else why
+    _record(
+        session, case, "reopened", actor=actor, now=now, detail={"why": shown}, text=why if typed else None, keys=keys
+    )
+    _audit(session, case, "case.reopened", actor=actor, now=now, old=old, why=shown)
     session.flush()
     _announce(session, case, "case.updated", now=now)
     return case
+
+
+def seal_reopen_reasons(session: Session, *, keys: KeyProvider, now: dt.datetime) -> int:
+    """Seal the reopening reasons staff typed before reasons were sealed; how many. Migration 0020
+    took them out of the audit log but could not seal them on the timeline (sealing needs the
+    master key, which a migration does not have), so `followup db upgrade` runs this after it.
+    Running it again finds nothing."""
+    sealed = 0
+    for event, customer_id in CaseRepository(session).reopenings_unsealed():
+        why = (event.detail or {}).get("why")
+        if not isinstance(why, str) or why in ("sealed", "by hand", CUSTOMER_REOPENS):
+            continue
+        event.text_sealed = customers.seal_for_customer(
+            session, customer_id, why.encode(), keys=keys, now=now, purpose=_TEXT_PURPOSE
+        )
+        event.detail = {**(event.detail or {}), "why": "sealed"}
+        sealed += 1
+    session.flush()
+    return sealed
 
 
 def close_case(
@@ -504,10 +592,13 @@ def close_case(
     now: dt.datetime,
     keys: KeyProvider | None = None,
 ) -> Case:
-    """Close a case with what was done. Closing a security case lets follow-ups reach the customer again."""
+    """Close a case with what was done. Closing a security case lets follow-ups reach the customer
+    again. The resolution's words are sealed on the timeline; the audit line says only "sealed"."""
     if case.status == "closed":
         raise CaseClosed(f"Case {case.id} is already closed.", field="case_id")
-    resolution = scrub(resolution)  # kept twice: sealed on the timeline, and in the audit log
+    resolution = scrub(resolution)  # sealed on the timeline
+    if keys is None and resolution != CUSTOMER_CLOSES:
+        raise ValueError("a resolution staff wrote is sealed: close_case needs the keys")
     external_id = customers.external_ids(session, [case.customer_id]).get(case.customer_id, "")
     old = case.status
     case.status = "closed"
@@ -520,9 +611,13 @@ def close_case(
         event="case.closed",
         now=now,
         old={"status": old},
-        new={"status": "closed", "resolution": resolution, "customer_id": external_id},
+        new={
+            "status": "closed",
+            "resolution": "sealed" if keys is not None else resolution,
+            "customer_id": external_id,
+        },
     )
-    _record(session, case, "closed", actor=actor, now=now, text=resolution, keys=keys)
+    _record(session, case, "closed", actor=actor, now=now, text=resolution if keys is not None else None, keys=keys)
     session.flush()
     _announce(session, case, "case.updated", now=now)
     return case
@@ -550,9 +645,9 @@ def answer_resurvey(session: Session, case: Case, *, solved: bool, now: dt.datet
     if solved:
         # The link stays open for the rating that follows the "yes".
         if case.status != "closed":
-            close_case(session, case, resolution="The customer says it is solved.", actor=customer, now=now)
+            close_case(session, case, resolution=CUSTOMER_CLOSES, actor=customer, now=now)
     else:
-        reopen(session, case, actor=customer, now=now, why="the customer says it is not solved")
+        reopen(session, case, actor=customer, now=now, why=CUSTOMER_REOPENS)
         case.resurvey_token_hash = None
 
 
@@ -601,6 +696,7 @@ def escalate_breaches(session: Session, *, now: dt.datetime, limit: int = 200) -
         due = case.first_response_due_at if which == "first_response" else case.due_at
         case.breach, case.breached_at = which, now
         _record(session, case, "breached", actor=SYSTEM, now=now, detail={"deadline": which})
+        _audit(session, case, "case.escalated", actor=SYSTEM, now=now, breach=which)
         supervisors = tuple(member.email for member in staff.queue_supervisors(session, case.queue))
         session.flush()
         _announce(session, case, "case.updated", now=now)

@@ -33,21 +33,29 @@ staff_app = typer.Typer(help="Console staff accounts.", no_args_is_help=True)
 events_app = typer.Typer(help="Wallet events.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
 customers_app = typer.Typer(help="Wallet customers.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(staff_app, name="staff")
 app.add_typer(events_app, name="events")
 app.add_typer(keys_app, name="keys")
 app.add_typer(customers_app, name="customers")
+app.add_typer(audit_app, name="audit")
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the schema to the newest version."""
+    from followup.cases import service as cases  # noqa: PLC0415
     from followup.migrations.runner import current, upgrade  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         upgrade(runtime.engine)
+        with runtime.session() as session:
+            # What the migrations could not do without the master key (0020: reopening reasons).
+            sealed = cases.seal_reopen_reasons(session, keys=runtime.keys, now=runtime.clock.now())
+        if sealed:
+            typer.echo(f"sealed {sealed} reopening reason{'s' if sealed != 1 else ''} typed before 0020", err=True)
         typer.echo(f"database at revision {current(runtime.engine)}")
 
 
@@ -105,14 +113,14 @@ def apikey_create(
     ] = None,
     staff: Annotated[str | None, typer.Option(help="the staff member's email the key is issued for")] = None,
 ) -> None:
-    """Create an API key and print it (alone on stdout). Only its hash is kept."""
-    from followup.staff import service  # noqa: PLC0415
+    """Create an API key and print it (alone on stdout). Only its hash is kept (audited)."""
+    from followup.web import staff_admin  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
         with runtime.session() as session:
-            _, key = service.create_api_key(
-                session, name=name, now=runtime.clock.now(), scopes=scope or (), staff_email=staff
+            key = staff_admin.issue_api_key(
+                session, name=name, scopes=scope or (), staff_email=staff, actor=_cli("apikey"), now=runtime.clock.now()
             )
         typer.echo(key)
 
@@ -144,26 +152,28 @@ def apikey_list() -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke(name: Annotated[str, typer.Argument(help="the key's name")]) -> None:
-    """Revoke the active keys with this name: from now on they get 401."""
-    from followup.staff import service  # noqa: PLC0415
+    """Revoke the active keys with this name: from now on they get 401 (audited)."""
+    from followup.web import staff_admin  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
         with runtime.session() as session:
-            count = service.revoke_api_key(session, name, now=runtime.clock.now())
+            count = staff_admin.revoke_api_keys(session, name, actor=_cli("apikey"), now=runtime.clock.now())
         typer.echo(f"revoked {count} key{'s' if count != 1 else ''} named {name.strip()}")
 
 
 @staff_app.command("create-admin")
 def staff_create_admin(email: Annotated[str, typer.Option(help="the admin's email address")]) -> None:
-    """Create a console admin and print a generated password."""
-    from followup.staff import service  # noqa: PLC0415
+    """Create a console admin and print a generated password (audited)."""
+    from followup.web import staff_admin  # noqa: PLC0415
 
     with cli_runtime() as runtime:
         check_schema(runtime)
         with runtime.session() as session:
-            _, password = service.create_staff(session, email=email, role="admin", now=runtime.clock.now())
-        typer.echo(password)
+            made = staff_admin.invite(
+                session, email=email, role="admin", queues=[], actor=_staff_cli(), now=runtime.clock.now()
+            )
+        typer.echo(made.password)
 
 
 EmailOption = Annotated[str, typer.Option(help="the staff member's email address")]
@@ -171,9 +181,14 @@ RoleOption = Annotated[str, typer.Option(help="admin, analyst, agent or auditor"
 
 
 def _staff_cli() -> Any:
+    return _cli("staff")
+
+
+def _cli(command: str) -> Any:
+    """The operator at the command line, as the audit log names them."""
     from followup.kernel.actors import Actor  # noqa: PLC0415
 
-    return Actor(kind="system", id="cli", label="followup staff")
+    return Actor(kind="system", id="cli", label=f"followup {command}")
 
 
 @staff_app.command("invite")
@@ -251,6 +266,30 @@ def staff_disable(email: EmailOption) -> None:
     """Disable a staff account: it can no longer sign in, and its console sessions end at once (audited)."""
     _update_staff(email, disabled=True)
     typer.echo(f"disabled {email.strip()}; its console sessions have ended")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the audit log's hash chain: exit 0 when it is intact, 1 naming the first row altered,
+    removed or inserted."""
+    from sqlalchemy import inspect  # noqa: PLC0415
+
+    from followup.privacy import service  # noqa: PLC0415
+
+    with cli_runtime() as runtime:
+        check_schema(runtime)
+        if not inspect(runtime.engine).has_table("audit_chain_head"):
+            raise fail("the audit log is not chained yet; run `followup db upgrade` first")
+        with runtime.read_session() as session:
+            if runtime.engine.dialect.name == "postgresql":
+                # One snapshot for the head and every page: lines appended meanwhile do not show.
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            verdict = service.verify_audit_chain(session)
+    if verdict.broken is not None:
+        typer.echo(str(verdict.broken))
+        raise typer.Exit(1)
+    head = verdict.head.hash if verdict.head is not None else "none"
+    typer.echo(f"audit log intact: {verdict.rows} rows, head {head}")
 
 
 @keys_app.command("generate")

@@ -11,8 +11,9 @@ A new value from the wallet makes a contact point valid again.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -32,8 +33,10 @@ from followup.customers.models import ContactPoint, Customer
 from followup.customers.repository import ContactPointRepository, CustomerRepository
 from followup.customers.schemas import ContactPointOut
 from followup.customers.sealing import open_for_customer, seal_for_customer
+from followup.kernel.actors import SYSTEM, Actor
 from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import InvalidInput, NotFound
+from followup.privacy import service as privacy
 
 MAX_DEVICES = 10  # per customer: app installations the wallet keeps registered at once
 
@@ -187,15 +190,43 @@ def points_of(session: Session, customer_id: int, *, kind: str | None = None) ->
     return ContactPointRepository(session).of_customer(customer_id, kind)
 
 
-def mark_contact(session: Session, point_id: int, status: ContactStatus, *, reason: str, now: dt.datetime) -> bool:
+def mark_contact(
+    session: Session,
+    point_id: int,
+    status: ContactStatus,
+    *,
+    reason: str,
+    now: dt.datetime,
+    actor: Actor = SYSTEM,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
     """A provider says the contact point is dead (or a customer's new value revived it); True when
-    its status changed. The customer's reach follows."""
+    its status changed. The customer's reach follows, and the change is audited (the point's id
+    and statuses, never its value)."""
     repo = ContactPointRepository(session)
     point = repo.get(point_id)
     if point is None or point.status == status:
         return False
+    old = point.status
     point.status, point.status_reason, point.changed_at = status, reason[:64], now
     repo.refresh_reach(point.customer_id)
+    customer = session.get(Customer, point.customer_id)
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="customer",
+        subject_id=customer.external_id if customer is not None else str(point.customer_id),
+        event="contact.validated" if status == ContactStatus.VALID else "contact.invalidated",
+        now=now,
+        old={"kind": point.kind, "contact_id": point.id, "status": str(old)},
+        new={
+            "kind": point.kind,
+            "contact_id": point.id,
+            "status": str(status),
+            "reason": reason[:64],
+            **(detail or {}),
+        },
+    )
     return True
 
 

@@ -117,6 +117,7 @@ def upsert_customer(
         repo.add(customer)
         session.flush()
     given = data.model_fields_set
+    before = _audited_fields(customer)
     if data.locale is not None:
         customer.locale = data.locale
     if data.time_zone is not None:
@@ -127,18 +128,19 @@ def upsert_customer(
         customer.preferred_channel = data.preferred_channel
     if "value_tier" in given:
         customer.value_tier = data.value_tier
-    changed_contacts: dict[str, bool] = {}
-    if "email" in given:
-        changed_contacts["email"] = contact_points.set_contact(
-            session, customer, ContactKind.EMAIL, data.email, keys=keys, now=now
-        )
-    if "phone" in given:
-        changed_contacts["phone"] = contact_points.set_contact(
-            session, customer, ContactKind.PHONE, data.phone, keys=keys, now=now
-        )
+    contacts_old: dict[str, str] = {}
+    contacts_new: dict[str, str] = {}
+    for kind, name in ((ContactKind.EMAIL, "email"), (ContactKind.PHONE, "phone")):
+        if name not in given:
+            continue
+        value = getattr(data, name)
+        had = bool(contact_points.points_of(session, customer.id, kind=kind))
+        if contact_points.set_contact(session, customer, kind, value, keys=keys, now=now):
+            contacts_old[name] = "present" if had else "absent"
+            contacts_new[name] = "removed" if value is None else ("changed" if had else "added")
     customer.updated_at = now
     session.flush()
-    if any(changed_contacts.values()) or created:
+    if contacts_new or created:
         privacy.record_audit(
             session,
             actor=actor,
@@ -146,7 +148,21 @@ def upsert_customer(
             subject_id=external_id,
             event="customer.created" if created else "customer.contacts_changed",
             now=now,
-            new={name: "set" for name, changed in changed_contacts.items() if changed},
+            old=contacts_old or None,
+            new=contacts_new,
+        )
+    after = _audited_fields(customer)
+    changed = sorted(name for name in set(before) | set(after) if after.get(name) != before.get(name))
+    if changed and not created:
+        privacy.record_audit(
+            session,
+            actor=actor,
+            subject_type="customer",
+            subject_id=external_id,
+            event="customer.updated",
+            now=now,
+            old={name: _shown(name, before.get(name)) for name in changed},
+            new={name: _shown(name, after.get(name)) for name in changed},
         )
     if data.consents:
         privacy.record_consents(
@@ -163,6 +179,27 @@ def upsert_customer(
             now=now,
         )
     return customer
+
+
+# Shown in the audit log as they are: codes, not personal text. Every other field (the time zone,
+# each attribute) is shown only as "changed".
+_SHOWN_AS_IS = frozenset({"locale", "preferred_channel", "value_tier"})
+
+
+def _audited_fields(customer: Customer) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "locale": customer.locale,
+        "time_zone": customer.time_zone,
+        "preferred_channel": customer.preferred_channel,
+        "value_tier": customer.value_tier,
+    }
+    attributes = customer.attributes or {}
+    fields.update({f"attributes.{key}": value for key, value in attributes.items()})
+    return fields
+
+
+def _shown(name: str, value: Any) -> Any:
+    return value if name in _SHOWN_AS_IS else ("absent" if value is None else "changed")
 
 
 def record_contact_change(

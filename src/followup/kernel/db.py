@@ -309,6 +309,18 @@ class BulkStatements:
     def fetch(self, text: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.connection.exec_driver_sql(self.sql(text), tuple(params))]
 
+    def first(self, text: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+        """One row read on the driver's own cursor, past SQLAlchemy's result set-up, which costs
+        more than SQLite's read of a one-row table. The connection's transaction must have begun
+        (any statement before it, or `Session.connection()`, begins it)."""
+        cursor: Any = self.connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(self.sql(text), tuple(params))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else tuple(row)
+
     def fetch_in(self, text: str, values: Sequence[Any], *, chunk: int = 900) -> list[tuple[Any, ...]]:
         """Run `text`, whose one `IN ({})` takes the values, in chunks under the parameter cap."""
         rows: list[tuple[Any, ...]] = []

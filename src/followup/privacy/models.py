@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
@@ -39,10 +39,18 @@ class ConsentRecord(Base):
 
 
 class AuditEntry(Base):
-    """Append-only log of changes to money, privacy and contact: who, what, old, new."""
+    """Append-only log of changes to money, privacy and contact: who, what, old, new; hash-chained
+    (`privacy.chain`): each line holds its place, the line before it and that line's hash.
+
+    Lines are written only by `PrivacyRepository.add_audit_row`, never through the ORM. `old` and
+    `new` hold references and sealed-or-not flags, never personal text.
+    """
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_audit_log_subject", "subject_type", "subject_id"),
+        Index("ix_audit_log_seq", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -52,6 +60,24 @@ class AuditEntry(Base):
     event: Mapped[str] = mapped_column(String(64))
     old: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     new: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_id: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The audit chain's last line, one row (id 1). Every append reads it under a row lock (on
+    PostgreSQL; SQLite has one writer at a time), which puts concurrent appends in one order. A
+    trigger on `audit_log` (migration 0020) moves it with each line written, so the append costs one
+    statement more than the line itself; the removal of the last lines shows against it."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    last_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class UnsubscribeLink(Base):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -8,7 +9,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import BulkStatements
-from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.chain import GENESIS, ChainHead, ChainLine, line_hash
+from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 
 
 class PrivacyRepository:
@@ -50,14 +52,94 @@ class PrivacyRepository:
         old: dict[str, Any] | None,
         new: dict[str, Any] | None,
     ) -> None:
-        """An audit line, written at once at the driver (past the unit of work and SQLAlchemy's
-        binding: the answer path writes one with every reward, holding the write lock)."""
+        """An audit line, chained to the last one, written at once at the driver (past the unit of
+        work and SQLAlchemy's binding: the answer path writes one with every reward, holding the
+        write lock).
+
+        Two statements: the head read under a row lock (PostgreSQL; on SQLite this transaction is
+        already the one writer), which orders concurrent appends, and the line itself, whose
+        trigger moves the head. The lock is held to the commit, so a transaction writes its audit
+        lines after the row locks of the change they record.
+        """
         bulk = BulkStatements(self.session.connection())
-        bulk.run(
-            "INSERT INTO audit_log (at, actor, subject_type, subject_id, event, old, new)"  # noqa: S608 - placeholders of ours
-            f" VALUES (?, ?, ?, ?, ?, {bulk.json_slot()}, {bulk.json_slot()})",
-            (bulk.db_time(at), actor, subject_type, subject_id, event, bulk.db_json(old), bulk.db_json(new)),
+        head = self._locked_head(bulk)
+        old_text, new_text = bulk.db_json(old), bulk.db_json(new)
+        seq, prev_id, prev_hash = head.seq + 1, head.last_id, head.hash
+        digest = line_hash(
+            seq=seq,
+            prev_id=prev_id,
+            at=at,
+            actor=actor,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            event=event,
+            # As the column gives it back: the stored JSON text read again (tuples become lists).
+            old=None if old_text is None else json.loads(old_text),
+            new=None if new_text is None else json.loads(new_text),
+            prev_hash=prev_hash,
         )
+        bulk.run(
+            "INSERT INTO audit_log (at, actor, subject_type, subject_id, event, old, new, seq, prev_id, prev_hash,"  # noqa: S608 - placeholders of ours
+            f" hash) VALUES (?, ?, ?, ?, ?, {bulk.json_slot()}, {bulk.json_slot()}, ?, ?, ?, ?)",
+            (
+                bulk.db_time(at),
+                actor,
+                subject_type,
+                subject_id,
+                event,
+                old_text,
+                new_text,
+                seq,
+                prev_id,
+                prev_hash,
+                digest,
+            ),
+        )
+
+    def _locked_head(self, bulk: BulkStatements) -> ChainHead:
+        lock = " FOR UPDATE" if bulk.postgres else ""
+        query = f"SELECT seq, hash, last_id FROM audit_chain_head WHERE id = 1{lock}"  # noqa: S608 - our constant
+        row = bulk.first(query, ())
+        if row is None:
+            # Only on a head gone missing (a wiped database): start it again from the last line, so
+            # appends go on; `followup audit verify` still reads the lines themselves.
+            last = bulk.first("SELECT seq, hash, id FROM audit_log ORDER BY seq DESC LIMIT 1", ())
+            seq, digest, last_id = last or (0, GENESIS, None)
+            bulk.run(
+                "INSERT INTO audit_chain_head (id, seq, hash, last_id) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (seq, digest, last_id),
+            )
+            row = bulk.first(query, ())
+            assert row is not None  # noqa: S101 - written just above, or by another writer
+        seq, digest, last_id = row
+        return ChainHead(seq=int(seq), hash=str(digest), last_id=None if last_id is None else int(last_id))
+
+    def audit_chain_head(self) -> ChainHead | None:
+        row = self.session.get(AuditChainHead, 1)
+        return None if row is None else ChainHead(seq=row.seq, hash=row.hash, last_id=row.last_id)
+
+    def audit_chain_page(self, *, after_seq: int, limit: int) -> list[ChainLine]:
+        """The next lines of the chain after `after_seq`, in order: the walk reads it page by page."""
+        rows = self.session.execute(
+            select(
+                AuditEntry.id,
+                AuditEntry.seq,
+                AuditEntry.prev_id,
+                AuditEntry.at,
+                AuditEntry.actor,
+                AuditEntry.subject_type,
+                AuditEntry.subject_id,
+                AuditEntry.event,
+                AuditEntry.old,
+                AuditEntry.new,
+                AuditEntry.prev_hash,
+                AuditEntry.hash,
+            )
+            .where(AuditEntry.seq > after_seq)
+            .order_by(AuditEntry.seq)
+            .limit(limit)
+        )
+        return [ChainLine(*row) for row in rows]
 
     def add(self, row: Consent | ConsentRecord | AuditEntry | UnsubscribeLink) -> None:
         self.session.add(row)

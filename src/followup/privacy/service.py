@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from followup.kernel.actors import Actor
 from followup.kernel.crypto import hash_token, new_token
 from followup.kernel.errors import NotFound
+from followup.privacy.chain import ChainLine, ChainVerdict, walk
 from followup.privacy.enums import PURPOSES, is_channel_name
 from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
 from followup.privacy.repository import PrivacyRepository, consent_join_sql
@@ -32,6 +33,10 @@ def record_audit(
     old: Mapping[str, Any] | None = None,
     new: Mapping[str, Any] | None = None,
 ) -> None:
+    """One line of the audit log, chained to the last. The session's pending changes are written
+    first, so a transaction takes the row locks of its change before the chain's head (one order
+    for every writer: no deadlock between an audited change and another's audit line)."""
+    session.flush()
     PrivacyRepository(session).add_audit_row(
         at=now,
         actor=str(actor),
@@ -41,6 +46,28 @@ def record_audit(
         old=dict(old) if old is not None else None,
         new=dict(new) if new is not None else None,
     )
+
+
+AUDIT_PAGE = 1000
+
+
+def verify_audit_chain(session: Session, *, page: int = AUDIT_PAGE) -> ChainVerdict:
+    """Walk the whole audit log in chain order, a page at a time, against its head: the first line
+    altered, removed or inserted, if any. Run it in one read transaction (one snapshot), so lines
+    appended meanwhile neither show nor break it."""
+    repo = PrivacyRepository(session)
+    head = repo.audit_chain_head()
+
+    def lines() -> Iterator[ChainLine]:
+        after = 0
+        while True:
+            rows = repo.audit_chain_page(after_seq=after, limit=page)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].seq
+
+    return walk(lines(), head)
 
 
 def record_consents(
@@ -59,13 +86,12 @@ def record_consents(
     Returns the number of changes recorded.
     """
     repo = PrivacyRepository(session)
-    recorded = 0
+    changed: list[tuple[str, str, bool | None, bool]] = []
     for purpose, by_channel in changes.items():
         for channel, granted in by_channel.items():
             current = repo.get_consent(customer_id, purpose, channel)
             if current is not None and current.granted == granted:
                 continue
-            old = None if current is None else current.granted
             if current is None:
                 repo.add(
                     Consent(customer_id=customer_id, purpose=purpose, channel=channel, granted=granted, updated_at=now)
@@ -73,6 +99,7 @@ def record_consents(
             else:
                 current.granted = granted
                 current.updated_at = now
+            changed.append((purpose, channel, None if current is None else not granted, granted))
             repo.add(
                 ConsentRecord(
                     customer_id=customer_id,
@@ -85,31 +112,27 @@ def record_consents(
                     recorded_at=now,
                 )
             )
-            record_audit(
-                session,
-                actor=actor,
-                subject_type="customer",
-                subject_id=subject_id,
-                event="consent.granted" if granted else "consent.withdrawn",
-                now=now,
-                old={"purpose": purpose, "channel": channel, "granted": old},
-                new={"purpose": purpose, "channel": channel, "granted": granted, "source": source},
-            )
-            webhooks.publish(
-                session,
-                "consent.changed",
-                {
-                    "customer_id": subject_id,
-                    "purpose": purpose,
-                    "channel": channel,
-                    "granted": granted,
-                    "source": source,
-                },
-                now=now,
-            )
-            recorded += 1
+    # Every consent row written (and locked) before the first audit line takes the chain's head.
     session.flush()
-    return recorded
+    for purpose, channel, old, granted in changed:
+        record_audit(
+            session,
+            actor=actor,
+            subject_type="customer",
+            subject_id=subject_id,
+            event="consent.granted" if granted else "consent.withdrawn",
+            now=now,
+            old={"purpose": purpose, "channel": channel, "granted": old},
+            new={"purpose": purpose, "channel": channel, "granted": granted, "source": source},
+        )
+        webhooks.publish(
+            session,
+            "consent.changed",
+            {"customer_id": subject_id, "purpose": purpose, "channel": channel, "granted": granted, "source": source},
+            now=now,
+        )
+    session.flush()
+    return len(changed)
 
 
 def get_consents(session: Session, customer_id: int) -> dict[str, dict[str, bool]]:

@@ -193,7 +193,7 @@ def apply(
     for survey in bundle.surveys:
         if ("survey", survey.key) not in wanted:
             continue
-        _named("surveys", survey.key, lambda s=survey: _put_survey(session, s, limits=limits, now=now))
+        _named("surveys", survey.key, lambda s=survey: _put_survey(session, s, limits=limits, actor=actor, now=now))
     for segment in _segments_in_order(bundle.segments):
         if ("segment", segment.key) not in wanted:
             continue
@@ -224,12 +224,12 @@ def _named(section: str, key: str, action: Any) -> None:
         raise InvalidInput(f"{section} '{key}': {exc.message}", code=exc.code, field=exc.field) from exc
 
 
-def _put_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime) -> None:
+def _put_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, actor: Actor, now: dt.datetime) -> None:
     stored = surveys.get_survey(session, data.key)
     if stored is None:
-        surveys.create_survey(session, data, limits=limits, now=now)
+        surveys.create_survey(session, data, limits=limits, now=now, actor=actor)
     else:
-        surveys.update_survey(session, stored, data, limits=limits, now=now)
+        surveys.update_survey(session, stored, data, limits=limits, now=now, actor=actor)
 
 
 def _put_segment(session: Session, data: SegmentCreate, *, limits: InputLimits, actor: Actor, now: dt.datetime) -> None:

@@ -21,7 +21,7 @@ router = APIRouter(tags=["surveys"])
 def create_survey(
     body: SurveyCreate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
 ) -> SurveyOut:
-    survey = service.create_survey(session, body, limits=settings.input_limits, now=now)
+    survey = service.create_survey(session, body, limits=settings.input_limits, now=now, actor=actor)
     return service.describe_survey(session, survey)
 
 

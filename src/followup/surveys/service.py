@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from followup.config import InputLimits
 from followup.customers import service as customers
+from followup.kernel.actors import SYSTEM, Actor
 from followup.kernel.crypto import KeyProvider, hash_token, new_token
 from followup.kernel.errors import Conflict, InvalidInput, NotFound
 from followup.kernel.text import text_problem
+from followup.privacy import service as privacy
 from followup.privacy.scrubbing import scrub
 from followup.surveys import interviews
 from followup.surveys.interviews import (
@@ -132,7 +134,9 @@ def _stored_questions(data: SurveyCreate) -> list[dict[str, Any]]:
     return [q.model_dump(mode="json", by_alias=True, exclude_none=True) for q in data.questions]
 
 
-def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime) -> Survey:
+def create_survey(
+    session: Session, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime, actor: Actor = SYSTEM
+) -> Survey:
     check_survey_limits(data, limits=limits)
     interviews.check_interview_slots(data, now=now)
     repo = SurveyRepository(session)
@@ -152,7 +156,22 @@ def create_survey(session: Session, data: SurveyCreate, *, limits: InputLimits, 
         )
     )
     session.flush()
+    _audit(session, survey, "survey.created", actor=actor, now=now, old=None)
     return survey
+
+
+def _audit(session: Session, survey: Survey, event: str, *, actor: Actor, now: dt.datetime, old: int | None) -> None:
+    """Which version is current, before and after: the versions themselves stay in `survey_versions`."""
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="survey",
+        subject_id=survey.key,
+        event=event,
+        now=now,
+        old=None if old is None else {"version": old},
+        new={"version": survey.current_version},
+    )
 
 
 def survey_body(session: Session, survey: Survey) -> SurveyCreate:
@@ -162,7 +181,13 @@ def survey_body(session: Session, survey: Survey) -> SurveyCreate:
 
 
 def update_survey(
-    session: Session, survey: Survey, data: SurveyCreate, *, limits: InputLimits, now: dt.datetime
+    session: Session,
+    survey: Survey,
+    data: SurveyCreate,
+    *,
+    limits: InputLimits,
+    now: dt.datetime,
+    actor: Actor = SYSTEM,
 ) -> bool:
     """A new version when the title or the questions differ from the current one; False (and no
     version) when they mean the same. Follow-ups under way keep the version they were sent."""
@@ -186,6 +211,7 @@ def update_survey(
         )
     )
     session.flush()
+    _audit(session, survey, "survey.updated", actor=actor, now=now, old=survey.current_version - 1)
     return True
 
 

@@ -7,12 +7,14 @@ account and auditing the change in one transaction happens here, above both.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
 
 from followup.kernel.actors import Actor
+from followup.kernel.crypto import KeyProvider
 from followup.kernel.http import Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
@@ -90,6 +92,49 @@ def reset_two_factor(session: Session, member: StaffMember, *, actor: Actor, now
     again at their next sign-in."""
     staff.reset_two_factor(session, member)
     _audit(session, member, "staff.two_factor_reset", actor=actor, now=now)
+
+
+def confirm_two_factor(
+    session: Session, member: StaffMember, code: str, *, actor: Actor, keys: KeyProvider, now: dt.datetime
+) -> bool:
+    """Two-factor on, by the member themselves, once their app shows the right code (audited)."""
+    if not staff.confirm_two_factor(session, member, code, keys=keys, now=now):
+        return False
+    _audit(session, member, "staff.two_factor_enabled", actor=actor, now=now)
+    return True
+
+
+def issue_api_key(
+    session: Session, *, name: str, scopes: Iterable[str], staff_email: str | None, actor: Actor, now: dt.datetime
+) -> str:
+    """A new API key, returned this once; the audit line names it by name and prefix (never the key)."""
+    row, key = staff.create_api_key(session, name=name, now=now, scopes=scopes, staff_email=staff_email)
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="api_key",
+        subject_id=row.name,
+        event="api_key.created",
+        now=now,
+        new={"prefix": row.prefix, "scopes": row.scopes.split(), "staff": staff_email},
+    )
+    return key
+
+
+def revoke_api_keys(session: Session, name: str, *, actor: Actor, now: dt.datetime) -> int:
+    """Revoke the active keys with this name (audited); how many."""
+    count = staff.revoke_api_key(session, name, now=now)
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="api_key",
+        subject_id=name.strip(),
+        event="api_key.revoked",
+        now=now,
+        old={"active": count},
+        new={"active": 0},
+    )
+    return count
 
 
 StaffId = Annotated[int, Path(ge=1, le=2**62)]

@@ -262,7 +262,7 @@ def work_case(
             body = CaseResolve.model_validate({"code": code, "root_cause": root_cause, "action": done})
             casework.resolve(session, case, body, actor=actor, settings=settings, keys=keys, now=now)
         elif action == "reopen":
-            cases.reopen(session, case, actor=actor, now=now, why=text.strip()[:500] or "by hand")
+            cases.reopen(session, case, actor=actor, now=now, why=text.strip()[:500] or "by hand", keys=keys)
         else:
             resolution = text.strip() or "closed by hand"
             cases.close_case(session, case, resolution=resolution, actor=actor, now=now, keys=keys)

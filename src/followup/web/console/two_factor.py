@@ -11,9 +11,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from followup.kernel.http import Keys, Now, WriteSession
 from followup.staff import service as staff
+from followup.web import staff_admin
 from followup.web.console import auth
 from followup.web.console.auth import ConsoleStaff
-from followup.web.console.forms import expired_page
+from followup.web.console.forms import expired_page, staff_actor
 from followup.web.console.pages import render_page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -54,7 +55,7 @@ def confirm_two_factor(
     if not auth.check_csrf(signed_in, csrf):
         return expired_page(request, signed_in)
     member = staff.access_staff(session, signed_in.id)
-    if not staff.confirm_two_factor(session, member, code, keys=keys, now=now):
+    if not staff_admin.confirm_two_factor(session, member, code, actor=staff_actor(signed_in), keys=keys, now=now):
         error = "That code is not the one the app shows now. Check the phone's clock, and type the newest code."
         return _page(request, signed_in, session, keys, error=error)
     return RedirectResponse("/console?two-factor=on", status_code=303)

@@ -1,13 +1,22 @@
+"""The webhooks API: endpoints created, changed and removed, each change written to the audit log
+(here, above both `webhooks` and `privacy`), tests sent and deliveries replayed."""
+
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+import hashlib
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Path, Response
+from sqlalchemy.orm import Session
 
+from followup.kernel.actors import Actor
 from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit, Offset
 from followup.kernel.schemas import Page
+from followup.privacy import service as privacy
 from followup.staff.auth import ApiActor
 from followup.webhooks import service
 from followup.webhooks.schemas import (
@@ -23,6 +32,46 @@ router = APIRouter(tags=["webhooks"])
 WebhookId = Annotated[int, Path(ge=1, le=2**62)]
 
 
+def _audited(endpoint: WebhookOut) -> dict[str, Any]:
+    """What the audit log keeps of an endpoint: where it points (scheme, host and port; a path or
+    query may carry a token of the wallet's) and what it receives."""
+    url = urlsplit(endpoint.url)
+    return {
+        "url": f"{url.scheme}://{url.hostname or ''}{f':{url.port}' if url.port else ''}",
+        "url_digest": _digest(endpoint.url),
+        "events": sorted(endpoint.events),
+        "enabled": endpoint.enabled,
+        "description": _digest(endpoint.description),
+    }
+
+
+def _digest(value: str) -> str:
+    """A short SHA-256 of a value kept out of the log: tells a change, not the value."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def _audit(
+    session: Session,
+    webhook_id: int,
+    event: str,
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    old: WebhookOut | None,
+    new: WebhookOut | None,
+) -> None:
+    privacy.record_audit(
+        session,
+        actor=actor,
+        subject_type="webhook",
+        subject_id=str(webhook_id),
+        event=event,
+        now=now,
+        old=_audited(old) if old is not None else None,
+        new=_audited(new) if new is not None else None,
+    )
+
+
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201)
 def create_webhook(
     body: WebhookCreate, session: WriteSession, actor: ApiActor, keys: Keys, now: Now, settings: AppSettings
@@ -30,6 +79,7 @@ def create_webhook(
     out, secret = service.create_endpoint(
         session, body, keys=keys, now=now, allow_private=settings.webhooks_allow_private
     )
+    _audit(session, out.id, "webhook.created", actor=actor, now=now, old=None, new=out)
     return WebhookCreated(**out.model_dump(), secret=secret)
 
 
@@ -49,12 +99,19 @@ def update_webhook(
     webhook_id: WebhookId, body: WebhookUpdate, session: WriteSession, actor: ApiActor, now: Now, settings: AppSettings
 ) -> WebhookOut:
     endpoint = service.access_endpoint(session, webhook_id, lock=True)
-    return service.update_endpoint(session, endpoint, body, now=now, allow_private=settings.webhooks_allow_private)
+    old = service.describe_endpoint(endpoint)
+    new = service.update_endpoint(session, endpoint, body, now=now, allow_private=settings.webhooks_allow_private)
+    if new != old:
+        _audit(session, webhook_id, "webhook.updated", actor=actor, now=now, old=old, new=new)
+    return new
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, responses=may_answer(404))
-def delete_webhook(webhook_id: WebhookId, session: WriteSession, actor: ApiActor) -> Response:
-    service.delete_endpoint(session, service.access_endpoint(session, webhook_id, lock=True))
+def delete_webhook(webhook_id: WebhookId, session: WriteSession, actor: ApiActor, now: Now) -> Response:
+    endpoint = service.access_endpoint(session, webhook_id, lock=True)
+    old = service.describe_endpoint(endpoint)
+    service.delete_endpoint(session, endpoint)
+    _audit(session, webhook_id, "webhook.deleted", actor=actor, now=now, old=old, new=None)
     return Response(status_code=204)
 
 
