@@ -575,7 +575,7 @@ def seal_reopen_reasons(session: Session, *, keys: KeyProvider, now: dt.datetime
         if not isinstance(why, str) or why in ("sealed", "by hand", CUSTOMER_REOPENS):
             continue
         event.text_sealed = customers.seal_for_customer(
-            session, customer_id, why.encode(), keys=keys, now=now, purpose=_TEXT_PURPOSE
+            session, customer_id, why.encode(), keys=keys, now=now, purpose=TEXT_PURPOSE
         )
         event.detail = {**(event.detail or {}), "why": "sealed"}
         sealed += 1
