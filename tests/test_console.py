@@ -35,6 +35,7 @@ PAGES = [
     "/console/cases?status=all",
     "/console/audit",
     "/console/audit?log=consents",
+    "/console/privacy",
     "/console/strategies",
     "/console/segments",
     "/console/webhooks",

@@ -19,7 +19,7 @@ from followup.migrations.runner import current, downgrade, upgrade
 from followup.models import metadata
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0019"
+HEAD = "0021"
 
 
 @pytest.fixture
@@ -145,3 +145,41 @@ def test_0011_moves_emails_and_phones_into_contact_points_and_back(empty_engine:
             text("SELECT email_sealed, email_index, phone_sealed, phone_index FROM customers WHERE id = 1")
         )
         assert tuple(row.one()) == (b"sealed-email", "e-index", b"sealed-phone", "p-index")
+
+
+def test_0021_renames_consent_sources_and_keeps_old_rows_without_a_notice_hash(empty_engine: Engine) -> None:
+    # Given consent ledger rows written under 0019, one for each source name of the time
+    upgrade(empty_engine, "0019")
+    old_sources = ["api", "unsubscribe_link", "complaint", "sms", "agent_call"]
+    with empty_engine.begin() as conn:
+        conn.execute(text(_ROWS[0]), {"at": "2026-11-01 00:00:00+00:00"})
+        for source in old_sources:
+            conn.execute(
+                text(
+                    "INSERT INTO consent_ledger (customer_id, purpose, channel, granted, source, notice_version,"
+                    " actor, recorded_at) VALUES (1, 'feedback', 'email', FALSE, :source, '2026-11-01', 'x', :at)"
+                ),
+                {"source": source, "at": "2026-11-01 00:00:00+00:00"},
+            )
+
+    # When 0021 runs
+    upgrade(empty_engine)
+
+    # Then each source has the name the API documents, and no row claims a hash it never had
+    with empty_engine.connect() as conn:
+        rows = conn.execute(text("SELECT source, notice_hash FROM consent_ledger ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("api", None),
+            ("unsubscribe", None),
+            ("unsubscribe", None),
+            ("sms_keyword", None),
+            ("agent_call", None),
+        ]
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+    # And going down gives the old names back (a complaint is an unsubscribe link's row from then on)
+    downgrade(empty_engine, "0019")
+    with empty_engine.connect() as conn:
+        sources = conn.execute(text("SELECT source FROM consent_ledger ORDER BY id")).scalars().all()
+        assert sources == ["api", "unsubscribe_link", "unsubscribe_link", "sms", "agent_call"]
+    assert "privacy_notices" not in inspect(empty_engine).get_table_names()

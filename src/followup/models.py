@@ -12,7 +12,7 @@ from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import Base
 from followup.kernel.jobs import Job
 from followup.policy.models import ContactReservation
-from followup.privacy.models import AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.models import AuditEntry, Consent, ConsentRecord, PrivacyNotice, UnsubscribeLink
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
@@ -45,6 +45,7 @@ __all__ = [
     "Job",
     "Message",
     "MessageAttempt",
+    "PrivacyNotice",
     "ProviderState",
     "RateLimit",
     "Response",

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Path
 from followup.channels import service
 from followup.channels.schemas import InboxItemOut
 from followup.customers import service as customers
-from followup.kernel.http import Keys, ReadSession
+from followup.kernel.http import AppSettings, Keys, ReadSession
 from followup.kernel.openapi import may_answer
 from followup.kernel.pagination import Limit
 from followup.staff.auth import ApiActor
@@ -21,7 +21,9 @@ def list_inbox(
     session: ReadSession,
     actor: ApiActor,
     keys: Keys,
+    settings: AppSettings,
     limit: Limit = 50,
 ) -> list[InboxItemOut]:
     customer = customers.access_customer(session, customer_id)
-    return service.list_inbox(session, customer.id, keys=keys, limit=limit)
+    privacy_url = f"{settings.public_url}/privacy?lang={customer.locale}"
+    return service.list_inbox(session, customer.id, keys=keys, privacy_url=privacy_url, limit=limit)

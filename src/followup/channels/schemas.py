@@ -66,6 +66,8 @@ class InboxItemOut(BaseModel):
     title: str
     body: str
     link: str
+    # The current privacy notice in the customer's language: the app shows it with every item.
+    privacy_url: str
     created_at: dt.datetime
     read: bool
 

@@ -187,7 +187,7 @@ class ResponseHeaders:
         return [(name.lower().encode(), value.encode()) for name, value in wanted.items()]
 
     def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
-        if path.startswith(("/s/", "/u/")):
+        if path.startswith(("/s/", "/u/", "/privacy/")) or path == "/privacy":
             return self.kinds["page"]
         if path == "/console" or path.startswith("/console/"):
             return self.kinds["console"]

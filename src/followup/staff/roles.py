@@ -73,6 +73,8 @@ AREAS: dict[str, Area] = {
     "interviews": _area({AGENT}, set(), "the interviews"),
     # Records of what was done, for the auditor.
     "audit": _area({AUDITOR}, set(), "the audit log"),
+    # The privacy notices customers read: anyone may read them, admins alone publish one.
+    "privacy": _area({ANALYST, AGENT, AUDITOR}, set(), "the privacy notices"),
     # The rest is set-up, and stays with admins: outbox (addresses), channels, webhooks, staff, events.
 }
 

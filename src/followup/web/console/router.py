@@ -36,7 +36,18 @@ from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSessi
 from followup.rewards import service as rewards
 from followup.staff import service as staff
 from followup.surveys import service as surveys
-from followup.web.console import audit, auth, calls, channels, interviews, segments, strategies, two_factor, webhooks
+from followup.web.console import (
+    audit,
+    auth,
+    calls,
+    channels,
+    interviews,
+    privacy,
+    segments,
+    strategies,
+    two_factor,
+    webhooks,
+)
 from followup.web.console import cases as case_pages
 from followup.web.console.auth import ConsoleStaff, LoginRequired, MaybeStaff, Passwords
 from followup.web.console.forms import expired_page, staff_actor
@@ -396,6 +407,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(channels.router)
     app.include_router(webhooks.router)
     app.include_router(audit.router)
+    app.include_router(privacy.router)
     app.include_router(case_pages.router)
     app.include_router(calls.router)
     app.include_router(two_factor.router)
