@@ -201,6 +201,8 @@ def test_wrong_number_call_back_and_do_not_call(world: Runtime, api: TestClient,
     api.post(f"/api/v1/calls/{stop['id']}/outcome", json={"outcome": "do_not_call"}, headers=agent)
     customer = api.get(f"/api/v1/customers/{stop['customer_id']}").json()
     assert customer["consents"]["feedback"]["phone"] is False
+    latest = api.get(f"/api/v1/customers/{stop['customer_id']}/consents/history").json()["items"][0]
+    assert (latest["channel"], latest["granted"], latest["source"]) == ("phone", False, "agent_call")
     ended = api.get("/api/v1/followups", params={"customer_id": stop["customer_id"]}).json()["items"][0]
     assert (ended["status"], ended["reason"]) == ("expired", "do_not_call")
     assert api.post("/api/v1/calls/claim", headers=agent).status_code == 204

@@ -35,6 +35,8 @@ PAGES = [
     "/console/cases?status=all",
     "/console/audit",
     "/console/audit?log=consents",
+    "/console/privacy/requests",
+    "/console/privacy/notices",
     "/console/strategies",
     "/console/segments",
     "/console/webhooks",

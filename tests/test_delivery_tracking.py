@@ -85,6 +85,9 @@ def test_a_complaint_withdraws_email_consent(runtime: Runtime, api: TestClient, 
     assert _post_bounces(api, [{"type": "complaint", "email": "c1@example.com"}], clock).status_code == 200
     consents = api.get("/api/v1/customers/c1").json()["consents"]["feedback"]
     assert (consents["email"], consents["inapp"]) == (False, True)
+    # A spam complaint is the customer's unsubscribe, and the ledger says so
+    latest = api.get("/api/v1/customers/c1/consents/history").json()["items"][0]
+    assert (latest["channel"], latest["granted"], latest["source"]) == ("email", False, "unsubscribe")
 
 
 def test_answered_and_expired_items_leave_the_inbox(

@@ -249,13 +249,13 @@ def test_an_old_unsubscribe_link_withdraws_consent_given_back_since_and_says_so(
     link = unsubscribe_path(_invited(api, runtime, smtp, clock))
     first = api.post(link, data={"List-Unsubscribe": "One-Click"})
     assert (first.status_code, _heading(first)) == (200, "You are unsubscribed")
-    assert _email_ledger(runtime) == [(True, "api"), (False, "unsubscribe_link")]
+    assert _email_ledger(runtime) == [(True, "api"), (False, "unsubscribe")]
 
     # When the same link is used again while consent is still withdrawn, nothing changes, and it says so
     again = api.post(link)
     assert (again.status_code, _heading(again)) == (200, "You were already unsubscribed")
     assert "nothing changed" in again.text
-    assert _email_ledger(runtime) == [(True, "api"), (False, "unsubscribe_link")]
+    assert _email_ledger(runtime) == [(True, "api"), (False, "unsubscribe")]
 
     # When the wallet gives email consent back, and a week later the old link is used
     back = api.put("/api/v1/customers/c1", json={"consents": {"feedback": {"email": True}}})
@@ -268,9 +268,9 @@ def test_an_old_unsubscribe_link_withdraws_consent_given_back_since_and_says_so(
     assert api.get("/api/v1/customers/c1").json()["consents"]["feedback"]["email"] is False
     assert _email_ledger(runtime) == [
         (True, "api"),
-        (False, "unsubscribe_link"),
+        (False, "unsubscribe"),
         (True, "api"),
-        (False, "unsubscribe_link"),
+        (False, "unsubscribe"),
     ]
     assert _email_audit(runtime) == ["consent.granted", "consent.withdrawn", "consent.granted", "consent.withdrawn"]
     # And only email: in-app consent was never touched

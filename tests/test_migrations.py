@@ -242,3 +242,41 @@ def test_0020_chains_the_lines_already_written_and_takes_typed_words_out_of_them
     upgrade(empty_engine)
     with Session(empty_engine) as session:
         assert privacy.verify_audit_chain(session).broken is None
+
+
+def test_0021_renames_consent_sources_and_keeps_old_rows_without_a_notice_hash(empty_engine: Engine) -> None:
+    # Given consent ledger rows written under 0019, one for each source name of the time
+    upgrade(empty_engine, "0019")
+    old_sources = ["api", "unsubscribe_link", "complaint", "sms", "agent_call"]
+    with empty_engine.begin() as conn:
+        conn.execute(text(_ROWS[0]), {"at": "2026-11-01 00:00:00+00:00"})
+        for source in old_sources:
+            conn.execute(
+                text(
+                    "INSERT INTO consent_ledger (customer_id, purpose, channel, granted, source, notice_version,"
+                    " actor, recorded_at) VALUES (1, 'feedback', 'email', FALSE, :source, '2026-11-01', 'x', :at)"
+                ),
+                {"source": source, "at": "2026-11-01 00:00:00+00:00"},
+            )
+
+    # When 0021 runs
+    upgrade(empty_engine)
+
+    # Then each source has the name the API documents, and no row claims a hash it never had
+    with empty_engine.connect() as conn:
+        rows = conn.execute(text("SELECT source, notice_hash FROM consent_ledger ORDER BY id")).all()
+        assert [tuple(row) for row in rows] == [
+            ("api", None),
+            ("unsubscribe", None),
+            ("unsubscribe", None),
+            ("sms_keyword", None),
+            ("agent_call", None),
+        ]
+        assert schema_differences(conn) == []
+
+    # And going down gives the old names back (a complaint is an unsubscribe link's row from then on)
+    downgrade(empty_engine, "0019")
+    with empty_engine.connect() as conn:
+        sources = conn.execute(text("SELECT source FROM consent_ledger ORDER BY id")).scalars().all()
+        assert sources == ["api", "unsubscribe_link", "unsubscribe_link", "sms", "agent_call"]
+    assert "privacy_notices" not in inspect(empty_engine).get_table_names()

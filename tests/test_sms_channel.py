@@ -191,6 +191,11 @@ def test_stop_in_full_width_withdraws_sms_consent_and_confirms_once(wallet: Wall
     assert consents["feedback"]["sms"] is False
     assert consents["service"]["sms"] is False, "replies about a case stop too, though given by default"
     assert consents["feedback"]["email"] is True
+    history = wallet.api.get("/api/v1/customers/c1/consents/history").json()["items"]
+    assert {(item["channel"], item["granted"], item["source"]) for item in history if item["channel"] == "sms"} == {
+        ("sms", True, "api"),  # given when the customer was created
+        ("sms", False, "sms_keyword"),
+    }
     [confirmation] = wallet.first.sent
     assert "退订" in str(confirmation["text"])
     # And START gives it back

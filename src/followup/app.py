@@ -36,6 +36,7 @@ from followup.kernel.logging import get_logger
 from followup.kernel.openapi import install_openapi
 from followup.kernel.requests import RequestLog
 from followup.kernel.schemas import client_path
+from followup.privacy.endpoints import router as privacy_router
 from followup.rewards.endpoints import router as rewards_router
 from followup.runtime import Runtime
 from followup.staff.auth import MetricsReader
@@ -48,6 +49,7 @@ from followup.web.hooks import router as hooks_router
 from followup.web.hosted import router as hosted_router
 from followup.web.methods import allow_header
 from followup.web.privacy_page import router as privacy_page_router
+from followup.web.privacy_pages import router as privacy_pages_router
 from followup.web.resurvey import router as resurvey_router
 from followup.web.staff_admin import router as staff_router
 from followup.web.webhooks_api import router as webhooks_router
@@ -134,6 +136,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(hosted_router)
     app.include_router(privacy_page_router)
     app.include_router(resurvey_router)
+    app.include_router(privacy_pages_router)
     for router in (
         customers_router,
         data_rights_router,
@@ -152,6 +155,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         webhooks_router,
         staff_router,
         audit_router,
+        privacy_router,
     ):
         app.include_router(router, prefix="/api/v1", dependencies=[Depends(known_query_only)])
     app.include_router(hooks_router)

@@ -216,8 +216,10 @@ class Settings(BaseSettings):
     send_max_attempts: int = Field(default=5, ge=1)
     # First retry delay in seconds; doubles per attempt (with jitter), capped at one hour.
     retry_base_seconds: float = Field(default=30.0, gt=0)
-    # Version of the privacy notice customers consented under, recorded in the consent ledger.
-    privacy_notice_version: str = "2026-11-01"
+    # Version of followup's built-in privacy notice, shown at FOLLOWUP_PUBLIC_URL/privacy and recorded
+    # with each consent until a notice is published through PUT /api/v1/privacy/notices/{version}
+    # (letters, digits, ".", "_", "-"; at most 32 characters). Publish your own: it can name you.
+    privacy_notice_version: str = Field(default="2026-11-01", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
     # Largest request body in bytes that any endpoint but the events batch reads; larger ones get 413.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Largest body of POST /api/v1/events in bytes (a batch holds at most 10,000 events); larger: 413.

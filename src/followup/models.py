@@ -13,7 +13,7 @@ from followup.followups.models import Followup, FollowupHistory
 from followup.kernel.db import Base
 from followup.kernel.jobs import Job
 from followup.policy.models import ContactReservation
-from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, PrivacyNotice, UnsubscribeLink
 from followup.rewards.models import RewardAccount, RewardEntry
 from followup.staff.models import ApiKey, ConsoleSession, SignInThrottle, StaffMember
 from followup.strategies.models import Segment, Strategy, StrategyVersion, Wave
@@ -49,6 +49,7 @@ __all__ = [
     "KeyCheck",
     "Message",
     "MessageAttempt",
+    "PrivacyNotice",
     "ProviderState",
     "RateLimit",
     "Response",

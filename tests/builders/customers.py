@@ -28,5 +28,5 @@ def make_customer(runtime: Runtime, customer_id: str = "c1", **overrides: Any) -
             limits=runtime.settings.input_limits,
             actor=SYSTEM,
             now=runtime.clock.now(),
-            notice_version="test",
+            built_in_notice_version="test",
         )

@@ -190,7 +190,7 @@ def create_reachable_customers(
                 limits=runtime.settings.input_limits,
                 actor=SYSTEM,
                 now=now,
-                notice_version=runtime.settings.privacy_notice_version,
+                built_in_notice_version=runtime.settings.privacy_notice_version,
             )
 
 

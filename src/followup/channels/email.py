@@ -35,6 +35,8 @@ from followup.channels.schemas import MessageContent
 from followup.kernel.text import control_character
 
 _UNSUBSCRIBE_LABEL = {"zh-CN": "退订", "en": "Unsubscribe"}
+_PRIVACY_LABEL = {"zh-CN": "隐私声明", "en": "Privacy notice"}
+_MY_DATA_LABEL = {"zh-CN": "查看或删除我的数据", "en": "See or delete my data"}
 _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -75,18 +77,23 @@ def _from(content: MessageContent, sender: str) -> str:
     return formataddr((content.sender_name, parseaddr(sender)[1] or sender))
 
 
-def build_email(delivery: Delivery, *, sender: str) -> EmailMessage:
-    """The email of a delivery; PermanentChannelError when it cannot be composed."""
+def build_email(delivery: Delivery, *, sender: str, privacy_url: str | None = None) -> EmailMessage:
+    """The email of a delivery; PermanentChannelError when it cannot be composed. `privacy_url`
+    (the privacy notice's page) goes into the footer of both parts, in the customer's language."""
     _check_headers(delivery, sender=sender)
     try:
-        return _compose(delivery, sender=sender)
+        return _compose(delivery, sender=sender, privacy_url=privacy_url)
     except (ValueError, TypeError, LookupError) as exc:  # the email package's refusals
         raise PermanentChannelError(f"the email could not be composed ({type(exc).__name__})") from exc
 
 
-def _compose(delivery: Delivery, *, sender: str) -> EmailMessage:
+def _compose(delivery: Delivery, *, sender: str, privacy_url: str | None) -> EmailMessage:
     content = delivery.content
     label = _UNSUBSCRIBE_LABEL.get(content.locale, "Unsubscribe")
+    privacy = None
+    if privacy_url:
+        locale = content.locale if content.locale in _PRIVACY_LABEL else "en"
+        privacy = {"url": f"{privacy_url}?lang={locale}", "label": _PRIVACY_LABEL[locale]}
     message = EmailMessage()
     message["From"] = _from(content, sender)
     if content.reply_to:
@@ -100,10 +107,12 @@ def _compose(delivery: Delivery, *, sender: str) -> EmailMessage:
         # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to this URL.
         message["List-Unsubscribe"] = f"<{content.unsubscribe_url}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(_templates.get_template("email.txt").render(c=content, unsubscribe_label=label))
-    message.add_alternative(
-        _templates.get_template("email.html").render(c=content, unsubscribe_label=label), subtype="html"
-    )
+    my_data = None
+    if content.my_data_url:
+        my_data = {"url": content.my_data_url, "label": _MY_DATA_LABEL.get(content.locale, _MY_DATA_LABEL["en"])}
+    parts = {"c": content, "unsubscribe_label": label, "privacy": privacy, "my_data": my_data}
+    message.set_content(_templates.get_template("email.txt").render(**parts))
+    message.add_alternative(_templates.get_template("email.html").render(**parts), subtype="html")
     if content.event is not None:
         # The appointment as an invitation the mail client offers to add to the calendar.
         organizer = parseaddr(sender)[1] or sender
@@ -168,6 +177,7 @@ class SmtpChannel:
         timeout: float = 30.0,
         idle_seconds: float = 30.0,
         max_per_connection: int = 100,
+        privacy_url: str | None = None,
     ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("smtp", "smtps", "smtp+starttls") or not parsed.hostname:
@@ -180,6 +190,7 @@ class SmtpChannel:
         self.username = unquote(parsed.username) if parsed.username else None
         self.password = unquote(parsed.password) if parsed.password else None
         self.sender = sender
+        self.privacy_url = privacy_url  # FOLLOWUP_PUBLIC_URL/privacy: every email's footer links to it
         self.timeout = timeout
         self.idle_seconds = idle_seconds
         self.max_per_connection = max_per_connection
@@ -246,7 +257,7 @@ class SmtpChannel:
     def send(self, delivery: Delivery, *, handoff: Callable[[], None]) -> Receipt:
         if not delivery.address:
             raise PermanentChannelError("no email address")
-        message = build_email(delivery, sender=self.sender)
+        message = build_email(delivery, sender=self.sender, privacy_url=self.privacy_url)
         try:
             body = _dot_stuffed(message.as_bytes(policy=SMTP_POLICY))
         except (ValueError, TypeError, LookupError) as exc:

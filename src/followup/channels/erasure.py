@@ -14,7 +14,8 @@ _ALL = 10_000  # an inbox holds what is open: a few items, never this many
 
 
 def export_customer(session: Session, customer_id: int, *, keys: KeyProvider) -> dict[str, list[dict[str, Any]]]:
-    return {"inbox": [item.model_dump(mode="json") for item in list_inbox(session, customer_id, keys=keys, limit=_ALL)]}
+    items = list_inbox(session, customer_id, keys=keys, privacy_url="", my_data_url="", limit=_ALL)
+    return {"inbox": [item.model_dump(mode="json", exclude={"privacy_url", "my_data_url"}) for item in items]}
 
 
 def erase_customer(session: Session, customer_id: int) -> None:

@@ -32,7 +32,9 @@ from followup.kernel.errors import ConfigurationError
 def default_channels(context: ChannelContext) -> dict[str, Channel]:
     settings = context.settings
     channels: dict[str, Channel] = {
-        capabilities.EMAIL: SmtpChannel(settings.smtp_url, sender=settings.smtp_from),
+        capabilities.EMAIL: SmtpChannel(
+            settings.smtp_url, sender=settings.smtp_from, privacy_url=f"{settings.public_url}/privacy"
+        ),
         capabilities.INAPP: InAppChannel(context.session, keys=context.keys, clock=context.clock),
         capabilities.PHONE: CallQueueChannel(),
     }

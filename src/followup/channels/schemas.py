@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class RatingLink(BaseModel):
@@ -42,6 +42,8 @@ class MessageContent(BaseModel):
     link: str
     link_label: str
     unsubscribe_url: str | None = None
+    # The customer's own privacy page (/p/<token>): set fresh when the message is sent.
+    my_data_url: str | None = None
     footer: str = ""
     # A person the message comes from (a proactive strategy's owner): From name and Reply-To.
     sender_name: str | None = None
@@ -66,6 +68,9 @@ class InboxItemOut(BaseModel):
     title: str
     body: str
     link: str
+    # The current privacy notice in the customer's language: the app shows it with every item.
+    privacy_url: str
+    my_data_url: str = Field(description="the customer's own privacy page: see, download or delete their data")
     created_at: dt.datetime
     read: bool
 

@@ -69,7 +69,11 @@ def remove_from_inbox(session: Session, idempotency_keys: list[str]) -> int:
     return InboxRepository(session).delete_by_keys(idempotency_keys) if idempotency_keys else 0
 
 
-def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: int = 50) -> list[InboxItemOut]:
+def list_inbox(
+    session: Session, customer_id: int, *, keys: KeyProvider, privacy_url: str, my_data_url: str, limit: int = 50
+) -> list[InboxItemOut]:
+    """The open inbox items, newest first; each links to the privacy notice and, with a fresh token,
+    to the customer's own privacy page."""
     items = []
     for row in InboxRepository(session).for_customer(customer_id, limit=limit):
         plain = customers.open_for_customer(session, customer_id, row.content_sealed, keys=keys, purpose=_PURPOSE)
@@ -82,6 +86,8 @@ def list_inbox(session: Session, customer_id: int, *, keys: KeyProvider, limit: 
                 title=payload["title"],
                 body=payload["body"],
                 link=payload["link"],
+                privacy_url=privacy_url,
+                my_data_url=my_data_url,
                 created_at=row.created_at,
                 read=row.read_at is not None,
             )

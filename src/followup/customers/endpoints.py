@@ -8,6 +8,10 @@ from followup.customers import contact_points, service
 from followup.customers.schemas import ContactPointOut, CustomerOut, CustomerUpsert, DeviceIn
 from followup.kernel.http import AppSettings, ChannelNames, Keys, Now, ReadSession, WriteSession
 from followup.kernel.openapi import may_answer
+from followup.kernel.pagination import Limit, Offset
+from followup.kernel.schemas import Page
+from followup.privacy import service as privacy
+from followup.privacy.schemas import ConsentHistoryItem
 from followup.staff.auth import ApiActor
 
 router = APIRouter(tags=["customers"])
@@ -34,7 +38,7 @@ def upsert_customer(
         limits=settings.input_limits,
         actor=actor,
         now=now,
-        notice_version=settings.privacy_notice_version,
+        built_in_notice_version=settings.privacy_notice_version,
         channels=channels,
     )
     return service.describe_customer(session, customer, keys=keys, now=now)
@@ -44,6 +48,18 @@ def upsert_customer(
 def get_customer(customer_id: CustomerId, session: ReadSession, actor: ApiActor, keys: Keys, now: Now) -> CustomerOut:
     customer = service.access_customer(session, customer_id)
     return service.describe_customer(session, customer, keys=keys, now=now)
+
+
+@router.get(
+    "/customers/{customer_id}/consents/history", response_model=Page[ConsentHistoryItem], responses=may_answer(404)
+)
+def get_consent_history(
+    customer_id: CustomerId, session: ReadSession, actor: ApiActor, limit: Limit = 50, offset: Offset = 0
+) -> Page[ConsentHistoryItem]:
+    """Every consent the customer gave or withdrew, newest first: how, by whom, under which notice."""
+    customer = service.access_customer(session, customer_id)
+    items, total = privacy.consent_history(session, customer.id, limit=limit, offset=offset)
+    return Page[ConsentHistoryItem](items=items, total=total)
 
 
 @router.put(

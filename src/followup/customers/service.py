@@ -88,7 +88,7 @@ def upsert_customer(
     limits: InputLimits,
     actor: Actor,
     now: dt.datetime,
-    notice_version: str,
+    built_in_notice_version: str,
     channels: Collection[str] = (),
 ) -> Customer:
     """Create or change a customer. Consents and the preferred channel may name the built-in
@@ -174,7 +174,7 @@ def upsert_customer(
             },
             subject_id=external_id,
             source="api",
-            notice_version=notice_version,
+            built_in_notice_version=built_in_notice_version,
             actor=actor,
             now=now,
         )

@@ -620,7 +620,7 @@ class Simulation:
                     limits=runtime.settings.input_limits,
                     actor=SYSTEM,
                     now=now,
-                    notice_version=NOTICE_VERSION,
+                    built_in_notice_version=NOTICE_VERSION,
                 )
                 self.customer_of[row.id] = person
                 self.zones.setdefault(person.time_zone, ZoneInfo(person.time_zone))
@@ -773,7 +773,7 @@ class Simulation:
                     {"feedback": {pending.answers["channel"]: False}},
                     subject_id=customer.external_id,
                     source="privacy_page",
-                    notice_version=NOTICE_VERSION,
+                    built_in_notice_version=NOTICE_VERSION,
                     actor=actor,
                     now=now,
                 )

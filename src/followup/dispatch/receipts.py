@@ -126,7 +126,7 @@ def apply_bounce(
     kind: str,
     message_ref: str | None,
     keys: KeyProvider,
-    notice_version: str,
+    built_in_notice_version: str,
     now: dt.datetime,
 ) -> int:
     """An email bounce (`kind`: hard, soft, complaint). A hard bounce marks the address bounced
@@ -154,8 +154,8 @@ def apply_bounce(
                 customer.id,
                 {policy.PURPOSE: {"email": False}},
                 subject_id=customer.external_id,
-                source="complaint",
-                notice_version=notice_version,
+                source="unsubscribe",  # a spam complaint is the customer's unsubscribe
+                built_in_notice_version=built_in_notice_version,
                 actor=Actor(kind="customer", id=customer.external_id),
                 now=now,
             )

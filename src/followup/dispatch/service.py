@@ -29,6 +29,7 @@ from followup.kernel.crypto import KeyProvider
 from followup.kernel.errors import Conflict, NotFound
 from followup.policy import service as policy
 from followup.policy.schemas import Decision
+from followup.privacy import page_links
 
 UNDELIVERED_JOB = "dispatch.message_undelivered"
 _CONTENT_PURPOSE = "message-content"
@@ -401,6 +402,8 @@ def prepare_sends(
             _undelivered(session, message, status="suppressed", reason="unreachable", now=now)
             continue
         resumed = message.attempts > 1 and repo.last_try_lost(message.id, message.attempts - 1)
+        token = page_links.make_token(keys, message.customer_id, now=now)  # fresh: a retry gets a live link
+        content = content.model_copy(update={"my_data_url": f"{settings.public_url}/p/{token}"})
         prepared.plans.append(
             SendPlan(
                 message_id=message.id,

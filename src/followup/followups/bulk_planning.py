@@ -49,6 +49,7 @@ def plan_followups_in_bulk(
     table.create(rows)
     policy.lock_budgets(session, [row[0] for row in rows if row[4] is None])  # no preset reason
     joins, refusal, params = policy.refusal_sql(
+        session,
         customer="p.customer_id",
         alias="c",
         customers_sql=table.customer_ids_sql(),

@@ -219,7 +219,7 @@ def record_outcome(
                 {policy.PURPOSE: {capabilities.PHONE: False}},
                 subject_id=external,
                 source="agent_call",
-                notice_version=settings.privacy_notice_version,
+                built_in_notice_version=settings.privacy_notice_version,
                 actor=actor,
                 now=now,
             )

@@ -182,8 +182,8 @@ def _keyword(
         customer.id,
         changes,
         subject_id=customer.external_id,
-        source="sms",
-        notice_version=settings.privacy_notice_version,
+        source="sms_keyword",
+        built_in_notice_version=settings.privacy_notice_version,
         actor=Actor(kind="customer", id=customer.external_id),
         now=now,
     )

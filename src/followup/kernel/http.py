@@ -187,7 +187,7 @@ class ResponseHeaders:
         return [(name.lower().encode(), value.encode()) for name, value in wanted.items()]
 
     def _headers_for(self, path: str) -> list[tuple[bytes, bytes]]:
-        if path.startswith(("/s/", "/u/", "/c/", "/p/")):  # the customers' pages
+        if path.startswith(("/s/", "/u/", "/c/", "/p/", "/privacy/")) or path == "/privacy":  # customers' pages
             return self.kinds["page"]
         if path == "/console" or path.startswith("/console/"):
             return self.kinds["console"]

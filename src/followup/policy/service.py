@@ -160,6 +160,7 @@ def lock_budgets(session: Session, customer_ids: Iterable[int]) -> None:
 
 
 def refusal_sql(
+    session: Session,
     *,
     customer: str,
     alias: str,
@@ -188,9 +189,11 @@ def refusal_sql(
         if reach == "FALSE":
             continue
         consent = f"policy_consent{index}"
-        joins.append(privacy.consent_join(consent, customer, purpose=PURPOSE, channel=channel))
+        joins.append(privacy.consent_join(session, consent, customer, purpose=PURPOSE, channel=channel))
         reachable.append(reach)
-        allowed.append(f"({reach} AND {consent}.granted = TRUE)")
+        # COALESCE: a customer with no consent row (never asked, or a grant that no longer counts)
+        # joins NULL, and NOT (NULL) would refuse nothing.
+        allowed.append(f"({reach} AND COALESCE({consent}.granted, FALSE) = TRUE)")
     joins.append(ledger_join_sql("policy_ledger", customer, customers_sql))
     if any(reach != "TRUE" for reach in reachable):  # an address is read from the customer's row
         joins.insert(0, customers.customer_join(alias, customer))

@@ -19,6 +19,10 @@ class Consent(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     granted: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The notice the current state was given or withdrawn under; null for consents recorded before
+    # notices were kept. A grant under a notice older than one asking for fresh consent to its
+    # purpose no longer counts (`privacy.service.consents_for`).
+    notice_version: Mapped[str | None] = mapped_column(String(32))
 
 
 class ConsentRecord(Base):
@@ -34,8 +38,27 @@ class ConsentRecord(Base):
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str] = mapped_column(String(32))
     notice_version: Mapped[str] = mapped_column(String(32))
+    # The sha256 of that notice's canonical content: which words the customer was shown. Null for
+    # rows recorded before notices were kept.
+    notice_hash: Mapped[str | None] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(160))
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PrivacyNotice(Base):
+    """A published privacy notice: its text per locale, never changed once published. The latest
+    published is the current one; `requires_fresh_consent` names the purposes whose earlier grants
+    stop counting from this notice on."""
+
+    __tablename__ = "privacy_notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(32), unique=True)
+    text: Mapped[dict[str, str]] = mapped_column(JSONType)
+    requires_fresh_consent: Mapped[list[str]] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(160))
 
 
 class AuditEntry(Base):

@@ -6,28 +6,35 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from followup.kernel.db import BulkStatements
 from followup.privacy.chain import GENESIS, ChainHead, ChainLine, line_hash
-from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, UnsubscribeLink
+from followup.privacy.models import AuditChainHead, AuditEntry, Consent, ConsentRecord, PrivacyNotice, UnsubscribeLink
 
 
 class PrivacyRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def consents_for(self, customer_ids: Iterable[int], purpose: str) -> dict[int, dict[str, bool]]:
+    def consents_for(
+        self, customer_ids: Iterable[int], purpose: str, *, counted_versions: frozenset[str] | None
+    ) -> dict[int, dict[str, bool]]:
+        """Customer → channel → granted; a grant given under a notice outside `counted_versions`
+        (when it is not None) is left out, as if never asked: the same rule as `consent_join_sql`."""
         ids = list(customer_ids)
         result: dict[int, dict[str, bool]] = {cid: {} for cid in ids}
         for start in range(0, len(ids), 900):
             chunk = ids[start : start + 900]
             rows = self.session.execute(
-                select(Consent.customer_id, Consent.channel, Consent.granted).where(
+                select(Consent.customer_id, Consent.channel, Consent.granted, Consent.notice_version).where(
                     Consent.customer_id.in_(chunk), Consent.purpose == purpose
                 )
             )
-            for customer_id, channel, granted in rows:
+            for customer_id, channel, granted, notice_version in rows:
+                if granted and counted_versions is not None and notice_version not in counted_versions:
+                    continue
                 result[customer_id][channel] = granted
         return result
 
@@ -141,8 +148,37 @@ class PrivacyRepository:
         )
         return [ChainLine(*row) for row in rows]
 
-    def add(self, row: Consent | ConsentRecord | AuditEntry | UnsubscribeLink) -> None:
+    def add(self, row: Consent | ConsentRecord | AuditEntry | UnsubscribeLink | PrivacyNotice) -> None:
         self.session.add(row)
+
+    def notice(self, version: str) -> PrivacyNotice | None:
+        return self.session.scalars(select(PrivacyNotice).where(PrivacyNotice.version == version)).one_or_none()
+
+    def add_notice_once(self, row: PrivacyNotice) -> bool:
+        """Insert a notice in a savepoint; False when its version is already taken."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def latest_notice(self) -> PrivacyNotice | None:
+        return self.session.scalars(select(PrivacyNotice).order_by(PrivacyNotice.id.desc()).limit(1)).one_or_none()
+
+    def notices_page(self, *, limit: int, offset: int) -> tuple[list[PrivacyNotice], int]:
+        """Published notices, newest first."""
+        total = self.session.scalar(select(func.count()).select_from(PrivacyNotice)) or 0
+        rows = self.session.scalars(select(PrivacyNotice).order_by(PrivacyNotice.id.desc()).limit(limit).offset(offset))
+        return list(rows), total
+
+    def notice_requirements(self) -> list[tuple[str, list[str]]]:
+        """(version, purposes asking for fresh consent) of every published notice, oldest first.
+        A few rows: one per notice ever published."""
+        rows = self.session.execute(
+            select(PrivacyNotice.version, PrivacyNotice.requires_fresh_consent).order_by(PrivacyNotice.id)
+        )
+        return [(version, list(purposes)) for version, purposes in rows]
 
     def ledger(self, customer_id: int) -> list[ConsentRecord]:
         return list(
@@ -192,12 +228,19 @@ class PrivacyRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def consent_join_sql(alias: str, customer: str, *, purpose: str, channel: str) -> str:
-    """LEFT JOIN of a customer's consent to one purpose on one channel, as `alias` (both checked
-    against our own names by the caller)."""
+def consent_join_sql(
+    alias: str, customer: str, *, purpose: str, channel: str, counted_versions: frozenset[str] | None
+) -> str:
+    """LEFT JOIN of a customer's consent to one purpose on one channel, as `alias` (purpose,
+    channel and versions checked against our own shapes by the caller). A grant given under a
+    notice outside `counted_versions` (when it is not None) joins no row, as if never asked."""
+    fresh = ""
+    if counted_versions is not None:
+        listed = ", ".join(f"'{version}'" for version in sorted(counted_versions))
+        fresh = f" AND ({alias}.granted = FALSE OR {alias}.notice_version IN ({listed}))"
     return (
         f"LEFT JOIN {Consent.__tablename__} {alias} ON {alias}.customer_id = {customer} "
-        f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'"
+        f"AND {alias}.purpose = '{purpose}' AND {alias}.channel = '{channel}'{fresh}"
     )
 
 

@@ -73,13 +73,19 @@ AREAS: dict[str, Area] = {
     "interviews": _area({AGENT}, set(), "the interviews"),
     # Records of what was done, for the auditor.
     "audit": _area({AUDITOR}, set(), "the audit log"),
-    "privacy": _area({AUDITOR}, set(), "the privacy requests and notices"),
+    # The privacy notices customers read: anyone may read them, admins alone publish one.
+    "privacy": _area({ANALYST, AGENT, AUDITOR}, set(), "the privacy notices"),
+    # Customers' data requests (erasures, exports): the auditor reads the queue, admins hold requests.
+    "privacy-requests": _area({AUDITOR}, set(), "the customers' data requests"),
     # The rest is set-up, and stays with admins: outbox (addresses), channels, webhooks, staff, events.
 }
 
 
 def area_of(path: str) -> str:
-    """The area of a path template relative to `/console` or `/api/v1`: `/cases/{case_id}` → `cases`."""
+    """The area of a path template relative to `/console` or `/api/v1`: `/cases/{case_id}` → `cases`.
+    Customers' data requests are an area of their own within `privacy` (whose notices all may read)."""
+    if path.strip("/").startswith("privacy/requests"):
+        return "privacy-requests"
     first = path.strip("/").split("/", 1)[0]
     return first.split(".", 1)[0]  # `cases.csv` belongs with the cases
 

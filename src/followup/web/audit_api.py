@@ -39,6 +39,7 @@ class ConsentRecordOut(Schema):
     granted: bool
     source: str
     notice_version: str
+    notice_hash: str | None
     actor: str
 
 
@@ -88,6 +89,7 @@ def list_consent_ledger(
             granted=row.granted,
             source=row.source,
             notice_version=row.notice_version,
+            notice_hash=row.notice_hash,
             actor=row.actor,
         )
         for row in rows

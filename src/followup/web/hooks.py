@@ -172,7 +172,7 @@ async def email_bounces(request: Request) -> Response:
                 kind=bounce.type,
                 message_ref=bounce.message_id,
                 keys=runtime.keys,
-                notice_version=settings.privacy_notice_version,
+                built_in_notice_version=settings.privacy_notice_version,
                 now=now,
             )
     return Response(content=f'{{"ok":true,"marked":{marked}}}', media_type="application/json")

@@ -24,7 +24,7 @@ from followup.customers import service as customers
 from followup.dispatch import service as dispatch
 from followup.followups import service as followups
 from followup.kernel.errors import NotFound
-from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession
+from followup.kernel.http import AppSettings, Keys, Now, ReadSession, WriteSession, runtime_of
 from followup.privacy import service as privacy
 from followup.surveys import service as surveys
 from followup.surveys.schemas import (
@@ -57,7 +57,8 @@ TEXT: dict[str, dict[str, str]] = {
         "details_lead": "愿意再多告诉我们一点吗？以下问题均可跳过。",
         "thanks_heading": "感谢您的反馈",
         "thanks_text": "您的意见已记录，我们会认真阅读。",
-        "footer": "您的回答仅用于改进服务，并受隐私政策保护。",
+        "footer": "您的回答仅用于改进服务，并受隐私声明保护。",
+        "privacy_link": "隐私声明",
         "unsubscribe_heading": "退订反馈邮件",
         "unsubscribe_lead": "确认后，我们将不再通过邮件邀请您参与回访。",
         "unsubscribe_button": "确认退订",
@@ -89,6 +90,7 @@ TEXT: dict[str, dict[str, str]] = {
         "thanks_heading": "Thank you for your feedback",
         "thanks_text": "Your answers are in; we read every one.",
         "footer": "Your answers are used only to improve our service and are protected by our privacy notice.",
+        "privacy_link": "Privacy notice",
         "unsubscribe_heading": "Unsubscribe from feedback emails",
         "unsubscribe_lead": "Once you confirm, we will not invite you to give feedback by email any more.",
         "unsubscribe_button": "Unsubscribe",
@@ -168,11 +170,17 @@ async def _form(request: Request) -> dict[str, Any]:
 FormData = Annotated[dict[str, Any], Depends(_form)]
 
 
+def privacy_url(settings: Settings, locale: str) -> str:
+    """The current privacy notice's page, in the customer's language: every page and message links to it."""
+    return f"{settings.public_url}/privacy?lang={locale if locale in TEXT else 'en'}"
+
+
 def page(request: Request, name: str, context: dict[str, Any], *, locale: str, status_code: int = 200) -> Response:
-    """A customer's page in their locale (`t` holds its shared texts, such as the footer)."""
-    return templates.TemplateResponse(
-        request, name, {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), **context}, status_code=status_code
-    )
+    """A customer's page in their locale (`t` holds its shared texts, such as the footer, which
+    links to the privacy notice)."""
+    settings: Settings = runtime_of(request).settings
+    shared = {"locale": locale, "t": TEXT.get(locale, TEXT["en"]), "privacy_url": privacy_url(settings, locale)}
+    return templates.TemplateResponse(request, name, {**shared, **context}, status_code=status_code)
 
 
 def invalid_link_page(request: Request) -> Response:
@@ -504,7 +512,7 @@ def unsubscribe(request: Request, token: str, session: WriteSession, now: Now, s
         return invalid_link_page(request)
     external = customers.external_ids(session, [link.customer_id])
     withdrawn = privacy.unsubscribe(
-        session, token, subject_id_of=external, notice_version=settings.privacy_notice_version, now=now
+        session, token, subject_id_of=external, built_in_notice_version=settings.privacy_notice_version, now=now
     )
     customer = customers.get_by_id(session, link.customer_id)
     locale = customer.locale if customer else "en"

@@ -261,7 +261,7 @@ def change_consents(
         changes,
         subject_id=customer.external_id,
         source=SOURCE,
-        notice_version=settings.privacy_notice_version,
+        built_in_notice_version=settings.privacy_notice_version,
         actor=Actor(kind="customer", id=str(customer.id)),
         now=now,
     )

@@ -1,7 +1,7 @@
 """the key store apart from the data, tombstones, erasure requests
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-03
 
 Customers' wrapped data keys move out of the database into the key store (a second SQLite file
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0020"
+down_revision: str | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -23,7 +23,14 @@ STATUSES = ("pending", "held", "done")
 REQUEST_ID = 32
 
 
-@router.get("/privacy", response_class=HTMLResponse)
+@router.get("/privacy")
+def privacy_home(signed_in: ConsoleStaff) -> Response:
+    """The queue for those who may read it (admins, auditors), the notices for everyone else."""
+    allowed = roles.access(signed_in.role, "GET", "/privacy/requests") == "allow"
+    return RedirectResponse("/console/privacy/requests" if allowed else "/console/privacy/notices", status_code=303)
+
+
+@router.get("/privacy/requests", response_class=HTMLResponse)
 def request_queue(
     request: Request,
     signed_in: ConsoleStaff,
@@ -40,7 +47,7 @@ def request_queue(
             title="No such filter",
             text="Filter by a status (pending, held or done) or show the overdue requests.",
             status_code=400,
-            back="/console/privacy",
+            back="/console/privacy/requests",
         )
     number = page_number_of(request, signed_in, page)
     if isinstance(number, Response):
@@ -61,6 +68,7 @@ def request_queue(
         {
             "title": "Privacy requests",
             "nav": "privacy",
+            "privacy_tab": "requests",
             "items": items,
             "status": status,
             "overdue": overdue,
@@ -94,7 +102,7 @@ def change_request(
             title="Not held",
             text="Say why the request is held, in 1 to 500 characters (e.g. a legal hold on the account).",
             status_code=422,
-            back="/console/privacy",
+            back="/console/privacy/requests",
         )
     try:
         if action == "hold":
@@ -103,4 +111,4 @@ def change_request(
             data_rights.release(session, request_id, actor=staff_actor(signed_in), now=now)
     except FollowupError as exc:
         return problem_page(request, signed_in, title="Not changed", text=exc.message, status_code=exc.status_code)
-    return RedirectResponse("/console/privacy", status_code=303)
+    return RedirectResponse("/console/privacy/requests", status_code=303)
