@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -334,7 +335,9 @@ def test_the_email_its_survey_page_and_the_inbox_link_to_the_notice(
     # Then the email's text and HTML footers link to the notice in the customer's language
     (email,) = smtp.wait_for(1)
     link = "http://testserver/privacy?lang=en"
-    assert text_body(email).rstrip().endswith(f"Privacy notice: {link}")
+    assert f"\nPrivacy notice: {link}\r\n" in text_body(email)
+    # and to the customer's own privacy page, with a token of its own
+    assert re.search(r"See or delete my data: http://testserver/p/\d+\.\d+\.[A-Za-z0-9_-]{32}\s*$", text_body(email))
     assert f'<a href="{link}" style="color:#57606a">Privacy notice</a>' in html_body(email)
     # And so does the survey page it opens
     page = api.get(survey_path(email))

@@ -153,7 +153,8 @@ def test_the_console_shows_the_queue_and_an_admin_holds_and_releases_a_request(
     request_id = api.post("/api/v1/customers/c1/erasure").json()["request_id"]
     admin = sign_in(TestClient(create_app(runtime), follow_redirects=False), "ops@wallet.example", make_staff(runtime))
 
-    queue = admin.get("/console/privacy")
+    assert admin.get("/console/privacy").headers["location"] == "/console/privacy/requests"
+    queue = admin.get("/console/privacy/requests")
     assert queue.status_code == 200
     assert request_id in queue.text
     assert "1</strong> open" in queue.text
@@ -162,7 +163,7 @@ def test_the_console_shows_the_queue_and_an_admin_holds_and_releases_a_request(
         data={"csrf": csrf_of(queue.text), "reason": "legal hold: card dispute"},
     )
     assert held.status_code == 303
-    shown = admin.get("/console/privacy?status=held").text
+    shown = admin.get("/console/privacy/requests?status=held").text
     assert "legal hold: card dispute" in shown
     assert "staff:ops@wallet.example" in shown
     refused = admin.post(f"/console/privacy/requests/{request_id}/release", data={"csrf": "forged"})
@@ -171,15 +172,16 @@ def test_the_console_shows_the_queue_and_an_admin_holds_and_releases_a_request(
     assert released.status_code == 303
     assert api.get(f"/api/v1/privacy/requests/{request_id}").json()["status"] == "pending"
 
-    assert admin.get("/console/privacy?status=lost").status_code == 400
+    assert admin.get("/console/privacy/requests?status=lost").status_code == 400
     clock.advance(dt.timedelta(days=16))  # past the deadline, and past the console session too
     auditor = TestClient(create_app(runtime), follow_redirects=False)
     sign_in(auditor, "audit@wallet.example", make_staff(runtime, "audit@wallet.example", role="auditor"))
-    seen = auditor.get("/console/privacy")
+    seen = auditor.get("/console/privacy/requests")
     assert seen.status_code == 200
     assert request_id in seen.text
     assert "/hold" not in seen.text, "an auditor reads the queue and changes nothing"
-    assert request_id in auditor.get("/console/privacy?overdue=1").text
+    assert request_id in auditor.get("/console/privacy/requests?overdue=1").text
     agent = TestClient(create_app(runtime), follow_redirects=False)
     sign_in(agent, "ann@wallet.example", make_staff(runtime, "ann@wallet.example", role="agent"))
-    assert agent.get("/console/privacy").status_code == 403
+    assert agent.get("/console/privacy/requests").status_code == 403
+    assert agent.get("/console/privacy").headers["location"] == "/console/privacy/notices"

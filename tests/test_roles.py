@@ -41,8 +41,11 @@ CONSOLE = {
     "/console/interviews": {"admin": 200, "analyst": 403, "agent": 200, "auditor": 403},
     "/console/webhooks": {"admin": 200, "analyst": 403, "agent": 403, "auditor": 403},
     "/console/audit": {"admin": 200, "analyst": 403, "agent": 403, "auditor": 200},
+    # /console/privacy leads each role to the part it may read (the client follows the redirect)
     "/console/privacy": {"admin": 200, "analyst": 200, "agent": 200, "auditor": 200},
-    "/console/privacy/2026-11-01": {"admin": 200, "analyst": 200, "agent": 200, "auditor": 200},
+    "/console/privacy/notices": {"admin": 200, "analyst": 200, "agent": 200, "auditor": 200},
+    "/console/privacy/notices/2026-11-01": {"admin": 200, "analyst": 200, "agent": 200, "auditor": 200},
+    "/console/privacy/requests": {"admin": 200, "analyst": 403, "agent": 403, "auditor": 200},
     "/console/two-factor": {"admin": 200, "analyst": 200, "agent": 200, "auditor": 200},
 }
 

@@ -42,6 +42,7 @@ from followup.web.console import (
     calls,
     channels,
     interviews,
+    notices,
     privacy,
     segments,
     strategies,
@@ -408,6 +409,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(webhooks.router)
     app.include_router(audit.router)
     app.include_router(privacy.router)
+    app.include_router(notices.router)
     app.include_router(case_pages.router)
     app.include_router(calls.router)
     app.include_router(two_factor.router)
