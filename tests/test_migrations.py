@@ -20,7 +20,7 @@ from followup.migrations.runner import current, downgrade, upgrade
 from followup.models import metadata
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0022"
+HEAD = "0024"
 
 
 def schema_differences(conn: Connection) -> list[Any]:
