@@ -24,6 +24,7 @@ from followup.cli.main import app
 from followup.config import Settings
 from followup.data_rights import retention
 from followup.dispatch import service as dispatch
+from followup.events import service as events
 from followup.kernel.time import ManualClock
 from followup.runtime import Runtime
 from followup.worker import Worker
@@ -59,8 +60,8 @@ def lived(api: TestClient, runtime: Runtime, smtp: SmtpSink, clock: ManualClock)
     assert api.put("/api/v1/customers/c2", json=inbox_customer).status_code == 200
     assert api.post("/api/v1/surveys", json=survey_body()).status_code == 201
     assert api.post("/api/v1/strategies", json=strategy_body(remind_after=None)).status_code == 201
-    events = [transfer("e-1", "c1"), transfer("e-2", "c2")]
-    assert api.post("/api/v1/events", json={"events": events}).json()["accepted"] == 2
+    batch = [transfer("e-1", "c1"), transfer("e-2", "c2")]
+    assert api.post("/api/v1/events", json={"events": batch}).json()["accepted"] == 2
     clock.advance(dt.timedelta(minutes=31))
     Worker(runtime).run_until_idle()
 
@@ -201,8 +202,8 @@ def test_an_event_older_than_its_retention_is_refused_at_ingest(api: TestClient,
 
 
 def test_the_purge_runs_in_batches_of_the_workers_size(api: TestClient, runtime: Runtime, clock: ManualClock) -> None:
-    events = [transfer(f"e-{n}", f"c{n}", amount=1) for n in range(7)]  # below every audience: no follow-up
-    assert api.post("/api/v1/events", json={"events": events}).json()["accepted"] == 7
+    batch = [transfer(f"e-{n}", f"c{n}", amount=1) for n in range(7)]  # below every audience: no follow-up
+    assert api.post("/api/v1/events", json={"events": batch}).json()["accepted"] == 7
     clock.advance(31 * DAY)
     young = transfer("e-young", "c0", amount=1, occurred_at=clock.now())
     assert api.post("/api/v1/events", json={"events": [young]}).json()["accepted"] == 1
@@ -216,6 +217,13 @@ def test_the_purge_runs_in_batches_of_the_workers_size(api: TestClient, runtime:
     with runtime.read_session() as session:
         assert session.scalar(text("SELECT event_id FROM events")) == "e-young"
     assert held(runtime)["activity_days"] == 8  # what the events added to the stats stays
+
+    # Rebuilding the stats from the log keeps the days whose events are gone.
+    with runtime.session() as session:
+        since = events.held_whole_since(now=clock.now(), settings=runtime.settings)
+        assert since == dt.datetime.combine((clock.now() - 30 * DAY).date(), dt.time(), dt.UTC) + DAY
+        assert events.recompute_customer_stats(session, since=since) == 1
+    assert held(runtime)["activity_days"] == 8
 
 
 def test_nothing_is_purged_while_every_period_is_unset(
@@ -233,7 +241,7 @@ def test_nothing_is_purged_while_every_period_is_unset(
     assert held(runtime) == before | {"inbox": 0}
     with runtime.read_session() as session:
         report = retention.retention_report(session, now=clock.now(), settings=settings)
-    assert [(row.data_class, row.period, row.cutoff, row.due, row.purged) for row in report] == [
+    assert [(row.data_class, row.period_days, row.cutoff, row.due, row.purged) for row in report.classes] == [
         (name, None, None, 0, 0) for name in retention.DATA_CLASSES
     ]
 
@@ -241,8 +249,9 @@ def test_nothing_is_purged_while_every_period_is_unset(
 def test_a_retention_setting_is_a_duration_of_a_day_or_more_or_p0d() -> None:
     assert Settings(_env_file=None, retention_inbox="P0D").retention["inbox"] is None  # type: ignore[call-arg]
     assert Settings(_env_file=None, retention_inbox="P1Y").retention["inbox"] == 365 * DAY  # type: ignore[call-arg]
-    with pytest.raises(ValidationError, match="from P1D to P36500D, or P0D to keep for ever"):
-        Settings(_env_file=None, retention_inbox="PT1H")  # type: ignore[call-arg]
+    for wrong in ("PT1H", "P1DT12H", "P36501D"):
+        with pytest.raises(ValidationError, match="in whole days from P1D to P36500D, or P0D to keep for ever"):
+            Settings(_env_file=None, retention_inbox=wrong)  # type: ignore[call-arg]
 
 
 def report(database_url: str, clock: ManualClock, *args: str) -> Any:
@@ -288,7 +297,7 @@ def test_the_report_shows_what_would_go_and_what_went(
     clock.advance(5 * DAY)
     before = {row["data_class"]: row for row in report(database_url, clock, "--json")["classes"]}
     assert (before["free_text"]["due"], before["free_text"]["purged"]) == (5, 0)
-    assert before["free_text"]["period"] == "P10D"
+    assert before["free_text"]["period_days"] == 10
     assert before["free_text"]["cutoff"] == (clock.now() - 10 * DAY).isoformat().replace("+00:00", "Z")
     parts = {part["part"]: part["due"] for part in before["free_text"]["parts"]}
     assert parts == {"responses.texts": 1, "replies.texts": 1, "cases.texts": 3}  # the case: note, reply, closing

@@ -366,8 +366,11 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _check_retention(cls, value: dt.timedelta) -> dt.timedelta:
-        if value != dt.timedelta(0) and not dt.timedelta(days=1) <= value <= dt.timedelta(days=36_500):
-            raise ValueError("a retention period is an ISO 8601 duration from P1D to P36500D, or P0D to keep for ever")
+        whole_days = value % dt.timedelta(days=1) == dt.timedelta(0)
+        if value != dt.timedelta(0) and not (whole_days and dt.timedelta(days=1) <= value <= dt.timedelta(days=36_500)):
+            raise ValueError(
+                "a retention period is an ISO 8601 duration in whole days from P1D to P36500D, or P0D to keep for ever"
+            )
         return value
 
     @field_validator("email_webhook_secret")

@@ -1,9 +1,8 @@
-"""`followup privacy`: what the privacy side of followup holds and purges, for an operator."""
+"""`followup privacy`: how long personal data is kept and what the worker purged, for an operator."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated
 
 import typer
@@ -19,13 +18,6 @@ def _when(at: dt.datetime | None) -> str:
     return f"{at:%Y-%m-%d %H:%M}" if at else "never"
 
 
-def _period(period: dt.timedelta | None) -> str:
-    if period is None:
-        return "for ever"
-    days = period / dt.timedelta(days=1)
-    return f"{days:g} days"
-
-
 @privacy_app.command("retention-report")
 def retention_report(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document on stdout, for scripts")] = False,
@@ -37,34 +29,35 @@ def retention_report(
 
     with cli_runtime() as runtime:
         check_schema(runtime)
-        now = runtime.clock.now()
         with runtime.read_session() as session:
-            report = retention.retention_report(session, now=now, settings=runtime.settings)
+            report = retention.retention_report(session, now=runtime.clock.now(), settings=runtime.settings)
     if as_json:
-        document = {"at": now.isoformat(), "classes": [row.model_dump(mode="json") for row in report]}
-        typer.echo(json.dumps(document, ensure_ascii=False))
+        typer.echo(report.model_dump_json())
         return
-    table = Table(title=f"Retention at {now:%Y-%m-%d %H:%M} UTC")
-    for column in ("data class", "kept", "cutoff", "due now", "purged", "last purge", "last look"):
+    table = Table(title=f"Retention at {report.at:%Y-%m-%d %H:%M} UTC")
+    for column in ("data class", "kept", "cutoff", "due now", "purged", "last purge", "last look", "what goes"):
         table.add_column(column, justify="right" if column in ("due now", "purged") else "left")
-    for row in report:
+    for row in report.classes:
+        kept = "for ever" if row.period_days is None else f"{row.period_days:,} days"
         table.add_row(
             f"[bold]{row.data_class}[/bold]",
-            _period(row.period),
+            kept,
             _when(row.cutoff) if row.cutoff else "–",
             f"{row.due:,}",
             f"{row.purged:,}",
             _when(row.last_purged_at),
             _when(row.checked_at),
+            "",
         )
         for part in row.parts:
             table.add_row(
                 f"[dim]  {part.part}[/dim]",
-                f"[dim]{part.what}[/dim]",
+                "",
                 "",
                 f"[dim]{part.due:,}[/dim]",
                 f"[dim]{part.purged:,}[/dim]",
                 f"[dim]{_when(part.last_purged_at)}[/dim]",
                 "",
+                f"[dim]{part.what}[/dim]",
             )
-    Console(width=160).print(table)
+    Console(width=170).print(table)

@@ -23,7 +23,7 @@ from followup.cases import retention as cases
 from followup.channels import retention as channels
 from followup.config import Settings
 from followup.data_rights.repository import RetentionRepository
-from followup.data_rights.schemas import RetentionClassOut, RetentionPartOut
+from followup.data_rights.schemas import RetentionClassOut, RetentionPartOut, RetentionReport
 from followup.dispatch import retention as messages
 from followup.events import retention as events
 from followup.kernel.crypto import KeyProvider
@@ -146,7 +146,7 @@ def purge_due(
     return purged
 
 
-def retention_report(session: Session, *, now: dt.datetime, settings: Settings) -> list[RetentionClassOut]:
+def retention_report(session: Session, *, now: dt.datetime, settings: Settings) -> RetentionReport:
     """Per data class: its period and cutoff, what would go now, and what went (from the worker's
     record; a part never looked at yet shows nothing gone)."""
     record = {row.part: row for row in RetentionRepository(session).parts()}
@@ -174,7 +174,7 @@ def retention_report(session: Session, *, now: dt.datetime, settings: Settings) 
         out.append(
             RetentionClassOut(
                 data_class=data_class,
-                period=settings.retention[data_class],
+                period_days=None if cutoff is None else (now - cutoff).days,
                 cutoff=cutoff,
                 due=sum(part.due for part in parts),
                 purged=sum(part.purged for part in parts),
@@ -183,4 +183,4 @@ def retention_report(session: Session, *, now: dt.datetime, settings: Settings) 
                 parts=parts,
             )
         )
-    return out
+    return RetentionReport(at=now, classes=out)

@@ -53,10 +53,15 @@ class RetentionPartOut(Schema):
 
 class RetentionClassOut(Schema):
     data_class: str = Field(description="events, messages, free_text, responses or inbox")
-    period: dt.timedelta | None = Field(description="FOLLOWUP_RETENTION_<CLASS>; null: kept for ever")
+    period_days: int | None = Field(description="FOLLOWUP_RETENTION_<CLASS> in days; null: kept for ever")
     cutoff: dt.datetime | None = Field(description="what is older than this goes")
     due: int
     purged: int
     last_purged_at: dt.datetime | None
     checked_at: dt.datetime | None
     parts: list[RetentionPartOut]
+
+
+class RetentionReport(Schema):
+    at: dt.datetime = Field(description="when the report was made; cutoffs and due counts are as of then")
+    classes: list[RetentionClassOut]

@@ -170,8 +170,7 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
 
 
 def _days(period: dt.timedelta | None) -> str:
-    days = 0 if period is None else period / dt.timedelta(days=1)
-    return f"{days:g} days"
+    return f"{0 if period is None else period.days} days"
 
 
 def count_events(session: Session) -> int:
