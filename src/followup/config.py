@@ -173,8 +173,8 @@ class Settings(BaseSettings):
     # and must be done within FOLLOWUP_ERASURE_DAYS of the request; later ones show as overdue.
     erasure_grace: dt.timedelta = dt.timedelta(0)
     erasure_days: int = Field(default=15, ge=1, le=90)
-    # How long each kind of data is kept, as ISO 8601 durations (P400D; a year counts 365 days and a
-    # month 30, so P3Y is P1095D); P0D keeps it for ever. The worker purges what is older, in batches, and
+    # How long each kind of data is kept, as ISO 8601 durations in whole days (P1D to P36500D; a year
+    # counts 365 days, so P3Y is P1095D); P0D keeps it for ever. The worker purges what is older, in batches, and
     # `followup privacy retention-report` shows what would go and what went (docs/privacy.md).
     # Raw events, by when they happened: older ones go, their day buckets of activity stay.
     retention_events: dt.timedelta = dt.timedelta(days=400)
