@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -224,6 +225,25 @@ def test_the_purge_runs_in_batches_of_the_workers_size(api: TestClient, runtime:
         assert since == dt.datetime.combine((clock.now() - 30 * DAY).date(), dt.time(), dt.UTC) + DAY
         assert events.recompute_customer_stats(session, since=since) == 1
     assert held(runtime)["activity_days"] == 8
+
+
+def test_two_workers_purging_at_once_take_each_row_once(api: TestClient, runtime: Runtime, clock: ManualClock) -> None:
+    batch = [transfer(f"e-{n}", f"c{n % 5}", amount=1) for n in range(40)]
+    assert api.post("/api/v1/events", json={"events": batch}).json()["accepted"] == 40
+    clock.advance(31 * DAY)
+    young = transfer("e-young", "c0", amount=1, occurred_at=clock.now())
+    assert api.post("/api/v1/events", json={"events": [young]}).json()["accepted"] == 1
+    workers = [Worker(runtime, batch_size=3) for _ in range(2)]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [worker.steps for worker in pool.map(lambda worker: worker.run_until_idle(), workers)]
+
+    assert sum(done) == 40
+    assert held(runtime)["events"] == 1
+    with runtime.read_session() as session:
+        record = retention.retention_report(session, now=clock.now(), settings=runtime.settings)
+    (events_class,) = [row for row in record.classes if row.data_class == "events"]
+    assert (events_class.due, events_class.purged) == (0, 40)
 
 
 def test_nothing_is_purged_while_every_period_is_unset(
