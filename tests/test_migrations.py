@@ -25,7 +25,7 @@ from followup.privacy import service as privacy
 from followup.privacy.models import AuditEntry
 
 NEW_TABLES = {"console_sessions", "sign_in_throttles"}
-HEAD = "0023"
+HEAD = "0024"
 
 
 def schema_differences(conn: Connection) -> list[Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from followup.bootstrap import worker_tasks
 from followup.config import Settings
+from followup.data_rights import retention
 from followup.data_rights import service as data_rights
 from followup.dispatch.service import UNDELIVERED_JOB
 from followup.followups import service as followups
@@ -30,12 +31,14 @@ def test_the_registry_holds_each_domains_jobs_and_timers() -> None:
     tasks = worker_tasks()
 
     assert set(tasks.jobs) == {UNDELIVERED_JOB, ANSWERED_JOB}
-    # Waves and sweeps first: the follow-ups they plan due now are invited in the same tick.
+    # Waves and sweeps first: the follow-ups they plan due now are invited in the same tick. Data
+    # rights last: an erasure or a purge finds what the follow-ups' steps just wrote.
     assert tasks.timers == (
         waves.run_due_waves,
         proactive.run_due_sweeps,
         followups.run_due_followups,
         data_rights.run_due_erasures,
+        retention.purge_due,
     )
     # Once, before a process's first round: erasures a restored backup brought back are done again.
     assert tasks.at_start == (data_rights.reapply_at_start,)

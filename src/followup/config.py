@@ -173,6 +173,19 @@ class Settings(BaseSettings):
     # and must be done within FOLLOWUP_ERASURE_DAYS of the request; later ones show as overdue.
     erasure_grace: dt.timedelta = dt.timedelta(0)
     erasure_days: int = Field(default=15, ge=1, le=90)
+    # How long each kind of data is kept, as ISO 8601 durations in whole days (P1D to P36500D; a year
+    # counts 365 days, so P3Y is P1095D); P0D keeps it for ever. The worker purges what is older, in batches, and
+    # `followup privacy retention-report` shows what would go and what went (docs/privacy.md).
+    # Raw events, by when they happened: older ones go, their day buckets of activity stay.
+    retention_events: dt.timedelta = dt.timedelta(days=400)
+    # The content of messages sent (subject, text, links) and providers' error texts; states stay.
+    retention_messages: dt.timedelta = dt.timedelta(days=180)
+    # What people typed: comments and text answers, SMS replies, the notes and replies of closed cases.
+    retention_free_text: dt.timedelta = dt.timedelta(days=365)
+    # Responses themselves, scores included: NPS, CSAT and CES of the periods older than this go.
+    retention_responses: dt.timedelta = dt.timedelta(days=1095)
+    # In-app inbox items.
+    retention_inbox: dt.timedelta = dt.timedelta(days=90)
     # Base64 of 32 random bytes wrapping every customer's data key: master key version 1. Required on
     # PostgreSQL (or FOLLOWUP_MASTER_KEYS); on SQLite a key file is created beside the database when
     # neither is set. Losing it loses all personal data.
@@ -359,6 +372,18 @@ class Settings(BaseSettings):
             raise ValueError("the erasure grace is an ISO 8601 duration from PT0S to P90D")
         return value
 
+    @field_validator(
+        "retention_events", "retention_messages", "retention_free_text", "retention_responses", "retention_inbox"
+    )
+    @classmethod
+    def _check_retention(cls, value: dt.timedelta) -> dt.timedelta:
+        whole_days = value % dt.timedelta(days=1) == dt.timedelta(0)
+        if value != dt.timedelta(0) and not (whole_days and dt.timedelta(days=1) <= value <= dt.timedelta(days=36_500)):
+            raise ValueError(
+                "a retention period is an ISO 8601 duration in whole days from P1D to P36500D, or P0D to keep for ever"
+            )
+        return value
+
     @field_validator("email_webhook_secret")
     @classmethod
     def _email_whsec(cls, value: SecretStr | None) -> SecretStr | None:
@@ -406,6 +431,18 @@ class Settings(BaseSettings):
     @cached_property
     def quiet_hours(self) -> tuple[dt.time, dt.time]:
         return (dt.time.fromisoformat(self.quiet_hours_start), dt.time.fromisoformat(self.quiet_hours_end))
+
+    @cached_property
+    def retention(self) -> dict[str, dt.timedelta | None]:
+        """Data class → how long it is kept (None: for ever), from the FOLLOWUP_RETENTION_* settings."""
+        periods = {
+            "events": self.retention_events,
+            "messages": self.retention_messages,
+            "free_text": self.retention_free_text,
+            "responses": self.retention_responses,
+            "inbox": self.retention_inbox,
+        }
+        return {name: period or None for name, period in periods.items()}
 
     @property
     def is_sqlite(self) -> bool:

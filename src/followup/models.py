@@ -6,7 +6,7 @@ from followup.calls.models import CallOutcome, CallTask
 from followup.cases.models import Case, CaseEvent
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
 from followup.customers.models import ContactPoint, Customer, CustomerKey, KeyCheck, Tombstone
-from followup.data_rights.models import DataRequest
+from followup.data_rights.models import DataRequest, RetentionPart
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
 from followup.events.models import Event
 from followup.followups.models import Followup, FollowupHistory
@@ -53,6 +53,7 @@ __all__ = [
     "ProviderState",
     "RateLimit",
     "Response",
+    "RetentionPart",
     "RewardAccount",
     "RewardEntry",
     "Segment",

@@ -4,10 +4,11 @@ import datetime as dt
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.cases.models import Case, CaseEvent
+from followup.kernel import expiry
 from followup.kernel.db import BulkStatements, chunked
 
 # A case still being worked: not resolved, not closed.
@@ -217,4 +218,33 @@ class SubjectRepository:
         self.session.execute(
             update(Case).where(Case.customer_id == customer_id).values(resurvey_token_hash=None),
             execution_options={"synchronize_session": False},
+        )
+
+
+class RetentionRepository:
+    """The texts of cases done (resolved or closed) before the cutoff: notes, replies and
+    resolutions. A case still being worked keeps its texts however old they are: the agents still
+    need them. Cases are few; their texts are found through `ix_case_events_texts`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def _texts_of_done(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        done_at = func.coalesce(Case.closed_at, Case.resolved_at)
+        closed = select(Case.id).where(Case.status.in_(("resolved", "closed")), done_at < cutoff)
+        return [CaseEvent.text_sealed.is_not(None), CaseEvent.case_id.in_(closed)]
+
+    def count_texts_of_done(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, CaseEvent.id, self._texts_of_done(cutoff))
+
+    def clear_texts_of_done(self, cutoff: dt.datetime, *, limit: int) -> int:
+        return expiry.clear_batch(
+            self.session,
+            CaseEvent,
+            CaseEvent.id,
+            self._texts_of_done(cutoff),
+            values={"text_sealed": None},
+            order_by=CaseEvent.case_id,
+            limit=limit,
         )

@@ -12,7 +12,10 @@ class InboxItem(Base):
     """An item in the wallet app's in-app inbox; unique per delivery idempotency key."""
 
     __tablename__ = "inbox_items"
-    __table_args__ = (Index("ix_inbox_items_customer", "customer_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_inbox_items_customer", "customer_id", "created_at"),
+        Index("ix_inbox_items_created", "created_at"),  # the retention purge, oldest first
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"))
@@ -32,6 +35,7 @@ class ShortLink(Base):
     """
 
     __tablename__ = "short_links"
+    __table_args__ = (Index("ix_short_links_expires", "expires_at"),)  # the retention purge
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id", ondelete="CASCADE"), index=True)

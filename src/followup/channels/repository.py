@@ -3,10 +3,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
 from followup.channels.models import InboxItem, ProviderState, RateLimit, ShortLink
+from followup.kernel import expiry
 from followup.kernel.db import insert_ignoring_conflicts
 
 
@@ -108,3 +109,36 @@ class SubjectRepository:
         """The inbox and short links only carry what was sent: they go."""
         self.session.execute(delete(InboxItem).where(InboxItem.customer_id == customer_id))
         self.session.execute(delete(ShortLink).where(ShortLink.customer_id == customer_id))
+
+
+class RetentionRepository:
+    """Inbox items and expired short links past their retention period."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def _inbox_older(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        return [InboxItem.created_at < cutoff]
+
+    def count_inbox_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, InboxItem.id, self._inbox_older(cutoff))
+
+    def delete_inbox_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        return expiry.delete_batch(
+            self.session, InboxItem, InboxItem.id, self._inbox_older(cutoff), order_by=InboxItem.created_at, limit=limit
+        )
+
+    def count_links_expired(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, ShortLink.code_hash, [ShortLink.expires_at < cutoff])
+
+    def delete_links_expired(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """A short link's target (its survey link) goes with the messages that carried it."""
+        return expiry.delete_batch(
+            self.session,
+            ShortLink,
+            ShortLink.code_hash,
+            [ShortLink.expires_at < cutoff],
+            order_by=ShortLink.expires_at,
+            limit=limit,
+        )

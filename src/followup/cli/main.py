@@ -405,7 +405,10 @@ def customers_recompute_stats() -> None:
             runtime.session() as session,
         ):
             task = progress.add_task("replay", total=total)
-            replayed = service.recompute_customer_stats(session, progress=lambda n: progress.advance(task, n))
+            since = service.held_whole_since(now=runtime.clock.now(), settings=runtime.settings)
+            replayed = service.recompute_customer_stats(
+                session, since=since, progress=lambda n: progress.advance(task, n)
+            )
     typer.echo(json.dumps({"events": replayed}))
 
 
@@ -607,11 +610,13 @@ def _check_decodes(source: IO[bytes], codec: str) -> None:
 
 from followup.cli.bench import bench  # noqa: E402 - the commands live in their own modules
 from followup.cli.demo import demo  # noqa: E402
+from followup.cli.privacy import privacy_app  # noqa: E402
 from followup.cli.strategies import strategies_app  # noqa: E402
 
 app.command("demo")(demo)
 app.command("bench")(bench)
 app.add_typer(strategies_app, name="strategies")
+app.add_typer(privacy_app, name="privacy")
 
 
 def main() -> None:

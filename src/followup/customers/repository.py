@@ -258,9 +258,13 @@ class ActivityRepository:
             [(bulk.db_time(at), cid, bulk.db_time(at)) for cid, at in sorted(rows)],
         )
 
-    def clear(self) -> None:
-        for model in (CustomerActivityDay, CustomerActivity):
-            self.session.execute(delete(model))
+    def clear(self, *, from_day: int | None = None) -> None:
+        """Forget the activity; with `from_day`, keep the day buckets before that day."""
+        days = delete(CustomerActivityDay)
+        if from_day is not None:
+            days = days.where(CustomerActivityDay.day >= from_day)
+        self.session.execute(days)
+        self.session.execute(delete(CustomerActivity))
 
 
 def address_present_sql(alias: str, address: str) -> str:

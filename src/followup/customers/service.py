@@ -432,9 +432,11 @@ def _add_response(row: CustomerActivity, *, channel: str, nps: int | None, at: d
         row.last_nps, row.last_nps_at = nps, at
 
 
-def clear_activity(session: Session) -> None:
-    """Forget every customer's activity, before `recompute-stats` rebuilds it from the logs."""
-    ActivityRepository(session).clear()
+def clear_activity(session: Session, *, kept_before: dt.datetime | None = None) -> None:
+    """Forget every customer's activity, before `recompute-stats` rebuilds it from the logs; with
+    `kept_before` (a UTC midnight), the events' day buckets of earlier days stay as they are."""
+    from_day = None if kept_before is None else int(kept_before.timestamp()) // 86400
+    ActivityRepository(session).clear(from_day=from_day)
     session.flush()
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, UTCDateTime
@@ -46,3 +46,24 @@ class DataRequest(Base):
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class RetentionPart(Base):
+    """One part of a data class's retention (ADR 0026), e.g. free text: SMS replies; the worker's
+    record of it: when it last looked, what went in all, and when it looks next.
+
+    The worker that locks the row (FOR UPDATE SKIP LOCKED) purges that part; another skips it, so
+    two workers never purge the same rows at once. Looking every few minutes rather than every round
+    keeps an idle worker's round at one small read.
+    """
+
+    __tablename__ = "retention_parts"
+
+    part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data_class: Mapped[str] = mapped_column(String(16))
+    purged: Mapped[int] = mapped_column(BigInteger, default=0)  # rows deleted or cleared, in all
+    last_purged: Mapped[int] = mapped_column(BigInteger, default=0)  # by the last round that found any
+    last_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_cutoff: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    next_check_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

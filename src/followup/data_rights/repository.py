@@ -5,7 +5,8 @@ import datetime as dt
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from followup.data_rights.models import DataRequest
+from followup.data_rights.models import DataRequest, RetentionPart
+from followup.kernel.db import insert_ignoring_conflicts
 
 OPEN = ("pending", "held")
 
@@ -78,4 +79,38 @@ class DataRequestRepository:
         self.session.execute(
             update(DataRequest).where(DataRequest.customer_id == customer_id).values(reason_sealed=None),
             execution_options={"synchronize_session": False},
+        )
+
+
+class RetentionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def parts(self) -> list[RetentionPart]:
+        return list(self.session.scalars(select(RetentionPart).order_by(RetentionPart.part)))
+
+    def add_missing(self, parts: dict[str, str], *, now: dt.datetime) -> None:
+        """A row for every part (name → data class) that has none yet; two workers adding the same
+        part at once add it once."""
+        known = set(self.session.scalars(select(RetentionPart.part)))
+        rows = [
+            {"part": name, "data_class": data_class, "purged": 0, "last_purged": 0, "next_check_at": now}
+            for name, data_class in parts.items()
+            if name not in known
+        ]
+        if rows:
+            dialect = self.session.get_bind().dialect.name
+            self.session.execute(
+                insert_ignoring_conflicts(dialect, RetentionPart.__table__, index_elements=["part"]), rows
+            )
+
+    def claim_due(self, *, now: dt.datetime) -> list[RetentionPart]:
+        """The parts due a look, locked; another worker skips the ones this one holds."""
+        return list(
+            self.session.scalars(
+                select(RetentionPart)
+                .where(RetentionPart.next_check_at <= now)
+                .order_by(RetentionPart.part)
+                .with_for_update(skip_locked=True)
+            )
         )

@@ -39,3 +39,29 @@ class DataRequestOut(Schema):
     overdue: bool = Field(description="not done and past its deadline")
     hold_reason: str | None
     held_by: str | None
+
+
+class RetentionPartOut(Schema):
+    part: str = Field(description="one table or column of the class, e.g. replies.texts")
+    what: str = Field(description="what goes, and whether it is deleted or cleared")
+    due: int = Field(description="rows older than the cutoff now: what the worker would purge")
+    purged: int = Field(description="rows the worker purged, in all")
+    last_purged: int = Field(description="rows purged by the last round that found any")
+    last_purged_at: dt.datetime | None
+    checked_at: dt.datetime | None = Field(description="when the worker last looked")
+
+
+class RetentionClassOut(Schema):
+    data_class: str = Field(description="events, messages, free_text, responses or inbox")
+    period_days: int | None = Field(description="FOLLOWUP_RETENTION_<CLASS> in days; null: kept for ever")
+    cutoff: dt.datetime | None = Field(description="what is older than this goes")
+    due: int
+    purged: int
+    last_purged_at: dt.datetime | None
+    checked_at: dt.datetime | None
+    parts: list[RetentionPartOut]
+
+
+class RetentionReport(Schema):
+    at: dt.datetime = Field(description="when the report was made; cutoffs and due counts are as of then")
+    classes: list[RetentionClassOut]

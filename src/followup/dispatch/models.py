@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, UTCDateTime
@@ -23,6 +23,13 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_due", "status", "due_at"),
         Index("ix_messages_provider_ref", "provider_ref"),
+        # Messages whose content is still held, by age, for the retention purge (a cleared one leaves it).
+        Index(
+            "ix_messages_content_created",
+            "created_at",
+            sqlite_where=text("length(content_sealed) > 0"),
+            postgresql_where=text("length(content_sealed) > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -82,7 +89,15 @@ class InboundMessage(Base):
     comment, unknown_sender) and, for a comment, its text sealed under the customer's key."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (UniqueConstraint("provider", "provider_ref"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_ref"),
+        Index(
+            "ix_inbound_messages_text_received",
+            "received_at",
+            sqlite_where=text("text_sealed IS NOT NULL"),
+            postgresql_where=text("text_sealed IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))

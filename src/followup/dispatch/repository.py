@@ -4,10 +4,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, case, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from followup.dispatch.models import InboundMessage, Message, MessageAttempt
+from followup.kernel import expiry
 from followup.kernel.db import chunked, insert_ignoring_conflicts
 
 _KEYS_OF = select(Message.idempotency_key).where(
@@ -367,4 +368,59 @@ class SubjectRepository:
         self.session.execute(
             update(InboundMessage).where(InboundMessage.customer_id == customer_id).values(text_sealed=None),
             execution_options={"synchronize_session": False},
+        )
+
+
+# Not yet handed to a provider: their content is still to be sent, however old.
+_UNSENT = ("queued", "sending", "in_flight")
+
+
+class RetentionRepository:
+    """Message content and reply texts past their retention period. Each predicate repeats the
+    WHERE of its partial index word for word (migration 0024): SQLite uses a partial index only
+    when the query names its condition, and rows already cleared leave the index."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def _content_older(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        return [
+            func.length(Message.content_sealed) > literal_column("0"),
+            Message.created_at < cutoff,
+            Message.status.not_in(_UNSENT),
+        ]
+
+    def count_content_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, Message.id, self._content_older(cutoff))
+
+    def clear_content_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """The content and the provider's error text go; states, times and counts stay for rates."""
+        return expiry.clear_batch(
+            self.session,
+            Message,
+            Message.id,
+            self._content_older(cutoff),
+            values={"content_sealed": b"", "last_error": None},
+            order_by=Message.created_at,
+            limit=limit,
+        )
+
+    @staticmethod
+    def _reply_text_older(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        return [InboundMessage.text_sealed.is_not(None), InboundMessage.received_at < cutoff]
+
+    def count_reply_texts_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, InboundMessage.id, self._reply_text_older(cutoff))
+
+    def clear_reply_texts_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """A reply's words go; what it was read as (its kind and score) stays."""
+        return expiry.clear_batch(
+            self.session,
+            InboundMessage,
+            InboundMessage.id,
+            self._reply_text_older(cutoff),
+            values={"text_sealed": None},
+            order_by=InboundMessage.received_at,
+            limit=limit,
         )

@@ -330,6 +330,9 @@ def claim_due_messages(
 
 
 def read_content(session: Session, message: Message, *, keys: KeyProvider) -> MessageContent | None:
+    """The message's content; None once it is gone (its customer erased, or its retention past)."""
+    if not message.content_sealed:
+        return None
     plain = customers.open_for_customer(
         session, message.customer_id, message.content_sealed, keys=keys, purpose=_CONTENT_PURPOSE
     )

@@ -13,7 +13,10 @@ class Event(Base):
     """One fact from the wallet, kept once per event_id."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_customer", "customer_id"),)
+    __table_args__ = (
+        Index("ix_events_customer", "customer_id"),
+        Index("ix_events_occurred", "occurred_at"),  # the retention purge, oldest first
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(128), unique=True)

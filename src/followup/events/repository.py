@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from followup.events.models import Event
 from followup.events.schemas import EVENT_FIELDS
+from followup.kernel import expiry
 from followup.kernel.db import BulkStatements, chunked
 from followup.rules.tree import Node
 from followup.rules_sql import TypedField, Where, column_field, json_field, rule_where
@@ -119,17 +120,19 @@ class EventRepository:
     def count(self) -> int:
         return self.session.scalar(select(func.count()).select_from(Event)) or 0
 
-    def activity_facts(self, *, chunk: int = 5000) -> Iterator[list[tuple[int, str, dt.datetime, int | None, Any]]]:
-        """Every stored event as (customer, type, occurred_at, amount, attributes), in id order and
-        in chunks, keyset-paged so a large log is never held whole."""
+    def activity_facts(
+        self, *, since: dt.datetime | None = None, chunk: int = 5000
+    ) -> Iterator[list[tuple[int, str, dt.datetime, int | None, Any]]]:
+        """Every stored event (that happened at or after `since`) as (customer, type, occurred_at,
+        amount, attributes), in id order and in chunks, keyset-paged so a large log is never held whole."""
         after = 0
         while True:
-            rows = self.session.execute(
-                select(Event.id, Event.customer_id, Event.type, Event.occurred_at, Event.amount, Event.attributes)
-                .where(Event.id > after)
-                .order_by(Event.id)
-                .limit(chunk)
-            ).all()
+            query = select(
+                Event.id, Event.customer_id, Event.type, Event.occurred_at, Event.amount, Event.attributes
+            ).where(Event.id > after)
+            if since is not None:
+                query = query.where(Event.occurred_at >= since)
+            rows = self.session.execute(query.order_by(Event.id).limit(chunk)).all()
             if not rows:
                 return
             after = rows[-1][0]
@@ -146,4 +149,30 @@ class EventRepository:
         self.session.execute(
             update(Event).where(Event.customer_id == customer_id).values(attributes={}),
             execution_options={"synchronize_session": False},
+        )
+
+
+class RetentionRepository:
+    """Events past their retention period, by when they happened (`ix_events_occurred`).
+
+    On SQLite the newest event by id stays until a newer one comes: SQLite gives a new row the
+    greatest id plus one, so deleting the newest would hand its id out again, and a follow-up's
+    run key (`event:<id>`) would then name another event and keep its follow-up from being planned.
+    PostgreSQL's sequences never go back."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _older(self, cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        older = [Event.occurred_at < cutoff]
+        if self.session.get_bind().dialect.name == "sqlite":
+            older.append(expiry.below_newest(Event.id))
+        return older
+
+    def count_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, Event.id, self._older(cutoff))
+
+    def delete_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        return expiry.delete_batch(
+            self.session, Event, Event.id, self._older(cutoff), order_by=Event.occurred_at, limit=limit
         )

@@ -53,9 +53,9 @@ def _echoable(value: Any) -> str | None:
     return value if value.isprintable() else None
 
 
-def _rejection(raw: Any, index: int, message: str) -> Rejection:
+def _rejection(raw: Any, index: int, message: str, *, code: str = "invalid_event") -> Rejection:
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
-    return Rejection(index=index, event_id=_echoable(event_id), code="invalid_event", message=message)
+    return Rejection(index=index, event_id=_echoable(event_id), code=code, message=message)
 
 
 def _validate(raw_events: Sequence[Any], rejected: list[Rejection]) -> list[tuple[int, EventIn]]:
@@ -94,11 +94,22 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
     seen: set[str] = set()
     duplicates = 0
     limits = settings.input_limits
+    # An event older than its retention would be purged at the worker's next look, and a replay of
+    # one already purged could not be told from a new event by its event_id: both are refused.
+    kept_for = settings.retention["events"]
+    oldest = None if kept_for is None else now - kept_for
     for index, event in _validate(raw_events, rejected):
         try:
             occurred_at = parse_occurred_at(event["occurred_at"])
         except ValueError as exc:
             rejected.append(_rejection(raw_events[index], index, f"occurred_at: {exc}"))
+            continue
+        if oldest is not None and occurred_at < oldest:
+            message = (
+                f"occurred_at: the event is older than events are kept (FOLLOWUP_RETENTION_EVENTS, "
+                f"{_days(kept_for)}), so it is not stored"
+            )
+            rejected.append(_rejection(raw_events[index], index, message, code="event_expired"))
             continue
         try:
             encoded = encode_attributes(event.get("attributes") or {}, limits=limits)
@@ -158,16 +169,37 @@ def _ingest(session: Session, raw_events: Sequence[Any], *, now: dt.datetime, se
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 
 
+def _days(period: dt.timedelta | None) -> str:
+    return f"{0 if period is None else period.days} days"
+
+
 def count_events(session: Session) -> int:
     return EventRepository(session).count()
 
 
-def recompute_customer_stats(session: Session, *, progress: Callable[[int], None] | None = None) -> int:
+def held_whole_since(*, now: dt.datetime, settings: Settings) -> dt.datetime | None:
+    """The first UTC midnight from which the event log still holds every event (the retention
+    purge has taken none of that day or later); None while events are kept for ever."""
+    kept_for = settings.retention["events"]
+    if kept_for is None:
+        return None
+    cutoff = now - kept_for
+    midnight = dt.datetime.combine(cutoff.date(), dt.time(), tzinfo=dt.UTC)
+    return midnight if midnight == cutoff else midnight + dt.timedelta(days=1)
+
+
+def recompute_customer_stats(
+    session: Session, *, since: dt.datetime | None = None, progress: Callable[[int], None] | None = None
+) -> int:
     """Rebuild every customer's activity stats from the event log, the follow-up history and the
-    stored answers; gives the values ingest and answers keep. Returns the events replayed."""
-    customers.clear_activity(session)
+    stored answers; gives the values ingest and answers keep. Returns the events replayed.
+
+    With `since` (`held_whole_since`: events older than the retention period are gone from the
+    log), the day buckets before that midnight are kept as they are and only later days are rebuilt,
+    so the purged events still count."""
+    customers.clear_activity(session, kept_before=since)
     replayed = 0
-    for chunk in EventRepository(session).activity_facts():
+    for chunk in EventRepository(session).activity_facts(since=since):
         customers.record_activity(
             session,
             [

@@ -24,6 +24,8 @@ class Followup(Base):
         UniqueConstraint("strategy_id", "customer_id", "run_key"),
         Index("ix_followups_due", "due_at"),
         Index("ix_followups_customer", "customer_id"),
+        # Deleting an event past its retention sets its follow-ups' event_id to NULL: found here.
+        Index("ix_followups_event", "event_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, SmallInteger, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from followup.kernel.db import Base, BigId, JSONType, UTCDateTime
@@ -61,7 +61,16 @@ class Response(Base):
     is sealed under the customer's data key."""
 
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_responses_created", "created_at"),
+        # Responses whose texts are still held, by age, for the retention purge.
+        Index(
+            "ix_responses_texts_created",
+            "created_at",
+            sqlite_where=text("texts_sealed IS NOT NULL"),
+            postgresql_where=text("texts_sealed IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     followup_id: Mapped[int] = mapped_column(BigId, ForeignKey("followups.id", ondelete="CASCADE"), unique=True)

@@ -4,10 +4,11 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from followup.kernel import expiry
 from followup.kernel.db import BulkStatements, chunked, insert_ignoring_conflicts
 from followup.surveys.models import InterviewBooking, Invitation, Response, Survey, SurveyVersion
 
@@ -287,4 +288,43 @@ class SubjectRepository:
             .where(Invitation.customer_id == customer_id, Invitation.expires_at > now)
             .values(expires_at=now),
             execution_options={"synchronize_session": False},
+        )
+
+
+class RetentionRepository:
+    """Responses, and their texts, past their retention periods."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @staticmethod
+    def _texts_older(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        return [Response.texts_sealed.is_not(None), Response.created_at < cutoff]
+
+    def count_texts_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, Response.id, self._texts_older(cutoff))
+
+    def clear_texts_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        return expiry.clear_batch(
+            self.session,
+            Response,
+            Response.id,
+            self._texts_older(cutoff),
+            values={"texts_sealed": None},
+            order_by=Response.created_at,
+            limit=limit,
+        )
+
+    @staticmethod
+    def _older(cutoff: dt.datetime) -> list[ColumnElement[bool]]:
+        return [Response.created_at < cutoff]
+
+    def count_older(self, cutoff: dt.datetime) -> int:
+        return expiry.count(self.session, Response.id, self._older(cutoff))
+
+    def delete_older(self, cutoff: dt.datetime, *, limit: int) -> int:
+        """Responses go whole (a case that came of one keeps its own record: `response_id` is set
+        to NULL by the foreign key)."""
+        return expiry.delete_batch(
+            self.session, Response, Response.id, self._older(cutoff), order_by=Response.created_at, limit=limit
         )
