@@ -75,7 +75,9 @@ def test_the_answer_holds_what_the_next_page_needs_and_the_worker_does_the_rest_
         [entry] = session.scalars(select(RewardEntry)).all()
         assert (entry.delta, entry.balance_after, entry.created_at) == (REWARD_POINTS, REWARD_POINTS, answered_at)
         [audit] = session.scalars(select(AuditEntry).where(AuditEntry.event == "reward.granted")).all()
-        assert (audit.subject_id, audit.new) == ("c1", {"balance": 10, "points": 10, "reason": "followup_response"})
+        # The audit log names the customer by followup's own id, a reference that outlives an erasure
+        expected = (str(response.customer_id), {"balance": 10, "points": 10, "reason": "followup_response"})
+        assert (audit.subject_id, audit.new) == expected
         case = session.scalars(select(Case)).one()
         assert (case.kind, case.status, case.assignee_id, case.opened_at) == ("detractor", "open", None, answered_at)
         # And one job for the rest, carrying what it needs

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from followup.app import create_app
 from followup.calls import service as calls
+from followup.customers import service as customers
 from followup.followups import call_work
 from followup.kernel.actors import Actor
 from followup.kernel.time import ManualClock
@@ -100,8 +101,9 @@ def test_an_answered_call_goes_through_the_one_answer_path(
     revealed = api.post(f"{url}/reveal", json={"reason": reason}, headers=agent)
     assert revealed.json() == {"number": PHONE, "call_url": f"tel:{PHONE}"}
     audit = api.get("/api/v1/audit", params={"subject_type": "customer"}).json()["items"]
+    internal = str(_internal_id(world, "c1"))  # the audit log names customers by followup's own id
     assert [(a["event"], a["subject_id"], a["new"]["reason"]) for a in audit if a["event"] == "contact.revealed"] == [
-        ("contact.revealed", "c1", "calling the customer now, *******1234 was busy")  # the reason is scrubbed
+        ("contact.revealed", internal, "calling the customer now, *******1234 was busy")  # the reason is scrubbed
     ]
 
     answered = api.post(
@@ -192,7 +194,7 @@ def test_wrong_number_call_back_and_do_not_call(world: Runtime, api: TestClient,
     assert [(p["kind"], p["status"]) for p in points if p["kind"] == "phone"] == [("phone", "invalid")]
     audit = api.get("/api/v1/audit", params={"subject_type": "customer"}).json()["items"]
     assert [(a["subject_id"], a["new"]["reason"]) for a in audit if a["event"] == "contact.invalidated"] == [
-        (wrong["customer_id"], "wrong_number")
+        (str(_internal_id(world, wrong["customer_id"])), "wrong_number")
     ]
     moved = api.get("/api/v1/followups", params={"customer_id": wrong["customer_id"]}).json()["items"][0]
     assert moved["channel"] is None or moved["reason"] is None  # moved on to email
@@ -340,3 +342,8 @@ def test_an_agent_works_a_call_in_the_console_and_a_supervisor_sees_the_day(
     board = supervisor.get("/console/calls").text
     assert "Agents today" in board
     assert "ann@wallet.example" in board
+
+
+def _internal_id(runtime: Runtime, external_id: str) -> int:
+    with runtime.read_session() as session:
+        return customers.access_customer(session, external_id).id

@@ -238,7 +238,8 @@ def _email_ledger(runtime: Runtime) -> list[tuple[bool, str]]:
 
 def _email_audit(runtime: Runtime) -> list[str]:
     with runtime.read_session() as session:
-        entries = privacy.list_audit(session, subject_type="customer", subject_id="c1")
+        internal = customers.access_customer(session, "c1").id  # the audit log's reference to the customer
+        entries = privacy.list_audit(session, subject_type="customer", subject_id=str(internal))
         return [entry.event for entry in entries if (entry.new or {}).get("channel") == "email"]
 
 

@@ -192,7 +192,7 @@ def reveal(session: Session, task: CallTask, reason: str, *, actor: Actor, keys:
         session,
         actor=actor,
         subject_type="customer",
-        subject_id=customer.external_id,
+        subject_id=str(customer.id),
         event="contact.revealed",
         now=now,
         new={"kind": "phone", "call_id": task.id, "reason": scrub(reason.strip())},

@@ -210,12 +210,11 @@ def mark_contact(
     old = point.status
     point.status, point.status_reason, point.changed_at = status, reason[:64], now
     repo.refresh_reach(point.customer_id)
-    customer = session.get(Customer, point.customer_id)
     privacy.record_audit(
         session,
         actor=actor,
         subject_type="customer",
-        subject_id=customer.external_id if customer is not None else str(point.customer_id),
+        subject_id=str(point.customer_id),
         event="contact.validated" if status == ContactStatus.VALID else "contact.invalidated",
         now=now,
         old={"kind": point.kind, "contact_id": point.id, "status": str(old)},

@@ -156,7 +156,7 @@ def apply_bounce(
                 subject_id=customer.external_id,
                 source="unsubscribe",  # a spam complaint is the customer's unsubscribe
                 built_in_notice_version=built_in_notice_version,
-                actor=Actor(kind="customer", id=customer.external_id),
+                actor=Actor(kind="customer", id=str(customer.id)),
                 now=now,
             )
     elif message is not None and kind == "soft":

@@ -184,7 +184,7 @@ def _keyword(
         subject_id=customer.external_id,
         source="sms_keyword",
         built_in_notice_version=settings.privacy_notice_version,
-        actor=Actor(kind="customer", id=customer.external_id),
+        actor=Actor(kind="customer", id=str(customer.id)),
         now=now,
     )
     if changed:  # confirmed once: a second STOP changes nothing and is not answered again

@@ -163,7 +163,7 @@ def record_consents(
             session,
             actor=actor,
             subject_type="customer",
-            subject_id=subject_id,
+            subject_id=str(customer_id),
             event="consent.granted" if granted else "consent.withdrawn",
             now=now,
             old={"purpose": purpose, "channel": channel, "granted": old},
@@ -485,7 +485,7 @@ def unsubscribe(
         subject_id=subject_id,
         source="unsubscribe",
         built_in_notice_version=built_in_notice_version,
-        actor=Actor(kind="customer", id=subject_id),
+        actor=Actor(kind="customer", id=str(link.customer_id)),
         now=now,
     )
     return withdrawn > 0

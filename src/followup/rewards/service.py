@@ -58,7 +58,7 @@ def grant_points(
         session,
         actor=actor,
         subject_type="customer",
-        subject_id=subject_id,
+        subject_id=str(customer_id),
         event="reward.granted",
         now=now,
         old={"balance": balance - points},

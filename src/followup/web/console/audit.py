@@ -46,6 +46,10 @@ def audit_log(
             session, subject_type=subject or None, limit=PAGE_SIZE, offset=offset_of(number)
         )
         context["entries"] = entries
+        # The log names customers by followup's own id (what stays after an erasure): show the
+        # wallet's id beside it while the customer has one.
+        ids = {int(e.subject_id) for e in entries if e.subject_type == "customer" and e.subject_id.isdigit()}
+        context["customer_names"] = {str(k): v for k, v in customers.external_ids(session, ids).items()}
     else:
         records, total = privacy.consent_ledger_page(
             session, customer_id=None, limit=PAGE_SIZE, offset=offset_of(number)
