@@ -245,9 +245,13 @@ def run_due_erasures(
     repo = DataRequestRepository(session)
     done = 0
     for row in repo.claim_due_erasures(now=now, limit=min(limit, 50)):
-        if one_by_one:
-            with session.begin_nested():
-                erase_now(session, row.customer_id, request_id=row.request_id, keys=keys, now=now)
+        if one_by_one:  # the batch failed: each on its own, so one that breaks holds up no other
+            try:
+                with session.begin_nested():
+                    erase_now(session, row.customer_id, request_id=row.request_id, keys=keys, now=now)
+            except Exception as exc:  # noqa: BLE001 - logged without personal data; tried again next round
+                log.warning("erasure_failed", request_id=row.request_id, error=type(exc).__name__)
+                continue
         else:
             erase_now(session, row.customer_id, request_id=row.request_id, keys=keys, now=now)
         row.status, row.done_at = "done", now
