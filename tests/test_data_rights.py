@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from followup.app import create_app
 from followup.config import Settings
-from followup.kernel.db import KEY_STORE_SCHEMA, key_store_schema
+from followup.kernel.db import KEY_STORE_SCHEMA
 from followup.kernel.time import ManualClock
 from followup.models import metadata
 from followup.runtime import Runtime, build_runtime
@@ -33,7 +33,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import strategy_body
 from tests.builders.surveys import survey_body
 from tests.conftest import SmtpSink
-from tests.helpers import survey_path
+from tests.helpers import every_stored_value, survey_path
 
 EMAIL = "Li.Na.4471@Example-Wallet.test"
 PHONE = "+8613811112222"
@@ -142,24 +142,10 @@ def _totals(runtime: Runtime) -> tuple[Any, ...]:
     return tuple(ledger) + tuple(scores)
 
 
-def dump_every_row(runtime: Runtime) -> bytes:
-    """Every value of every table, the key store's too, as the driver hands it over."""
-    keys = key_store_schema(runtime.engine)
-    out = bytearray()
-    with runtime.read_session() as session:
-        for table in metadata.sorted_tables:
-            name = f"{keys}.{table.name}" if table.schema == KEY_STORE_SCHEMA else table.name
-            for row in session.execute(text(f"SELECT * FROM {name}")):  # noqa: S608 - our own table names
-                for value in row:
-                    out += value if isinstance(value, bytes) else str(value).encode()
-                    out += b"\n"
-    return bytes(out)
-
-
 def raw_bytes(runtime: Runtime) -> bytes:
     """SQLite: the files themselves, after a checkpoint; PostgreSQL: every row."""
     if runtime.engine.dialect.name != "sqlite":
-        return dump_every_row(runtime)
+        return every_stored_value(runtime)
     raw = runtime.engine.raw_connection()
     try:
         for schema in ("main", KEY_STORE_SCHEMA):
@@ -217,8 +203,8 @@ def test_erasure_is_a_request_the_worker_carries_out_and_history_survives_it(
     # History that counts is unchanged; nothing personal is left, in any table or in the files.
     assert api.get("/api/v1/metrics/summary").json() == metrics_before
     assert _totals(runtime) == totals_before
-    assert OTHER_ATTRIBUTE.encode() in dump_every_row(runtime), "the search sees what was not erased"
-    assert found(dump_every_row(runtime)) == []
+    assert OTHER_ATTRIBUTE.encode() in every_stored_value(runtime), "the search sees what was not erased"
+    assert found(every_stored_value(runtime)) == []
     assert found(raw_bytes(runtime)) == []
 
     # The export of the erased id is its tombstone alone.
@@ -354,7 +340,7 @@ def test_a_database_restored_from_a_backup_before_the_erasure_forgets_the_custom
             assert client.get("/api/v1/customers/c1").status_code == 404
             assert client.get("/api/v1/customers/c2").status_code == 200
         assert found(raw_bytes(restored)) == []
-        assert OTHER_ATTRIBUTE.encode() in dump_every_row(restored)
+        assert OTHER_ATTRIBUTE.encode() in every_stored_value(restored)
     finally:
         restored.close()
 

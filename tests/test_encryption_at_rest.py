@@ -26,7 +26,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import strategy_body
 from tests.builders.surveys import survey_body
 from tests.conftest import SmtpSink
-from tests.helpers import survey_path
+from tests.helpers import every_stored_value, survey_path
 
 EMAIL_1 = "Zhao.Lei.7731@Example-Wallet.test"
 PHONE_1 = "+8613912345678"
@@ -110,22 +110,10 @@ def test_the_api_still_shows_contacts_masked_and_the_comment_in_clear(api: TestC
 
 
 def test_no_table_holds_a_contact_or_the_comment_in_clear(runtime: Runtime, loop_ran: None) -> None:
-    # Every value of every row, as the driver hands it over (bytes stay bytes).
-    dump = bytearray()
-    with runtime.read_session() as session:
-        for table in metadata.sorted_tables:
-            for row in session.execute(table.select()):
-                for value in row:
-                    if isinstance(value, bytes):
-                        dump += value
-                    elif isinstance(value, str):
-                        dump += value.encode()
-                    else:
-                        dump += json.dumps(value, default=str, ensure_ascii=False).encode()
-                    dump += b"\n"
+    dump = every_stored_value(runtime)
 
     assert CANARY.encode() in dump
-    assert find_secrets(bytes(dump)) == []
+    assert find_secrets(dump) == []
 
 
 def test_the_raw_database_bytes_hold_no_contact_or_comment(runtime: Runtime, loop_ran: None) -> None:
