@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from email.message import EmailMessage
+from pathlib import Path
 
 from followup.models import metadata
 from followup.runtime import Runtime
@@ -54,3 +56,14 @@ def every_stored_value(runtime: Runtime) -> bytes:
                         dump += json.dumps(value, default=str, ensure_ascii=False).encode()
                     dump += b"\n"
     return bytes(dump)
+
+
+def file_bytes(*paths: Path) -> bytes:
+    """The bytes of database files, read by another process. Opening and closing a file SQLite has
+    open in this process would drop this process's POSIX locks on it (a close releases every lock
+    the process holds on the file), and a `followup` command run next could then take itself for
+    the last user and delete the write-ahead log under this process's connections."""
+    existing = [str(path) for path in paths if path.exists()]
+    if not existing:
+        return b""
+    return subprocess.run(["cat", *existing], capture_output=True, check=True).stdout

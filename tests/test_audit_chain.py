@@ -28,6 +28,7 @@ from followup.runtime import Runtime
 from tests.builders.strategies import make_strategy
 from tests.builders.surveys import make_survey
 from tests.conftest import MASTER_KEY, SmtpSink
+from tests.helpers import file_bytes
 from tests.test_case_work import _detractor_case
 
 NOTE = "Spoke to Wang Fang on 138 0013 8000 about the refund"
@@ -165,7 +166,7 @@ def _database_bytes(runtime: Runtime) -> bytes:
         assert busy == 0, "the checkpoint could not finish"
         runtime.engine.dispose()
         path = Path(str(make_url(runtime.settings.database_url).database))
-        return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+        return file_bytes(path, path.with_name(path.name + "-wal"))
     with runtime.engine.connect() as conn:
         tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")).scalars()
         return "".join(

@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import io
 import json
-import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -24,7 +23,7 @@ from sqlalchemy import text
 
 from followup.app import create_app
 from followup.config import Settings
-from followup.kernel.db import KEY_STORE_SCHEMA
+from followup.kernel.db import KEY_STORE_SCHEMA, key_store_location
 from followup.kernel.time import ManualClock
 from followup.models import metadata
 from followup.runtime import Runtime, build_runtime
@@ -33,7 +32,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import strategy_body
 from tests.builders.surveys import survey_body
 from tests.conftest import SmtpSink
-from tests.helpers import every_stored_value, survey_path
+from tests.helpers import every_stored_value, file_bytes, survey_path
 
 EMAIL = "Li.Na.4471@Example-Wallet.test"
 PHONE = "+8613811112222"
@@ -153,11 +152,8 @@ def raw_bytes(runtime: Runtime) -> bytes:
             assert busy == 0
     finally:
         raw.close()
-    out = b""
     database = Path(str(runtime.engine.url.database))
-    for path in database.parent.iterdir():
-        out += path.read_bytes()
-    return out
+    return file_bytes(*sorted(database.parent.iterdir()))
 
 
 def found(haystack: bytes) -> list[str]:
@@ -303,19 +299,29 @@ def _restore(runtime: Runtime, backup: dict[str, list[dict[str, Any]]]) -> None:
                     conn.execute(text(f"SELECT setval({sequence}, COALESCE(MAX(id), 1)) FROM {table.name}"))  # noqa: S608
 
 
+def _sqlite_copy(source: Path, target: Path) -> None:
+    """SQLite's own online backup: consistent while other connections write, and never opening the
+    file outside SQLite (which would drop this process's locks on it)."""
+    origin, copy = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        origin.backup(copy)
+    finally:
+        origin.close()
+        copy.close()
+
+
 @pytest.mark.usefixtures("loop_ran")
 def test_a_database_restored_from_a_backup_before_the_erasure_forgets_the_customer_again(
     api: TestClient, runtime: Runtime, settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> None:
     sqlite = runtime.engine.dialect.name == "sqlite"
     database = Path(str(runtime.engine.url.database))
-    backup_file = tmp_path / "backup.db"
-    if sqlite:  # SQLite's own online backup of the database file; the key store is a file apart
-        source = sqlite3.connect(database)
-        target = sqlite3.connect(backup_file)
-        source.backup(target)
-        source.close()
-        target.close()
+    # The restored installation: on SQLite files of its own (the backup of the database beside a
+    # copy of the key store as it is after the erasure), on PostgreSQL the same schemas.
+    restored_db = tmp_path / "restored" / "followup.db"
+    restored_db.parent.mkdir()
+    if sqlite:
+        _sqlite_copy(database, restored_db)  # the backup, taken before the erasure
     else:
         backup = _snapshot(runtime)
 
@@ -324,13 +330,14 @@ def test_a_database_restored_from_a_backup_before_the_erasure_forgets_the_custom
     assert api.get("/api/v1/customers/c1").status_code == 404
 
     if sqlite:
-        runtime.engine.dispose()
-        for suffix in ("-wal", "-shm"):
-            database.with_name(database.name + suffix).unlink(missing_ok=True)
-        shutil.copyfile(backup_file, database)
+        _sqlite_copy(
+            Path(key_store_location(settings.database_url)), Path(key_store_location(f"sqlite:///{restored_db}"))
+        )
+        restored_settings = settings.model_copy(update={"database_url": f"sqlite:///{restored_db}"})
     else:
         _restore(runtime, backup)
-    restored = build_runtime(settings, clock=clock)
+        restored_settings = settings
+    restored = build_runtime(restored_settings, clock=clock)
     try:
         with restored.read_session() as session:
             name = session.execute(text("SELECT external_id FROM customers WHERE external_id = 'c1'")).scalar()

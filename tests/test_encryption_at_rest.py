@@ -26,7 +26,7 @@ from tests.builders.events import transfer
 from tests.builders.strategies import strategy_body
 from tests.builders.surveys import survey_body
 from tests.conftest import SmtpSink
-from tests.helpers import every_stored_value, survey_path
+from tests.helpers import every_stored_value, file_bytes, survey_path
 
 EMAIL_1 = "Zhao.Lei.7731@Example-Wallet.test"
 PHONE_1 = "+8613912345678"
@@ -126,7 +126,7 @@ def test_the_raw_database_bytes_hold_no_contact_or_comment(runtime: Runtime, loo
         assert busy == 0, "the checkpoint could not finish"
         database = Path(str(runtime.engine.url.database))
         wal = database.with_name(database.name + "-wal")
-        on_disk = database.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+        on_disk = file_bytes(database, wal)
     else:
         # Every column of every table as PostgreSQL itself renders it (bytea as \x… hex).
         rendered = []
