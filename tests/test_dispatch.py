@@ -58,9 +58,13 @@ class Wallet:
         return list(self.followup(customer_id)["messages"])
 
     def inbox(self, customer_id: str = "c1") -> list[dict[str, Any]]:
+        """The items as the app shows them, without the privacy page's link: its token is made
+        afresh at every reading."""
         response = self.api.get(f"/api/v1/customers/{customer_id}/inbox")
         assert response.status_code == 200, response.text
-        return list(response.json())
+        items = list(response.json())
+        assert all("/p/" in item.pop("my_data_url") for item in items)
+        return items
 
 
 WalletFactory = Callable[..., Wallet]
